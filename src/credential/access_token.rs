@@ -1,0 +1,131 @@
+//! The token a credential returns, its secret, and the options of a request.
+
+use std::{borrow::Cow, fmt, sync::Arc};
+
+use time::OffsetDateTime;
+
+/// A secret string (an access token, an assertion) whose `Debug` and `Display` never show it.
+///
+/// Cloning is cheap: the value is shared.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(Arc<str>);
+
+impl Secret {
+    /// Wraps a secret value.
+    pub fn new(value: impl Into<Arc<str>>) -> Self {
+        Self(value.into())
+    }
+
+    /// The secret itself. Do not log it.
+    pub fn secret(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+impl From<String> for Secret {
+    fn from(value: String) -> Self {
+        Self::new(value)
+    }
+}
+
+impl From<&str> for Secret {
+    fn from(value: &str) -> Self {
+        Self::new(value)
+    }
+}
+
+/// An access token and when it expires.
+///
+/// `Debug` prints the expiry but never the token.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct AccessToken {
+    /// The bearer token.
+    pub token: Secret,
+    /// When the token stops being valid.
+    pub expires_on: OffsetDateTime,
+    /// When a new token should be requested, if earlier than shortly before `expires_on`: the
+    /// server's `refresh_in`, or half the lifetime of tokens that live two hours or more.
+    pub refresh_on: Option<OffsetDateTime>,
+    /// The token type, almost always `Bearer`.
+    pub token_type: Cow<'static, str>,
+}
+
+impl AccessToken {
+    /// A bearer token expiring at `expires_on`, with no `refresh_on`.
+    pub fn new(token: impl Into<Secret>, expires_on: OffsetDateTime) -> Self {
+        Self { token: token.into(), expires_on, refresh_on: None, token_type: Cow::Borrowed("Bearer") }
+    }
+
+    /// Sets when the token should be refreshed.
+    #[must_use]
+    pub fn with_refresh_on(mut self, refresh_on: Option<OffsetDateTime>) -> Self {
+        self.refresh_on = refresh_on;
+        self
+    }
+
+    /// Sets the token type (`Bearer` is kept borrowed, without allocating).
+    #[must_use]
+    pub fn with_token_type(mut self, token_type: &str) -> Self {
+        self.token_type =
+            if token_type == "Bearer" { Cow::Borrowed("Bearer") } else { Cow::Owned(token_type.to_owned()) };
+        self
+    }
+}
+
+/// Options of one token request.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct TokenRequestOptions {
+    /// Additional claims, e.g. from a CAE or conditional-access challenge. A request with claims
+    /// always goes to the network.
+    pub claims: Option<String>,
+    /// A tenant other than the credential's own. Only credentials that talk to Microsoft Entra
+    /// directly honour it; managed identity ignores it, as azure-identity does.
+    pub tenant_id: Option<String>,
+    /// Requests a token for continuous access evaluation.
+    pub enable_cae: bool,
+}
+
+impl TokenRequestOptions {
+    /// Options asking for a token in `tenant_id`.
+    #[must_use]
+    pub fn with_tenant_id(mut self, tenant_id: impl Into<String>) -> Self {
+        self.tenant_id = Some(tenant_id.into());
+        self
+    }
+
+    /// Options carrying a claims challenge.
+    #[must_use]
+    pub fn with_claims(mut self, claims: impl Into<String>) -> Self {
+        self.claims = Some(claims.into());
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_never_shows_the_token() {
+        let token = AccessToken::new("eyJ0eXAiOiJKV1Qi.secret-part", OffsetDateTime::UNIX_EPOCH);
+        let printed = format!("{token:?}");
+        assert!(!printed.contains("secret-part"), "{printed}");
+        assert!(printed.contains("redacted"), "{printed}");
+    }
+
+    #[test]
+    fn bearer_token_type_is_borrowed() {
+        let token = AccessToken::new("t", OffsetDateTime::UNIX_EPOCH).with_token_type("Bearer");
+        assert!(matches!(token.token_type, Cow::Borrowed("Bearer")));
+        let pop = token.with_token_type("pop");
+        assert_eq!(pop.token_type, "pop");
+    }
+}

@@ -1,0 +1,1 @@
+//! Managed identity: source selection and the platform sources.

@@ -1,0 +1,1 @@
+//! The IMDS- and App Service-compatible token proxy.

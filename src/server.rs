@@ -1,0 +1,1 @@
+//! The HTTP serving stack shared by the webhook and the proxy.
