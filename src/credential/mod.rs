@@ -41,6 +41,9 @@ mod azure_core;
 
 pub use access_token::{AccessToken, Secret, TokenRequestOptions};
 pub use authority::AzureCloud;
+pub use azure_pipelines::{AzurePipelinesCredential, AzurePipelinesCredentialOptions};
+pub use client_assertion::{ClientAssertion, ClientAssertionCredential, ClientAssertionCredentialOptions};
+pub use workload_identity::{WorkloadIdentityCredential, WorkloadIdentityCredentialOptions};
 pub use env::Env;
 pub use error::{Error, ErrorKind, Result};
 
