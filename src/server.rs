@@ -36,27 +36,27 @@ pub enum ServerError {
     Io(#[from] std::io::Error),
 }
 
-/// Binds a TCP listener, naming the address in the error.
+/// Binds a TCP listener, naming the address in the error. A Go-style `:port` means every
+/// interface: IPv6 and IPv4 (`[::]`) where the host has IPv6, else IPv4 only.
 pub async fn bind(addr: &str) -> Result<tokio::net::TcpListener, ServerError> {
-    let addr_norm = normalize_addr(addr);
-    tokio::net::TcpListener::bind(&addr_norm)
-        .await
-        .map_err(|source| ServerError::Bind { addr: addr.to_owned(), source })
-}
-
-/// Go-style `:8095` means every interface; Rust wants `0.0.0.0:8095`.
-pub fn normalize_addr(addr: &str) -> String {
-    if addr.starts_with(':') { format!("0.0.0.0{addr}") } else { addr.to_owned() }
+    let error = |source| ServerError::Bind { addr: addr.to_owned(), source };
+    match addr.strip_prefix(':') {
+        Some(port) => match tokio::net::TcpListener::bind(format!("[::]:{port}")).await {
+            Ok(listener) => Ok(listener),
+            Err(_) => tokio::net::TcpListener::bind(format!("0.0.0.0:{port}")).await.map_err(error),
+        },
+        None => tokio::net::TcpListener::bind(addr).await.map_err(error),
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn go_style_addresses_mean_every_interface() {
-        assert_eq!(normalize_addr(":9440"), "0.0.0.0:9440");
-        assert_eq!(normalize_addr("127.0.0.1:1"), "127.0.0.1:1");
+    #[tokio::test]
+    async fn explicit_addresses_are_bound_as_given() {
+        let listener = bind("127.0.0.1:0").await.unwrap();
+        assert!(listener.local_addr().unwrap().ip().is_loopback());
     }
 
     #[tokio::test]

@@ -4,6 +4,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod webhook;
+
 /// Azure workload identity for Kubernetes.
 #[derive(Debug, Parser)]
 #[command(name = "azure-wi", version, about)]
@@ -13,11 +15,16 @@ pub struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
-enum Command {}
+enum Command {
+    /// Run the mutating admission webhook.
+    Webhook(Box<webhook::WebhookArgs>),
+}
 
 impl Cli {
     /// Runs the chosen command and returns the process exit code.
     pub fn run(self) -> ExitCode {
-        match self.command {}
+        match self.command {
+            Command::Webhook(args) => args.run(),
+        }
     }
 }
