@@ -444,3 +444,180 @@ async fn blocking<T: Send + 'static>(
 ) -> Result<T, CertError> {
     tokio::task::spawn_blocking(f).await.map_err(|e| CertError::Task(e.to_string()))?
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use serde_json::json;
+    use time::macros::datetime;
+
+    use super::*;
+    use crate::webhook::{
+        metrics::Metrics,
+        test_support::{Handler, fake_client, not_found},
+    };
+
+    const NOW: OffsetDateTime = datetime!(2026-11-26 12:00 UTC);
+
+    fn names() -> CertNames {
+        CertNames::upstream("azure-workload-identity-system")
+    }
+
+    fn parse(pem: &str) -> Vec<u8> {
+        first_der(pem).expect("a PEM certificate")
+    }
+
+    #[test]
+    fn the_serving_certificate_covers_the_service_names_and_is_signed_by_the_ca() {
+        let bundle = CertBundle::generate(&names().dns_names(), NOW).unwrap();
+        let (ca_der, leaf_der) = (parse(&bundle.ca_cert_pem), parse(&bundle.cert_pem));
+        let (_, ca) = x509_parser::parse_x509_certificate(&ca_der).unwrap();
+        let (_, leaf) = x509_parser::parse_x509_certificate(&leaf_der).unwrap();
+
+        assert!(ca.is_ca());
+        assert_eq!(ca.subject().iter_common_name().next().unwrap().as_str().unwrap(), CA_COMMON_NAME);
+        assert!(leaf.verify_signature(Some(ca.public_key())).is_ok());
+        assert_eq!(leaf.issuer(), ca.subject());
+        let sans = dns_sans(&leaf);
+        for name in [
+            "azure-wi-webhook-webhook-service",
+            "azure-wi-webhook-webhook-service.azure-workload-identity-system",
+            "azure-wi-webhook-webhook-service.azure-workload-identity-system.svc",
+            "azure-wi-webhook-webhook-service.azure-workload-identity-system.svc.cluster.local",
+        ] {
+            assert!(sans.iter().any(|s| s == name), "{name} missing from {sans:?}");
+        }
+        assert_eq!(leaf.validity().not_after.to_datetime(), NOW + LEAF_LIFETIME);
+        assert_eq!(ca.validity().not_after.to_datetime(), NOW + CA_LIFETIME);
+        assert!(bundle.serving_cert().is_ok());
+    }
+
+    #[test]
+    fn renewal_is_decided_against_the_given_wall_clock() {
+        let dns = names().dns_names();
+        let bundle = CertBundle::generate(&dns, NOW).unwrap();
+        assert_eq!(decide(Some(&bundle), &dns, NOW), Decision::Keep);
+        assert_eq!(decide(Some(&bundle), &dns, NOW + time::Duration::days(274)), Decision::Keep);
+        assert!(matches!(decide(Some(&bundle), &dns, NOW + time::Duration::days(276)), Decision::RenewLeaf(_)));
+        assert!(matches!(decide(Some(&bundle), &dns, NOW + time::Duration::days(3600)), Decision::Regenerate(_)));
+        assert!(matches!(decide(None, &dns, NOW), Decision::Regenerate(_)));
+    }
+
+    #[test]
+    fn a_leaf_for_other_names_or_another_ca_is_renewed() {
+        let dns = names().dns_names();
+        let bundle = CertBundle::generate(&dns, NOW).unwrap();
+        let elsewhere = CertNames::upstream("other-namespace").dns_names();
+        match decide(Some(&bundle), &elsewhere, NOW) {
+            Decision::RenewLeaf(reason) => assert!(reason.contains("other-namespace"), "{reason}"),
+            other => panic!("expected RenewLeaf, got {other:?}"),
+        }
+        let other = CertBundle::generate(&dns, NOW).unwrap();
+        let mixed = CertBundle { cert_pem: other.cert_pem, key_pem: other.key_pem, ..bundle.clone() };
+        assert!(matches!(decide(Some(&mixed), &dns, NOW), Decision::RenewLeaf(r) if r.contains("not signed")));
+        let garbage = CertBundle { ca_cert_pem: "junk".into(), ..bundle };
+        assert!(matches!(decide(Some(&garbage), &dns, NOW), Decision::Regenerate(_)));
+    }
+
+    #[test]
+    fn renewing_the_leaf_keeps_the_ca() {
+        let dns = names().dns_names();
+        let bundle = CertBundle::generate(&dns, NOW).unwrap();
+        let later = NOW + time::Duration::days(300);
+        let renewed = bundle.renew_leaf(&dns, later).unwrap();
+        assert_eq!(renewed.ca_cert_pem, bundle.ca_cert_pem);
+        assert_ne!(renewed.cert_pem, bundle.cert_pem);
+        assert_eq!(decide(Some(&renewed), &dns, later), Decision::Keep);
+    }
+
+    #[test]
+    fn the_ca_bundle_patch_touches_only_webhooks_that_need_it() {
+        let mwc: MutatingWebhookConfiguration = serde_json::from_value(json!({
+            "metadata": {"name": WEBHOOK_CONFIGURATION_NAME},
+            "webhooks": [
+                {"name": "mutation.azure-workload-identity.io", "admissionReviewVersions": ["v1"], "sideEffects": "None",
+                 "clientConfig": {"service": {"name": SERVICE_NAME, "namespace": "ns", "path": "/mutate-v1-pod"}}},
+                {"name": "current.example", "admissionReviewVersions": ["v1"], "sideEffects": "None",
+                 "clientConfig": {"caBundle": "Q0E=", "url": "https://x"}}
+            ]
+        }))
+        .unwrap();
+        let ops = ca_bundle_patch(&mwc, "CA");
+        assert_eq!(ops, vec![
+            json!({"op": "test", "path": "/webhooks/0/name", "value": "mutation.azure-workload-identity.io"}),
+            json!({"op": "add", "path": "/webhooks/0/clientConfig/caBundle", "value": "Q0E="}),
+        ]);
+        assert!(ca_bundle_patch(&mwc, "different").len() == 4);
+    }
+
+    /// A fake API server holding one Secret and one MutatingWebhookConfiguration.
+    fn fake_cluster(secret: Arc<Mutex<Option<serde_json::Value>>>) -> Arc<Handler> {
+        Arc::new(move |r| {
+            let secret_path = "/api/v1/namespaces/azure-workload-identity-system/secrets";
+            let mwc_path = format!("/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/{WEBHOOK_CONFIGURATION_NAME}");
+            let mut stored = secret.lock().unwrap();
+            match (r.method.as_str(), r.path.split('?').next().unwrap_or_default()) {
+                ("GET", p) if p == format!("{secret_path}/{SECRET_NAME}") => match stored.as_ref() {
+                    Some(s) => Some((200, s.clone())),
+                    None => Some(not_found("secrets", SECRET_NAME)),
+                },
+                ("POST", p) if p == secret_path => {
+                    let mut body = r.body.clone();
+                    body["metadata"]["resourceVersion"] = json!("1");
+                    *stored = Some(body.clone());
+                    Some((201, body))
+                }
+                ("PUT", p) if p == format!("{secret_path}/{SECRET_NAME}") => {
+                    *stored = Some(r.body.clone());
+                    Some((200, r.body.clone()))
+                }
+                ("GET", p) if p == mwc_path => Some((200, json!({
+                    "apiVersion": "admissionregistration.k8s.io/v1", "kind": "MutatingWebhookConfiguration",
+                    "metadata": {"name": WEBHOOK_CONFIGURATION_NAME},
+                    "webhooks": [{"name": "mutation.azure-workload-identity.io", "admissionReviewVersions": ["v1"],
+                        "sideEffects": "None", "clientConfig": {"service": {"name": SERVICE_NAME, "namespace": "x"}}}]
+                }))),
+                ("PATCH", p) if p == mwc_path => Some((200, json!({
+                    "apiVersion": "admissionregistration.k8s.io/v1", "kind": "MutatingWebhookConfiguration",
+                    "metadata": {"name": WEBHOOK_CONFIGURATION_NAME}
+                }))),
+                _ => Some(not_found("things", &r.path)),
+            }
+        })
+    }
+
+    #[tokio::test]
+    async fn the_rotator_stores_publishes_and_serves_then_keeps_what_is_valid() {
+        let secret = Arc::new(Mutex::new(None));
+        let (client, log) = fake_client(fake_cluster(secret.clone()));
+        let resolver = Arc::new(CertResolver::new(Metrics::new(), None));
+        let rotator = Rotator::new(client, names(), resolver.clone()).with_clock(|| NOW);
+
+        rotator.reconcile().await.unwrap();
+        let stored = secret.lock().unwrap().clone().expect("the Secret was created");
+        for key in ["ca.crt", "ca.key", "tls.crt", "tls.key"] {
+            assert!(stored["data"][key].as_str().is_some_and(|v| !v.is_empty()), "{key} missing");
+        }
+        let served = resolver.current().expect("a certificate is served");
+        assert_eq!(served.not_after(), NOW + LEAF_LIFETIME);
+        let patch = log.lock().unwrap().iter().find(|r| r.method == "PATCH").cloned().expect("caBundle patched");
+        assert_eq!(patch.body[1]["path"], "/webhooks/0/clientConfig/caBundle");
+        assert_eq!(patch.body[1]["value"], stored["data"]["ca.crt"]);
+
+        // A second pass finds a valid bundle: no write.
+        let writes_before = log.lock().unwrap().iter().filter(|r| r.method == "PUT" || r.method == "POST").count();
+        rotator.reconcile().await.unwrap();
+        let writes_after = log.lock().unwrap().iter().filter(|r| r.method == "PUT" || r.method == "POST").count();
+        assert_eq!(writes_before, writes_after);
+
+        // 300 days later the serving certificate is renewed from the same CA.
+        let later = Rotator::new(fake_client(fake_cluster(secret.clone())).0, names(), resolver.clone())
+            .with_clock(|| NOW + time::Duration::days(300));
+        later.reconcile().await.unwrap();
+        let renewed = secret.lock().unwrap().clone().unwrap();
+        assert_eq!(renewed["data"]["ca.crt"], stored["data"]["ca.crt"]);
+        assert_ne!(renewed["data"]["tls.crt"], stored["data"]["tls.crt"]);
+        assert_eq!(resolver.current().unwrap().not_after(), NOW + time::Duration::days(300) + LEAF_LIFETIME);
+    }
+}

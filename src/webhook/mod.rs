@@ -14,3 +14,6 @@ pub mod tls;
 
 mod interface_shim;
 pub use interface_shim::{admission, config, mutation};
+
+#[cfg(test)]
+mod test_support;

@@ -345,3 +345,194 @@ pub fn cached_account(namespace: &str, name: &str, annotations: &[(&str, &str)])
     };
     PartialObjectMeta { types: None, metadata, _phantom: std::marker::PhantomData }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use kube::runtime::watcher::Event;
+    use serde_json::json;
+
+    use super::*;
+    use crate::webhook::test_support::{Handler, fake_client, not_found};
+
+    const CLIENT_ID: &str = "azure.workload.identity/client-id";
+
+    fn sa_json(ns: &str, name: &str, client_id: &str) -> serde_json::Value {
+        json!({
+            "apiVersion": "v1", "kind": "ServiceAccount",
+            "metadata": {"name": name, "namespace": ns, "annotations": {CLIENT_ID: client_id, "other": "x"}},
+            "secrets": [{"name": "token"}]
+        })
+    }
+
+    fn accounts_with(handler: Option<Arc<Handler>>) -> (ServiceAccounts, reflector::store::Writer<CachedAccount>, Metrics) {
+        let (store, writer) = reflector::store::<CachedAccount>();
+        let client = handler.map(|h| fake_client(h).0);
+        let metrics = Metrics::new();
+        (ServiceAccounts::from_store(store, client, LookupOptions::default(), metrics.clone()), writer, metrics)
+    }
+
+    #[tokio::test]
+    async fn cached_accounts_come_from_the_store_without_api_calls() {
+        let handler: Arc<Handler> = Arc::new(|_| panic!("no API call expected"));
+        let (accounts, mut writer, _) = accounts_with(Some(handler));
+        let mut sa = cached_account("team-a", "app", &[(CLIENT_ID, "1111"), ("kubectl.kubernetes.io/x", "y")]);
+        strip(&mut sa);
+        writer.apply_watcher_event(&Event::Init);
+        writer.apply_watcher_event(&Event::InitApply(sa));
+        writer.apply_watcher_event(&Event::InitDone);
+
+        let found = accounts.get("team-a", "app").await.unwrap();
+        assert_eq!(found.name, "app");
+        assert_eq!(found.annotations, BTreeMap::from([(CLIENT_ID.to_owned(), "1111".to_owned())]));
+        assert_eq!(accounts.len(), 1);
+
+        // A later watch event updates and deletes.
+        let updated = cached_account("team-a", "app", &[(CLIENT_ID, "2222")]);
+        writer.apply_watcher_event(&Event::Apply(updated.clone()));
+        assert_eq!(accounts.get("team-a", "app").await.unwrap().annotations[CLIENT_ID], "2222");
+        writer.apply_watcher_event(&Event::Delete(updated));
+        assert!(accounts.is_empty());
+    }
+
+    #[test]
+    fn strip_keeps_only_names_and_workload_identity_annotations() {
+        let mut sa = cached_account("ns", "sa", &[(CLIENT_ID, "1"), ("a", "b")]);
+        sa.metadata.labels = Some([("l".to_owned(), "v".to_owned())].into());
+        sa.metadata.uid = Some("uid".into());
+        strip(&mut sa);
+        assert_eq!(sa.metadata.name.as_deref(), Some("sa"));
+        assert_eq!(sa.metadata.namespace.as_deref(), Some("ns"));
+        assert_eq!(sa.metadata.annotations, Some([(CLIENT_ID.to_owned(), "1".to_owned())].into()));
+        assert!(sa.metadata.labels.is_none() && sa.metadata.uid.is_none());
+
+        let mut plain = cached_account("ns", "sa", &[("a", "b")]);
+        strip(&mut plain);
+        assert!(plain.metadata.annotations.is_none());
+    }
+
+    #[tokio::test]
+    async fn a_miss_is_answered_by_a_direct_get() {
+        let handler: Arc<Handler> = Arc::new(|r| {
+            assert_eq!(r.path, "/api/v1/namespaces/team-a/serviceaccounts/new-sa");
+            Some((200, sa_json("team-a", "new-sa", "3333")))
+        });
+        let (accounts, _writer, metrics) = accounts_with(Some(handler));
+        let found = accounts.get("team-a", "new-sa").await.unwrap();
+        assert_eq!(found.annotations, BTreeMap::from([(CLIENT_ID.to_owned(), "3333".to_owned())]));
+        assert!(metrics.encode().contains(r#"azwi_service_account_cache_misses_total{result="found"} 1"#));
+    }
+
+    #[tokio::test]
+    async fn a_missing_account_is_a_clear_not_found() {
+        let handler: Arc<Handler> = Arc::new(|_| Some(not_found("serviceaccounts", "ghost")));
+        let (accounts, _writer, metrics) = accounts_with(Some(handler));
+        let error = accounts.get("team-a", "ghost").await.unwrap_err();
+        assert!(matches!(error, LookupError::NotFound { .. }));
+        let message = error.to_string();
+        assert!(message.starts_with(r#"serviceaccounts "ghost" not found in namespace "team-a""#), "{message}");
+        assert!(message.contains("spec.serviceAccountName"), "{message}");
+        assert!(metrics.encode().contains(r#"azwi_service_account_cache_misses_total{result="not_found"} 1"#));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_unreachable_api_server_is_a_bounded_unavailable() {
+        let handler: Arc<Handler> = Arc::new(|_| None);
+        let (accounts, _writer, metrics) = accounts_with(Some(handler));
+        let error = accounts.get("team-a", "app").await.unwrap_err();
+        match &error {
+            LookupError::Unavailable { reason, .. } => assert!(reason.contains("no answer within 3s"), "{reason}"),
+            other => panic!("expected Unavailable, got {other:?}"),
+        }
+        assert!(error.to_string().contains("API server is reachable"), "{error}");
+        assert!(metrics.encode().contains(r#"azwi_service_account_cache_misses_total{result="error"} 1"#));
+    }
+
+    #[tokio::test]
+    async fn concurrent_misses_for_one_account_share_one_get() {
+        let gate = Arc::new(tokio::sync::Semaphore::new(0));
+        let handler: Arc<Handler> = Arc::new(|_| Some((200, sa_json("team-a", "app", "4444"))));
+        let (store, _writer) = reflector::store::<CachedAccount>();
+        let (client, log) = fake_client(handler);
+        let accounts = ServiceAccounts::from_store(store, Some(client), LookupOptions::default(), Metrics::new());
+        let lookups: Vec<_> = (0..20)
+            .map(|_| {
+                let (accounts, gate) = (accounts.clone(), gate.clone());
+                tokio::spawn(async move {
+                    let _permit = gate.acquire().await;
+                    accounts.get("team-a", "app").await
+                })
+            })
+            .collect();
+        // Hold every lookup at the gate, then release them together so the GETs overlap.
+        tokio::task::yield_now().await;
+        gate.add_permits(20);
+        for lookup in lookups {
+            assert_eq!(lookup.await.unwrap().unwrap().annotations[CLIENT_ID], "4444");
+        }
+        let gets = log.lock().unwrap().len();
+        assert!((1..20).contains(&gets), "20 concurrent misses made {gets} GETs");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_rate_limit_turns_a_flood_of_misses_into_bounded_denials() {
+        let handler: Arc<Handler> = Arc::new(|r| {
+            let name = r.path.rsplit('/').next().unwrap_or_default().to_owned();
+            Some(not_found("serviceaccounts", &name))
+        });
+        let (store, _writer) = reflector::store::<CachedAccount>();
+        let (client, log) = fake_client(handler);
+        let options = LookupOptions { timeout: Duration::from_secs(1), gets_per_second: 10.0, burst: 5 };
+        let accounts = ServiceAccounts::from_store(store, Some(client), options, Metrics::new());
+        let results = futures::future::join_all((0..100).map(|i| {
+            let accounts = accounts.clone();
+            async move { accounts.get("team-a", &format!("sa-{i}")).await }
+        }))
+        .await;
+        let gets = log.lock().unwrap().len();
+        // 5 at once plus 10 per second for the 1 s budget; the rest are refused without a GET.
+        assert!(gets <= 16, "{gets} GETs went out");
+        let not_found = results.iter().filter(|r| matches!(r, Err(LookupError::NotFound { .. }))).count();
+        let limited = results
+            .iter()
+            .filter(|r| matches!(r, Err(LookupError::Unavailable { reason, .. }) if reason.contains("rate limited")))
+            .count();
+        let timed_out = results
+            .iter()
+            .filter(|r| matches!(r, Err(LookupError::Unavailable { reason, .. }) if reason.contains("no answer")))
+            .count();
+        assert!(not_found >= 5 && not_found <= gets, "{not_found} not found, {gets} GETs");
+        assert!(limited >= 80, "{limited} refused by the rate limit");
+        assert_eq!(not_found + limited + timed_out, 100);
+    }
+
+    #[tokio::test]
+    async fn without_a_client_a_miss_is_not_found() {
+        let (accounts, _writer, _) = accounts_with(None);
+        assert!(matches!(accounts.get("a", "b").await, Err(LookupError::NotFound { .. })));
+    }
+
+    #[tokio::test]
+    async fn static_accounts_answer_by_namespace_and_name() {
+        let sa = ServiceAccount { name: "app".into(), annotations: BTreeMap::new() };
+        let accounts = ServiceAccounts::from_static([("team-a".to_owned(), sa.clone())], Metrics::new());
+        assert_eq!(accounts.get("team-a", "app").await.unwrap(), sa);
+        assert!(matches!(accounts.get("team-b", "app").await, Err(LookupError::NotFound { .. })));
+    }
+
+    #[test]
+    fn token_bucket_allows_a_burst_then_the_rate() {
+        let start = Instant::now();
+        let mut bucket = TokenBucket::new(10.0, 2);
+        assert_eq!(bucket.acquire(start), Duration::ZERO);
+        assert_eq!(bucket.acquire(start), Duration::ZERO);
+        let wait = bucket.acquire(start);
+        assert!(wait > Duration::from_millis(90) && wait <= Duration::from_millis(100), "{wait:?}");
+        // A second later the bucket is full again (capped at the burst).
+        let later = start + Duration::from_secs(1);
+        assert_eq!(bucket.acquire(later), Duration::ZERO);
+        assert_eq!(bucket.acquire(later), Duration::ZERO);
+        assert!(bucket.acquire(later) > Duration::ZERO);
+    }
+}
