@@ -6,6 +6,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod webhook;
+
 /// Azure workload identity for Kubernetes.
 #[derive(Debug, Parser)]
 #[command(name = "azure-wi", version, about)]
@@ -18,6 +20,8 @@ pub struct Cli {
 enum Command {
     /// Shows what the webhook does to a pod manifest (exit 0 mutated, 1 denied, 2 invalid input).
     Mutate(mutate::MutateArgs),
+    /// Run the mutating admission webhook.
+    Webhook(Box<webhook::WebhookArgs>),
 }
 
 impl Cli {
@@ -25,6 +29,7 @@ impl Cli {
     pub fn run(self) -> ExitCode {
         match self.command {
             Command::Mutate(args) => args.run(),
+            Command::Webhook(args) => args.run(),
         }
     }
 }
