@@ -53,10 +53,6 @@ pub struct WebhookArgs {
     #[arg(long, default_value = "1.3")]
     tls_min_version: TlsMinVersion,
 
-    /// Log level: info (default), debug, trace or all; also warn and error.
-    #[arg(long, default_value = "")]
-    log_level: String,
-
     /// Log format.
     #[arg(long, default_value = "json", value_parser = ["json", "text"])]
     log_format: String,
@@ -95,7 +91,7 @@ pub struct WebhookArgs {
 impl WebhookArgs {
     /// Runs the webhook until SIGTERM.
     pub fn run(self) -> ExitCode {
-        if let Err(error) = init_logging(&self.log_level, &self.log_format) {
+        if let Err(error) = init_logging(&self.config.log_level, &self.log_format) {
             eprintln!("error: {error:#}");
             return ExitCode::from(2);
         }
@@ -125,7 +121,6 @@ impl WebhookArgs {
             webhook_cert_dir,
             disable_cert_rotation,
             tls_min_version,
-            log_level: _,
             log_format: _,
             kubeconfig,
             pod_namespace,
