@@ -8,3 +8,4 @@ pub mod kube_helpers;
 pub mod pki;
 pub mod process;
 pub mod testbed;
+pub mod webhook;

@@ -113,6 +113,8 @@ impl TestBed {
             format!("--etcd-servers=http://127.0.0.1:{etcd_port}"),
             "--bind-address=127.0.0.1".into(),
             "--advertise-address=127.0.0.1".into(),
+            // The "kubernetes" Service endpoints cannot point at loopback; nothing here needs them.
+            "--endpoint-reconciler-type=none".into(),
             format!("--secure-port={port}"),
             format!("--tls-cert-file={}", f("apiserver.crt", &serving.cert_pem)),
             format!("--tls-private-key-file={}", f("apiserver.key", &serving.key_pem)),
