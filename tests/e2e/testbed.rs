@@ -125,6 +125,8 @@ impl TestBed {
             format!("--service-account-signing-key-file={}", f("sa.key", &sa_key)),
             "--service-cluster-ip-range=10.96.0.0/16".into(),
             "--authorization-mode=RBAC".into(),
+            // As every real cluster: the proxy-init container needs privileges.
+            "--allow-privileged=true".into(),
             "--enable-admission-plugins=MutatingAdmissionWebhook".into(),
             // No token controller runs here, so the ServiceAccount plugin would reject every pod
             // (it requires the `default` ServiceAccount and mounts its token); the tests create
