@@ -1,5 +1,7 @@
 //! The command line: one file per command.
 
+mod mutate;
+
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -13,11 +15,16 @@ pub struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
-enum Command {}
+enum Command {
+    /// Shows what the webhook does to a pod manifest (exit 0 mutated, 1 denied, 2 invalid input).
+    Mutate(mutate::MutateArgs),
+}
 
 impl Cli {
     /// Runs the chosen command and returns the process exit code.
     pub fn run(self) -> ExitCode {
-        match self.command {}
+        match self.command {
+            Command::Mutate(args) => args.run(),
+        }
     }
 }
