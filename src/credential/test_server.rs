@@ -188,7 +188,12 @@ impl TestServer {
                 });
             }
         });
-        Self { addr, tls: is_tls, state, task }
+        Self {
+            addr,
+            tls: is_tls,
+            state,
+            task,
+        }
     }
 
     /// `http://127.0.0.1:PORT` (`https://` for a TLS server).
