@@ -1,6 +1,7 @@
 //! The command line: one file per command.
 
 mod mutate;
+mod token;
 
 use std::process::ExitCode;
 
@@ -18,6 +19,8 @@ pub struct Cli {
 enum Command {
     /// Shows what the webhook does to a pod manifest (exit 0 mutated, 1 denied, 2 invalid input).
     Mutate(mutate::MutateArgs),
+    /// Prints an access token as JSON (exit 0; 1 authentication failed, 2 invalid input, 3 unavailable).
+    Token(token::TokenArgs),
 }
 
 impl Cli {
@@ -25,6 +28,7 @@ impl Cli {
     pub fn run(self) -> ExitCode {
         match self.command {
             Command::Mutate(args) => args.run(),
+            Command::Token(args) => args.run(),
         }
     }
 }
