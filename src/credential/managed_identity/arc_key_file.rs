@@ -239,6 +239,7 @@ mod tests {
         ));
     }
 
+    #[cfg(unix)]
     #[tokio::test]
     async fn refuses_a_symlink_pointing_out_of_the_directory() {
         let (root, dir) = tokens();
@@ -270,6 +271,7 @@ mod tests {
         assert!(matches!(err, KeyFileError::OutsideTokenDir { .. }), "{err}");
     }
 
+    #[cfg(unix)]
     #[tokio::test]
     async fn refuses_files_that_are_not_key_files() {
         let (_root, dir) = tokens();

@@ -2,6 +2,7 @@
 //! options, secrets) here; one file per source beside this one.
 
 mod app_service;
+#[cfg(unix)]
 mod azure_arc;
 mod azure_ml;
 mod cloud_shell;
