@@ -329,3 +329,49 @@ fn secrets_never_appear_in_debug_output() {
         );
     }
 }
+
+#[tokio::test]
+async fn the_workload_identity_branch_exchanges_the_service_account_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("azure-identity-token");
+    std::fs::write(&file, "service-account-jwt").unwrap();
+    let entra = TestServer::replies(vec![Reply::json(
+        200,
+        json!({"token_type": "Bearer", "expires_in": 3599, "access_token": "entra-token"}).to_string(),
+    )])
+    .await;
+    let authority = entra.url("/");
+    let file_path = file.display().to_string();
+    let wi = [
+        ("AZURE_AUTHORITY_HOST", authority.as_str()),
+        ("AZURE_TENANT_ID", "tenant-1"),
+        ("AZURE_FEDERATED_TOKEN_FILE", file_path.as_str()),
+        ("AZURE_CLIENT_ID", "env-client"),
+    ];
+    for (id, client_id) in [
+        (None, "env-client"),
+        (
+            Some(UserAssignedId::ClientId("uami-client".into())),
+            "uami-client",
+        ),
+    ] {
+        let credential = credential(&wi, id);
+        assert_eq!(credential.source(), ManagedIdentitySource::WorkloadIdentity);
+        let token = credential.get_token(&[SCOPE], None).await.unwrap();
+        assert_eq!(token.token.secret(), "entra-token");
+        let r = entra.requests().pop().unwrap();
+        assert_eq!(
+            (r.method.as_str(), r.path.as_str()),
+            ("POST", "/tenant-1/oauth2/v2.0/token")
+        );
+        let form = r.form();
+        let field = |name: &str| form.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
+        assert_eq!(field("client_id"), Some(client_id));
+        assert_eq!(field("client_assertion"), Some("service-account-jwt"));
+        assert_eq!(
+            field("scope"),
+            Some(SCOPE),
+            "the exchange takes the scope unchanged"
+        );
+    }
+}
