@@ -1,5 +1,7 @@
 //! The command line: one file per command.
 
+mod token;
+
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -13,11 +15,16 @@ pub struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
-enum Command {}
+enum Command {
+    /// Prints an access token as JSON (exit 0; 1 authentication failed, 2 invalid input, 3 unavailable).
+    Token(token::TokenArgs),
+}
 
 impl Cli {
     /// Runs the chosen command and returns the process exit code.
     pub fn run(self) -> ExitCode {
-        match self.command {}
+        match self.command {
+            Command::Token(args) => args.run(),
+        }
     }
 }
