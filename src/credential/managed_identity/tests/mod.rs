@@ -375,3 +375,68 @@ async fn the_workload_identity_branch_exchanges_the_service_account_token() {
         );
     }
 }
+
+/// Records every tracing event (message and fields, `Debug`-formatted) on this thread.
+struct Recorder(Arc<std::sync::Mutex<String>>);
+
+impl tracing::Subscriber for Recorder {
+    fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
+        true
+    }
+    fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+        tracing::span::Id::from_u64(1)
+    }
+    fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+    fn event(&self, event: &tracing::Event<'_>) {
+        struct Visit<'a>(&'a mut String);
+        impl tracing::field::Visit for Visit<'_> {
+            fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+                self.0.push_str(&format!(" {}={value:?}", field.name()));
+            }
+        }
+        let mut log = self.0.lock().unwrap();
+        event.record(&mut Visit(&mut log));
+        log.push('\n');
+    }
+    fn enter(&self, _: &tracing::span::Id) {}
+    fn exit(&self, _: &tracing::span::Id) {}
+}
+
+#[tokio::test]
+async fn secrets_never_reach_the_logs() {
+    let log = Arc::new(std::sync::Mutex::new(String::new()));
+    let _guard = tracing::subscriber::set_default(Recorder(log.clone()));
+    let header = "logged-header-s3cret";
+    // A refusal that quotes the secret header, then a token.
+    let refusal = Reply::json(
+        500,
+        json!({"statusCode": 500, "message": format!("bad {header}")}).to_string(),
+    );
+    let server = TestServer::replies(vec![
+        refusal.clone(),
+        refusal.clone(),
+        refusal.clone(),
+        refusal,
+        imds_token("logged-token-value", 3600),
+    ])
+    .await;
+    let endpoint = server.url("/msi/token");
+    let credential = credential(
+        &[("IDENTITY_ENDPOINT", &endpoint), ("IDENTITY_HEADER", header)],
+        None,
+    );
+    tokio::time::pause();
+    let err = credential.get_token(&[SCOPE], None).await.unwrap_err();
+    assert!(!err.to_string().contains(header), "{err}");
+    credential.get_token(&[SCOPE], None).await.unwrap();
+    let log = log.lock().unwrap().clone();
+    assert!(
+        log.contains("requesting a managed identity token") && log.contains("token received"),
+        "{log}"
+    );
+    assert!(
+        !log.contains(header) && !log.contains("logged-token-value"),
+        "{log}"
+    );
+}
