@@ -1,10 +1,11 @@
 //! The command line: one file per command.
 
+mod mutate;
+mod webhook;
+
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-
-mod webhook;
 
 /// Azure workload identity for Kubernetes.
 #[derive(Debug, Parser)]
@@ -16,7 +17,9 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run the mutating admission webhook.
+    /// Shows what the webhook does to a pod manifest (exit 0 mutated, 1 denied, 2 invalid input).
+    Mutate(mutate::MutateArgs),
+    /// Runs the mutating admission webhook.
     Webhook(Box<webhook::WebhookArgs>),
 }
 
@@ -24,6 +27,7 @@ impl Cli {
     /// Runs the chosen command and returns the process exit code.
     pub fn run(self) -> ExitCode {
         match self.command {
+            Command::Mutate(args) => args.run(),
             Command::Webhook(args) => args.run(),
         }
     }

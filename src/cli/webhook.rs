@@ -7,7 +7,7 @@ use azure_wi::{
     server::{self, Readiness, ServeOptions, Shutdown},
     webhook::{
         certs::{CertNames, DEFAULT_NAMESPACE, Rotator},
-        config::ConfigArgs,
+        config::{ConfigArgs, LogLevel, parse_server_version},
         metrics::Metrics,
         mutation::ServiceAccount,
         server::{RequestLimits, WebhookState},
@@ -53,10 +53,6 @@ pub struct WebhookArgs {
     #[arg(long, default_value = "1.3")]
     tls_min_version: TlsMinVersion,
 
-    /// Log level: info (default), debug, trace or all; also warn and error.
-    #[arg(long, default_value = "")]
-    log_level: String,
-
     /// Log format.
     #[arg(long, default_value = "json", value_parser = ["json", "text"])]
     log_format: String,
@@ -95,7 +91,7 @@ pub struct WebhookArgs {
 impl WebhookArgs {
     /// Runs the webhook until SIGTERM.
     pub fn run(self) -> ExitCode {
-        if let Err(error) = init_logging(&self.log_level, &self.log_format) {
+        if let Err(error) = init_logging(&self.config.log_level, &self.log_format) {
             eprintln!("error: {error:#}");
             return ExitCode::from(2);
         }
@@ -125,7 +121,6 @@ impl WebhookArgs {
             webhook_cert_dir,
             disable_cert_rotation,
             tls_min_version,
-            log_level: _,
             log_format: _,
             kubeconfig,
             pod_namespace,
@@ -249,13 +244,12 @@ async fn server_version(client: &kube::Client) -> anyhow::Result<(u32, u32)> {
         .await
         .context("the Kubernetes API server did not answer /version within 10 s")?
         .context("cannot read the Kubernetes API server version")?;
-    let number = |s: &str| s.trim_end_matches('+').parse::<u32>().ok();
-    match (number(&info.major), number(&info.minor)) {
-        (Some(major), Some(minor)) => {
+    match parse_server_version(&info.major, &info.minor) {
+        Some((major, minor)) => {
             tracing::info!(version = info.git_version, major, minor, "Kubernetes API server");
             Ok((major, minor))
         }
-        _ => bail!("cannot parse the API server version {:?}.{:?}", info.major, info.minor),
+        None => bail!("cannot parse the API server version {:?}.{:?}", info.major, info.minor),
     }
 }
 
@@ -294,14 +288,7 @@ fn read_service_account_file(path: &std::path::Path) -> anyhow::Result<Vec<(Stri
 }
 
 fn init_logging(level: &str, format: &str) -> anyhow::Result<()> {
-    let directive = match level {
-        "" | "info" => "info",
-        "debug" => "debug",
-        "trace" | "all" => "trace",
-        "warn" | "warning" => "warn",
-        "error" => "error",
-        other => bail!("invalid --log-level {other:?}: use info, debug, trace, all, warn or error"),
-    };
+    let directive = level.parse::<LogLevel>()?.tracing_directive();
     let filter = tracing_subscriber::EnvFilter::new(format!("{directive},hyper=info,h2=info,rustls=info,tower=info"));
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     let result = if format == "json" {

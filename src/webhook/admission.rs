@@ -1,0 +1,279 @@
+//! AdmissionReview in and out, in `admission.k8s.io/v1` or `v1beta1` (answered in the version asked).
+//!
+//! The object is kept as raw JSON ([`serde_json::Value`]) so the mutation sees every field the API
+//! server sent, including ones newer than this crate's Kubernetes types. See
+//! <https://kubernetes.io/docs/reference/access-authn-authz/extensible-admission-controllers/#request>.
+
+use std::fmt;
+
+use base64::Engine as _;
+use json_patch::PatchOperation;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::denial::Denial;
+
+/// The AdmissionReview versions the webhook speaks.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ReviewVersion {
+    /// `admission.k8s.io/v1`.
+    #[default]
+    V1,
+    /// `admission.k8s.io/v1beta1` (Kubernetes before 1.16, and configurations that still list it).
+    V1Beta1,
+}
+
+impl ReviewVersion {
+    /// The `apiVersion` string.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::V1 => "admission.k8s.io/v1",
+            Self::V1Beta1 => "admission.k8s.io/v1beta1",
+        }
+    }
+
+    fn parse(api_version: &str) -> Option<Self> {
+        match api_version {
+            "admission.k8s.io/v1" => Some(Self::V1),
+            "admission.k8s.io/v1beta1" => Some(Self::V1Beta1),
+            _ => None,
+        }
+    }
+}
+
+/// The group, version and kind of the admitted object.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+pub struct GroupVersionKind {
+    /// The API group (`""` for core).
+    #[serde(default)]
+    pub group: String,
+    /// The version, e.g. `v1`.
+    #[serde(default)]
+    pub version: String,
+    /// The kind, e.g. `Pod`.
+    #[serde(default)]
+    pub kind: String,
+}
+
+/// An AdmissionReview request for a pod.
+#[derive(Clone, PartialEq)]
+pub struct AdmissionRequest {
+    /// The AdmissionReview version the request came in (and the response goes out) in.
+    pub api_version: ReviewVersion,
+    /// The request's uid, echoed in the response.
+    pub uid: String,
+    /// The admitted object's kind (always core/v1 Pod after [`AdmissionRequest::decode`]).
+    pub kind: GroupVersionKind,
+    /// The namespace of the request.
+    pub namespace: String,
+    /// The object's name (empty for pods created from `generateName`).
+    pub name: String,
+    /// `CREATE`, `UPDATE`, ...
+    pub operation: String,
+    /// Whether the request is a dry run (it gets the same mutation, as upstream).
+    pub dry_run: bool,
+    /// The pod, as raw JSON.
+    pub object: Value,
+}
+
+/// Leaves the pod out: it may hold secrets (environment values, the identity header).
+impl fmt::Debug for AdmissionRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AdmissionRequest")
+            .field("api_version", &self.api_version)
+            .field("uid", &self.uid)
+            .field("kind", &self.kind)
+            .field("namespace", &self.namespace)
+            .field("name", &self.name)
+            .field("operation", &self.operation)
+            .field("dry_run", &self.dry_run)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A body that is not an AdmissionReview for a pod. The server answers it with a 400 (or an
+/// `invalid` review, see [`invalid_review`]); it is never a panic.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AdmissionError {
+    /// The body is not JSON.
+    #[error("the request body is not valid JSON: {0}")]
+    MalformedJson(#[source] serde_json::Error),
+    /// The JSON does not have an AdmissionReview's shape.
+    #[error("the request body is not an AdmissionReview: {0}")]
+    InvalidReview(#[source] serde_json::Error),
+    /// The `apiVersion` is missing or unsupported.
+    #[error(
+        "unsupported AdmissionReview apiVersion {0:?}: expected admission.k8s.io/v1 or admission.k8s.io/v1beta1"
+    )]
+    UnsupportedVersion(String),
+    /// The `kind` is not `AdmissionReview`.
+    #[error("the request body has kind {0:?}, expected AdmissionReview")]
+    WrongKind(String),
+    /// There is no `request`.
+    #[error("the AdmissionReview has no request")]
+    MissingRequest,
+    /// The request has no uid.
+    #[error("the AdmissionReview request has no uid")]
+    MissingUid,
+    /// The request carries no object.
+    #[error("the AdmissionReview request has no object (the webhook only handles CREATE of pods)")]
+    MissingObject,
+    /// The object is not a pod.
+    #[error(
+        "the AdmissionReview request is for {0}, not a core/v1 Pod: check the MutatingWebhookConfiguration's rules"
+    )]
+    NotAPod(String),
+}
+
+/// The fields of an AdmissionReview this module reads.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Review {
+    #[serde(default)]
+    api_version: Option<String>,
+    #[serde(default)]
+    kind: Option<String>,
+    #[serde(default)]
+    request: Option<Request>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Request {
+    #[serde(default)]
+    uid: Option<String>,
+    #[serde(default)]
+    kind: Option<GroupVersionKind>,
+    #[serde(default)]
+    namespace: Option<String>,
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    operation: Option<String>,
+    #[serde(default)]
+    dry_run: Option<bool>,
+    #[serde(default)]
+    object: Option<Value>,
+}
+
+impl AdmissionRequest {
+    /// Decodes an AdmissionReview body and checks that it asks about a pod.
+    pub fn decode(body: &[u8]) -> Result<Self, AdmissionError> {
+        let value: Value = serde_json::from_slice(body).map_err(AdmissionError::MalformedJson)?;
+        let review: Review = serde_json::from_value(value).map_err(AdmissionError::InvalidReview)?;
+        let api_version = review.api_version.unwrap_or_default();
+        let api_version =
+            ReviewVersion::parse(&api_version).ok_or(AdmissionError::UnsupportedVersion(api_version))?;
+        match review.kind.as_deref() {
+            Some("AdmissionReview") => {}
+            other => return Err(AdmissionError::WrongKind(other.unwrap_or_default().to_owned())),
+        }
+        let request = review.request.ok_or(AdmissionError::MissingRequest)?;
+        let uid = request
+            .uid
+            .filter(|uid| !uid.is_empty())
+            .ok_or(AdmissionError::MissingUid)?;
+        let kind = request.kind.unwrap_or_default();
+        if !(kind.group.is_empty() && kind.kind == "Pod") {
+            let described = if kind.kind.is_empty() {
+                "an object of unknown kind".to_owned()
+            } else {
+                format!(
+                    "{}/{} {}",
+                    if kind.group.is_empty() {
+                        "core"
+                    } else {
+                        &kind.group
+                    },
+                    kind.version,
+                    kind.kind
+                )
+            };
+            return Err(AdmissionError::NotAPod(described));
+        }
+        let object = match request.object {
+            None | Some(Value::Null) => return Err(AdmissionError::MissingObject),
+            Some(object @ Value::Object(_)) => object,
+            Some(_) => {
+                return Err(AdmissionError::NotAPod(
+                    "a value that is not a JSON object".to_owned(),
+                ));
+            }
+        };
+        if let Some(object_kind) = object
+            .get("kind")
+            .and_then(Value::as_str)
+            .filter(|kind| *kind != "Pod")
+        {
+            return Err(AdmissionError::NotAPod(format!(
+                "an object of kind {object_kind}"
+            )));
+        }
+        Ok(Self {
+            api_version,
+            uid,
+            kind,
+            namespace: request.namespace.unwrap_or_default(),
+            name: request.name.unwrap_or_default(),
+            operation: request.operation.unwrap_or_default(),
+            dry_run: request.dry_run.unwrap_or(false),
+            object,
+        })
+    }
+
+    /// The serialised AdmissionReview answering this request: allowed with the patch (none when
+    /// there is nothing to change), or denied with the denial's code and message.
+    pub fn respond(&self, outcome: Result<Vec<PatchOperation>, Denial>) -> Vec<u8> {
+        let response = match outcome {
+            Ok(ops) if ops.is_empty() => json!({"uid": self.uid, "allowed": true}),
+            Ok(ops) => match serde_json::to_vec(&ops) {
+                Ok(patch) => json!({
+                    "uid": self.uid,
+                    "allowed": true,
+                    "patchType": "JSONPatch",
+                    "patch": base64::engine::general_purpose::STANDARD.encode(patch),
+                }),
+                Err(error) => denied(
+                    &self.uid,
+                    &Denial {
+                        message: format!("internal error: cannot encode the patch: {error}"),
+                        code: 500,
+                    },
+                ),
+            },
+            Err(denial) => denied(&self.uid, &denial),
+        };
+        review(self.api_version, response)
+    }
+}
+
+/// The AdmissionReview answering a body that [`AdmissionRequest::decode`] rejected: not allowed,
+/// status 400 with the error. The uid and version are taken from the body when it has them.
+pub fn invalid_review(body: &[u8], error: &AdmissionError) -> Vec<u8> {
+    let value: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+    let version = value
+        .get("apiVersion")
+        .and_then(Value::as_str)
+        .and_then(ReviewVersion::parse)
+        .unwrap_or_default();
+    let uid = value
+        .pointer("/request/uid")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    review(version, denied(uid, &Denial::new(error.to_string())))
+}
+
+fn denied(uid: &str, denial: &Denial) -> Value {
+    json!({
+        "uid": uid,
+        "allowed": false,
+        "status": {"code": denial.code, "message": denial.message},
+    })
+}
+
+fn review(version: ReviewVersion, response: Value) -> Vec<u8> {
+    let review = json!({"apiVersion": version.as_str(), "kind": "AdmissionReview", "response": response});
+    // A `Value` with string keys always serialises.
+    serde_json::to_vec(&review).unwrap_or_default()
+}

@@ -1,0 +1,141 @@
+//! Fixtures shared by the webhook's integration tests.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+
+use azure_wi::webhook::{
+    Config, ConfigArgs, Denial,
+    config::NativeSidecar,
+    mutation::{ServiceAccount, mutate_with},
+};
+use json_patch::PatchOperation;
+use serde_json::{Value, json};
+
+/// The identity header the tests pass in place of a random one.
+pub const FIXED_HEADER: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+/// The client id on the fixture ServiceAccount.
+pub const CLIENT_ID: &str = "11111111-2222-3333-4444-555555555555";
+
+/// The webhook's configured tenant.
+pub const TENANT: &str = "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee";
+
+/// Mutation settings as a cluster would give them.
+pub fn args() -> ConfigArgs {
+    ConfigArgs {
+        tenant_id: Some(TENANT.into()),
+        audience: "api://AzureADTokenExchange".into(),
+        log_level: "info".into(),
+        ..ConfigArgs::default()
+    }
+}
+
+/// The default configuration (classic sidecar).
+pub fn config() -> Config {
+    args().into_config(None).unwrap()
+}
+
+/// The configuration with native sidecars.
+pub fn native_config() -> Config {
+    ConfigArgs {
+        native_sidecar: NativeSidecar::True,
+        ..args()
+    }
+    .into_config(None)
+    .unwrap()
+}
+
+/// A ServiceAccount with the given annotations.
+pub fn service_account(annotations: &[(&str, &str)]) -> ServiceAccount {
+    ServiceAccount {
+        name: "workload".into(),
+        annotations: annotations
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect::<BTreeMap<_, _>>(),
+    }
+}
+
+/// The usual ServiceAccount: a client id.
+pub fn sa() -> ServiceAccount {
+    service_account(&[("azure.workload.identity/client-id", CLIENT_ID)])
+}
+
+/// A labelled pod with one container.
+pub fn pod() -> Value {
+    json!({
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": "demo",
+            "namespace": "apps",
+            "labels": {"azure.workload.identity/use": "true"},
+        },
+        "spec": {
+            "serviceAccountName": "workload",
+            "containers": [{"name": "app", "image": "busybox"}],
+        },
+    })
+}
+
+/// Mutates with a fixed identity header; panics when no header was needed but one was asked for
+/// is not checked here (see the identity tests).
+pub fn mutate(pod: &Value, sa: &ServiceAccount, config: &Config) -> Result<Vec<PatchOperation>, Denial> {
+    mutate_with(pod, "apps", sa, config, &|| Ok(FIXED_HEADER.to_owned()))
+}
+
+/// Applies a patch to a copy of the pod.
+pub fn apply(pod: &Value, ops: &[PatchOperation]) -> Value {
+    let mut patched = pod.clone();
+    json_patch::patch(&mut patched, ops).expect("the webhook's patch applies to its input");
+    patched
+}
+
+/// Mutates and applies; panics on a denial.
+pub fn mutated(pod: &Value, sa: &ServiceAccount, config: &Config) -> Value {
+    let ops = mutate(pod, sa, config).unwrap_or_else(|denial| panic!("denied: {denial}"));
+    apply(pod, &ops)
+}
+
+/// The denial message for a pod.
+pub fn denial(pod: &Value, sa: &ServiceAccount, config: &Config) -> Denial {
+    mutate(pod, sa, config).expect_err("the pod should be denied")
+}
+
+/// A container by list and name.
+pub fn container<'a>(pod: &'a Value, list: &str, name: &str) -> &'a Value {
+    pod["spec"][list]
+        .as_array()
+        .and_then(|containers| containers.iter().find(|c| c["name"] == name))
+        .unwrap_or_else(|| panic!("no {list} named {name} in {pod:#}"))
+}
+
+/// The container's env as (name, value) pairs, values `None` for valueFrom.
+pub fn env(container: &Value) -> Vec<(String, Option<String>)> {
+    container["env"]
+        .as_array()
+        .map(|env| {
+            env.iter()
+                .map(|var| {
+                    (
+                        var["name"].as_str().unwrap().to_owned(),
+                        var["value"].as_str().map(str::to_owned),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The env variable names, in order.
+pub fn env_names(container: &Value) -> Vec<String> {
+    env(container).into_iter().map(|(name, _)| name).collect()
+}
+
+/// The value of one env variable.
+pub fn env_value(container: &Value, name: &str) -> Option<String> {
+    env(container)
+        .into_iter()
+        .find(|(n, _)| n == name)
+        .and_then(|(_, value)| value)
+}
