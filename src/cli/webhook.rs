@@ -24,9 +24,13 @@ pub struct WebhookArgs {
     #[command(flatten)]
     config: ConfigArgs,
 
-    /// Port of the HTTPS admission endpoint (`/mutate-v1-pod`), on every interface.
+    /// Port of the HTTPS admission endpoint (`/mutate-v1-pod`).
     #[arg(long, default_value_t = 9443)]
     webhook_port: u16,
+
+    /// Address the admission endpoint listens on (default: every interface).
+    #[arg(long, default_value = "")]
+    webhook_host: String,
 
     /// Address of `/healthz` and `/readyz` (`:9440` = every interface).
     #[arg(long, default_value = ":9440")]
@@ -115,6 +119,7 @@ impl WebhookArgs {
         let Self {
             config,
             webhook_port,
+            webhook_host,
             health_addr,
             metrics_addr,
             metrics_backend: _,
@@ -190,9 +195,20 @@ impl WebhookArgs {
         };
         let options = ServeOptions { drain_timeout: Duration::from_secs(shutdown_timeout_seconds), ..ServeOptions::default() };
 
-        let webhook_listener = server::bind(&format!(":{webhook_port}")).await?;
+        let webhook_addr = match webhook_host.as_str() {
+            "" => format!(":{webhook_port}"),
+            host if host.contains(':') && !host.starts_with('[') => format!("[{host}]:{webhook_port}"),
+            host => format!("{host}:{webhook_port}"),
+        };
+        let webhook_listener = server::bind(&webhook_addr).await?;
         let health_listener = server::bind(&health_addr).await?;
         let metrics_listener = server::bind(&metrics_addr).await?;
+        tracing::info!(
+            webhook = %webhook_listener.local_addr()?,
+            health = %health_listener.local_addr()?,
+            metrics = %metrics_listener.local_addr()?,
+            "listening"
+        );
         let tls_config = tls::server_config(resolver, tls_min_version);
 
         let webhook = server::serve_https(
