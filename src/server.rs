@@ -39,11 +39,16 @@ pub enum ServerError {
 /// Binds a TCP listener, naming the address in the error. A Go-style `:port` means every
 /// interface: IPv6 and IPv4 (`[::]`) where the host has IPv6, else IPv4 only.
 pub async fn bind(addr: &str) -> Result<tokio::net::TcpListener, ServerError> {
-    let error = |source| ServerError::Bind { addr: addr.to_owned(), source };
+    let error = |source| ServerError::Bind {
+        addr: addr.to_owned(),
+        source,
+    };
     match addr.strip_prefix(':') {
         Some(port) => match tokio::net::TcpListener::bind(format!("[::]:{port}")).await {
             Ok(listener) => Ok(listener),
-            Err(_) => tokio::net::TcpListener::bind(format!("0.0.0.0:{port}")).await.map_err(error),
+            Err(_) => tokio::net::TcpListener::bind(format!("0.0.0.0:{port}"))
+                .await
+                .map_err(error),
         },
         None => tokio::net::TcpListener::bind(addr).await.map_err(error),
     }

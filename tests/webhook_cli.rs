@@ -53,7 +53,14 @@ async fn the_webhook_process_serves_admissions_and_stops_cleanly_on_sigterm() {
 
     let mut child = Command::new(env!("CARGO_BIN_EXE_azure-wi"))
         .args(["webhook", "--webhook-host", "127.0.0.1", "--webhook-port", "0"])
-        .args(["--health-addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0", "--log-level", "info"])
+        .args([
+            "--health-addr",
+            "127.0.0.1:0",
+            "--metrics-addr",
+            "127.0.0.1:0",
+            "--log-level",
+            "info",
+        ])
         .arg("--webhook-cert-dir")
         .arg(&certs)
         .arg("--service-account-file")
@@ -71,7 +78,8 @@ async fn the_webhook_process_serves_admissions_and_stops_cleanly_on_sigterm() {
     let stderr = child.stderr.take().unwrap();
     let reader = std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let record: Value = serde_json::from_str(&line).unwrap_or_else(|_| panic!("not a JSON log line: {line}"));
+            let record: Value =
+                serde_json::from_str(&line).unwrap_or_else(|_| panic!("not a JSON log line: {line}"));
             if lines_tx.send(record).is_err() {
                 break;
             }
@@ -79,13 +87,21 @@ async fn the_webhook_process_serves_admissions_and_stops_cleanly_on_sigterm() {
     });
     let mut logs = Vec::new();
     let listening = loop {
-        let record = lines_rx.recv_timeout(Duration::from_secs(30)).expect("the webhook logs its addresses");
+        let record = lines_rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("the webhook logs its addresses");
         logs.push(record.clone());
         if record["message"] == "listening" {
             break record;
         }
     };
-    let addr = |name: &str| listening[name].as_str().unwrap().parse::<std::net::SocketAddr>().unwrap();
+    let addr = |name: &str| {
+        listening[name]
+            .as_str()
+            .unwrap()
+            .parse::<std::net::SocketAddr>()
+            .unwrap()
+    };
     let (webhook, health, metrics) = (addr("webhook"), addr("health"), addr("metrics"));
 
     let plain = reqwest::Client::builder().no_proxy().build().unwrap();
@@ -100,31 +116,83 @@ async fn the_webhook_process_serves_admissions_and_stops_cleanly_on_sigterm() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert!(ready, "/readyz never became ready");
-    assert_eq!(plain.get(format!("http://{health}/healthz")).send().await.unwrap().status(), 200);
+    assert_eq!(
+        plain
+            .get(format!("http://{health}/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
 
     let mut roots = rustls::RootCertStore::empty();
     for cert in CertificateDer::pem_slice_iter(bundle.ca_cert_pem.as_bytes()) {
         roots.add(cert.unwrap()).unwrap();
     }
-    let tls = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    let client = reqwest::Client::builder().tls_backend_preconfigured(tls).resolve(HOST, webhook).no_proxy().build().unwrap();
+    let tls = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let client = reqwest::Client::builder()
+        .tls_backend_preconfigured(tls)
+        .resolve(HOST, webhook)
+        .no_proxy()
+        .build()
+        .unwrap();
     let url = format!("https://{HOST}:{}/mutate-v1-pod", webhook.port());
-    let answer: Value = client.post(&url).json(&review("web")).send().await.unwrap().json().await.unwrap();
+    let answer: Value = client
+        .post(&url)
+        .json(&review("web"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(answer["response"]["allowed"], true, "{answer}");
     assert_eq!(answer["response"]["patchType"], "JSONPatch");
-    let denied: Value = client.post(&url).json(&review("ghost")).send().await.unwrap().json().await.unwrap();
+    let denied: Value = client
+        .post(&url)
+        .json(&review("ghost"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(denied["response"]["allowed"], false);
-    assert!(denied["response"]["status"]["message"].as_str().unwrap().contains(r#"serviceaccounts "ghost" not found"#));
+    assert!(
+        denied["response"]["status"]["message"]
+            .as_str()
+            .unwrap()
+            .contains(r#"serviceaccounts "ghost" not found"#)
+    );
 
-    let exposition = plain.get(format!("http://{metrics}/metrics")).send().await.unwrap().text().await.unwrap();
-    assert!(exposition.contains(r#"azwi_mutation_request_count{namespace="team-a"} 2"#), "{exposition}");
-    assert!(exposition.contains(r#"azwi_admission_requests_total{outcome="mutated"} 1"#), "{exposition}");
+    let exposition = plain
+        .get(format!("http://{metrics}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        exposition.contains(r#"azwi_mutation_request_count{namespace="team-a"} 2"#),
+        "{exposition}"
+    );
+    assert!(
+        exposition.contains(r#"azwi_admission_requests_total{outcome="mutated"} 1"#),
+        "{exposition}"
+    );
 
-    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
     assert!(status.success());
     let exit = child.wait().unwrap();
     assert!(exit.success(), "the webhook exited with {exit}");
@@ -132,10 +200,16 @@ async fn the_webhook_process_serves_admissions_and_stops_cleanly_on_sigterm() {
     logs.extend(lines_rx.try_iter());
 
     // One structured line per admission, with uid, namespace, pod and ServiceAccount.
-    let mutated = logs.iter().find(|r| r["message"] == "pod mutated").expect("an admission log line");
+    let mutated = logs
+        .iter()
+        .find(|r| r["message"] == "pod mutated")
+        .expect("an admission log line");
     assert_eq!(mutated["uid"], "c0ffee00-0000-0000-0000-000000000001");
     assert_eq!(mutated["namespace"], "team-a");
     assert_eq!(mutated["pod"], "web-0");
     assert_eq!(mutated["service_account"], "web");
-    assert!(logs.iter().any(|r| r["message"] == "webhook stopped"), "no clean stop in {logs:?}");
+    assert!(
+        logs.iter().any(|r| r["message"] == "webhook stopped"),
+        "no clean stop in {logs:?}"
+    );
 }

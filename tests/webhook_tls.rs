@@ -32,11 +32,17 @@ fn provider() -> Arc<rustls::crypto::CryptoProvider> {
 }
 
 fn bundle() -> CertBundle {
-    CertBundle::generate(&CertNames::upstream("azure-workload-identity-system").dns_names(), OffsetDateTime::now_utc())
-        .unwrap()
+    CertBundle::generate(
+        &CertNames::upstream("azure-workload-identity-system").dns_names(),
+        OffsetDateTime::now_utc(),
+    )
+    .unwrap()
 }
 
-fn client_config(ca_pem: &str, versions: &[&'static rustls::SupportedProtocolVersion]) -> rustls::ClientConfig {
+fn client_config(
+    ca_pem: &str,
+    versions: &[&'static rustls::SupportedProtocolVersion],
+) -> rustls::ClientConfig {
     let mut roots = rustls::RootCertStore::empty();
     for cert in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
         roots.add(cert.unwrap()).unwrap();
@@ -75,7 +81,11 @@ async fn start(resolver: Arc<CertResolver>, min: TlsMinVersion, router: Router) 
     let config = server_config(resolver, min);
     let task = tokio::spawn({
         let shutdown = shutdown.clone();
-        async move { serve_https(listener, config, router, ServeOptions::default(), shutdown).await.unwrap() }
+        async move {
+            serve_https(listener, config, router, ServeOptions::default(), shutdown)
+                .await
+                .unwrap()
+        }
     });
     Running { addr, shutdown, task }
 }
@@ -86,14 +96,21 @@ fn hello_router() -> Router {
 
 /// The leaf certificate a fresh TLS connection is served.
 async fn served_leaf(addr: SocketAddr, ca_pem: &str) -> Result<Vec<u8>, std::io::Error> {
-    let connector = tokio_rustls::TlsConnector::from(Arc::new(client_config(ca_pem, rustls::DEFAULT_VERSIONS)));
+    let connector =
+        tokio_rustls::TlsConnector::from(Arc::new(client_config(ca_pem, rustls::DEFAULT_VERSIONS)));
     let stream = TcpStream::connect(addr).await?;
-    let tls = connector.connect(ServerName::try_from(HOST).unwrap(), stream).await?;
+    let tls = connector
+        .connect(ServerName::try_from(HOST).unwrap(), stream)
+        .await?;
     Ok(tls.get_ref().1.peer_certificates().unwrap()[0].to_vec())
 }
 
 fn leaf_der(bundle: &CertBundle) -> Vec<u8> {
-    CertificateDer::pem_slice_iter(bundle.cert_pem.as_bytes()).next().unwrap().unwrap().to_vec()
+    CertificateDer::pem_slice_iter(bundle.cert_pem.as_bytes())
+        .next()
+        .unwrap()
+        .unwrap()
+        .to_vec()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -118,7 +135,11 @@ async fn certificates_swap_while_requests_flow_without_a_single_failure() {
                     let response = client.get(&url).send().await.map_err(|e| format!("{e:?}"))?;
                     let status = response.status();
                     let text = response.text().await.map_err(|e| format!("{e:?}"))?;
-                    if status == 200 && text == "hello" { Ok(()) } else { Err(format!("{status}: {text}")) }
+                    if status == 200 && text == "hello" {
+                        Ok(())
+                    } else {
+                        Err(format!("{status}: {text}"))
+                    }
                 }
                 .await;
                 match result {
@@ -140,7 +161,12 @@ async fn certificates_swap_while_requests_flow_without_a_single_failure() {
         while ok.load(Ordering::Relaxed) < target && failed.load(Ordering::Relaxed) == 0 {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
-        last = last.renew_leaf(&CertNames::upstream("azure-workload-identity-system").dns_names(), OffsetDateTime::now_utc()).unwrap();
+        last = last
+            .renew_leaf(
+                &CertNames::upstream("azure-workload-identity-system").dns_names(),
+                OffsetDateTime::now_utc(),
+            )
+            .unwrap();
         assert!(resolver.set(last.serving_cert().unwrap()));
     }
     let target = ok.load(Ordering::Relaxed) + 50;
@@ -152,18 +178,32 @@ async fn certificates_swap_while_requests_flow_without_a_single_failure() {
         worker.await.unwrap();
     }
 
-    assert_eq!(failed.load(Ordering::Relaxed), 0, "requests failed during certificate swaps");
+    assert_eq!(
+        failed.load(Ordering::Relaxed),
+        0,
+        "requests failed during certificate swaps"
+    );
     assert!(ok.load(Ordering::Relaxed) >= 550);
-    assert_eq!(served_leaf(server.addr, &first.ca_cert_pem).await.unwrap(), leaf_der(&last));
+    assert_eq!(
+        served_leaf(server.addr, &first.ca_cert_pem).await.unwrap(),
+        leaf_der(&last)
+    );
     assert!(metrics.encode().contains("azwi_certificate_reloads_total 10"));
     server.shutdown.trigger();
     server.task.await.unwrap();
 }
 
-async fn handshake_with(addr: SocketAddr, ca_pem: &str, version: &'static rustls::SupportedProtocolVersion) -> bool {
+async fn handshake_with(
+    addr: SocketAddr,
+    ca_pem: &str,
+    version: &'static rustls::SupportedProtocolVersion,
+) -> bool {
     let connector = tokio_rustls::TlsConnector::from(Arc::new(client_config(ca_pem, &[version])));
     let stream = TcpStream::connect(addr).await.unwrap();
-    connector.connect(ServerName::try_from(HOST).unwrap(), stream).await.is_ok()
+    connector
+        .connect(ServerName::try_from(HOST).unwrap(), stream)
+        .await
+        .is_ok()
 }
 
 #[tokio::test]
@@ -179,7 +219,13 @@ async fn the_minimum_tls_version_is_enforced() {
     let lenient = start(resolver, TlsMinVersion::Tls12, hello_router()).await;
     assert!(handshake_with(lenient.addr, &bundle.ca_cert_pem, &rustls::version::TLS12).await);
     assert!(handshake_with(lenient.addr, &bundle.ca_cert_pem, &rustls::version::TLS13).await);
-    assert!("1.1".parse::<TlsMinVersion>().unwrap_err().to_string().contains("use 1.2 or 1.3"));
+    assert!(
+        "1.1"
+            .parse::<TlsMinVersion>()
+            .unwrap_err()
+            .to_string()
+            .contains("use 1.2 or 1.3")
+    );
 }
 
 #[tokio::test]
@@ -189,7 +235,10 @@ async fn without_a_certificate_handshakes_fail_and_the_server_keeps_running() {
     let server = start(resolver.clone(), TlsMinVersion::Tls13, hello_router()).await;
     assert!(served_leaf(server.addr, &bundle.ca_cert_pem).await.is_err());
     resolver.set(bundle.serving_cert().unwrap());
-    assert_eq!(served_leaf(server.addr, &bundle.ca_cert_pem).await.unwrap(), leaf_der(&bundle));
+    assert_eq!(
+        served_leaf(server.addr, &bundle.ca_cert_pem).await.unwrap(),
+        leaf_der(&bundle)
+    );
 }
 
 /// Writes a pair the way the kubelet updates a Secret volume: a new timestamped directory, then
@@ -236,19 +285,28 @@ async fn certificate_files_are_reloaded_through_a_symlink_swap() {
 
     kubelet_write(dir.path(), 1, &a.cert_pem, &a.key_pem);
     wait_until(|| resolver.current().is_some()).await;
-    assert_eq!(served_leaf(server.addr, &a.ca_cert_pem).await.unwrap(), leaf_der(&a));
+    assert_eq!(
+        served_leaf(server.addr, &a.ca_cert_pem).await.unwrap(),
+        leaf_der(&a)
+    );
 
     kubelet_write(dir.path(), 2, &b.cert_pem, &b.key_pem);
     let b_not_after = b.serving_cert().unwrap().not_after();
     wait_until(|| metrics.encode().contains("azwi_certificate_reloads_total 1")).await;
     assert_eq!(resolver.current().unwrap().not_after(), b_not_after);
-    assert_eq!(served_leaf(server.addr, &b.ca_cert_pem).await.unwrap(), leaf_der(&b));
+    assert_eq!(
+        served_leaf(server.addr, &b.ca_cert_pem).await.unwrap(),
+        leaf_der(&b)
+    );
 
     // A mismatched pair (certificate of one, key of another) is ignored; b keeps serving.
     kubelet_write(dir.path(), 3, &a.cert_pem, &b.key_pem);
     kubelet_write(dir.path(), 4, &a.cert_pem, &b.key_pem);
     tokio::time::sleep(Duration::from_millis(200)).await;
-    assert_eq!(served_leaf(server.addr, &b.ca_cert_pem).await.unwrap(), leaf_der(&b));
+    assert_eq!(
+        served_leaf(server.addr, &b.ca_cert_pem).await.unwrap(),
+        leaf_der(&b)
+    );
 
     shutdown.trigger();
     watcher.await.unwrap();
@@ -261,14 +319,17 @@ async fn shutdown_finishes_in_flight_requests_and_refuses_new_connections() {
     resolver.set(bundle.serving_cert().unwrap());
     let entered = Arc::new(tokio::sync::Notify::new());
     let release = Arc::new(tokio::sync::Notify::new());
-    let router = Router::new().route("/slow", get({
-        let (entered, release) = (entered.clone(), release.clone());
-        move || async move {
-            entered.notify_one();
-            release.notified().await;
-            "finished"
-        }
-    }));
+    let router = Router::new().route(
+        "/slow",
+        get({
+            let (entered, release) = (entered.clone(), release.clone());
+            move || async move {
+                entered.notify_one();
+                release.notified().await;
+                "finished"
+            }
+        }),
+    );
     let server = start(resolver, TlsMinVersion::Tls13, router).await;
     let client = http_client(&bundle.ca_cert_pem, true, server.addr);
     let url = format!("https://{HOST}:{}/slow", server.addr.port());

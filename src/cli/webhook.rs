@@ -149,19 +149,28 @@ impl WebhookArgs {
             Some(client) => Some(server_version(client).await?),
             None => None,
         };
-        let config = config.into_config(server_version).context("invalid configuration")?;
+        let config = config
+            .into_config(server_version)
+            .context("invalid configuration")?;
 
-        let resolver = Arc::new(CertResolver::new(metrics.clone(), Some(readiness.condition("certificates"))));
+        let resolver = Arc::new(CertResolver::new(
+            metrics.clone(),
+            Some(readiness.condition("certificates")),
+        ));
         match (&client, disable_cert_rotation || service_account_file.is_some()) {
             (Some(client), false) => {
                 let names = CertNames::upstream(&pod_namespace);
-                tracing::info!(secret = names.secret, webhook_configuration = names.webhook_configuration,
-                    "self-managed certificates");
+                tracing::info!(
+                    secret = names.secret,
+                    webhook_configuration = names.webhook_configuration,
+                    "self-managed certificates"
+                );
                 tokio::spawn(Rotator::new(client.clone(), names, resolver.clone()).run(shutdown.clone()));
             }
             _ => {
                 tracing::info!(dir = %webhook_cert_dir.display(), "serving certificates from files");
-                let (dir, resolver, shutdown) = (webhook_cert_dir.clone(), resolver.clone(), shutdown.clone());
+                let (dir, resolver, shutdown) =
+                    (webhook_cert_dir.clone(), resolver.clone(), shutdown.clone());
                 tokio::spawn(async move {
                     tls::watch_cert_dir(&dir, resolver, Duration::from_secs(2), shutdown).await;
                 });
@@ -180,20 +189,32 @@ impl WebhookArgs {
                     ..LookupOptions::default()
                 };
                 let synced = readiness.condition("service-accounts");
-                let (accounts, driver) =
-                    ServiceAccounts::watch(client.clone(), options, metrics.clone(), synced, shutdown.clone());
+                let (accounts, driver) = ServiceAccounts::watch(
+                    client.clone(),
+                    options,
+                    metrics.clone(),
+                    synced,
+                    shutdown.clone(),
+                );
                 tokio::spawn(driver);
                 accounts
             }
             (None, None) => unreachable!("a client exists unless a ServiceAccount file is given"),
         };
 
-        let state = WebhookState { config: Arc::new(config), service_accounts, metrics: metrics.clone() };
+        let state = WebhookState {
+            config: Arc::new(config),
+            service_accounts,
+            metrics: metrics.clone(),
+        };
         let limits = RequestLimits {
             max_body_bytes: max_request_bytes,
             timeout: Duration::from_secs(request_timeout_seconds),
         };
-        let options = ServeOptions { drain_timeout: Duration::from_secs(shutdown_timeout_seconds), ..ServeOptions::default() };
+        let options = ServeOptions {
+            drain_timeout: Duration::from_secs(shutdown_timeout_seconds),
+            ..ServeOptions::default()
+        };
 
         let webhook_addr = match webhook_host.as_str() {
             "" => format!(":{webhook_port}"),
@@ -218,10 +239,19 @@ impl WebhookArgs {
             options,
             shutdown.clone(),
         );
-        let health = server::serve_plain(health_listener, server::health_router(readiness), options, shutdown.clone());
-        let metrics_server = server::serve_plain(metrics_listener, metrics.router(), options, shutdown.clone());
-        let (a, b, c) = tokio::join!(stop_all_on_error(webhook, &shutdown), stop_all_on_error(health, &shutdown),
-            stop_all_on_error(metrics_server, &shutdown));
+        let health = server::serve_plain(
+            health_listener,
+            server::health_router(readiness),
+            options,
+            shutdown.clone(),
+        );
+        let metrics_server =
+            server::serve_plain(metrics_listener, metrics.router(), options, shutdown.clone());
+        let (a, b, c) = tokio::join!(
+            stop_all_on_error(webhook, &shutdown),
+            stop_all_on_error(health, &shutdown),
+            stop_all_on_error(metrics_server, &shutdown)
+        );
         a.context("webhook server")?;
         b.context("health server")?;
         c.context("metrics server")?;
@@ -230,7 +260,10 @@ impl WebhookArgs {
     }
 }
 
-async fn stop_all_on_error<E>(server: impl Future<Output = Result<(), E>>, shutdown: &Shutdown) -> Result<(), E> {
+async fn stop_all_on_error<E>(
+    server: impl Future<Output = Result<(), E>>,
+    shutdown: &Shutdown,
+) -> Result<(), E> {
     let result = server.await;
     if result.is_err() {
         shutdown.trigger();
@@ -265,7 +298,11 @@ async fn server_version(client: &kube::Client) -> anyhow::Result<(u32, u32)> {
             tracing::info!(version = info.git_version, major, minor, "Kubernetes API server");
             Ok((major, minor))
         }
-        None => bail!("cannot parse the API server version {:?}.{:?}", info.major, info.minor),
+        None => bail!(
+            "cannot parse the API server version {:?}.{:?}",
+            info.major,
+            info.minor
+        ),
     }
 }
 
@@ -288,7 +325,10 @@ fn read_service_account_file(path: &std::path::Path) -> anyhow::Result<Vec<(Stri
         .map(|(i, item)| {
             let field = |f: &str| item.pointer(&format!("/metadata/{f}")).and_then(Value::as_str);
             let (Some(name), Some(namespace)) = (field("name"), field("namespace")) else {
-                bail!("{} item {i}: metadata.name and metadata.namespace are required", path.display());
+                bail!(
+                    "{} item {i}: metadata.name and metadata.namespace are required",
+                    path.display()
+                );
             };
             let annotations = item
                 .pointer("/metadata/annotations")
@@ -298,17 +338,30 @@ fn read_service_account_file(path: &std::path::Path) -> anyhow::Result<Vec<(Stri
                 .filter(|(k, _)| k.starts_with(ANNOTATION_PREFIX))
                 .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned())))
                 .collect();
-            Ok((namespace.to_owned(), ServiceAccount { name: name.to_owned(), annotations }))
+            Ok((
+                namespace.to_owned(),
+                ServiceAccount {
+                    name: name.to_owned(),
+                    annotations,
+                },
+            ))
         })
         .collect()
 }
 
 fn init_logging(level: &str, format: &str) -> anyhow::Result<()> {
     let directive = level.parse::<LogLevel>()?.tracing_directive();
-    let filter = tracing_subscriber::EnvFilter::new(format!("{directive},hyper=info,h2=info,rustls=info,tower=info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let filter =
+        tracing_subscriber::EnvFilter::new(format!("{directive},hyper=info,h2=info,rustls=info,tower=info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     let result = if format == "json" {
-        builder.json().flatten_event(true).with_current_span(false).try_init()
+        builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .try_init()
     } else {
         builder.try_init()
     };

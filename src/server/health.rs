@@ -49,14 +49,21 @@ impl Readiness {
 
     /// Registers a new condition, initially not met, and returns its handle.
     pub fn condition(&self, name: &'static str) -> ReadinessCondition {
-        let condition = ReadinessCondition { name, met: Arc::new(AtomicBool::new(false)) };
+        let condition = ReadinessCondition {
+            name,
+            met: Arc::new(AtomicBool::new(false)),
+        };
         self.lock().push(condition.clone());
         condition
     }
 
     /// The names of the conditions not met yet (empty when ready).
     pub fn pending(&self) -> Vec<&'static str> {
-        self.lock().iter().filter(|c| !c.is_met()).map(|c| c.name).collect()
+        self.lock()
+            .iter()
+            .filter(|c| !c.is_met())
+            .map(|c| c.name)
+            .collect()
     }
 
     /// Whether every condition is met.
@@ -66,7 +73,9 @@ impl Readiness {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<ReadinessCondition>> {
         // A panic while holding this lock cannot leave the vector half-updated: recover it.
-        self.conditions.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.conditions
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -84,7 +93,10 @@ async fn readyz(State(readiness): State<Readiness>) -> (StatusCode, String) {
     if pending.is_empty() {
         (StatusCode::OK, "ok".to_owned())
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: waiting for {}", pending.join(", ")))
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready: waiting for {}", pending.join(", ")),
+        )
     }
 }
 
@@ -113,14 +125,23 @@ mod tests {
         assert_eq!(get_status(&router, "/healthz").await.0, StatusCode::OK);
         let (status, body) = get_status(&router, "/readyz").await;
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
-        assert!(body.contains("certificates") && body.contains("service-accounts"), "{body}");
+        assert!(
+            body.contains("certificates") && body.contains("service-accounts"),
+            "{body}"
+        );
 
         certs.set(true);
         let (status, body) = get_status(&router, "/readyz").await;
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
-        assert!(!body.contains("certificates") && body.contains("service-accounts"), "{body}");
+        assert!(
+            !body.contains("certificates") && body.contains("service-accounts"),
+            "{body}"
+        );
 
         cache.set(true);
-        assert_eq!(get_status(&router, "/readyz").await, (StatusCode::OK, "ok".to_owned()));
+        assert_eq!(
+            get_status(&router, "/readyz").await,
+            (StatusCode::OK, "ok".to_owned())
+        );
     }
 }

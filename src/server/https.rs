@@ -118,6 +118,9 @@ pub(super) async fn drain(graceful: GracefulShutdown, timeout: Duration) {
     let open = graceful.count();
     tracing::info!(open_connections = open, "draining connections");
     if tokio::time::timeout(timeout, graceful.shutdown()).await.is_err() {
-        tracing::warn!(timeout_s = timeout.as_secs(), "drain timed out; closing the remaining connections");
+        tracing::warn!(
+            timeout_s = timeout.as_secs(),
+            "drain timed out; closing the remaining connections"
+        );
     }
 }

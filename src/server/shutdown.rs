@@ -20,7 +20,9 @@ impl Default for Shutdown {
 impl Shutdown {
     /// A signal that has not fired yet.
     pub fn new() -> Self {
-        Self { tx: Arc::new(watch::channel(false).0) }
+        Self {
+            tx: Arc::new(watch::channel(false).0),
+        }
     }
 
     /// Fires the signal; every waiter wakes up. Idempotent.

@@ -108,7 +108,12 @@ impl CertNames {
     /// `<svc>.<ns>.svc.cluster.local`.
     pub fn dns_names(&self) -> Vec<String> {
         let (svc, ns) = (&self.service, &self.namespace);
-        vec![svc.clone(), format!("{svc}.{ns}"), format!("{svc}.{ns}.svc"), format!("{svc}.{ns}.svc.cluster.local")]
+        vec![
+            svc.clone(),
+            format!("{svc}.{ns}"),
+            format!("{svc}.{ns}.svc"),
+            format!("{svc}.{ns}.svc.cluster.local"),
+        ]
     }
 }
 
@@ -138,13 +143,22 @@ impl CertBundle {
         let mut params = CertificateParams::default();
         params.distinguished_name = name(CA_COMMON_NAME);
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+        params.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::CrlSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
         params.not_before = now - time::Duration::hours(1);
         params.not_after = now + CA_LIFETIME;
         let ca_cert = params.self_signed(&ca_key)?;
         let issuer = Issuer::new(params, &ca_key);
         let (cert_pem, key_pem) = issue_leaf(&issuer, dns_names, now)?;
-        Ok(Self { ca_cert_pem: ca_cert.pem(), ca_key_pem: ca_key.serialize_pem(), cert_pem, key_pem })
+        Ok(Self {
+            ca_cert_pem: ca_cert.pem(),
+            ca_key_pem: ca_key.serialize_pem(),
+            cert_pem,
+            key_pem,
+        })
     }
 
     /// A new serving certificate for `dns_names` from the same CA, valid from `now`.
@@ -152,18 +166,28 @@ impl CertBundle {
         let ca_key = KeyPair::from_pem(&self.ca_key_pem)?;
         let issuer = Issuer::from_ca_cert_pem(&self.ca_cert_pem, &ca_key)?;
         let (cert_pem, key_pem) = issue_leaf(&issuer, dns_names, now)?;
-        Ok(Self { cert_pem, key_pem, ..self.clone() })
+        Ok(Self {
+            cert_pem,
+            key_pem,
+            ..self.clone()
+        })
     }
 
     /// The serving certificate and key, parsed for rustls.
     pub fn serving_cert(&self) -> Result<ServingCert, TlsError> {
-        ServingCert::from_pem(self.cert_pem.as_bytes(), self.key_pem.as_bytes(), "the generated certificate")
+        ServingCert::from_pem(
+            self.cert_pem.as_bytes(),
+            self.key_pem.as_bytes(),
+            "the generated certificate",
+        )
     }
 
     fn from_secret(secret: &Secret) -> Option<Self> {
         let data = secret.data.as_ref()?;
         let get = |key: &str| {
-            data.get(key).and_then(|v| String::from_utf8(v.0.clone()).ok()).filter(|s| !s.trim().is_empty())
+            data.get(key)
+                .and_then(|v| String::from_utf8(v.0.clone()).ok())
+                .filter(|s| !s.trim().is_empty())
         };
         Some(Self {
             ca_cert_pem: get(CA_CERT_KEY)?,
@@ -201,7 +225,10 @@ fn issue_leaf(
     let key = KeyPair::generate()?;
     let mut params = CertificateParams::new(dns_names.to_vec())?;
     params.distinguished_name = name(dns_names.first().map_or(SERVICE_NAME, String::as_str));
-    params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
+    params.key_usages = vec![
+        KeyUsagePurpose::DigitalSignature,
+        KeyUsagePurpose::KeyEncipherment,
+    ];
     params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
     params.use_authority_key_identifier_extension = true;
     params.not_before = now - time::Duration::hours(1);
@@ -262,7 +289,10 @@ pub fn decide(bundle: Option<&CertBundle>, dns_names: &[String], now: OffsetDate
 
 fn first_der(pem: &str) -> Option<Vec<u8>> {
     use rustls::pki_types::{CertificateDer, pem::PemObject};
-    CertificateDer::pem_slice_iter(pem.as_bytes()).next()?.ok().map(|c| c.to_vec())
+    CertificateDer::pem_slice_iter(pem.as_bytes())
+        .next()?
+        .ok()
+        .map(|c| c.to_vec())
 }
 
 /// The DNS names in a certificate's subjectAltName.
@@ -293,14 +323,21 @@ pub struct Rotator {
 
 impl std::fmt::Debug for Rotator {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Rotator").field("names", &self.names).finish_non_exhaustive()
+        f.debug_struct("Rotator")
+            .field("names", &self.names)
+            .finish_non_exhaustive()
     }
 }
 
 impl Rotator {
     /// A rotator for `names`, feeding `resolver`.
     pub fn new(client: Client, names: CertNames, resolver: Arc<CertResolver>) -> Self {
-        Self { client, names, resolver, clock: OffsetDateTime::now_utc }
+        Self {
+            client,
+            names,
+            resolver,
+            clock: OffsetDateTime::now_utc,
+        }
     }
 
     /// Uses `clock` instead of the system's wall clock (tests).
@@ -334,10 +371,16 @@ impl Rotator {
         let secrets: Api<Secret> = Api::namespaced(self.client.clone(), &self.names.namespace);
         let dns_names = self.names.dns_names();
         let bundle = loop {
-            let existing = secrets.get_opt(&self.names.secret).await.map_err(|source| CertError::Api {
-                action: format!("cannot read Secret {}/{}", self.names.namespace, self.names.secret),
-                source,
-            })?;
+            let existing = secrets
+                .get_opt(&self.names.secret)
+                .await
+                .map_err(|source| CertError::Api {
+                    action: format!(
+                        "cannot read Secret {}/{}",
+                        self.names.namespace, self.names.secret
+                    ),
+                    source,
+                })?;
             let current = existing.as_ref().and_then(CertBundle::from_secret);
             let now = (self.clock)();
             let renewed = match decide(current.as_ref(), &dns_names, now) {
@@ -349,14 +392,22 @@ impl Rotator {
                 }
                 Decision::RenewLeaf(reason) => {
                     tracing::info!(%reason, "renewing the serving certificate");
-                    let (names, old) = (dns_names.clone(), current.clone().expect("RenewLeaf implies a bundle"));
+                    let (names, old) = (
+                        dns_names.clone(),
+                        current.clone().expect("RenewLeaf implies a bundle"),
+                    );
                     blocking(move || old.renew_leaf(&names, now)).await?
                 }
             };
             match self.store(&secrets, existing, &renewed).await {
                 Ok(()) => break renewed,
-                Err(CertError::Api { source: kube::Error::Api(status), .. }) if status.code == 409 => {
-                    tracing::info!("another replica updated the certificate Secret first; adopting its certificates");
+                Err(CertError::Api {
+                    source: kube::Error::Api(status),
+                    ..
+                }) if status.code == 409 => {
+                    tracing::info!(
+                        "another replica updated the certificate Secret first; adopting its certificates"
+                    );
                 }
                 Err(error) => return Err(error),
             }
@@ -370,14 +421,25 @@ impl Rotator {
         Ok(())
     }
 
-    async fn store(&self, secrets: &Api<Secret>, existing: Option<Secret>, bundle: &CertBundle) -> Result<(), CertError> {
-        let action = format!("cannot store the certificates in Secret {}/{}", self.names.namespace, self.names.secret);
+    async fn store(
+        &self,
+        secrets: &Api<Secret>,
+        existing: Option<Secret>,
+        bundle: &CertBundle,
+    ) -> Result<(), CertError> {
+        let action = format!(
+            "cannot store the certificates in Secret {}/{}",
+            self.names.namespace, self.names.secret
+        );
         let result = match existing {
             // `replace` carries the resourceVersion read above: a concurrent writer makes it 409.
             Some(mut secret) => {
                 secret.data = Some(bundle.secret_data());
                 secret.string_data = None;
-                secrets.replace(&self.names.secret, &PostParams::default(), &secret).await.map(drop)
+                secrets
+                    .replace(&self.names.secret, &PostParams::default(), &secret)
+                    .await
+                    .map(drop)
             }
             None => {
                 let secret = Secret {
@@ -400,9 +462,15 @@ impl Rotator {
         let api: Api<MutatingWebhookConfiguration> = Api::all(self.client.clone());
         let name = &self.names.webhook_configuration;
         let action = format!("cannot update caBundle of MutatingWebhookConfiguration {name}");
-        let Some(mwc) = api.get_opt(name).await.map_err(|source| CertError::Api { action: action.clone(), source })?
+        let Some(mwc) = api.get_opt(name).await.map_err(|source| CertError::Api {
+            action: action.clone(),
+            source,
+        })?
         else {
-            tracing::warn!(name, "MutatingWebhookConfiguration not found; the API server cannot trust this webhook");
+            tracing::warn!(
+                name,
+                "MutatingWebhookConfiguration not found; the API server cannot trust this webhook"
+            );
             return Ok(());
         };
         let patch = ca_bundle_patch(&mwc, ca_pem);
@@ -411,9 +479,16 @@ impl Rotator {
         }
         let patch: json_patch::Patch = serde_json::from_value(serde_json::Value::Array(patch))
             .map_err(|e| CertError::Task(format!("internal: bad caBundle patch: {e}")))?;
-        api.patch(name, &PatchParams { field_manager: Some(FIELD_MANAGER.into()), ..Default::default() }, &Patch::<()>::Json(patch))
-            .await
-            .map_err(|source| CertError::Api { action, source })?;
+        api.patch(
+            name,
+            &PatchParams {
+                field_manager: Some(FIELD_MANAGER.into()),
+                ..Default::default()
+            },
+            &Patch::<()>::Json(patch),
+        )
+        .await
+        .map_err(|source| CertError::Api { action, source })?;
         tracing::info!(name, "caBundle updated");
         Ok(())
     }
@@ -429,7 +504,9 @@ pub fn ca_bundle_patch(mwc: &MutatingWebhookConfiguration, ca_pem: &str) -> Vec<
         if webhook.client_config.ca_bundle.as_ref() == Some(&wanted) {
             continue;
         }
-        ops.push(serde_json::json!({"op": "test", "path": format!("/webhooks/{i}/name"), "value": webhook.name}));
+        ops.push(
+            serde_json::json!({"op": "test", "path": format!("/webhooks/{i}/name"), "value": webhook.name}),
+        );
         ops.push(serde_json::json!({
             "op": "add",
             "path": format!("/webhooks/{i}/clientConfig/caBundle"),
@@ -442,7 +519,9 @@ pub fn ca_bundle_patch(mwc: &MutatingWebhookConfiguration, ca_pem: &str) -> Vec<
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, CertError> + Send + 'static,
 ) -> Result<T, CertError> {
-    tokio::task::spawn_blocking(f).await.map_err(|e| CertError::Task(e.to_string()))?
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| CertError::Task(e.to_string()))?
 }
 
 #[cfg(test)]
@@ -476,7 +555,10 @@ mod tests {
         let (_, leaf) = x509_parser::parse_x509_certificate(&leaf_der).unwrap();
 
         assert!(ca.is_ca());
-        assert_eq!(ca.subject().iter_common_name().next().unwrap().as_str().unwrap(), CA_COMMON_NAME);
+        assert_eq!(
+            ca.subject().iter_common_name().next().unwrap().as_str().unwrap(),
+            CA_COMMON_NAME
+        );
         assert!(leaf.verify_signature(Some(ca.public_key())).is_ok());
         assert_eq!(leaf.issuer(), ca.subject());
         let sans = dns_sans(&leaf);
@@ -498,9 +580,18 @@ mod tests {
         let dns = names().dns_names();
         let bundle = CertBundle::generate(&dns, NOW).unwrap();
         assert_eq!(decide(Some(&bundle), &dns, NOW), Decision::Keep);
-        assert_eq!(decide(Some(&bundle), &dns, NOW + time::Duration::days(274)), Decision::Keep);
-        assert!(matches!(decide(Some(&bundle), &dns, NOW + time::Duration::days(276)), Decision::RenewLeaf(_)));
-        assert!(matches!(decide(Some(&bundle), &dns, NOW + time::Duration::days(3600)), Decision::Regenerate(_)));
+        assert_eq!(
+            decide(Some(&bundle), &dns, NOW + time::Duration::days(274)),
+            Decision::Keep
+        );
+        assert!(matches!(
+            decide(Some(&bundle), &dns, NOW + time::Duration::days(276)),
+            Decision::RenewLeaf(_)
+        ));
+        assert!(matches!(
+            decide(Some(&bundle), &dns, NOW + time::Duration::days(3600)),
+            Decision::Regenerate(_)
+        ));
         assert!(matches!(decide(None, &dns, NOW), Decision::Regenerate(_)));
     }
 
@@ -514,10 +605,22 @@ mod tests {
             other => panic!("expected RenewLeaf, got {other:?}"),
         }
         let other = CertBundle::generate(&dns, NOW).unwrap();
-        let mixed = CertBundle { cert_pem: other.cert_pem, key_pem: other.key_pem, ..bundle.clone() };
-        assert!(matches!(decide(Some(&mixed), &dns, NOW), Decision::RenewLeaf(r) if r.contains("not signed")));
-        let garbage = CertBundle { ca_cert_pem: "junk".into(), ..bundle };
-        assert!(matches!(decide(Some(&garbage), &dns, NOW), Decision::Regenerate(_)));
+        let mixed = CertBundle {
+            cert_pem: other.cert_pem,
+            key_pem: other.key_pem,
+            ..bundle.clone()
+        };
+        assert!(
+            matches!(decide(Some(&mixed), &dns, NOW), Decision::RenewLeaf(r) if r.contains("not signed"))
+        );
+        let garbage = CertBundle {
+            ca_cert_pem: "junk".into(),
+            ..bundle
+        };
+        assert!(matches!(
+            decide(Some(&garbage), &dns, NOW),
+            Decision::Regenerate(_)
+        ));
     }
 
     #[test]
@@ -544,10 +647,13 @@ mod tests {
         }))
         .unwrap();
         let ops = ca_bundle_patch(&mwc, "CA");
-        assert_eq!(ops, vec![
-            json!({"op": "test", "path": "/webhooks/0/name", "value": "mutation.azure-workload-identity.io"}),
-            json!({"op": "add", "path": "/webhooks/0/clientConfig/caBundle", "value": "Q0E="}),
-        ]);
+        assert_eq!(
+            ops,
+            vec![
+                json!({"op": "test", "path": "/webhooks/0/name", "value": "mutation.azure-workload-identity.io"}),
+                json!({"op": "add", "path": "/webhooks/0/clientConfig/caBundle", "value": "Q0E="}),
+            ]
+        );
         assert!(ca_bundle_patch(&mwc, "different").len() == 4);
     }
 
@@ -555,7 +661,9 @@ mod tests {
     fn fake_cluster(secret: Arc<Mutex<Option<serde_json::Value>>>) -> Arc<Handler> {
         Arc::new(move |r| {
             let secret_path = "/api/v1/namespaces/azure-workload-identity-system/secrets";
-            let mwc_path = format!("/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/{WEBHOOK_CONFIGURATION_NAME}");
+            let mwc_path = format!(
+                "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/{WEBHOOK_CONFIGURATION_NAME}"
+            );
             let mut stored = secret.lock().unwrap();
             match (r.method.as_str(), r.path.split('?').next().unwrap_or_default()) {
                 ("GET", p) if p == format!("{secret_path}/{SECRET_NAME}") => match stored.as_ref() {
@@ -572,16 +680,22 @@ mod tests {
                     *stored = Some(r.body.clone());
                     Some((200, r.body.clone()))
                 }
-                ("GET", p) if p == mwc_path => Some((200, json!({
-                    "apiVersion": "admissionregistration.k8s.io/v1", "kind": "MutatingWebhookConfiguration",
-                    "metadata": {"name": WEBHOOK_CONFIGURATION_NAME},
-                    "webhooks": [{"name": "mutation.azure-workload-identity.io", "admissionReviewVersions": ["v1"],
-                        "sideEffects": "None", "clientConfig": {"service": {"name": SERVICE_NAME, "namespace": "x"}}}]
-                }))),
-                ("PATCH", p) if p == mwc_path => Some((200, json!({
-                    "apiVersion": "admissionregistration.k8s.io/v1", "kind": "MutatingWebhookConfiguration",
-                    "metadata": {"name": WEBHOOK_CONFIGURATION_NAME}
-                }))),
+                ("GET", p) if p == mwc_path => Some((
+                    200,
+                    json!({
+                        "apiVersion": "admissionregistration.k8s.io/v1", "kind": "MutatingWebhookConfiguration",
+                        "metadata": {"name": WEBHOOK_CONFIGURATION_NAME},
+                        "webhooks": [{"name": "mutation.azure-workload-identity.io", "admissionReviewVersions": ["v1"],
+                            "sideEffects": "None", "clientConfig": {"service": {"name": SERVICE_NAME, "namespace": "x"}}}]
+                    }),
+                )),
+                ("PATCH", p) if p == mwc_path => Some((
+                    200,
+                    json!({
+                        "apiVersion": "admissionregistration.k8s.io/v1", "kind": "MutatingWebhookConfiguration",
+                        "metadata": {"name": WEBHOOK_CONFIGURATION_NAME}
+                    }),
+                )),
                 _ => Some(not_found("things", &r.path)),
             }
         })
@@ -597,27 +711,53 @@ mod tests {
         rotator.reconcile().await.unwrap();
         let stored = secret.lock().unwrap().clone().expect("the Secret was created");
         for key in ["ca.crt", "ca.key", "tls.crt", "tls.key"] {
-            assert!(stored["data"][key].as_str().is_some_and(|v| !v.is_empty()), "{key} missing");
+            assert!(
+                stored["data"][key].as_str().is_some_and(|v| !v.is_empty()),
+                "{key} missing"
+            );
         }
         let served = resolver.current().expect("a certificate is served");
         assert_eq!(served.not_after(), NOW + LEAF_LIFETIME);
-        let patch = log.lock().unwrap().iter().find(|r| r.method == "PATCH").cloned().expect("caBundle patched");
+        let patch = log
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|r| r.method == "PATCH")
+            .cloned()
+            .expect("caBundle patched");
         assert_eq!(patch.body[1]["path"], "/webhooks/0/clientConfig/caBundle");
         assert_eq!(patch.body[1]["value"], stored["data"]["ca.crt"]);
 
         // A second pass finds a valid bundle: no write.
-        let writes_before = log.lock().unwrap().iter().filter(|r| r.method == "PUT" || r.method == "POST").count();
+        let writes_before = log
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|r| r.method == "PUT" || r.method == "POST")
+            .count();
         rotator.reconcile().await.unwrap();
-        let writes_after = log.lock().unwrap().iter().filter(|r| r.method == "PUT" || r.method == "POST").count();
+        let writes_after = log
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|r| r.method == "PUT" || r.method == "POST")
+            .count();
         assert_eq!(writes_before, writes_after);
 
         // 300 days later the serving certificate is renewed from the same CA.
-        let later = Rotator::new(fake_client(fake_cluster(secret.clone())).0, names(), resolver.clone())
-            .with_clock(|| NOW + time::Duration::days(300));
+        let later = Rotator::new(
+            fake_client(fake_cluster(secret.clone())).0,
+            names(),
+            resolver.clone(),
+        )
+        .with_clock(|| NOW + time::Duration::days(300));
         later.reconcile().await.unwrap();
         let renewed = secret.lock().unwrap().clone().unwrap();
         assert_eq!(renewed["data"]["ca.crt"], stored["data"]["ca.crt"]);
         assert_ne!(renewed["data"]["tls.crt"], stored["data"]["tls.crt"]);
-        assert_eq!(resolver.current().unwrap().not_after(), NOW + time::Duration::days(300) + LEAF_LIFETIME);
+        assert_eq!(
+            resolver.current().unwrap().not_after(),
+            NOW + time::Duration::days(300) + LEAF_LIFETIME
+        );
     }
 }

@@ -114,7 +114,11 @@ impl Metrics {
             "Time to answer a pod admission request, in seconds",
             mutation_request.clone(),
         );
-        registry.register("azwi_admission_requests", "Pod admission requests by outcome", admissions.clone());
+        registry.register(
+            "azwi_admission_requests",
+            "Pod admission requests by outcome",
+            admissions.clone(),
+        );
         registry.register(
             "azwi_service_account_cache_misses",
             "ServiceAccounts not in the cache, by the result of the direct GET",
@@ -142,13 +146,19 @@ impl Metrics {
 
     /// Counts one admission request and records its duration.
     pub fn observe_admission(&self, namespace: &str, outcome: Outcome, seconds: f64) {
-        self.mutation_request.get_or_create(&NamespaceLabels { namespace: namespace.to_owned() }).observe(seconds);
+        self.mutation_request
+            .get_or_create(&NamespaceLabels {
+                namespace: namespace.to_owned(),
+            })
+            .observe(seconds);
         self.admissions.get_or_create(&OutcomeLabels { outcome }).inc();
     }
 
     /// Counts one ServiceAccount cache miss.
     pub fn observe_miss(&self, result: MissResult) {
-        self.service_account_misses.get_or_create(&MissLabels { result }).inc();
+        self.service_account_misses
+            .get_or_create(&MissLabels { result })
+            .inc();
     }
 
     /// Renders every metric in the OpenMetrics text format.
@@ -167,7 +177,13 @@ impl Metrics {
             get(move || {
                 let body = metrics.encode();
                 async move {
-                    ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], body)
+                    (
+                        [(
+                            header::CONTENT_TYPE,
+                            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                        )],
+                        body,
+                    )
                         .into_response()
                 }
             }),
@@ -190,14 +206,35 @@ mod tests {
         let text = metrics.encode();
 
         assert!(text.contains("# TYPE azwi_mutation_request histogram"), "{text}");
-        assert!(text.contains(r#"azwi_mutation_request_bucket{le="0.005",namespace="team-a"} 1"#), "{text}");
-        assert!(text.contains(r#"azwi_mutation_request_bucket{le="3.0",namespace="team-a"} 2"#), "{text}");
-        assert!(text.contains(r#"azwi_mutation_request_count{namespace="team-a"} 2"#), "{text}");
-        assert!(text.contains(r#"azwi_admission_requests_total{outcome="mutated"} 1"#), "{text}");
-        assert!(text.contains(r#"azwi_admission_requests_total{outcome="denied"} 1"#), "{text}");
-        assert!(text.contains(r#"azwi_service_account_cache_misses_total{result="found"} 1"#), "{text}");
+        assert!(
+            text.contains(r#"azwi_mutation_request_bucket{le="0.005",namespace="team-a"} 1"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"azwi_mutation_request_bucket{le="3.0",namespace="team-a"} 2"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"azwi_mutation_request_count{namespace="team-a"} 2"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"azwi_admission_requests_total{outcome="mutated"} 1"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"azwi_admission_requests_total{outcome="denied"} 1"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"azwi_service_account_cache_misses_total{result="found"} 1"#),
+            "{text}"
+        );
         assert!(text.contains("azwi_certificate_reloads_total 1"), "{text}");
-        assert!(text.contains("azwi_certificate_expiry_timestamp_seconds 1900000000"), "{text}");
+        assert!(
+            text.contains("azwi_certificate_expiry_timestamp_seconds 1900000000"),
+            "{text}"
+        );
     }
 
     #[test]

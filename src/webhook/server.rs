@@ -55,7 +55,10 @@ impl Default for RequestLimits {
     fn default() -> Self {
         // The API server sends whole pods (well under 1.5 MiB, etcd's object limit) and gives
         // up after timeoutSeconds (10 s by default).
-        Self { max_body_bytes: 4 * 1024 * 1024, timeout: Duration::from_secs(9) }
+        Self {
+            max_body_bytes: 4 * 1024 * 1024,
+            timeout: Duration::from_secs(9),
+        }
     }
 }
 
@@ -75,7 +78,10 @@ pub fn router(state: WebhookState, limits: RequestLimits) -> Router {
     Router::new()
         .route(MUTATE_PATH, post(mutate_pod))
         .layer(DefaultBodyLimit::max(limits.max_body_bytes))
-        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, limits.timeout))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            limits.timeout,
+        ))
         .with_state(state)
 }
 
@@ -86,13 +92,23 @@ async fn mutate_pod(
 ) -> Response {
     let started = Instant::now();
     if !is_json(&headers) {
-        return reject(&state, started, StatusCode::UNSUPPORTED_MEDIA_TYPE, "Content-Type must be application/json");
+        return reject(
+            &state,
+            started,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "Content-Type must be application/json",
+        );
     }
     let body = match body {
         Ok(body) => body,
         Err(rejection) => {
             let status = rejection.status();
-            return reject(&state, started, status, &format!("cannot read the request body: {}", rejection.body_text()));
+            return reject(
+                &state,
+                started,
+                status,
+                &format!("cannot read the request body: {}", rejection.body_text()),
+            );
         }
     };
     let request = match AdmissionRequest::decode(&body) {
@@ -101,11 +117,22 @@ async fn mutate_pod(
             // A review the API server can be answered on: say why in the review itself, so the
             // message reaches whoever created the object.
             tracing::warn!(%error, "admission request refused");
-            state.metrics.observe_admission("", Outcome::error, started.elapsed().as_secs_f64());
-            return ([(header::CONTENT_TYPE, "application/json")], invalid_review(&body, &error)).into_response();
+            state
+                .metrics
+                .observe_admission("", Outcome::error, started.elapsed().as_secs_f64());
+            return (
+                [(header::CONTENT_TYPE, "application/json")],
+                invalid_review(&body, &error),
+            )
+                .into_response();
         }
         Err(error) => {
-            return reject(&state, started, StatusCode::BAD_REQUEST, &format!("invalid AdmissionReview: {error}"));
+            return reject(
+                &state,
+                started,
+                StatusCode::BAD_REQUEST,
+                &format!("invalid AdmissionReview: {error}"),
+            );
         }
     };
 
@@ -137,7 +164,9 @@ async fn mutate_pod(
         ),
     }
     let body = request.respond(result);
-    state.metrics.observe_admission(namespace, outcome, started.elapsed().as_secs_f64());
+    state
+        .metrics
+        .observe_admission(namespace, outcome, started.elapsed().as_secs_f64());
     ([(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
@@ -145,23 +174,34 @@ fn lookup_denial(error: LookupError) -> Denial {
     match error {
         LookupError::NotFound { .. } => Denial::new(error.to_string()),
         // Not the pod's fault: say so with a server-side code.
-        LookupError::Unavailable { .. } => Denial { message: error.to_string(), code: 503 },
+        LookupError::Unavailable { .. } => Denial {
+            message: error.to_string(),
+            code: 503,
+        },
     }
 }
 
 /// Whether the body is a JSON AdmissionReview of a known version with a request uid.
 fn has_uid(body: &[u8]) -> bool {
-    let Ok(value) = serde_json::from_slice::<Value>(body) else { return false };
+    let Ok(value) = serde_json::from_slice::<Value>(body) else {
+        return false;
+    };
     let known = matches!(
         value.get("apiVersion").and_then(Value::as_str),
         Some("admission.k8s.io/v1" | "admission.k8s.io/v1beta1")
     );
-    known && value.pointer("/request/uid").and_then(Value::as_str).is_some_and(|uid| !uid.is_empty())
+    known
+        && value
+            .pointer("/request/uid")
+            .and_then(Value::as_str)
+            .is_some_and(|uid| !uid.is_empty())
 }
 
 fn reject(state: &WebhookState, started: Instant, status: StatusCode, message: &str) -> Response {
     tracing::warn!(status = status.as_u16(), message, "admission request rejected");
-    state.metrics.observe_admission("", Outcome::error, started.elapsed().as_secs_f64());
+    state
+        .metrics
+        .observe_admission("", Outcome::error, started.elapsed().as_secs_f64());
     (status, message.to_owned()).into_response()
 }
 
@@ -176,8 +216,14 @@ fn is_json(headers: &HeaderMap) -> bool {
 /// The pod's name for logs: `metadata.name`, else `metadata.generateName` (Deployment pods
 /// have no name yet at admission).
 fn pod_display_name(pod: &Value) -> &str {
-    let meta = |field: &str| pod.pointer(field).and_then(Value::as_str).filter(|s| !s.is_empty());
-    meta("/metadata/name").or_else(|| meta("/metadata/generateName")).unwrap_or("")
+    let meta = |field: &str| {
+        pod.pointer(field)
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+    };
+    meta("/metadata/name")
+        .or_else(|| meta("/metadata/generateName"))
+        .unwrap_or("")
 }
 
 #[cfg(test)]
@@ -211,7 +257,12 @@ mod tests {
     }
 
     fn test_config() -> Config {
-        ConfigArgs { tenant_id: Some(TENANT_ID.into()), ..ConfigArgs::default() }.into_config(Some((1, 33))).unwrap()
+        ConfigArgs {
+            tenant_id: Some(TENANT_ID.into()),
+            ..ConfigArgs::default()
+        }
+        .into_config(Some((1, 33)))
+        .unwrap()
     }
 
     fn review(api_version: &str, namespace: &str, service_account: &str) -> serde_json::Value {
@@ -240,10 +291,19 @@ mod tests {
     }
 
     async fn post(router: Router, content_type: &str, body: Vec<u8>) -> (StatusCode, Vec<u8>) {
-        let request = Request::post(MUTATE_PATH).header("content-type", content_type).body(Body::from(body)).unwrap();
+        let request = Request::post(MUTATE_PATH)
+            .header("content-type", content_type)
+            .body(Body::from(body))
+            .unwrap();
         let response = router.oneshot(request).await.unwrap();
         let status = response.status();
-        (status, axum::body::to_bytes(response.into_body(), usize::MAX).await.unwrap().to_vec())
+        (
+            status,
+            axum::body::to_bytes(response.into_body(), usize::MAX)
+                .await
+                .unwrap()
+                .to_vec(),
+        )
     }
 
     async fn admit(router: Router, review: &serde_json::Value) -> serde_json::Value {
@@ -256,29 +316,49 @@ mod tests {
     async fn a_v1_review_is_mutated_and_answered_in_v1() {
         let state = state();
         let metrics = state.metrics.clone();
-        let answer = admit(router(state, RequestLimits::default()), &review("admission.k8s.io/v1", "team-a", "app")).await;
+        let answer = admit(
+            router(state, RequestLimits::default()),
+            &review("admission.k8s.io/v1", "team-a", "app"),
+        )
+        .await;
         assert_eq!(answer["apiVersion"], "admission.k8s.io/v1");
         assert_eq!(answer["kind"], "AdmissionReview");
         let response = &answer["response"];
         assert_eq!(response["uid"], "705ab4f5-6393-11e8-b7cc-42010a800002");
         assert_eq!(response["allowed"], true);
         assert_eq!(response["patchType"], "JSONPatch");
-        let patch = base64::engine::general_purpose::STANDARD.decode(response["patch"].as_str().unwrap()).unwrap();
+        let patch = base64::engine::general_purpose::STANDARD
+            .decode(response["patch"].as_str().unwrap())
+            .unwrap();
         let patch: serde_json::Value = serde_json::from_slice(&patch).unwrap();
         assert!(patch.as_array().is_some_and(|ops| !ops.is_empty()), "{patch}");
         let text = patch.to_string();
-        for expected in [CLIENT_ID, TENANT_ID, "AZURE_FEDERATED_TOKEN_FILE", "azure-identity-token"] {
+        for expected in [
+            CLIENT_ID,
+            TENANT_ID,
+            "AZURE_FEDERATED_TOKEN_FILE",
+            "azure-identity-token",
+        ] {
             assert!(text.contains(expected), "{expected} missing from {patch}");
         }
         let text = metrics.encode();
-        assert!(text.contains(r#"azwi_mutation_request_count{namespace="team-a"} 1"#), "{text}");
-        assert!(text.contains(r#"azwi_admission_requests_total{outcome="mutated"} 1"#), "{text}");
+        assert!(
+            text.contains(r#"azwi_mutation_request_count{namespace="team-a"} 1"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"azwi_admission_requests_total{outcome="mutated"} 1"#),
+            "{text}"
+        );
     }
 
     #[tokio::test]
     async fn a_v1beta1_review_is_answered_in_v1beta1() {
-        let answer =
-            admit(router(state(), RequestLimits::default()), &review("admission.k8s.io/v1beta1", "team-a", "app")).await;
+        let answer = admit(
+            router(state(), RequestLimits::default()),
+            &review("admission.k8s.io/v1beta1", "team-a", "app"),
+        )
+        .await;
         assert_eq!(answer["apiVersion"], "admission.k8s.io/v1beta1");
         assert_eq!(answer["response"]["allowed"], true);
     }
@@ -287,22 +367,39 @@ mod tests {
     async fn a_missing_service_account_is_denied_with_the_reason() {
         let state = state();
         let metrics = state.metrics.clone();
-        let answer = admit(router(state, RequestLimits::default()), &review("admission.k8s.io/v1", "team-a", "ghost")).await;
+        let answer = admit(
+            router(state, RequestLimits::default()),
+            &review("admission.k8s.io/v1", "team-a", "ghost"),
+        )
+        .await;
         let response = &answer["response"];
         assert_eq!(response["allowed"], false);
         assert_eq!(response["uid"], "705ab4f5-6393-11e8-b7cc-42010a800002");
         let message = response["status"]["message"].as_str().unwrap();
-        assert!(message.contains(r#"serviceaccounts "ghost" not found"#), "{message}");
-        assert!(metrics.encode().contains(r#"azwi_admission_requests_total{outcome="denied"} 1"#));
+        assert!(
+            message.contains(r#"serviceaccounts "ghost" not found"#),
+            "{message}"
+        );
+        assert!(
+            metrics
+                .encode()
+                .contains(r#"azwi_admission_requests_total{outcome="denied"} 1"#)
+        );
     }
 
     #[tokio::test]
     async fn the_default_service_account_is_looked_up_when_none_is_named() {
         let mut review = review("admission.k8s.io/v1", "team-a", "app");
-        review["request"]["object"]["spec"].as_object_mut().unwrap().remove("serviceAccountName");
+        review["request"]["object"]["spec"]
+            .as_object_mut()
+            .unwrap()
+            .remove("serviceAccountName");
         let answer = admit(router(state(), RequestLimits::default()), &review).await;
         let message = answer["response"]["status"]["message"].as_str().unwrap();
-        assert!(message.contains(r#"serviceaccounts "default" not found"#), "{message}");
+        assert!(
+            message.contains(r#"serviceaccounts "default" not found"#),
+            "{message}"
+        );
     }
 
     #[tokio::test]
@@ -316,25 +413,46 @@ mod tests {
     #[tokio::test]
     async fn json_with_a_charset_is_accepted() {
         let body = serde_json::to_vec(&review("admission.k8s.io/v1", "team-a", "app")).unwrap();
-        let (status, _) = post(router(state(), RequestLimits::default()), "application/json; charset=utf-8", body).await;
+        let (status, _) = post(
+            router(state(), RequestLimits::default()),
+            "application/json; charset=utf-8",
+            body,
+        )
+        .await;
         assert_eq!(status, StatusCode::OK);
     }
 
     #[tokio::test]
     async fn an_oversized_body_is_413() {
-        let limits = RequestLimits { max_body_bytes: 1024, ..RequestLimits::default() };
+        let limits = RequestLimits {
+            max_body_bytes: 1024,
+            ..RequestLimits::default()
+        };
         let mut review = review("admission.k8s.io/v1", "team-a", "app");
         review["request"]["object"]["metadata"]["annotations"] = json!({"big": "x".repeat(4096)});
-        let (status, _) = post(router(state(), limits), "application/json", serde_json::to_vec(&review).unwrap()).await;
+        let (status, _) = post(
+            router(state(), limits),
+            "application/json",
+            serde_json::to_vec(&review).unwrap(),
+        )
+        .await;
         assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
     }
 
     #[tokio::test]
     async fn malformed_json_is_a_clear_400() {
-        let (status, text) =
-            post(router(state(), RequestLimits::default()), "application/json", b"{\"apiVersion\": ".to_vec()).await;
+        let (status, text) = post(
+            router(state(), RequestLimits::default()),
+            "application/json",
+            b"{\"apiVersion\": ".to_vec(),
+        )
+        .await;
         assert_eq!(status, StatusCode::BAD_REQUEST);
-        assert!(String::from_utf8_lossy(&text).starts_with("invalid AdmissionReview"), "{}", String::from_utf8_lossy(&text));
+        assert!(
+            String::from_utf8_lossy(&text).starts_with("invalid AdmissionReview"),
+            "{}",
+            String::from_utf8_lossy(&text)
+        );
     }
 
     #[tokio::test]
@@ -349,30 +467,61 @@ mod tests {
         assert_eq!(response["uid"], "705ab4f5-6393-11e8-b7cc-42010a800002");
         assert_eq!(response["allowed"], false);
         assert_eq!(response["status"]["code"], 400);
-        assert!(response["status"]["message"].as_str().unwrap().contains("no object"), "{response}");
-        assert!(metrics.encode().contains(r#"azwi_admission_requests_total{outcome="error"} 1"#));
+        assert!(
+            response["status"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("no object"),
+            "{response}"
+        );
+        assert!(
+            metrics
+                .encode()
+                .contains(r#"azwi_admission_requests_total{outcome="error"} 1"#)
+        );
     }
 
     #[tokio::test]
     async fn a_body_that_is_not_a_review_is_a_clear_400() {
         let body = serde_json::to_vec(&json!({"apiVersion": "v1", "kind": "Pod"})).unwrap();
-        let (status, text) = post(router(state(), RequestLimits::default()), "application/json", body).await;
+        let (status, text) = post(
+            router(state(), RequestLimits::default()),
+            "application/json",
+            body,
+        )
+        .await;
         assert_eq!(status, StatusCode::BAD_REQUEST);
-        assert!(String::from_utf8_lossy(&text).contains("apiVersion"), "{}", String::from_utf8_lossy(&text));
+        assert!(
+            String::from_utf8_lossy(&text).contains("apiVersion"),
+            "{}",
+            String::from_utf8_lossy(&text)
+        );
     }
 
     #[tokio::test]
     async fn other_paths_and_methods_are_not_served() {
         let router = router(state(), RequestLimits::default());
         let get = Request::get(MUTATE_PATH).body(Body::empty()).unwrap();
-        assert_eq!(router.clone().oneshot(get).await.unwrap().status(), StatusCode::METHOD_NOT_ALLOWED);
-        let other = Request::post("/mutate").header("content-type", "application/json").body(Body::empty()).unwrap();
-        assert_eq!(router.oneshot(other).await.unwrap().status(), StatusCode::NOT_FOUND);
+        assert_eq!(
+            router.clone().oneshot(get).await.unwrap().status(),
+            StatusCode::METHOD_NOT_ALLOWED
+        );
+        let other = Request::post("/mutate")
+            .header("content-type", "application/json")
+            .body(Body::empty())
+            .unwrap();
+        assert_eq!(
+            router.oneshot(other).await.unwrap().status(),
+            StatusCode::NOT_FOUND
+        );
     }
 
     #[tokio::test(start_paused = true)]
     async fn a_client_that_never_finishes_its_body_gets_408() {
-        let limits = RequestLimits { timeout: Duration::from_secs(2), ..RequestLimits::default() };
+        let limits = RequestLimits {
+            timeout: Duration::from_secs(2),
+            ..RequestLimits::default()
+        };
         let endless = futures::stream::pending::<Result<Bytes, std::io::Error>>();
         let request = Request::post(MUTATE_PATH)
             .header("content-type", "application/json")
@@ -384,8 +533,14 @@ mod tests {
 
     #[test]
     fn pods_are_named_by_name_else_generate_name() {
-        assert_eq!(pod_display_name(&json!({"metadata": {"name": "a", "generateName": "b-"}})), "a");
-        assert_eq!(pod_display_name(&json!({"metadata": {"generateName": "b-"}})), "b-");
+        assert_eq!(
+            pod_display_name(&json!({"metadata": {"name": "a", "generateName": "b-"}})),
+            "a"
+        );
+        assert_eq!(
+            pod_display_name(&json!({"metadata": {"generateName": "b-"}})),
+            "b-"
+        );
         assert_eq!(pod_display_name(&json!({})), "");
     }
 }

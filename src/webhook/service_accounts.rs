@@ -88,14 +88,21 @@ pub struct LookupOptions {
 
 impl Default for LookupOptions {
     fn default() -> Self {
-        Self { timeout: Duration::from_secs(3), gets_per_second: 10.0, burst: 20 }
+        Self {
+            timeout: Duration::from_secs(3),
+            gets_per_second: 10.0,
+            burst: 20,
+        }
     }
 }
 
 /// Where ServiceAccounts come from.
 #[derive(Clone)]
 enum Source {
-    Cluster { store: Store<CachedAccount>, client: Option<Client> },
+    Cluster {
+        store: Store<CachedAccount>,
+        client: Option<Client>,
+    },
     Static(Arc<HashMap<Key, ServiceAccount>>),
 }
 
@@ -117,7 +124,9 @@ impl fmt::Debug for ServiceAccounts {
             Source::Cluster { store, .. } => format!("cluster ({} cached)", store.len()),
             Source::Static(map) => format!("static ({})", map.len()),
         };
-        f.debug_struct("ServiceAccounts").field("source", &source).finish_non_exhaustive()
+        f.debug_struct("ServiceAccounts")
+            .field("source", &source)
+            .finish_non_exhaustive()
     }
 }
 
@@ -172,8 +181,14 @@ impl ServiceAccounts {
     }
 
     /// A fixed set of ServiceAccounts, keyed by (namespace, name); nothing else exists.
-    pub fn from_static(accounts: impl IntoIterator<Item = (String, ServiceAccount)>, metrics: Metrics) -> Self {
-        let map = accounts.into_iter().map(|(ns, sa)| ((ns, sa.name.clone()), sa)).collect();
+    pub fn from_static(
+        accounts: impl IntoIterator<Item = (String, ServiceAccount)>,
+        metrics: Metrics,
+    ) -> Self {
+        let map = accounts
+            .into_iter()
+            .map(|(ns, sa)| ((ns, sa.name.clone()), sa))
+            .collect();
         Self::with_source(Source::Static(Arc::new(map)), LookupOptions::default(), metrics)
     }
 
@@ -199,7 +214,9 @@ impl ServiceAccounts {
     /// Whether the cache holds a complete list (always true for a static set).
     pub fn is_synced(&self) -> bool {
         match &self.source {
-            Source::Cluster { store, .. } => store.wait_until_ready().now_or_never().is_some_and(|r| r.is_ok()),
+            Source::Cluster { store, .. } => {
+                store.wait_until_ready().now_or_never().is_some_and(|r| r.is_ok())
+            }
             Source::Static(_) => true,
         }
     }
@@ -213,16 +230,23 @@ impl ServiceAccounts {
     pub async fn get(&self, namespace: &str, name: &str) -> Result<ServiceAccount, LookupError> {
         let (store, client) = match &self.source {
             Source::Static(map) => {
-                return map.get(&(namespace.to_owned(), name.to_owned())).cloned().ok_or_else(|| {
-                    LookupError::NotFound { namespace: namespace.to_owned(), name: name.to_owned() }
-                });
+                return map
+                    .get(&(namespace.to_owned(), name.to_owned()))
+                    .cloned()
+                    .ok_or_else(|| LookupError::NotFound {
+                        namespace: namespace.to_owned(),
+                        name: name.to_owned(),
+                    });
             }
             Source::Cluster { store, client } => (store, client),
         };
         if let Some(cached) = store.get(&ObjectRef::new(name).within(namespace)) {
             return Ok(convert(name, &cached.metadata.annotations));
         }
-        let not_found = || LookupError::NotFound { namespace: namespace.to_owned(), name: name.to_owned() };
+        let not_found = || LookupError::NotFound {
+            namespace: namespace.to_owned(),
+            name: name.to_owned(),
+        };
         let Some(client) = client else {
             self.metrics.observe_miss(MissResult::not_found);
             return Err(not_found());
@@ -244,7 +268,11 @@ impl ServiceAccounts {
             }
             Err(reason) => {
                 self.metrics.observe_miss(MissResult::error);
-                Err(LookupError::Unavailable { namespace: namespace.to_owned(), name: name.to_owned(), reason })
+                Err(LookupError::Unavailable {
+                    namespace: namespace.to_owned(),
+                    name: name.to_owned(),
+                    reason,
+                })
             }
         }
     }
@@ -267,7 +295,10 @@ impl ServiceAccounts {
         let name = name.to_owned();
         let fut = async move {
             let result = async {
-                let wait = limiter.lock().unwrap_or_else(|p| p.into_inner()).acquire(Instant::now());
+                let wait = limiter
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .acquire(Instant::now());
                 if Instant::now() + wait > deadline {
                     return Err("too many ServiceAccount lookups in flight (rate limited)".to_owned());
                 }
@@ -278,7 +309,10 @@ impl ServiceAccounts {
                 }
             }
             .await;
-            registry.lock().unwrap_or_else(|p| p.into_inner()).remove(&owned_key);
+            registry
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&owned_key);
             result
         }
         .boxed()
@@ -314,7 +348,10 @@ fn convert(name: &str, annotations: &Option<BTreeMap<String, String>>) -> Servic
         .filter(|(k, _)| k.starts_with(ANNOTATION_PREFIX))
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
-    ServiceAccount { name: name.to_owned(), annotations }
+    ServiceAccount {
+        name: name.to_owned(),
+        annotations,
+    }
 }
 
 /// A token bucket: `rate` tokens per second, at most `burst` stored.
@@ -329,7 +366,12 @@ struct TokenBucket {
 impl TokenBucket {
     fn new(rate: f64, burst: u32) -> Self {
         let burst = f64::from(burst.max(1));
-        Self { rate: rate.max(0.001), burst, tokens: burst, last: None }
+        Self {
+            rate: rate.max(0.001),
+            burst,
+            tokens: burst,
+            last: None,
+        }
     }
 
     /// Takes a token and returns how long to wait before using it (zero if one was available).
@@ -339,7 +381,11 @@ impl TokenBucket {
         }
         self.last = Some(now);
         self.tokens -= 1.0;
-        if self.tokens >= 0.0 { Duration::ZERO } else { Duration::from_secs_f64(-self.tokens / self.rate) }
+        if self.tokens >= 0.0 {
+            Duration::ZERO
+        } else {
+            Duration::from_secs_f64(-self.tokens / self.rate)
+        }
     }
 }
 
@@ -348,10 +394,19 @@ pub fn cached_account(namespace: &str, name: &str, annotations: &[(&str, &str)])
     let metadata = kube::api::ObjectMeta {
         name: Some(name.to_owned()),
         namespace: Some(namespace.to_owned()),
-        annotations: Some(annotations.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()),
+        annotations: Some(
+            annotations
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+        ),
         ..Default::default()
     };
-    PartialObjectMeta { types: None, metadata, _phantom: std::marker::PhantomData }
+    PartialObjectMeta {
+        types: None,
+        metadata,
+        _phantom: std::marker::PhantomData,
+    }
 }
 
 #[cfg(test)]
@@ -374,18 +429,28 @@ mod tests {
         })
     }
 
-    fn accounts_with(handler: Option<Arc<Handler>>) -> (ServiceAccounts, reflector::store::Writer<CachedAccount>, Metrics) {
+    fn accounts_with(
+        handler: Option<Arc<Handler>>,
+    ) -> (ServiceAccounts, reflector::store::Writer<CachedAccount>, Metrics) {
         let (store, writer) = reflector::store::<CachedAccount>();
         let client = handler.map(|h| fake_client(h).0);
         let metrics = Metrics::new();
-        (ServiceAccounts::from_store(store, client, LookupOptions::default(), metrics.clone()), writer, metrics)
+        (
+            ServiceAccounts::from_store(store, client, LookupOptions::default(), metrics.clone()),
+            writer,
+            metrics,
+        )
     }
 
     #[tokio::test]
     async fn cached_accounts_come_from_the_store_without_api_calls() {
         let handler: Arc<Handler> = Arc::new(|_| panic!("no API call expected"));
         let (accounts, mut writer, _) = accounts_with(Some(handler));
-        let mut sa = cached_account("team-a", "app", &[(CLIENT_ID, "1111"), ("kubectl.kubernetes.io/x", "y")]);
+        let mut sa = cached_account(
+            "team-a",
+            "app",
+            &[(CLIENT_ID, "1111"), ("kubectl.kubernetes.io/x", "y")],
+        );
         strip(&mut sa);
         assert!(!accounts.is_synced());
         writer.apply_watcher_event(&Event::Init);
@@ -396,13 +461,19 @@ mod tests {
 
         let found = accounts.get("team-a", "app").await.unwrap();
         assert_eq!(found.name, "app");
-        assert_eq!(found.annotations, BTreeMap::from([(CLIENT_ID.to_owned(), "1111".to_owned())]));
+        assert_eq!(
+            found.annotations,
+            BTreeMap::from([(CLIENT_ID.to_owned(), "1111".to_owned())])
+        );
         assert_eq!(accounts.len(), 1);
 
         // A later watch event updates and deletes.
         let updated = cached_account("team-a", "app", &[(CLIENT_ID, "2222")]);
         writer.apply_watcher_event(&Event::Apply(updated.clone()));
-        assert_eq!(accounts.get("team-a", "app").await.unwrap().annotations[CLIENT_ID], "2222");
+        assert_eq!(
+            accounts.get("team-a", "app").await.unwrap().annotations[CLIENT_ID],
+            "2222"
+        );
         writer.apply_watcher_event(&Event::Delete(updated));
         assert!(accounts.is_empty());
     }
@@ -415,7 +486,10 @@ mod tests {
         strip(&mut sa);
         assert_eq!(sa.metadata.name.as_deref(), Some("sa"));
         assert_eq!(sa.metadata.namespace.as_deref(), Some("ns"));
-        assert_eq!(sa.metadata.annotations, Some([(CLIENT_ID.to_owned(), "1".to_owned())].into()));
+        assert_eq!(
+            sa.metadata.annotations,
+            Some([(CLIENT_ID.to_owned(), "1".to_owned())].into())
+        );
         assert!(sa.metadata.labels.is_none() && sa.metadata.uid.is_none());
 
         let mut plain = cached_account("ns", "sa", &[("a", "b")]);
@@ -431,8 +505,15 @@ mod tests {
         });
         let (accounts, _writer, metrics) = accounts_with(Some(handler));
         let found = accounts.get("team-a", "new-sa").await.unwrap();
-        assert_eq!(found.annotations, BTreeMap::from([(CLIENT_ID.to_owned(), "3333".to_owned())]));
-        assert!(metrics.encode().contains(r#"azwi_service_account_cache_misses_total{result="found"} 1"#));
+        assert_eq!(
+            found.annotations,
+            BTreeMap::from([(CLIENT_ID.to_owned(), "3333".to_owned())])
+        );
+        assert!(
+            metrics
+                .encode()
+                .contains(r#"azwi_service_account_cache_misses_total{result="found"} 1"#)
+        );
     }
 
     #[tokio::test]
@@ -442,9 +523,16 @@ mod tests {
         let error = accounts.get("team-a", "ghost").await.unwrap_err();
         assert!(matches!(error, LookupError::NotFound { .. }));
         let message = error.to_string();
-        assert!(message.starts_with(r#"serviceaccounts "ghost" not found in namespace "team-a""#), "{message}");
+        assert!(
+            message.starts_with(r#"serviceaccounts "ghost" not found in namespace "team-a""#),
+            "{message}"
+        );
         assert!(message.contains("spec.serviceAccountName"), "{message}");
-        assert!(metrics.encode().contains(r#"azwi_service_account_cache_misses_total{result="not_found"} 1"#));
+        assert!(
+            metrics
+                .encode()
+                .contains(r#"azwi_service_account_cache_misses_total{result="not_found"} 1"#)
+        );
     }
 
     #[tokio::test(start_paused = true)]
@@ -453,11 +541,17 @@ mod tests {
         let (accounts, _writer, metrics) = accounts_with(Some(handler));
         let error = accounts.get("team-a", "app").await.unwrap_err();
         match &error {
-            LookupError::Unavailable { reason, .. } => assert!(reason.contains("no answer within 3s"), "{reason}"),
+            LookupError::Unavailable { reason, .. } => {
+                assert!(reason.contains("no answer within 3s"), "{reason}")
+            }
             other => panic!("expected Unavailable, got {other:?}"),
         }
         assert!(error.to_string().contains("API server is reachable"), "{error}");
-        assert!(metrics.encode().contains(r#"azwi_service_account_cache_misses_total{result="error"} 1"#));
+        assert!(
+            metrics
+                .encode()
+                .contains(r#"azwi_service_account_cache_misses_total{result="error"} 1"#)
+        );
     }
 
     #[tokio::test]
@@ -466,7 +560,8 @@ mod tests {
         let handler: Arc<Handler> = Arc::new(|_| Some((200, sa_json("team-a", "app", "4444"))));
         let (store, _writer) = reflector::store::<CachedAccount>();
         let (client, log) = fake_client(handler);
-        let accounts = ServiceAccounts::from_store(store, Some(client), LookupOptions::default(), Metrics::new());
+        let accounts =
+            ServiceAccounts::from_store(store, Some(client), LookupOptions::default(), Metrics::new());
         let lookups: Vec<_> = (0..20)
             .map(|_| {
                 let (accounts, gate) = (accounts.clone(), gate.clone());
@@ -494,7 +589,11 @@ mod tests {
         });
         let (store, _writer) = reflector::store::<CachedAccount>();
         let (client, log) = fake_client(handler);
-        let options = LookupOptions { timeout: Duration::from_secs(1), gets_per_second: 10.0, burst: 5 };
+        let options = LookupOptions {
+            timeout: Duration::from_secs(1),
+            gets_per_second: 10.0,
+            burst: 5,
+        };
         let accounts = ServiceAccounts::from_store(store, Some(client), options, Metrics::new());
         let results = futures::future::join_all((0..100).map(|i| {
             let accounts = accounts.clone();
@@ -504,16 +603,24 @@ mod tests {
         let gets = log.lock().unwrap().len();
         // 5 at once plus 10 per second for the 1 s budget; the rest are refused without a GET.
         assert!(gets <= 16, "{gets} GETs went out");
-        let not_found = results.iter().filter(|r| matches!(r, Err(LookupError::NotFound { .. }))).count();
+        let not_found = results
+            .iter()
+            .filter(|r| matches!(r, Err(LookupError::NotFound { .. })))
+            .count();
         let limited = results
             .iter()
             .filter(|r| matches!(r, Err(LookupError::Unavailable { reason, .. }) if reason.contains("rate limited")))
             .count();
         let timed_out = results
             .iter()
-            .filter(|r| matches!(r, Err(LookupError::Unavailable { reason, .. }) if reason.contains("no answer")))
+            .filter(
+                |r| matches!(r, Err(LookupError::Unavailable { reason, .. }) if reason.contains("no answer")),
+            )
             .count();
-        assert!(not_found >= 5 && not_found <= gets, "{not_found} not found, {gets} GETs");
+        assert!(
+            not_found >= 5 && not_found <= gets,
+            "{not_found} not found, {gets} GETs"
+        );
         assert!(limited >= 80, "{limited} refused by the rate limit");
         assert_eq!(not_found + limited + timed_out, 100);
     }
@@ -521,15 +628,24 @@ mod tests {
     #[tokio::test]
     async fn without_a_client_a_miss_is_not_found() {
         let (accounts, _writer, _) = accounts_with(None);
-        assert!(matches!(accounts.get("a", "b").await, Err(LookupError::NotFound { .. })));
+        assert!(matches!(
+            accounts.get("a", "b").await,
+            Err(LookupError::NotFound { .. })
+        ));
     }
 
     #[tokio::test]
     async fn static_accounts_answer_by_namespace_and_name() {
-        let sa = ServiceAccount { name: "app".into(), annotations: BTreeMap::new() };
+        let sa = ServiceAccount {
+            name: "app".into(),
+            annotations: BTreeMap::new(),
+        };
         let accounts = ServiceAccounts::from_static([("team-a".to_owned(), sa.clone())], Metrics::new());
         assert_eq!(accounts.get("team-a", "app").await.unwrap(), sa);
-        assert!(matches!(accounts.get("team-b", "app").await, Err(LookupError::NotFound { .. })));
+        assert!(matches!(
+            accounts.get("team-b", "app").await,
+            Err(LookupError::NotFound { .. })
+        ));
     }
 
     #[test]
@@ -539,7 +655,10 @@ mod tests {
         assert_eq!(bucket.acquire(start), Duration::ZERO);
         assert_eq!(bucket.acquire(start), Duration::ZERO);
         let wait = bucket.acquire(start);
-        assert!(wait > Duration::from_millis(90) && wait <= Duration::from_millis(100), "{wait:?}");
+        assert!(
+            wait > Duration::from_millis(90) && wait <= Duration::from_millis(100),
+            "{wait:?}"
+        );
         // A second later the bucket is full again (capped at the burst).
         let later = start + Duration::from_secs(1);
         assert_eq!(bucket.acquire(later), Duration::ZERO);

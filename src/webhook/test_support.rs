@@ -29,10 +29,16 @@ pub fn fake_client(handler: Arc<Handler>) -> (kube::Client, Arc<Mutex<Vec<Record
         let (handler, log) = (handler.clone(), recorded.clone());
         async move {
             let (parts, body) = request.into_parts();
-            let bytes = axum::body::to_bytes(axum::body::Body::new(body), usize::MAX).await.unwrap_or_default();
+            let bytes = axum::body::to_bytes(axum::body::Body::new(body), usize::MAX)
+                .await
+                .unwrap_or_default();
             let entry = Recorded {
                 method: parts.method,
-                path: parts.uri.path_and_query().map(|p| p.to_string()).unwrap_or_default(),
+                path: parts
+                    .uri
+                    .path_and_query()
+                    .map(|p| p.to_string())
+                    .unwrap_or_default(),
                 body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
             };
             log.lock().unwrap().push(entry.clone());
@@ -44,7 +50,9 @@ pub fn fake_client(handler: Arc<Handler>) -> (kube::Client, Arc<Mutex<Vec<Record
             let response = http::Response::builder()
                 .status(status)
                 .header("content-type", "application/json")
-                .body(kube::client::Body::from(Bytes::from(serde_json::to_vec(&body).unwrap())))
+                .body(kube::client::Body::from(Bytes::from(
+                    serde_json::to_vec(&body).unwrap(),
+                )))
                 .unwrap();
             Ok::<_, Infallible>(response)
         }

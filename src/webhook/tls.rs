@@ -71,25 +71,39 @@ pub struct ServingCert {
 
 impl fmt::Debug for ServingCert {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ServingCert").field("not_after", &self.not_after).finish_non_exhaustive()
+        f.debug_struct("ServingCert")
+            .field("not_after", &self.not_after)
+            .finish_non_exhaustive()
     }
 }
 
 impl ServingCert {
     /// Parses a PEM certificate chain (leaf first) and its PEM private key.
     pub fn from_pem(cert_pem: &[u8], key_pem: &[u8], what: &str) -> Result<Self, TlsError> {
-        let chain: Vec<CertificateDer<'static>> =
-            CertificateDer::pem_slice_iter(cert_pem).filter_map(Result::ok).collect();
-        let leaf = chain.first().ok_or_else(|| TlsError::NoCertificate { what: what.to_owned() })?;
+        let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(cert_pem)
+            .filter_map(Result::ok)
+            .collect();
+        let leaf = chain.first().ok_or_else(|| TlsError::NoCertificate {
+            what: what.to_owned(),
+        })?;
         let not_after = not_after(leaf)?;
         let fingerprint = sha256(leaf);
-        let key_der = PrivateKeyDer::from_pem_slice(key_pem)
-            .map_err(|e| TlsError::BadKey { what: what.to_owned(), reason: e.to_string() })?;
-        let signing_key = ring::sign::any_supported_type(&key_der)
-            .map_err(|e| TlsError::BadKey { what: what.to_owned(), reason: e.to_string() })?;
+        let key_der = PrivateKeyDer::from_pem_slice(key_pem).map_err(|e| TlsError::BadKey {
+            what: what.to_owned(),
+            reason: e.to_string(),
+        })?;
+        let signing_key = ring::sign::any_supported_type(&key_der).map_err(|e| TlsError::BadKey {
+            what: what.to_owned(),
+            reason: e.to_string(),
+        })?;
         let key = CertifiedKey::new(chain, signing_key);
-        key.keys_match().map_err(|e| TlsError::BadCertificate(format!("{what}: {e}")))?;
-        Ok(Self { key: Arc::new(key), not_after, fingerprint })
+        key.keys_match()
+            .map_err(|e| TlsError::BadCertificate(format!("{what}: {e}")))?;
+        Ok(Self {
+            key: Arc::new(key),
+            not_after,
+            fingerprint,
+        })
     }
 
     /// The leaf's `notAfter`.
@@ -121,7 +135,9 @@ pub struct CertResolver {
 
 impl fmt::Debug for CertResolver {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("CertResolver").field("current", &self.current.load()).finish_non_exhaustive()
+        f.debug_struct("CertResolver")
+            .field("current", &self.current.load())
+            .finish_non_exhaustive()
     }
 }
 
@@ -129,7 +145,11 @@ impl CertResolver {
     /// An empty resolver: handshakes fail until [`CertResolver::set`] is called. `loaded` is
     /// set once a certificate is in.
     pub fn new(metrics: Metrics, loaded: Option<ReadinessCondition>) -> Self {
-        Self { current: ArcSwapOption::empty(), loaded, metrics }
+        Self {
+            current: ArcSwapOption::empty(),
+            loaded,
+            metrics,
+        }
     }
 
     /// Installs `cert` for every later handshake. Returns whether it differs from the previous one.
@@ -139,7 +159,8 @@ impl CertResolver {
         let changed = match &previous {
             Some(previous) => {
                 let now = self.current.load();
-                now.as_ref().is_some_and(|now| now.fingerprint != previous.fingerprint)
+                now.as_ref()
+                    .is_some_and(|now| now.fingerprint != previous.fingerprint)
             }
             None => true,
         };
@@ -221,9 +242,10 @@ async fn read_pair(dir: &Path) -> Result<(Vec<u8>, Vec<u8>), TlsError> {
     let read = |name: &'static str| {
         let path = dir.join(name);
         async move {
-            tokio::fs::read(&path)
-                .await
-                .map_err(|source| TlsError::Read { path: path.display().to_string(), source })
+            tokio::fs::read(&path).await.map_err(|source| TlsError::Read {
+                path: path.display().to_string(),
+                source,
+            })
         }
     };
     Ok((read(CERT_FILE).await?, read(KEY_FILE).await?))

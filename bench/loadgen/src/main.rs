@@ -45,7 +45,10 @@ enum Command {
         #[arg(long)]
         dir: PathBuf,
         /// DNS name of the serving certificate.
-        #[arg(long, default_value = "azure-wi-webhook-webhook-service.azure-workload-identity-system.svc")]
+        #[arg(
+            long,
+            default_value = "azure-wi-webhook-webhook-service.azure-workload-identity-system.svc"
+        )]
         name: String,
     },
 }
@@ -59,7 +62,10 @@ struct RunArgs {
     #[arg(long)]
     ca: PathBuf,
     /// Server name to verify.
-    #[arg(long, default_value = "azure-wi-webhook-webhook-service.azure-workload-identity-system.svc")]
+    #[arg(
+        long,
+        default_value = "azure-wi-webhook-webhook-service.azure-workload-identity-system.svc"
+    )]
     server_name: String,
     /// Request path.
     #[arg(long, default_value = "/mutate-v1-pod")]
@@ -111,12 +117,16 @@ fn write_cert(dir: &Path, name: &str) -> anyhow::Result<()> {
     let ca_key = KeyPair::generate()?;
     let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params.distinguished_name.push(rcgen::DnType::CommonName, "azure-wi loadgen CA");
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "azure-wi loadgen CA");
     let ca_cert = ca_params.self_signed(&ca_key)?;
     let issuer = Issuer::new(ca_params, &ca_key);
     let key = KeyPair::generate()?;
     let mut params = CertificateParams::new(vec![name.to_owned()])?;
-    params.subject_alt_names.push(SanType::IpAddress([127, 0, 0, 1].into()));
+    params
+        .subject_alt_names
+        .push(SanType::IpAddress([127, 0, 0, 1].into()));
     let cert = params.signed_by(&key, &issuer)?;
     std::fs::write(dir.join("ca.crt"), ca_cert.pem())?;
     std::fs::write(dir.join("tls.crt"), cert.pem())?;
@@ -184,13 +194,18 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     for cert in CertificateDer::pem_slice_iter(&ca) {
         roots.add(cert?)?;
     }
-    let mut tls = rustls::ClientConfig::builder().with_root_certificates(roots).with_no_client_auth();
+    let mut tls = rustls::ClientConfig::builder()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
     tls.alpn_protocols = vec![b"http/1.1".to_vec()];
     let connector = tokio_rustls::TlsConnector::from(Arc::new(tls));
     let server_name = ServerName::try_from(args.server_name.clone())?;
     let body = match &args.review {
         Some(path) => Bytes::from(std::fs::read(path)?),
-        None => Bytes::from(serde_json::to_vec(&default_review(&args.namespace, &args.service_account))?),
+        None => Bytes::from(serde_json::to_vec(&default_review(
+            &args.namespace,
+            &args.service_account,
+        ))?),
     };
 
     let shared = Arc::new(Shared {
@@ -201,12 +216,26 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     });
     let mut workers = Vec::new();
     for _ in 0..args.concurrency {
-        let (connector, server_name, body, shared) =
-            (connector.clone(), server_name.clone(), body.clone(), shared.clone());
+        let (connector, server_name, body, shared) = (
+            connector.clone(),
+            server_name.clone(),
+            body.clone(),
+            shared.clone(),
+        );
         let (addr, path, authority) = (args.addr, args.path.clone(), args.server_name.clone());
         let expect_allowed = args.expect_allowed;
         workers.push(tokio::spawn(async move {
-            worker(addr, connector, server_name, authority, path, body, shared, expect_allowed).await
+            worker(
+                addr,
+                connector,
+                server_name,
+                authority,
+                path,
+                body,
+                shared,
+                expect_allowed,
+            )
+            .await
         }));
     }
 
