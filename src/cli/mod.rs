@@ -2,6 +2,7 @@
 
 mod mutate;
 mod token;
+mod webhook;
 
 use std::process::ExitCode;
 
@@ -21,6 +22,8 @@ enum Command {
     Mutate(mutate::MutateArgs),
     /// Prints an access token as JSON (exit 0; 1 authentication failed, 2 invalid input, 3 unavailable).
     Token(token::TokenArgs),
+    /// Runs the mutating admission webhook.
+    Webhook(Box<webhook::WebhookArgs>),
 }
 
 impl Cli {
@@ -29,6 +32,7 @@ impl Cli {
         match self.command {
             Command::Mutate(args) => args.run(),
             Command::Token(args) => args.run(),
+            Command::Webhook(args) => args.run(),
         }
     }
 }
