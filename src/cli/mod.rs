@@ -1,5 +1,8 @@
 //! The command line: one file per command.
 
+mod logging;
+mod proxy;
+
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -13,11 +16,21 @@ pub struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
-enum Command {}
+enum Command {
+    /// Serve tokens over the IMDS (and App Service) protocol on localhost.
+    Proxy(proxy::ProxyArgs),
+}
 
 impl Cli {
     /// Runs the chosen command and returns the process exit code.
     pub fn run(self) -> ExitCode {
-        match self.command {}
+        let result = match self.command {
+            Command::Proxy(args) => args.run(),
+        };
+        result.unwrap_or_else(|error| {
+            tracing::error!(error = format!("{error:#}"), "failed");
+            eprintln!("azure-wi: {error:#}");
+            ExitCode::FAILURE
+        })
     }
 }
