@@ -1,0 +1,49 @@
+//! The workload-identity branch of managed identity: when `AZURE_AUTHORITY_HOST`,
+//! `AZURE_TENANT_ID` and `AZURE_FEDERATED_TOKEN_FILE` are all set (the workload identity webhook
+//! sets them), azure-identity's managed identity exchanges the service-account token with
+//! Microsoft Entra instead of calling a metadata endpoint. The client id is the user-assigned
+//! client id, else `AZURE_CLIENT_ID`.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use super::{ManagedIdentitySource, UserAssignedId};
+use crate::credential::{AccessToken, Env, Error, Result, TokenCredential, TokenRequestOptions};
+
+const NAME: &str = "ManagedIdentityCredential (workload identity)";
+
+/// The credential the workload-identity branch delegates to.
+pub(crate) fn delegate(user_assigned_id: Option<UserAssignedId>, env: Env) -> Result<Arc<dyn TokenCredential>> {
+    let client_id = match user_assigned_id {
+        None => None,
+        Some(UserAssignedId::ClientId(id)) => Some(id),
+        Some(other) => {
+            return Err(Error::invalid_input(
+                ManagedIdentitySource::WorkloadIdentity.credential_name(),
+                format!(
+                    "workload identity selects the identity by client id only, not by {}; pass the \
+                     identity's client id instead (or unset AZURE_FEDERATED_TOKEN_FILE to use a metadata \
+                     endpoint)",
+                    other.kind_name()
+                ),
+            ));
+        }
+    };
+    // ADAPTER(cred-core): replaced by WorkloadIdentityCredential once branch cred-core has it.
+    Ok(Arc::new(Pending { client_id, env }))
+}
+
+#[derive(Debug)]
+struct Pending {
+    client_id: Option<String>,
+    env: Env,
+}
+
+#[async_trait]
+impl TokenCredential for Pending {
+    async fn get_token(&self, _scopes: &[&str], _options: Option<TokenRequestOptions>) -> Result<AccessToken> {
+        let _ = (&self.client_id, &self.env);
+        Err(Error::unavailable(NAME, "workload identity is not built in yet"))
+    }
+}
