@@ -1,11 +1,11 @@
 //! `azure-wi proxy`: the IMDS- and App Service-compatible token proxy sidecar.
 
-use std::{process::ExitCode, sync::Arc};
+use std::process::ExitCode;
 
 use anyhow::Context as _;
 use azure_wi::{
-    credential::{self, Env, TokenCredential},
-    proxy::{CredentialFactory, DEFAULT_IMDS_ENDPOINT, DEFAULT_PORT, Probe, Proxy, ProxyConfig},
+    credential::Env,
+    proxy::{DEFAULT_IMDS_ENDPOINT, DEFAULT_PORT, Probe, Proxy, ProxyConfig, workload_identity_factory},
 };
 
 use super::logging::{self, LogLevel};
@@ -64,25 +64,14 @@ impl ProxyArgs {
             "starting the token proxy"
         );
         runtime.block_on(async {
-            let proxy = Proxy::new(config, workload_identity_factory())?.bind().await?;
+            let proxy = Proxy::new(config, workload_identity_factory(Env::Process))?
+                .bind()
+                .await?;
             proxy.serve(shutdown_signal()).await;
             anyhow::Ok(())
         })?;
         Ok(ExitCode::SUCCESS)
     }
-}
-
-/// Credentials built from the injected workload identity environment.
-fn workload_identity_factory() -> CredentialFactory {
-    Arc::new(
-        |client_id: &str, tenant_id: &str| -> credential::Result<Arc<dyn TokenCredential>> {
-            let _ = (client_id, tenant_id);
-            Err(credential::Error::unavailable(
-                "WorkloadIdentityCredential",
-                "not wired yet",
-            ))
-        },
-    )
 }
 
 /// Completes on SIGTERM or SIGINT.

@@ -10,11 +10,27 @@ use std::{
     sync::{Arc, Mutex},
 };
 
-use crate::credential::{self, AccessToken, TokenCredential};
+use crate::credential::{
+    self, AccessToken, Env, TokenCredential, WorkloadIdentityCredential, WorkloadIdentityCredentialOptions,
+};
 
 /// Builds the credential for a (client id, tenant) pair.
 pub type CredentialFactory =
     Arc<dyn Fn(&str, &str) -> credential::Result<Arc<dyn TokenCredential>> + Send + Sync>;
+
+/// Builds [`WorkloadIdentityCredential`]s for the requested client id and tenant, reading the
+/// token file (`AZURE_FEDERATED_TOKEN_FILE`) and authority (`AZURE_AUTHORITY_HOST`) from `env`.
+pub fn workload_identity_factory(env: Env) -> CredentialFactory {
+    Arc::new(move |client_id: &str, tenant_id: &str| {
+        let options = WorkloadIdentityCredentialOptions {
+            client_id: Some(client_id.to_owned()),
+            tenant_id: Some(tenant_id.to_owned()),
+            env: env.clone(),
+            ..Default::default()
+        };
+        Ok(WorkloadIdentityCredential::new(Some(options))? as Arc<dyn TokenCredential>)
+    })
+}
 
 /// The credentials of the proxy, created on first use and evicted least-recently-used first
 /// when more than `capacity` (client id, tenant) pairs have been asked for.

@@ -54,17 +54,23 @@ impl Rejection {
     /// - invalid input, and requests Microsoft Entra refused (a 4xx: the client id has no
     ///   federated credential for this service account, the resource is unknown) are 400
     ///   `invalid_request`, as IMDS answers an identity it cannot serve, so SDKs do not retry;
-    /// - other authentication failures (Entra answered 5xx or something unusable) are 502
-    ///   `bad_gateway`;
-    /// - an unavailable credential (Entra unreachable, no federated token file) is 503
-    ///   `service_unavailable`, which SDKs' IMDS retry policies retry.
+    /// - other refusals by Entra (a 5xx after the library's retries) are 502 `bad_gateway`;
+    /// - other authentication failures (an unreadable federated token file, an unusable answer)
+    ///   are 500 `server_error`;
+    /// - an unavailable credential, or Entra unreachable (connection refused or timed out after
+    ///   the library's retries) is 503 `service_unavailable`, which SDKs' IMDS retry policies
+    ///   retry.
     pub(crate) fn credential(error: &credential::Error, client_id: &str) -> Self {
         let (status, code) = match error.kind() {
+            _ if is_unreachable(error) => (StatusCode::SERVICE_UNAVAILABLE, "service_unavailable"),
             ErrorKind::InvalidInput => (StatusCode::BAD_REQUEST, "invalid_request"),
             ErrorKind::AuthenticationFailed if error.status().is_some_and(|s| (400..500).contains(&s)) => {
                 (StatusCode::BAD_REQUEST, "invalid_request")
             }
-            ErrorKind::AuthenticationFailed => (StatusCode::BAD_GATEWAY, "bad_gateway"),
+            ErrorKind::AuthenticationFailed if error.status().is_some() => {
+                (StatusCode::BAD_GATEWAY, "bad_gateway")
+            }
+            ErrorKind::AuthenticationFailed => (StatusCode::INTERNAL_SERVER_ERROR, "server_error"),
             _ => (StatusCode::SERVICE_UNAVAILABLE, "service_unavailable"),
         };
         Self::new(
@@ -83,6 +89,18 @@ impl Rejection {
     pub(crate) fn status(&self) -> StatusCode {
         self.status
     }
+}
+
+/// Whether the error was caused by a connection that could not be made or timed out.
+fn is_unreachable(error: &credential::Error) -> bool {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(error);
+    while let Some(current) = cause {
+        if let Some(http) = current.downcast_ref::<reqwest::Error>() {
+            return http.is_connect() || http.is_timeout();
+        }
+        cause = current.source();
+    }
+    false
 }
 
 impl IntoResponse for Rejection {

@@ -3,4 +3,5 @@
 #![cfg(feature = "proxy")]
 
 mod router;
+mod served;
 mod support;
