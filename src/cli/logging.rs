@@ -48,9 +48,14 @@ impl LogLevel {
     }
 }
 
-/// Installs the JSON subscriber. `RUST_LOG`, when set, overrides `level`.
+/// Installs the JSON subscriber. `RUST_LOG`, when set, overrides `level`. At `debug`, only this
+/// crate logs at debug: its dependencies (rustls, hyper, reqwest) stay at `info`.
 pub fn init(level: LogLevel) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level.directive()));
+    let directive = match level {
+        LogLevel::Debug => "info,azure_wi=debug".to_owned(),
+        other => other.directive().to_owned(),
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(directive));
     let _ = fmt()
         .json()
         .with_env_filter(filter)

@@ -34,8 +34,9 @@ struct ImdsToken<'a> {
 }
 
 /// Whether the path is IMDS's token path, with the first segment in any case (as upstream's proxy
-/// matches it).
+/// matches it) and an optional trailing slash (msal-node, used by `@azure/identity`, sends one).
 pub(crate) fn is_token_path(path: &str) -> bool {
+    let path = path.strip_suffix('/').unwrap_or(path);
     path.strip_prefix('/')
         .and_then(|rest| rest.split_once('/'))
         .is_some_and(|(first, rest)| {
@@ -98,7 +99,8 @@ mod tests {
         assert!(is_token_path("/metadata/identity/oauth2/token"));
         assert!(is_token_path("/MetaData/identity/oauth2/token"));
         assert!(!is_token_path("/metadata/Identity/oauth2/token"));
-        assert!(!is_token_path("/metadata/identity/oauth2/token/"));
+        assert!(is_token_path("/metadata/identity/oauth2/token/"));
+        assert!(!is_token_path("/metadata/identity/oauth2/token//"));
         assert!(!is_token_path("/x/metadata/identity/oauth2/token"));
     }
 }
