@@ -2,7 +2,9 @@
 # Interoperability of the token proxy with real clients from their registries: Python
 # azure-identity and Node @azure/identity obtain tokens through `azure-wi proxy` in IMDS mode
 # (AZURE_POD_IDENTITY_AUTHORITY_HOST) and identity-endpoint mode (IDENTITY_ENDPOINT /
-# IDENTITY_HEADER); the proxy gets them with its workload identity from a local Entra stand-in.
+# IDENTITY_HEADER), and so does the Rust azure_identity crate in identity-endpoint mode (its IMDS
+# source cannot be pointed anywhere but 169.254.169.254); the proxy gets the tokens with its
+# workload identity from a local Entra stand-in.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 AZWI_CACHE="${AZWI_CACHE:-$HOME/.cache/azure-wi}"
@@ -22,6 +24,9 @@ if [ "$(node -p "require('$node_dir/node_modules/@azure/identity/package.json').
   (cd "$node_dir" && npm install --no-audit --no-fund --silent "@azure/identity@$NODE_IDENTITY_VERSION")
 fi
 export AZWI_NODE_MODULES="$node_dir/node_modules"
+# The Rust SDK client: its own workspace and target directory, never in azure-wi's dependencies.
+rust_target="$AZWI_CACHE/target-rust-interop"
+CARGO_TARGET_DIR="$rust_target" cargo build --locked --quiet --manifest-path tests/interop/rust-azure-identity/Cargo.toml
 
 # --- the proxy and a Microsoft Entra stand-in ---
 cargo build --locked --quiet --bin azure-wi
@@ -78,6 +83,7 @@ imds=(AZURE_POD_IDENTITY_AUTHORITY_HOST="http://127.0.0.1:$port")
 appsvc=(IDENTITY_ENDPOINT="http://127.0.0.1:$port/msi/token" IDENTITY_HEADER="$header")
 py=("$venv/bin/python" scripts/interop/python_client.py)
 js=(node scripts/interop/node_client.mjs)
+rs=("$rust_target/debug/rust-azure-identity-interop")
 vault=https://vault.azure.net/.default
 storage=https://storage.azure.com/.default
 
@@ -89,6 +95,8 @@ run "node IMDS"                        "${imds[@]}"   -- "${js[@]}" "$vault" "$c
 run "node IMDS client_id"              "${imds[@]}"   -- "${js[@]}" "$storage" "$other_client" "$other_client"
 run "node App Service"                 "${appsvc[@]}" -- "${js[@]}" "$vault" "$client"
 run "node App Service client_id"       "${appsvc[@]}" -- "${js[@]}" "$storage" "$other_client" "$other_client"
+run "rust App Service"                 "${appsvc[@]}" -- "${rs[@]}" "$vault" "$client"
+run "rust App Service client_id"       "${appsvc[@]}" -- "${rs[@]}" "$storage" "$other_client" "$other_client"
 
 # A wrong identity header is refused, and the client shows why.
 wrong=(IDENTITY_ENDPOINT="http://127.0.0.1:$port/msi/token" IDENTITY_HEADER="not-the-pods-header-value")
@@ -102,7 +110,7 @@ fi
 
 # Two tokens (two client ids x two scopes) were exchanged, whatever the number of clients.
 exchanges="$(python3 -c 'import json,sys,urllib.request; print(json.load(urllib.request.urlopen(sys.argv[1]))["exchanges"])' "http://127.0.0.1:$entra_port/exchanges")"
-if [ "$exchanges" = 2 ]; then echo "ok   2 exchanges with Entra for 8 clients"; else echo "FAIL $exchanges exchanges with Entra, expected 2"; fail=1; fi
+if [ "$exchanges" = 2 ]; then echo "ok   2 exchanges with Entra for 10 clients"; else echo "FAIL $exchanges exchanges with Entra, expected 2"; fail=1; fi
 if grep -q "$header" "$work/proxy.log" || grep -q 'entra-1-' "$work/proxy.log"; then
   echo "FAIL the proxy log contains a secret"; fail=1
 fi
