@@ -294,9 +294,12 @@ async fn only_get_is_allowed() {
 
 #[tokio::test]
 async fn credential_failures_become_imds_errors_without_secrets() {
-    let mut recorder = Recorder::default();
-    recorder.failure =
-        Some(|| credential::Error::unavailable("WorkloadIdentityCredential", "Entra is unreachable"));
+    let mut recorder = Recorder {
+        failure: Some(|| {
+            credential::Error::unavailable("WorkloadIdentityCredential", "Entra is unreachable")
+        }),
+        ..Recorder::default()
+    };
     let router = support::router(&recorder, false, CLOSED);
     let (status, _, body) = send(
         &router,
