@@ -1,6 +1,8 @@
 //! The command line: one file per command.
 
+mod logging;
 mod mutate;
+mod proxy;
 mod token;
 mod webhook;
 
@@ -24,6 +26,8 @@ enum Command {
     Token(token::TokenArgs),
     /// Runs the mutating admission webhook.
     Webhook(Box<webhook::WebhookArgs>),
+    /// Serves tokens over the IMDS (and App Service) protocol on localhost.
+    Proxy(proxy::ProxyArgs),
 }
 
 impl Cli {
@@ -33,6 +37,11 @@ impl Cli {
             Command::Mutate(args) => args.run(),
             Command::Token(args) => args.run(),
             Command::Webhook(args) => args.run(),
+            Command::Proxy(args) => args.run().unwrap_or_else(|error| {
+                tracing::error!(error = format!("{error:#}"), "failed");
+                eprintln!("azure-wi: {error:#}");
+                ExitCode::FAILURE
+            }),
         }
     }
 }
