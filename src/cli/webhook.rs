@@ -7,7 +7,7 @@ use azure_wi::{
     server::{self, Readiness, ServeOptions, Shutdown},
     webhook::{
         certs::{CertNames, DEFAULT_NAMESPACE, Rotator},
-        config::ConfigArgs,
+        config::{ConfigArgs, LogLevel, parse_server_version},
         metrics::Metrics,
         mutation::ServiceAccount,
         server::{RequestLimits, WebhookState},
@@ -24,9 +24,13 @@ pub struct WebhookArgs {
     #[command(flatten)]
     config: ConfigArgs,
 
-    /// Port of the HTTPS admission endpoint (`/mutate-v1-pod`), on every interface.
+    /// Port of the HTTPS admission endpoint (`/mutate-v1-pod`).
     #[arg(long, default_value_t = 9443)]
     webhook_port: u16,
+
+    /// Address the admission endpoint listens on (default: every interface).
+    #[arg(long, default_value = "")]
+    webhook_host: String,
 
     /// Address of `/healthz` and `/readyz` (`:9440` = every interface).
     #[arg(long, default_value = ":9440")]
@@ -115,6 +119,7 @@ impl WebhookArgs {
         let Self {
             config,
             webhook_port,
+            webhook_host,
             health_addr,
             metrics_addr,
             metrics_backend: _,
@@ -211,9 +216,20 @@ impl WebhookArgs {
             ..ServeOptions::default()
         };
 
-        let webhook_listener = server::bind(&format!(":{webhook_port}")).await?;
+        let webhook_addr = match webhook_host.as_str() {
+            "" => format!(":{webhook_port}"),
+            host if host.contains(':') && !host.starts_with('[') => format!("[{host}]:{webhook_port}"),
+            host => format!("{host}:{webhook_port}"),
+        };
+        let webhook_listener = server::bind(&webhook_addr).await?;
         let health_listener = server::bind(&health_addr).await?;
         let metrics_listener = server::bind(&metrics_addr).await?;
+        tracing::info!(
+            webhook = %webhook_listener.local_addr()?,
+            health = %health_listener.local_addr()?,
+            metrics = %metrics_listener.local_addr()?,
+            "listening"
+        );
         let tls_config = tls::server_config(resolver, tls_min_version);
 
         let webhook = server::serve_https(
@@ -277,13 +293,12 @@ async fn server_version(client: &kube::Client) -> anyhow::Result<(u32, u32)> {
         .await
         .context("the Kubernetes API server did not answer /version within 10 s")?
         .context("cannot read the Kubernetes API server version")?;
-    let number = |s: &str| s.trim_end_matches('+').parse::<u32>().ok();
-    match (number(&info.major), number(&info.minor)) {
-        (Some(major), Some(minor)) => {
+    match parse_server_version(&info.major, &info.minor) {
+        Some((major, minor)) => {
             tracing::info!(version = info.git_version, major, minor, "Kubernetes API server");
             Ok((major, minor))
         }
-        _ => bail!(
+        None => bail!(
             "cannot parse the API server version {:?}.{:?}",
             info.major,
             info.minor
@@ -335,14 +350,7 @@ fn read_service_account_file(path: &std::path::Path) -> anyhow::Result<Vec<(Stri
 }
 
 fn init_logging(level: &str, format: &str) -> anyhow::Result<()> {
-    let directive = match level {
-        "" | "info" => "info",
-        "debug" => "debug",
-        "trace" | "all" => "trace",
-        "warn" | "warning" => "warn",
-        "error" => "error",
-        other => bail!("invalid --log-level {other:?}: use info, debug, trace, all, warn or error"),
-    };
+    let directive = level.parse::<LogLevel>()?.tracing_directive();
     let filter =
         tracing_subscriber::EnvFilter::new(format!("{directive},hyper=info,h2=info,rustls=info,tower=info"));
     let builder = tracing_subscriber::fmt()

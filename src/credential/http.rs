@@ -505,4 +505,19 @@ mod tests {
         assert!(e.to_string().contains("no PEM certificate"), "{e}");
         assert_eq!(Error::from(e).kind(), crate::credential::ErrorKind::InvalidInput);
     }
+
+    #[tokio::test]
+    async fn trusts_the_ca_bundle_named_by_ssl_cert_file() {
+        let (server, ca_pem) = TestServer::scripted_tls([Reply::token("t", 1), Reply::token("t", 1)]).await;
+        let dir = tempfile::tempdir().unwrap();
+        let bundle = dir.path().join("ca.pem");
+        std::fs::write(&bundle, &ca_pem).unwrap();
+        let with_ca = base_builder(tls_config(root_store(Some(&bundle)).unwrap())).build().unwrap();
+        let response = with_ca.get(server.url()).send().await.unwrap();
+        assert_eq!(response.status(), 200);
+        let without = base_builder(tls_config(root_store(None).unwrap())).build().unwrap();
+        let e = without.get(server.url()).send().await.unwrap_err();
+        assert!(e.is_connect(), "an unknown CA is refused: {e}");
+        assert_eq!(server.request_count(), 1);
+    }
 }

@@ -148,6 +148,8 @@ pub struct PlatformCredentialOptions {
     pub workload_identity_client_id: Option<String>,
     /// Workload identity's tenant. Default: `AZURE_TENANT_ID`.
     pub workload_identity_tenant_id: Option<String>,
+    /// Workload identity's token file. Default: `AZURE_FEDERATED_TOKEN_FILE`.
+    pub workload_identity_token_file: Option<std::path::PathBuf>,
     /// The authority host for workload identity. Default: `AZURE_AUTHORITY_HOST`, else the public
     /// cloud.
     pub authority_host: Option<String>,
@@ -203,6 +205,7 @@ impl PlatformCredential {
             match WorkloadIdentityCredential::new(Some(WorkloadIdentityCredentialOptions {
                 tenant_id: options.workload_identity_tenant_id.clone(),
                 client_id: wi_client_id,
+                token_file_path: options.workload_identity_token_file.clone(),
                 authority_host: options.authority_host.clone(),
                 env: options.env.clone(),
                 ..Default::default()

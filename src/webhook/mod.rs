@@ -2,11 +2,12 @@
 //! `AZURE_*` environment and a projected service-account token, like Azure/azure-workload-identity's
 //! webhook (v1.6.0), and optionally the token proxy.
 //!
-//! Admission flow: [`server`] (HTTPS, `/mutate-v1-pod`) -> [`admission`] (decode the review) ->
-//! [`service_accounts`] (reflector cache, direct GET on a miss) -> [`mutation`] (pure: raw pod JSON
-//! + [`mutation::ServiceAccount`] + [`config::Config`] -> JSON Patch or [`Denial`]) -> [`admission`]
-//! (encode the answer). Around it: [`tls`] (certificate resolver and file reload), [`certs`]
-//! (self-managed CA and serving certificate), [`metrics`] (Prometheus).
+//! Data flow: [`server`] (HTTPS, `/mutate-v1-pod`) -> [`admission::AdmissionRequest::decode`] ->
+//! [`service_accounts`] (reflector cache, direct GET on a miss) -> [`mutation::mutate`] (pure: raw
+//! pod JSON + [`mutation::ServiceAccount`] + [`config::Config`] -> JSON Patch or [`Denial`]) ->
+//! [`admission::AdmissionRequest::respond`].
+//! Around it: [`tls`] (certificate resolver and file reload), [`certs`] (self-managed CA and
+//! serving certificate), [`metrics`] (Prometheus).
 
 pub mod admission;
 pub mod annotations;

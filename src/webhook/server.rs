@@ -9,7 +9,8 @@
 //! | --- | --- |
 //! | not `Content-Type: application/json` | 415 |
 //! | body over the limit (4 MiB by default) | 413 |
-//! | body not an AdmissionReview v1/v1beta1 with an object | 400, naming the problem |
+//! | body not an AdmissionReview v1/v1beta1 (no uid to answer) | 400, naming the problem |
+//! | a review without a pod object (e.g. a misrouted DELETE) | 200, `allowed: false`, code 400 |
 //! | ServiceAccount missing, or the API server unreachable | 200, `allowed: false` with the reason |
 //! | mutation denial | 200, `allowed: false` with the reason |
 //! | mutation | 200, `allowed: true` with a JSON Patch |
@@ -30,10 +31,11 @@ use tokio::time::Instant;
 use tower_http::timeout::TimeoutLayer;
 
 use super::{
-    admission::AdmissionRequest,
+    Denial,
+    admission::{AdmissionRequest, invalid_review},
     config::Config,
     metrics::{Metrics, Outcome},
-    mutation::{self, Denial},
+    mutation,
     service_accounts::{LookupError, ServiceAccounts},
 };
 
@@ -111,6 +113,19 @@ async fn mutate_pod(
     };
     let request = match AdmissionRequest::decode(&body) {
         Ok(request) => request,
+        Err(error) if has_uid(&body) => {
+            // A review the API server can be answered on: say why in the review itself, so the
+            // message reaches whoever created the object.
+            tracing::warn!(%error, "admission request refused");
+            state
+                .metrics
+                .observe_admission("", Outcome::error, started.elapsed().as_secs_f64());
+            return (
+                [(header::CONTENT_TYPE, "application/json")],
+                invalid_review(&body, &error),
+            )
+                .into_response();
+        }
         Err(error) => {
             return reject(
                 &state,
@@ -156,7 +171,30 @@ async fn mutate_pod(
 }
 
 fn lookup_denial(error: LookupError) -> Denial {
-    Denial::new(error.to_string())
+    match error {
+        LookupError::NotFound { .. } => Denial::new(error.to_string()),
+        // Not the pod's fault: say so with a server-side code.
+        LookupError::Unavailable { .. } => Denial {
+            message: error.to_string(),
+            code: 503,
+        },
+    }
+}
+
+/// Whether the body is a JSON AdmissionReview of a known version with a request uid.
+fn has_uid(body: &[u8]) -> bool {
+    let Ok(value) = serde_json::from_slice::<Value>(body) else {
+        return false;
+    };
+    let known = matches!(
+        value.get("apiVersion").and_then(Value::as_str),
+        Some("admission.k8s.io/v1" | "admission.k8s.io/v1beta1")
+    );
+    known
+        && value
+            .pointer("/request/uid")
+            .and_then(Value::as_str)
+            .is_some_and(|uid| !uid.is_empty())
 }
 
 fn reject(state: &WebhookState, started: Instant, status: StatusCode, message: &str) -> Response {
@@ -200,6 +238,8 @@ mod tests {
     use super::*;
     use crate::webhook::{config::ConfigArgs, mutation::ServiceAccount};
 
+    const TENANT_ID: &str = "11111111-1111-1111-1111-111111111111";
+
     const CLIENT_ID: &str = "00000000-0000-0000-0000-00000000c1d0";
 
     fn state() -> WebhookState {
@@ -218,8 +258,8 @@ mod tests {
 
     fn test_config() -> Config {
         ConfigArgs {
-            tenant_id: "11111111-1111-1111-1111-111111111111".into(),
-            audience: "api://AzureADTokenExchange".into(),
+            tenant_id: Some(TENANT_ID.into()),
+            ..ConfigArgs::default()
         }
         .into_config(Some((1, 33)))
         .unwrap()
@@ -292,7 +332,15 @@ mod tests {
             .unwrap();
         let patch: serde_json::Value = serde_json::from_slice(&patch).unwrap();
         assert!(patch.as_array().is_some_and(|ops| !ops.is_empty()), "{patch}");
-        assert!(patch.to_string().contains(CLIENT_ID), "{patch}");
+        let text = patch.to_string();
+        for expected in [
+            CLIENT_ID,
+            TENANT_ID,
+            "AZURE_FEDERATED_TOKEN_FILE",
+            "azure-identity-token",
+        ] {
+            assert!(text.contains(expected), "{expected} missing from {patch}");
+        }
         let text = metrics.encode();
         assert!(
             text.contains(r#"azwi_mutation_request_count{namespace="team-a"} 1"#),
@@ -408,27 +456,45 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_review_without_an_object_is_a_clear_400() {
+    async fn a_review_without_an_object_is_refused_in_the_review_with_code_400() {
         let state = state();
         let metrics = state.metrics.clone();
-        let mut review = review("admission.k8s.io/v1", "team-a", "app");
+        let mut review = review("admission.k8s.io/v1beta1", "team-a", "app");
         review["request"].as_object_mut().unwrap().remove("object");
-        let (status, text) = post(
-            router(state, RequestLimits::default()),
-            "application/json",
-            serde_json::to_vec(&review).unwrap(),
-        )
-        .await;
-        assert_eq!(status, StatusCode::BAD_REQUEST);
+        let answer = admit(router(state, RequestLimits::default()), &review).await;
+        assert_eq!(answer["apiVersion"], "admission.k8s.io/v1beta1");
+        let response = &answer["response"];
+        assert_eq!(response["uid"], "705ab4f5-6393-11e8-b7cc-42010a800002");
+        assert_eq!(response["allowed"], false);
+        assert_eq!(response["status"]["code"], 400);
         assert!(
-            String::from_utf8_lossy(&text).contains("object"),
-            "{}",
-            String::from_utf8_lossy(&text)
+            response["status"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("no object"),
+            "{response}"
         );
         assert!(
             metrics
                 .encode()
                 .contains(r#"azwi_admission_requests_total{outcome="error"} 1"#)
+        );
+    }
+
+    #[tokio::test]
+    async fn a_body_that_is_not_a_review_is_a_clear_400() {
+        let body = serde_json::to_vec(&json!({"apiVersion": "v1", "kind": "Pod"})).unwrap();
+        let (status, text) = post(
+            router(state(), RequestLimits::default()),
+            "application/json",
+            body,
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert!(
+            String::from_utf8_lossy(&text).contains("apiVersion"),
+            "{}",
+            String::from_utf8_lossy(&text)
         );
     }
 

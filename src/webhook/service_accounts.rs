@@ -211,6 +211,16 @@ impl ServiceAccounts {
         }
     }
 
+    /// Whether the cache holds a complete list (always true for a static set).
+    pub fn is_synced(&self) -> bool {
+        match &self.source {
+            Source::Cluster { store, .. } => {
+                store.wait_until_ready().now_or_never().is_some_and(|r| r.is_ok())
+            }
+            Source::Static(_) => true,
+        }
+    }
+
     /// Whether no ServiceAccount is held.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
@@ -442,9 +452,12 @@ mod tests {
             &[(CLIENT_ID, "1111"), ("kubectl.kubernetes.io/x", "y")],
         );
         strip(&mut sa);
+        assert!(!accounts.is_synced());
         writer.apply_watcher_event(&Event::Init);
         writer.apply_watcher_event(&Event::InitApply(sa));
+        assert!(!accounts.is_synced());
         writer.apply_watcher_event(&Event::InitDone);
+        assert!(accounts.is_synced());
 
         let found = accounts.get("team-a", "app").await.unwrap();
         assert_eq!(found.name, "app");

@@ -4,7 +4,8 @@
 //! `WWW-Authenticate: Basic realm=<path of a fresh .key file>`. The path comes from the network,
 //! so it is not trusted: the file must be a `.key` file of at most 4096 bytes directly inside the
 //! platform's token directory, after resolving symlinks and `..`. Anything else is refused before
-//! the file is opened.
+//! the file is opened. The file opened must be the regular file that was checked (same device and
+//! inode), so swapping a symlink in between the checks and the read does not help.
 
 use std::{
     io,
@@ -113,7 +114,8 @@ pub(crate) async fn read_key(realm: &str, token_dir: &Path) -> Result<Secret, Ke
     if !has_key_extension(&resolved) {
         return Err(KeyFileError::NotKeyFile(realm.to_owned()));
     }
-    let metadata = tokio::fs::metadata(&resolved).await.map_err(io_err)?;
+    // `lstat` of the resolved path: a regular file, not a symlink swapped in since.
+    let metadata = tokio::fs::symlink_metadata(&resolved).await.map_err(io_err)?;
     if !metadata.is_file() {
         return Err(KeyFileError::NotAFile(realm.to_owned()));
     }
@@ -123,8 +125,13 @@ pub(crate) async fn read_key(realm: &str, token_dir: &Path) -> Result<Secret, Ke
             size: metadata.len(),
         });
     }
-    // Read at most one byte more than allowed, in case the file grew after the size check.
     let file = tokio::fs::File::open(&resolved).await.map_err(io_err)?;
+    // The file opened must be the one just checked (nothing replaced the path in between).
+    let opened = file.metadata().await.map_err(io_err)?;
+    if !same_file(&metadata, &opened) {
+        return Err(outside());
+    }
+    // Read at most one byte more than allowed, in case the file grew after the size check.
     let mut contents = Vec::with_capacity(metadata.len() as usize);
     file.take(MAX_KEY_FILE_BYTES + 1)
         .read_to_end(&mut contents)
@@ -141,6 +148,17 @@ pub(crate) async fn read_key(realm: &str, token_dir: &Path) -> Result<Secret, Ke
         return Err(KeyFileError::NotText(realm.to_owned()));
     }
     Ok(Secret::new(key))
+}
+
+#[cfg(unix)]
+fn same_file(a: &std::fs::Metadata, b: &std::fs::Metadata) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    a.dev() == b.dev() && a.ino() == b.ino()
+}
+
+#[cfg(not(unix))]
+fn same_file(a: &std::fs::Metadata, b: &std::fs::Metadata) -> bool {
+    a.is_file() && b.is_file() && a.len() == b.len()
 }
 
 fn has_key_extension(path: &Path) -> bool {
@@ -239,6 +257,7 @@ mod tests {
         ));
     }
 
+    #[cfg(unix)]
     #[tokio::test]
     async fn refuses_a_symlink_pointing_out_of_the_directory() {
         let (root, dir) = tokens();
@@ -270,6 +289,7 @@ mod tests {
         assert!(matches!(err, KeyFileError::OutsideTokenDir { .. }), "{err}");
     }
 
+    #[cfg(unix)]
     #[tokio::test]
     async fn refuses_files_that_are_not_key_files() {
         let (_root, dir) = tokens();

@@ -24,7 +24,7 @@ use super::{
     response::{Received, send},
     user_assigned_id::IMDS_NAMES,
 };
-use crate::credential::{AccessToken, Error, Result, http::RetryPolicy};
+use crate::credential::{AccessToken, Error, Result, expiry::TokenResponse, http::RetryPolicy};
 
 const NAME: &str = "ManagedIdentityCredential (Azure Arc)";
 const API_VERSION: &str = "2020-06-01";
@@ -133,24 +133,30 @@ impl AzureArc {
         if !received.is_success() {
             return Err(self.refusal(&received, "the challenge key was not accepted"));
         }
-        let token = received.token(NAME, request_time)?.token;
+        let parsed = received.token(NAME, request_time)?;
         if let Some(id) = &self.user_assigned_id {
-            self.check_echo(id, &received)?;
+            Self::check_echo(id, &parsed, &received)?;
         }
-        Ok(token)
+        Ok(parsed.token)
     }
 
     /// Refuses a token that does not name the requested user-assigned identity.
-    fn check_echo(&self, id: &UserAssignedId, received: &Received) -> Result<()> {
-        let json = received.json().unwrap_or(Value::Null);
-        let fields: &[&str] = match id {
-            UserAssignedId::ClientId(_) => &["client_id"],
-            UserAssignedId::ObjectId(_) => &["object_id"],
-            UserAssignedId::ResourceId(_) => &["msi_res_id", "mi_res_id"],
+    fn check_echo(id: &UserAssignedId, parsed: &TokenResponse, received: &Received) -> Result<()> {
+        // App Service-style agents may echo a resource id as `mi_res_id`.
+        let mi_res_id = received
+            .json()
+            .and_then(|j| j.get("mi_res_id").and_then(Value::as_str).map(str::to_owned));
+        let candidates: Vec<(&str, Option<&str>)> = match id {
+            UserAssignedId::ClientId(_) => vec![("client_id", parsed.client_id.as_deref())],
+            UserAssignedId::ObjectId(_) => vec![("object_id", parsed.object_id.as_deref())],
+            UserAssignedId::ResourceId(_) => {
+                vec![
+                    ("msi_res_id", parsed.msi_res_id.as_deref()),
+                    ("mi_res_id", mi_res_id.as_deref()),
+                ]
+            }
         };
-        let echoed = fields
-            .iter()
-            .find_map(|f| json.get(*f).and_then(Value::as_str).map(|v| (*f, v)));
+        let echoed = candidates.into_iter().find_map(|(f, v)| v.map(|v| (f, v)));
         match echoed {
             Some((_, value)) if value.eq_ignore_ascii_case(id.value()) => Ok(()),
             other => {

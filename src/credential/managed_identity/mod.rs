@@ -353,13 +353,34 @@ enum Endpoint {
 
 impl Endpoint {
     async fn request_token(&self, resource: &str, claims: bool) -> Result<AccessToken> {
-        match self {
+        tracing::debug!(
+            source = self.source().as_str(),
+            resource,
+            claims,
+            "requesting a managed identity token"
+        );
+        let result = match self {
             Self::Imds(s) => s.request_token(resource).await,
             Self::AppService(s) => s.request_token(resource).await,
             Self::ServiceFabric(s) => s.request_token(resource, claims).await,
             Self::AzureArc(s) => s.request_token(resource).await,
             Self::AzureMl(s) => s.request_token(resource).await,
             Self::CloudShell(s) => s.request_token(resource).await,
+        };
+        if let Err(error) = &result {
+            tracing::debug!(source = self.source().as_str(), resource, kind = %error.kind(), %error, "managed identity token request failed");
+        }
+        result
+    }
+
+    fn source(&self) -> ManagedIdentitySource {
+        match self {
+            Self::Imds(_) => ManagedIdentitySource::Imds,
+            Self::AppService(_) => ManagedIdentitySource::AppService,
+            Self::ServiceFabric(_) => ManagedIdentitySource::ServiceFabric,
+            Self::AzureArc(_) => ManagedIdentitySource::AzureArc,
+            Self::AzureMl(_) => ManagedIdentitySource::AzureMl,
+            Self::CloudShell(_) => ManagedIdentitySource::CloudShell,
         }
     }
 }

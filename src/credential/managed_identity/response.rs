@@ -118,13 +118,21 @@ impl Received {
         credential: &'static str,
         request_time: OffsetDateTime,
     ) -> Result<TokenResponse> {
-        parse_token_response_with_extras(&self.body, request_time).map_err(|e| {
+        let parsed = parse_token_response_with_extras(&self.body, request_time).map_err(|e| {
             Error::authentication_failed(
                 credential,
                 format!("the endpoint's token response is unusable: {e}"),
             )
             .with_status(self.status)
-        })
+        })?;
+        // The echo is informational only: caches are keyed by what the caller asked for.
+        tracing::debug!(
+            credential,
+            echoed_resource = parsed.resource.as_deref().unwrap_or(""),
+            expires_on = parsed.token.expires_on.unix_timestamp(),
+            "token received"
+        );
+        Ok(parsed)
     }
 }
 

@@ -269,3 +269,35 @@ pub(crate) fn self_signed_tls() -> (Arc<rustls::ServerConfig>, String) {
             .expect("server config");
     (Arc::new(config), thumbprint)
 }
+
+/// A server that presents a certificate (whose thumbprint is returned) but signs the handshake
+/// with another key: what someone who copied the certificate, without its private key, can do.
+pub(crate) fn impostor_tls() -> (Arc<rustls::ServerConfig>, String) {
+    #[derive(Debug)]
+    struct Fixed(Arc<rustls::sign::CertifiedKey>);
+    impl rustls::server::ResolvesServerCert for Fixed {
+        fn resolve(
+            &self,
+            _hello: rustls::server::ClientHello<'_>,
+        ) -> Option<Arc<rustls::sign::CertifiedKey>> {
+            Some(self.0.clone())
+        }
+    }
+    let real_key = rcgen::KeyPair::generate().expect("key pair");
+    let params = rcgen::CertificateParams::new(vec!["localhost".to_owned()]).expect("certificate params");
+    let cert = params.self_signed(&real_key).expect("self-signed certificate");
+    let der = cert.der().clone();
+    let digest = ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, &der);
+    let thumbprint: String = digest.as_ref().iter().map(|b| format!("{b:02X}")).collect();
+    let other_key = rcgen::KeyPair::generate().expect("key pair");
+    let other_der = rustls::pki_types::PrivateKeyDer::Pkcs8(other_key.serialize_der().into());
+    let signer = rustls::crypto::ring::sign::any_supported_type(&other_der).expect("signing key");
+    let certified = Arc::new(rustls::sign::CertifiedKey::new(vec![der], signer));
+    let config =
+        rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .expect("protocol versions")
+            .with_no_client_auth()
+            .with_cert_resolver(Arc::new(Fixed(certified)));
+    (Arc::new(config), thumbprint)
+}

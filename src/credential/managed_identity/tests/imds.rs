@@ -357,3 +357,12 @@ async fn no_listener_for_a_real_request_is_unavailable_after_the_connection_retr
     assert_eq!(err.kind(), ErrorKind::Unavailable);
     assert!(err.to_string().contains("no response from"), "{err}");
 }
+
+#[tokio::test]
+async fn a_server_refresh_in_sets_the_refresh_time() {
+    let body = serde_json::json!({"access_token": "a", "expires_in": "86399", "refresh_in": "600", "token_type": "Bearer"});
+    let server = TestServer::replies(vec![Reply::json(200, body.to_string())]).await;
+    let token = imds(&server, None).get_token(&[SCOPE], None).await.unwrap();
+    let refresh_in = (token.refresh_on.unwrap() - time::OffsetDateTime::now_utc()).whole_seconds();
+    assert!((590..=600).contains(&refresh_in), "{refresh_in}");
+}

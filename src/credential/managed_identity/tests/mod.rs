@@ -2,6 +2,7 @@
 //! options, secrets) here; one file per source beside this one.
 
 mod app_service;
+#[cfg(unix)]
 mod azure_arc;
 mod azure_ml;
 mod cloud_shell;
@@ -76,8 +77,10 @@ fn source_precedence_follows_azure_identity() {
         ("AZURE_TENANT_ID", "t"),
         ("AZURE_FEDERATED_TOKEN_FILE", "/f"),
     ];
+    // (variables, Arc agent installed, workload identity excluded, expected source)
+    type Case<'a> = (Vec<(&'a str, &'a str)>, bool, bool, ManagedIdentitySource);
     #[rustfmt::skip]
-    let table: Vec<(Vec<(&str, &str)>, bool, bool, S)> = vec![
+    let table: Vec<Case> = vec![
         (vec![], false, false, S::Imds),
         (vec![("IDENTITY_ENDPOINT", E), ("IDENTITY_HEADER", "h"), ("IDENTITY_SERVER_THUMBPRINT", "t")], false, false, S::ServiceFabric),
         (vec![("IDENTITY_ENDPOINT", E), ("IDENTITY_HEADER", "h")], false, false, S::AppService),
@@ -325,4 +328,115 @@ fn secrets_never_appear_in_debug_output() {
             "{printed}"
         );
     }
+}
+
+#[tokio::test]
+async fn the_workload_identity_branch_exchanges_the_service_account_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("azure-identity-token");
+    std::fs::write(&file, "service-account-jwt").unwrap();
+    let entra = TestServer::replies(vec![Reply::json(
+        200,
+        json!({"token_type": "Bearer", "expires_in": 3599, "access_token": "entra-token"}).to_string(),
+    )])
+    .await;
+    let authority = entra.url("/");
+    let file_path = file.display().to_string();
+    let wi = [
+        ("AZURE_AUTHORITY_HOST", authority.as_str()),
+        ("AZURE_TENANT_ID", "tenant-1"),
+        ("AZURE_FEDERATED_TOKEN_FILE", file_path.as_str()),
+        ("AZURE_CLIENT_ID", "env-client"),
+    ];
+    for (id, client_id) in [
+        (None, "env-client"),
+        (
+            Some(UserAssignedId::ClientId("uami-client".into())),
+            "uami-client",
+        ),
+    ] {
+        let credential = credential(&wi, id);
+        assert_eq!(credential.source(), ManagedIdentitySource::WorkloadIdentity);
+        let token = credential.get_token(&[SCOPE], None).await.unwrap();
+        assert_eq!(token.token.secret(), "entra-token");
+        let r = entra.requests().pop().unwrap();
+        assert_eq!(
+            (r.method.as_str(), r.path.as_str()),
+            ("POST", "/tenant-1/oauth2/v2.0/token")
+        );
+        let form = r.form();
+        let field = |name: &str| form.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
+        assert_eq!(field("client_id"), Some(client_id));
+        assert_eq!(field("client_assertion"), Some("service-account-jwt"));
+        assert_eq!(
+            field("scope"),
+            Some(SCOPE),
+            "the exchange takes the scope unchanged"
+        );
+    }
+}
+
+/// Records every tracing event (message and fields, `Debug`-formatted) on this thread.
+struct Recorder(Arc<std::sync::Mutex<String>>);
+
+impl tracing::Subscriber for Recorder {
+    fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
+        true
+    }
+    fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+        tracing::span::Id::from_u64(1)
+    }
+    fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+    fn event(&self, event: &tracing::Event<'_>) {
+        struct Visit<'a>(&'a mut String);
+        impl tracing::field::Visit for Visit<'_> {
+            fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+                self.0.push_str(&format!(" {}={value:?}", field.name()));
+            }
+        }
+        let mut log = self.0.lock().unwrap();
+        event.record(&mut Visit(&mut log));
+        log.push('\n');
+    }
+    fn enter(&self, _: &tracing::span::Id) {}
+    fn exit(&self, _: &tracing::span::Id) {}
+}
+
+#[tokio::test]
+async fn secrets_never_reach_the_logs() {
+    let log = Arc::new(std::sync::Mutex::new(String::new()));
+    let _guard = tracing::subscriber::set_default(Recorder(log.clone()));
+    let header = "logged-header-s3cret";
+    // A refusal that quotes the secret header, then a token.
+    let refusal = Reply::json(
+        500,
+        json!({"statusCode": 500, "message": format!("bad {header}")}).to_string(),
+    );
+    let server = TestServer::replies(vec![
+        refusal.clone(),
+        refusal.clone(),
+        refusal.clone(),
+        refusal,
+        imds_token("logged-token-value", 3600),
+    ])
+    .await;
+    let endpoint = server.url("/msi/token");
+    let credential = credential(
+        &[("IDENTITY_ENDPOINT", &endpoint), ("IDENTITY_HEADER", header)],
+        None,
+    );
+    tokio::time::pause();
+    let err = credential.get_token(&[SCOPE], None).await.unwrap_err();
+    assert!(!err.to_string().contains(header), "{err}");
+    credential.get_token(&[SCOPE], None).await.unwrap();
+    let log = log.lock().unwrap().clone();
+    assert!(
+        log.contains("requesting a managed identity token") && log.contains("token received"),
+        "{log}"
+    );
+    assert!(
+        !log.contains(header) && !log.contains("logged-token-value"),
+        "{log}"
+    );
 }

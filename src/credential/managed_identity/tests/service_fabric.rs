@@ -202,3 +202,19 @@ async fn errors_carry_the_service_fabric_code_and_hint() {
     );
     assert_eq!(server.requests().len(), 1, "404 is not retried");
 }
+
+#[tokio::test]
+async fn a_server_with_the_certificate_but_not_its_key_is_refused() {
+    let (config, thumbprint) = crate::credential::managed_identity::test_server::impostor_tls();
+    let server = TestServer::start_tls(config, |_| sf_token("never")).await;
+    let err = sf(&server.url("/token"), &thumbprint)
+        .get_token(&[SCOPE], None)
+        .await
+        .unwrap_err();
+    assert_ne!(err.kind(), ErrorKind::InvalidInput, "{err}");
+    assert!(!err.to_string().contains(SECRET));
+    assert!(
+        server.requests().is_empty(),
+        "the handshake signature check stopped it"
+    );
+}
