@@ -241,3 +241,68 @@ async fn workload_identity_credential_is_refused_for_another_audience() {
         "{result}"
     );
 }
+
+/// Runs `azure-wi token SCOPE` with a pod's environment; returns (success, stdout JSON or the
+/// last stderr line as JSON).
+async fn azure_wi_token(bed: &TestBed, entra: &Entra, token: &str) -> (bool, Value) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let token_file = dir.path().join("token/azure-identity-token");
+    std::fs::create_dir_all(token_file.parent().expect("parent")).expect("token dir");
+    std::fs::write(&token_file, token).expect("write token");
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_azure-wi"))
+        .args(["token", SCOPE])
+        .env("AZURE_TENANT_ID", TENANT)
+        .env("AZURE_CLIENT_ID", CLIENT)
+        .env("AZURE_FEDERATED_TOKEN_FILE", &token_file)
+        .env("AZURE_AUTHORITY_HOST", format!("{}/", entra.authority))
+        .env("SSL_CERT_FILE", &bed.ca_file)
+        .output()
+        .await
+        .expect("run azure-wi token");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let text = if output.status.success() {
+        stdout.trim()
+    } else {
+        stderr.lines().last().unwrap_or_default()
+    };
+    let json = serde_json::from_str(text).unwrap_or_else(|e| {
+        panic!("azure-wi token printed no JSON ({e}):\nstdout: {stdout}\nstderr: {stderr}")
+    });
+    (output.status.success(), json)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn azure_wi_token_obtains_the_token() {
+    let (bed, client, ns, entra) = setup("cli-ok").await;
+    let token = service_account_token(&client, &ns, "app", ENTRA_AUDIENCE).await;
+    let (ok, result) = azure_wi_token(bed, &entra, &token).await;
+    assert!(ok, "{result}");
+    let issued = entra.issued();
+    assert_eq!(issued.len(), 1);
+    assert_eq!(result["access_token"], issued[0].access_token.as_str());
+    assert_eq!(result["token_type"], "Bearer");
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    assert!(
+        result["expires_on"]
+            .as_i64()
+            .is_some_and(|t| t > now && t <= now + 3600),
+        "{result}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn azure_wi_token_is_refused_for_another_subject() {
+    let (bed, client, ns, entra) = setup("cli-subject").await;
+    let token = service_account_token(&client, &ns, "other", ENTRA_AUDIENCE).await;
+    let (ok, result) = azure_wi_token(bed, &entra, &token).await;
+    assert!(!ok, "{result}");
+    assert_eq!(result["error"], "authentication_failed", "{result}");
+    assert!(
+        result["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("AADSTS700213")),
+        "{result}"
+    );
+    assert!(entra.issued().is_empty());
+}
