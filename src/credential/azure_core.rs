@@ -29,7 +29,11 @@ pub(crate) async fn get_core_token<C: TokenCredential + ?Sized>(
     credential: &C,
     scopes: &[&str],
 ) -> azure_core::Result<core::AccessToken> {
-    credential.get_token(scopes, None).await.map(to_core_token).map_err(to_core_error)
+    credential
+        .get_token(scopes, None)
+        .await
+        .map(to_core_token)
+        .map_err(to_core_error)
 }
 
 /// Implements `azure_core::credentials::TokenCredential` for our credential types.

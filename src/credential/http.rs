@@ -512,10 +512,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let bundle = dir.path().join("ca.pem");
         std::fs::write(&bundle, &ca_pem).unwrap();
-        let with_ca = base_builder(tls_config(root_store(Some(&bundle)).unwrap())).build().unwrap();
+        let with_ca = base_builder(tls_config(root_store(Some(&bundle)).unwrap()))
+            .build()
+            .unwrap();
         let response = with_ca.get(server.url()).send().await.unwrap();
         assert_eq!(response.status(), 200);
-        let without = base_builder(tls_config(root_store(None).unwrap())).build().unwrap();
+        let without = base_builder(tls_config(root_store(None).unwrap()))
+            .build()
+            .unwrap();
         let e = without.get(server.url()).send().await.unwrap_err();
         assert!(e.is_connect(), "an unknown CA is refused: {e}");
         assert_eq!(server.request_count(), 1);

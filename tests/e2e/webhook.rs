@@ -51,7 +51,7 @@ impl Webhook {
         std::fs::write(cert_dir.join("tls.crt"), &cert.cert_pem).expect("write tls.crt");
         std::fs::write(cert_dir.join("tls.key"), &cert.key_pem).expect("write tls.key");
         let (port, health_port, metrics_port) = (free_port(), free_port(), free_port());
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_azure-wi"));
+        let mut cmd = Command::new(azure_wi_binary());
         cmd.arg("webhook")
             .arg(format!("--kubeconfig={}", bed.kubeconfig.display()))
             .arg(format!("--webhook-port={port}"))
@@ -98,6 +98,14 @@ impl Webhook {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
+}
+
+/// The `azure-wi` binary: Cargo's for integration tests, else `$AZWI_BIN` (set by `scripts/demo`).
+pub fn azure_wi_binary() -> PathBuf {
+    option_env!("CARGO_BIN_EXE_azure-wi")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("AZWI_BIN").map(PathBuf::from))
+        .expect("the azure-wi binary: run under cargo test, or set AZWI_BIN")
 }
 
 /// The label that assigns a namespace to a webhook registration (its `namespaceSelector`).
