@@ -1,7 +1,7 @@
 //! Child processes of the test bed (etcd, kube-apiserver, the webhook) that never outlive the test.
 //!
 //! Each child runs in its own process group, its output goes to a log file, and a watchdog (a tiny
-//! `sh` in yet another process group) holds a pipe from the test process: when the test process
+//! `bash` in yet another process group) holds a pipe from the test process: when the test process
 //! ends for any reason, including a panic or a shared server that is never dropped, the pipe closes
 //! and the watchdog kills the child's process group and removes what it was told to clean up.
 
@@ -98,7 +98,8 @@ fn watchdog(pgid: u32, cleanup: Option<&Path>) -> ChildStdin {
     let script = r#"read -r _ ; kill -TERM -- "-$1" 2>/dev/null; sleep 2; kill -KILL -- "-$1" 2>/dev/null
         [ -z "$2" ] || rm -rf -- "$2""#;
     let cleanup = cleanup.map(|p| p.display().to_string()).unwrap_or_default();
-    let mut child = Command::new("sh")
+    // bash, not sh: dash's `kill` cannot signal a process group.
+    let mut child = Command::new("bash")
         .args(["-c", script, "azwi-e2e-watchdog", &pgid.to_string(), &cleanup])
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
