@@ -72,9 +72,9 @@ impl Process {
         lines[lines.len().saturating_sub(40)..].join("\n")
     }
 
-    /// Sends SIGTERM to the process group and waits for the process to exit.
-    pub fn stop(&mut self) {
-        signal_group(self.pid(), "TERM");
+    /// Sends `signal` (e.g. `TERM`, `KILL`) to the process group and waits for the process to exit.
+    pub fn stop(&mut self, signal: &str) {
+        signal_group(self.pid(), signal);
         let _ = self.child.wait();
     }
 }

@@ -189,10 +189,11 @@ impl TestBed {
         created.metadata.name.expect("namespace name")
     }
 
-    /// Stops the API server (SIGTERM) and waits for it to exit; etcd keeps running.
+    /// Stops the API server abruptly (SIGKILL, like a crash or a lost control plane; a graceful
+    /// SIGTERM waits up to a minute for open watches) and waits for it to exit; etcd keeps running.
     pub fn stop_apiserver(&self) {
         if let Some(mut p) = self.apiserver.lock().expect("apiserver lock").take() {
-            p.stop();
+            p.stop("KILL");
         }
     }
 
