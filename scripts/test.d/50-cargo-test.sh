@@ -7,7 +7,7 @@ trap 'rm -f "$log"' EXIT
 status=0
 cargo test --all-features --locked 2>&1 | tee "$log" || status=$?
 awk '/Running tests\/e2e_/ { e2e = 1; binaries++; next }
-     /Running / { e2e = 0 }
+     /Running |Doc-tests / { e2e = 0 }
      e2e && /^test result:/ { passed += $4; failed += $6 }
      END {
        printf "end-to-end tests (real kube-apiserver): %d passed, %d failed, in %d test binaries\n",

@@ -3,6 +3,7 @@
 //! Entra stand-in, and helpers to drive the `azure-wi` binary through them.
 #![allow(dead_code)]
 
+pub mod connect_proxy;
 pub mod entra;
 pub mod kube_helpers;
 pub mod pki;

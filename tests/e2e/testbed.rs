@@ -76,6 +76,7 @@ pub struct TestBed {
     pki: Pki,
     apiserver: std::sync::Mutex<Option<Process>>,
     apiserver_command: Vec<String>,
+    apiserver_env: Vec<(String, String)>,
     _etcd: Process,
 }
 
@@ -89,6 +90,14 @@ impl TestBed {
 
     /// Starts a new control plane in a fresh temporary directory.
     pub async fn start() -> TestBed {
+        TestBed::start_with_env(&[]).await
+    }
+
+    /// Starts a new control plane whose API server has `env` in its environment (e.g.
+    /// `HTTPS_PROXY`, through which it then calls webhooks).
+    pub async fn start_with_env(env: &[(&str, &str)]) -> TestBed {
+        let apiserver_env: Vec<(String, String)> =
+            env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         let _ = rustls::crypto::ring::default_provider().install_default();
         let dir = tempfile::Builder::new()
             .prefix("azwi-e2e-")
@@ -140,7 +149,7 @@ impl TestBed {
             "kubeconfig",
             &kubeconfig_yaml(&url, &ca_pem, &admin.cert_pem, &admin.key_pem),
         );
-        let apiserver = spawn_apiserver(&apiserver_command, &dir);
+        let apiserver = spawn_apiserver(&apiserver_command, &apiserver_env, &dir);
         let bed = TestBed {
             url,
             ca_pem,
@@ -150,6 +159,7 @@ impl TestBed {
             pki,
             apiserver: std::sync::Mutex::new(Some(apiserver)),
             apiserver_command,
+            apiserver_env,
             _etcd: etcd,
         };
         bed.wait_ready().await;
@@ -201,7 +211,7 @@ impl TestBed {
     pub async fn restart_apiserver(&self) {
         self.stop_apiserver();
         *self.apiserver.lock().expect("apiserver lock") =
-            Some(spawn_apiserver(&self.apiserver_command, &self.dir));
+            Some(spawn_apiserver(&self.apiserver_command, &self.apiserver_env, &self.dir));
         self.wait_ready().await;
     }
 
@@ -276,9 +286,9 @@ fn start_etcd(dir: &Path, port: u16) -> Process {
     Process::spawn("etcd", cmd, &dir.join("etcd.log"), Some(dir))
 }
 
-fn spawn_apiserver(command: &[String], dir: &Path) -> Process {
+fn spawn_apiserver(command: &[String], env: &[(String, String)], dir: &Path) -> Process {
     let mut cmd = Command::new(&command[0]);
-    cmd.args(&command[1..]);
+    cmd.args(&command[1..]).envs(env.iter().map(|(k, v)| (k, v)));
     Process::spawn("kube-apiserver", cmd, &dir.join("kube-apiserver.log"), None)
 }
 

@@ -50,17 +50,33 @@ impl Webhook {
         let cert = bed.pki().server_cert("azure-wi-webhook");
         std::fs::write(cert_dir.join("tls.crt"), &cert.cert_pem).expect("write tls.crt");
         std::fs::write(cert_dir.join("tls.key"), &cert.key_pem).expect("write tls.key");
+        let mut args = vec![format!("--webhook-cert-dir={}", cert_dir.display()), "--disable-cert-rotation".into()];
+        args.extend(extra.iter().map(|a| a.to_string()));
+        Webhook::spawn(bed, name, args).await
+    }
+
+    /// Starts the webhook in self-managed mode: it creates its CA and serving certificate, keeps
+    /// them in the Secret `azure-wi-webhook-server-cert` of `azure-workload-identity-system` and
+    /// writes the CA into the `caBundle` of `azure-wi-webhook-mutating-webhook-configuration`.
+    pub async fn start_self_managed(bed: &TestBed, name: &str, extra: &[&str]) -> Webhook {
+        let cert_dir = bed.dir.join(format!("webhook-{name}"));
+        std::fs::create_dir_all(&cert_dir).expect("webhook cert dir");
+        let mut args = vec![format!("--webhook-cert-dir={}", cert_dir.display())];
+        args.extend(extra.iter().map(|a| a.to_string()));
+        Webhook::spawn(bed, name, args).await
+    }
+
+    async fn spawn(bed: &TestBed, name: &str, args: Vec<String>) -> Webhook {
         let (port, health_port, metrics_port) = (free_port(), free_port(), free_port());
         let mut cmd = Command::new(azure_wi_binary());
         cmd.arg("webhook")
             .arg(format!("--kubeconfig={}", bed.kubeconfig.display()))
+            .arg("--webhook-host=127.0.0.1")
             .arg(format!("--webhook-port={port}"))
             .arg(format!("--health-addr=127.0.0.1:{health_port}"))
             .arg(format!("--metrics-addr=127.0.0.1:{metrics_port}"))
-            .arg(format!("--webhook-cert-dir={}", cert_dir.display()))
-            .arg("--disable-cert-rotation")
             .arg("--log-level=debug")
-            .args(extra)
+            .args(args)
             .env("AZURE_TENANT_ID", TENANT)
             .env("POD_NAMESPACE", "azure-workload-identity-system");
         let log = bed.dir.join(format!("webhook-{name}.log"));
@@ -68,7 +84,7 @@ impl Webhook {
             port,
             health_port,
             metrics_port,
-            cert_dir,
+            cert_dir: bed.dir.join(format!("webhook-{name}")),
             process: Process::spawn(&format!("azure-wi webhook ({name})"), cmd, &log, None),
         };
         webhook.wait_ready().await;
@@ -118,20 +134,33 @@ pub const GROUP_LABEL: &str = "e2e.azure-wi/webhook";
 /// AdmissionReview versions.
 pub async fn register(bed: &TestBed, webhook: &Webhook, group: &str, review_versions: &[&str]) {
     use base64::Engine as _;
-    let client = bed.client().await;
-    let api: Api<MutatingWebhookConfiguration> = Api::all(client);
     let name = format!("azure-wi-e2e-{group}");
-    let mwc: MutatingWebhookConfiguration = serde_json::from_value(json!({
+    let client_config = json!({
+        "url": webhook.url(),
+        "caBundle": base64::engine::general_purpose::STANDARD.encode(&bed.ca_pem),
+    });
+    let api: Api<MutatingWebhookConfiguration> = Api::all(bed.client().await);
+    let mwc = configuration(&name, client_config, group, review_versions);
+    api.create(&PostParams::default(), &mwc).await.unwrap_or_else(|e| panic!("create {name}: {e}"));
+    wait_effective(bed, group).await;
+}
+
+/// The chart's MutatingWebhookConfiguration named `name`, with `client_config`, for the namespaces
+/// of `group`.
+pub fn configuration(
+    name: &str,
+    client_config: serde_json::Value,
+    group: &str,
+    review_versions: &[&str],
+) -> MutatingWebhookConfiguration {
+    serde_json::from_value(json!({
         "apiVersion": "admissionregistration.k8s.io/v1",
         "kind": "MutatingWebhookConfiguration",
         "metadata": { "name": name },
         "webhooks": [{
             "name": "mutation.azure-workload-identity.io",
             "admissionReviewVersions": review_versions,
-            "clientConfig": {
-                "url": webhook.url(),
-                "caBundle": base64::engine::general_purpose::STANDARD.encode(&bed.ca_pem),
-            },
+            "clientConfig": client_config,
             "failurePolicy": "Fail",
             "matchPolicy": "Equivalent",
             "reinvocationPolicy": "IfNeeded",
@@ -146,16 +175,12 @@ pub async fn register(bed: &TestBed, webhook: &Webhook, group: &str, review_vers
             }],
         }],
     }))
-    .expect("MutatingWebhookConfiguration");
-    api.create(&PostParams::default(), &mwc)
-        .await
-        .unwrap_or_else(|e| panic!("create {name}: {e}"));
-    wait_effective(bed, group).await;
+    .expect("MutatingWebhookConfiguration")
 }
 
 /// The API server picks up a new webhook configuration asynchronously: dry-run a labelled pod of a
 /// ServiceAccount that does not exist until the webhook denies it.
-async fn wait_effective(bed: &TestBed, group: &str) {
+pub async fn wait_effective(bed: &TestBed, group: &str) {
     let ns = group_namespace(bed, group, "probe").await;
     let api: Api<Pod> = Api::namespaced(bed.client().await, &ns);
     let pod: Pod = serde_json::from_value(json!({
