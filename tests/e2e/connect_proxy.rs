@@ -31,7 +31,12 @@ impl ConnectProxy {
         let backend = Arc::new(Mutex::new(None));
         let targets = Arc::new(Mutex::new(Vec::new()));
         let task = tokio::spawn(accept(listener, backend.clone(), targets.clone()));
-        ConnectProxy { url, backend, targets, task }
+        ConnectProxy {
+            url,
+            backend,
+            targets,
+            task,
+        }
     }
 
     /// Sends every new tunnel to `addr` (established tunnels stay where they are).
@@ -51,9 +56,15 @@ impl Drop for ConnectProxy {
     }
 }
 
-async fn accept(listener: TcpListener, backend: Arc<Mutex<Option<SocketAddr>>>, targets: Arc<Mutex<Vec<String>>>) {
+async fn accept(
+    listener: TcpListener,
+    backend: Arc<Mutex<Option<SocketAddr>>>,
+    targets: Arc<Mutex<Vec<String>>>,
+) {
     loop {
-        let Ok((client, _)) = listener.accept().await else { continue };
+        let Ok((client, _)) = listener.accept().await else {
+            continue;
+        };
         let (backend, targets) = (backend.clone(), targets.clone());
         tokio::spawn(async move {
             let _ = tunnel(client, backend, targets).await;
@@ -78,7 +89,9 @@ async fn tunnel(
     let head = String::from_utf8_lossy(&head);
     let mut words = head.split_whitespace();
     let (Some("CONNECT"), Some(target)) = (words.next(), words.next()) else {
-        client.write_all(b"HTTP/1.1 405 Method Not Allowed\r\n\r\n").await?;
+        client
+            .write_all(b"HTTP/1.1 405 Method Not Allowed\r\n\r\n")
+            .await?;
         return Ok(());
     };
     targets.lock().expect("targets").push(target.to_string());
@@ -90,7 +103,9 @@ async fn tunnel(
         client.write_all(b"HTTP/1.1 502 Bad Gateway\r\n\r\n").await?;
         return Ok(());
     };
-    client.write_all(b"HTTP/1.1 200 Connection established\r\n\r\n").await?;
+    client
+        .write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
+        .await?;
     tokio::io::copy_bidirectional(&mut client, &mut upstream).await?;
     Ok(())
 }

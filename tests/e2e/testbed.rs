@@ -210,8 +210,11 @@ impl TestBed {
     /// Starts the API server again with the same flags and waits until it is ready.
     pub async fn restart_apiserver(&self) {
         self.stop_apiserver();
-        *self.apiserver.lock().expect("apiserver lock") =
-            Some(spawn_apiserver(&self.apiserver_command, &self.apiserver_env, &self.dir));
+        *self.apiserver.lock().expect("apiserver lock") = Some(spawn_apiserver(
+            &self.apiserver_command,
+            &self.apiserver_env,
+            &self.dir,
+        ));
         self.wait_ready().await;
     }
 

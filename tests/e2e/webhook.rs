@@ -50,7 +50,10 @@ impl Webhook {
         let cert = bed.pki().server_cert("azure-wi-webhook");
         std::fs::write(cert_dir.join("tls.crt"), &cert.cert_pem).expect("write tls.crt");
         std::fs::write(cert_dir.join("tls.key"), &cert.key_pem).expect("write tls.key");
-        let mut args = vec![format!("--webhook-cert-dir={}", cert_dir.display()), "--disable-cert-rotation".into()];
+        let mut args = vec![
+            format!("--webhook-cert-dir={}", cert_dir.display()),
+            "--disable-cert-rotation".into(),
+        ];
         args.extend(extra.iter().map(|a| a.to_string()));
         Webhook::spawn(bed, name, args).await
     }
@@ -141,7 +144,9 @@ pub async fn register(bed: &TestBed, webhook: &Webhook, group: &str, review_vers
     });
     let api: Api<MutatingWebhookConfiguration> = Api::all(bed.client().await);
     let mwc = configuration(&name, client_config, group, review_versions);
-    api.create(&PostParams::default(), &mwc).await.unwrap_or_else(|e| panic!("create {name}: {e}"));
+    api.create(&PostParams::default(), &mwc)
+        .await
+        .unwrap_or_else(|e| panic!("create {name}: {e}"));
     wait_effective(bed, group).await;
 }
 
