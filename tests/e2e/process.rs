@@ -94,6 +94,8 @@ fn signal_group(pgid: u32, signal: &str) {
 }
 
 /// Starts the watchdog of process group `pgid` and returns the pipe that keeps it waiting.
+/// The watchdog is never waited for: it must outlive the test process.
+#[allow(clippy::zombie_processes)]
 fn watchdog(pgid: u32, cleanup: Option<&Path>) -> ChildStdin {
     let script = r#"read -r _ ; kill -TERM -- "-$1" 2>/dev/null; sleep 2; kill -KILL -- "-$1" 2>/dev/null
         [ -z "$2" ] || rm -rf -- "$2""#;

@@ -232,17 +232,20 @@ impl TestBed {
                     return;
                 }
             }
-            let mut guard = self.apiserver.lock().expect("apiserver lock");
-            let apiserver = guard.as_mut().expect("apiserver running");
-            apiserver.assert_running();
-            assert!(
-                started.elapsed() < Duration::from_secs(120),
-                "kube-apiserver not ready after 120 s; its log:\n{}",
-                apiserver.log_tail()
-            );
-            drop(guard);
+            self.assert_apiserver_running(started);
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
+    }
+
+    fn assert_apiserver_running(&self, started: Instant) {
+        let mut guard = self.apiserver.lock().expect("apiserver lock");
+        let apiserver = guard.as_mut().expect("apiserver running");
+        apiserver.assert_running();
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "kube-apiserver not ready after 120 s; its log:\n{}",
+            apiserver.log_tail()
+        );
     }
 
     /// Lets unauthenticated clients read the OIDC discovery document and JWKS, as a cluster whose
