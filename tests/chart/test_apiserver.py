@@ -143,7 +143,7 @@ class ControlPlane:
                 return e.code, json.loads(text)
             except ValueError:
                 return e.code, text
-        except (urllib.error.URLError, ConnectionError):
+        except (urllib.error.URLError, OSError):
             return 0, None
 
     def apply(self, obj):
