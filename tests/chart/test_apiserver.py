@@ -5,8 +5,8 @@
   namespace. A privileged pod there must be refused, which shows that the check is really enforced.
 - The API server's own authorizer is asked (SubjectAccessReview) what the webhook's ServiceAccount
   may do. That must be exactly the minimal set, and nothing more.
-- Helm adopts the plain-manifest install (`--take-ownership`, the migration path), and then an
-  upgrade with non-default values is stored as rendered.
+- Helm adopts the plain-manifest install (`--take-ownership`, the migration path), uninstalls it
+  cleanly, and installs it again with non-default values, which the server stores as rendered.
 
 Binaries: KUBE_APISERVER and ETCD, from scripts/testbed/build; HELM from scripts/tools/helm.
 """
@@ -90,6 +90,8 @@ class ControlPlane:
             f"--service-account-key-file={pub}", f"--service-account-signing-key-file={key}",
             "--service-cluster-ip-range=10.96.0.0/16", "--authorization-mode=RBAC",
             f"--token-auth-file={self.dir / 'tokens.csv'}", "--profiling=false",
+            # Loopback only: no endpoint reconciler for the kubernetes Service.
+            "--endpoint-reconciler-type=none",
         ]))
         self.tls = ssl.create_default_context()
         self.tls.check_hostname = False
@@ -105,8 +107,8 @@ class ControlPlane:
         self._wait_ready()
 
     def _spawn(self, name, argv):
-        log = open(self.dir / f"{name}.log", "wb")
-        return subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
+        with open(self.dir / f"{name}.log", "wb") as log:
+            return subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
 
     def _wait_ready(self):
         # Start-up wait, not a timed assertion: gives up only if the server never becomes ready.
@@ -219,13 +221,16 @@ class OnTheApiServer(unittest.TestCase):
         self.assertEqual(status, 201, body)
         self.assertEqual(body["spec"]["containers"][0]["securityContext"]["runAsUser"], 65532)
 
-    def test_3_a_privileged_pod_is_refused_in_that_namespace(self):
-        def privileged(spec):
-            spec["containers"][0]["securityContext"] = {"privileged": True}
+    def test_3_the_same_pod_without_its_security_context_is_refused(self):
+        def unconfined(spec):
+            del spec["securityContext"]
+            del spec["containers"][0]["securityContext"]
         status, body = self.cp.request("POST", f"/api/v1/namespaces/{NS}/pods?dryRun=All",
-                                       self.pod_from_template("privileged", privileged))
+                                       self.pod_from_template("unconfined", unconfined))
         self.assertEqual(status, 403, body)
-        self.assertIn("violates PodSecurity \"restricted", body["message"])
+        self.assertIn('violates PodSecurity "restricted', body["message"])
+        for field in ("allowPrivilegeEscalation", "runAsNonRoot", "seccompProfile"):
+            self.assertIn(field, body["message"])
 
     def test_4_the_service_account_may_do_exactly_what_it_needs(self):
         allowed = [
@@ -261,28 +266,56 @@ class OnTheApiServer(unittest.TestCase):
             with self.subTest(denied=(verb, resource, name, namespace)):
                 self.assertFalse(self.cp.can(verb, resource, group, name, namespace))
 
-    def test_5_helm_adopts_the_manifest_install_and_upgrades_with_options(self):
-        self.cp.helm("upgrade", "--install", "workload-identity-webhook", str(CHART), "--namespace", NS,
-                     "--take-ownership", "--set", f"azureTenantID={TENANT}")
-        self.cp.helm("upgrade", "workload-identity-webhook", str(CHART), "--namespace", NS,
+    def get(self, path):
+        status, body = self.cp.request("GET", path)
+        self.assertEqual(status, 200, body)
+        return body
+
+    def test_5_helm_adopts_the_manifest_install(self):
+        # Helm 4 applies server-side: the fields the manifest's applier owns must be taken over.
+        force = ["--force-conflicts"] if self.cp.helm("version", "--template", "{{.Version}}").startswith("v4") else []
+        self.cp.helm("install", "workload-identity-webhook", str(CHART), "--namespace", NS,
+                     "--take-ownership", *force, "--set", f"azureTenantID={TENANT}")
+        for path in (f"/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/{MWC}",
+                     f"/apis/apps/v1/namespaces/{NS}/deployments/azure-wi-webhook-controller-manager",
+                     f"/api/v1/namespaces/{NS}/secrets/{SECRET}"):
+            with self.subTest(path=path):
+                meta = self.get(path)["metadata"]
+                self.assertEqual(meta["annotations"]["meta.helm.sh/release-name"], "workload-identity-webhook")
+                self.assertEqual(meta["labels"]["app.kubernetes.io/managed-by"], "Helm")
+
+    def test_6_uninstall_then_install_with_options(self):
+        self.cp.helm("uninstall", "workload-identity-webhook", "--namespace", NS, "--wait")
+        for path in (f"/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/{MWC}",
+                     "/apis/rbac.authorization.k8s.io/v1/clusterroles/azure-wi-webhook-manager-role"):
+            with self.subTest(gone=path):
+                self.assertEqual(self.cp.request("GET", path)[0], 404)
+        self.cp.helm("install", "workload-identity-webhook", str(CHART), "--namespace", NS,
                      "--set", f"azureTenantID={TENANT}", "--set", "service.port=8443",
                      "--set", "service.targetPort=10250", "--set", "failurePolicy=Ignore",
                      "--set", "timeoutSeconds=5", "--set", "mutatingWebhookObjectSelector.matchLabels.team=a",
-                     "--set", "audience=api://AzureADTokenExchangeUSGov")
-        status, mwc = self.cp.request("GET", f"/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/{MWC}")
-        self.assertEqual(status, 200, mwc)
-        (wh,) = mwc["webhooks"]
-        self.assertEqual(wh["clientConfig"]["service"]["port"], 8443)
+                     "--set", "mutatingWebhookNamespaceSelector.matchLabels.azwi=on",
+                     "--set", "audience=api://AzureADTokenExchangeUSGov",
+                     "--set", "podDisruptionBudget.maxUnavailable=1", "--set", "tokenPathLayout=legacy")
+        (wh,) = self.get(f"/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/{MWC}")["webhooks"]
+        self.assertEqual(wh["clientConfig"]["service"], {"name": "azure-wi-webhook-webhook-service",
+                                                         "namespace": NS, "path": "/mutate-v1-pod", "port": 8443})
         self.assertEqual((wh["failurePolicy"], wh["timeoutSeconds"]), ("Ignore", 5))
         self.assertEqual(wh["objectSelector"]["matchLabels"], {"azure.workload.identity/use": "true", "team": "a"})
-        self.assertEqual(mwc["metadata"]["annotations"]["meta.helm.sh/release-name"], "workload-identity-webhook")
-        status, svc = self.cp.request("GET", f"/api/v1/namespaces/{NS}/services/azure-wi-webhook-webhook-service")
-        self.assertEqual(svc["spec"]["ports"][0]["port"], 8443)
-        status, dep = self.cp.request("GET", f"/apis/apps/v1/namespaces/{NS}/deployments/azure-wi-webhook-controller-manager")
-        args = dep["spec"]["template"]["spec"]["containers"][0]["args"]
-        self.assertIn("--webhook-addr=:10250", args)
-        self.assertIn("--audience=api://AzureADTokenExchangeUSGov", args)
-
+        self.assertEqual(wh["namespaceSelector"], {"matchLabels": {"azwi": "on"}})
+        svc = self.get(f"/api/v1/namespaces/{NS}/services/azure-wi-webhook-webhook-service")
+        self.assertEqual([(p["port"], p["targetPort"]) for p in svc["spec"]["ports"]], [(8443, "webhook-server")])
+        dep = self.get(f"/apis/apps/v1/namespaces/{NS}/deployments/azure-wi-webhook-controller-manager")
+        (container,) = dep["spec"]["template"]["spec"]["containers"]
+        self.assertIn("--webhook-addr=:10250", container["args"])
+        self.assertIn("--audience=api://AzureADTokenExchangeUSGov", container["args"])
+        self.assertIn("--token-path-layout=legacy", container["args"])
+        pdb = self.get(f"/apis/policy/v1/namespaces/{NS}/poddisruptionbudgets/azure-wi-webhook-controller-manager")
+        self.assertEqual(pdb["spec"]["maxUnavailable"], 1)
+        status, body = self.cp.request("POST", f"/api/v1/namespaces/{NS}/pods?dryRun=All", {
+            "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "webhook-psa-2", "namespace": NS},
+            "spec": dep["spec"]["template"]["spec"]})
+        self.assertEqual(status, 201, body)
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)
