@@ -307,7 +307,7 @@ class OnTheApiServer(unittest.TestCase):
         self.assertEqual([(p["port"], p["targetPort"]) for p in svc["spec"]["ports"]], [(8443, "webhook-server")])
         dep = self.get(f"/apis/apps/v1/namespaces/{NS}/deployments/azure-wi-webhook-controller-manager")
         (container,) = dep["spec"]["template"]["spec"]["containers"]
-        self.assertIn("--webhook-addr=:10250", container["args"])
+        self.assertIn("--webhook-port=10250", container["args"])
         self.assertIn("--audience=api://AzureADTokenExchangeUSGov", container["args"])
         self.assertIn("--token-path-layout=legacy", container["args"])
         pdb = self.get(f"/apis/policy/v1/namespaces/{NS}/poddisruptionbudgets/azure-wi-webhook-controller-manager")

@@ -284,7 +284,7 @@ class NonDefaults(unittest.TestCase):
         self.assertEqual(svc["spec"]["ports"][0]["targetPort"], "webhook-server")
         _, c = manager(self.objects)
         self.assertIn({"name": "webhook-server", "containerPort": 10250, "protocol": "TCP"}, c["ports"])
-        self.assertIn("--webhook-addr=:10250", args_of(c))
+        self.assertIn("--webhook-port=10250", args_of(c))
         (wh,) = self.objects[("MutatingWebhookConfiguration", MWC)]["webhooks"]
         self.assertEqual(wh["clientConfig"]["service"]["port"], 8443)
 
