@@ -28,8 +28,11 @@ impl Cli {
             Command::Proxy(args) => args.run(),
         };
         result.unwrap_or_else(|error| {
-            tracing::error!(error = format!("{error:#}"), "failed");
-            eprintln!("azure-wi: {error:#}");
+            if tracing::dispatcher::has_been_set() {
+                tracing::error!(error = format!("{error:#}"), "failed");
+            } else {
+                eprintln!("azure-wi: {error:#}");
+            }
             ExitCode::FAILURE
         })
     }
