@@ -8,11 +8,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 AZWI_CACHE="${AZWI_CACHE:-$HOME/.cache/azure-wi}"
-PY_IDENTITY_VERSION=1.27.0   # azure-identity, latest 1.x (shared with 20-python-clients.sh)
+PY_IDENTITY_VERSION=1.27.0   # azure-identity, latest 1.x: the venv and version of 20-python-clients.sh
 NODE_IDENTITY_VERSION=4.14.1 # @azure/identity
 
 # --- clients (idempotent installs) ---
-venv="$AZWI_CACHE/venv"
+venv="$AZWI_CACHE/python-clients"
 [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
 if ! "$venv/bin/python" -c "import azure.identity, sys; sys.exit(azure.identity.__version__ != '$PY_IDENTITY_VERSION')" 2>/dev/null; then
   "$venv/bin/pip" install --quiet "azure-identity==$PY_IDENTITY_VERSION"

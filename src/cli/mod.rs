@@ -2,6 +2,7 @@
 
 mod logging;
 mod proxy;
+mod token;
 
 use std::process::ExitCode;
 
@@ -19,6 +20,8 @@ pub struct Cli {
 enum Command {
     /// Serve tokens over the IMDS (and App Service) protocol on localhost.
     Proxy(proxy::ProxyArgs),
+    /// Prints an access token as JSON (exit 0; 1 authentication failed, 2 invalid input, 3 unavailable).
+    Token(token::TokenArgs),
 }
 
 impl Cli {
@@ -26,6 +29,7 @@ impl Cli {
     pub fn run(self) -> ExitCode {
         let result = match self.command {
             Command::Proxy(args) => args.run(),
+            Command::Token(args) => return args.run(),
         };
         result.unwrap_or_else(|error| {
             if tracing::dispatcher::has_been_set() {

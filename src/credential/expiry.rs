@@ -42,6 +42,7 @@ pub(crate) enum ExpiryError {
 
 /// A parsed token response: the token and the identity fields some endpoints echo.
 #[derive(Debug, Clone)]
+#[allow(dead_code)] // the echoed identity fields are for sources that check them
 pub(crate) struct TokenResponse {
     /// The token with its expiry.
     pub(crate) token: AccessToken,

@@ -120,6 +120,7 @@ struct State {
 /// The running server. It stops when dropped.
 pub struct TestServer {
     addr: SocketAddr,
+    tls: bool,
     state: Arc<Mutex<State>>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -134,12 +135,22 @@ impl TestServer {
     /// A server answering the scripted replies in order, then `500` with a message saying the
     /// script ran out.
     pub async fn scripted(replies: impl IntoIterator<Item = Reply>) -> Self {
-        Self::start_inner(replies.into_iter().collect(), None).await
+        Self::start_inner(replies.into_iter().collect(), None, None).await
+    }
+
+    /// Like [`scripted`](Self::scripted), serving https with a certificate for `127.0.0.1` and
+    /// `localhost` issued by a fresh test CA, whose PEM is returned (for `SSL_CERT_FILE`).
+    pub async fn scripted_tls(replies: impl IntoIterator<Item = Reply>) -> (Self, String) {
+        let (acceptor, ca_pem) = test_tls();
+        (
+            Self::start_inner(replies.into_iter().collect(), None, Some(acceptor)).await,
+            ca_pem,
+        )
     }
 
     /// A server answering every request with `handler`.
     pub async fn with_handler(handler: impl Fn(&RecordedRequest) -> Reply + Send + Sync + 'static) -> Self {
-        Self::start_inner(VecDeque::new(), Some(Arc::new(handler))).await
+        Self::start_inner(VecDeque::new(), Some(Arc::new(handler)), None).await
     }
 
     /// Appends replies to the script.
@@ -147,7 +158,11 @@ impl TestServer {
         self.state.lock().unwrap().script.push_back(reply);
     }
 
-    async fn start_inner(script: VecDeque<Reply>, handler: Option<Arc<Handler>>) -> Self {
+    async fn start_inner(
+        script: VecDeque<Reply>,
+        handler: Option<Arc<Handler>>,
+        tls: Option<tokio_rustls::TlsAcceptor>,
+    ) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind 127.0.0.1:0");
         let addr = listener.local_addr().unwrap();
         let state = Arc::new(Mutex::new(State {
@@ -155,23 +170,36 @@ impl TestServer {
             script,
         }));
         let st = state.clone();
+        let is_tls = tls.is_some();
         let task = tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else {
                     return;
                 };
-                let (st, handler) = (st.clone(), handler.clone());
+                let _ = stream.set_nodelay(true);
+                let (st, handler, tls) = (st.clone(), handler.clone(), tls.clone());
                 tokio::spawn(async move {
-                    let _ = serve_connection(stream, st, handler).await;
+                    let _ = match tls {
+                        Some(acceptor) => match acceptor.accept(stream).await {
+                            Ok(stream) => serve_connection(stream, st, handler).await,
+                            Err(_) => Ok(()),
+                        },
+                        None => serve_connection(stream, st, handler).await,
+                    };
                 });
             }
         });
-        Self { addr, state, task }
+        Self {
+            addr,
+            tls: is_tls,
+            state,
+            task,
+        }
     }
 
-    /// `http://127.0.0.1:PORT`.
+    /// `http://127.0.0.1:PORT` (`https://` for a TLS server).
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("{}://{}", if self.tls { "https" } else { "http" }, self.addr)
     }
 
     /// The socket address.
@@ -190,8 +218,33 @@ impl TestServer {
     }
 }
 
-async fn serve_connection(
-    stream: tokio::net::TcpStream,
+/// A TLS acceptor for `127.0.0.1`/`localhost` and the PEM of the CA that issued its certificate.
+pub fn test_tls() -> (tokio_rustls::TlsAcceptor, String) {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "azure-wi test CA");
+    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
+    let leaf_key = KeyPair::generate().unwrap();
+    let leaf = CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])
+        .unwrap()
+        .signed_by(&leaf_key, &ca)
+        .unwrap();
+    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(leaf_key.serialize_der().into());
+    let config =
+        rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(vec![leaf.der().clone(), ca.der().clone()], key)
+            .unwrap();
+    (tokio_rustls::TlsAcceptor::from(Arc::new(config)), ca.pem())
+}
+
+async fn serve_connection<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
+    stream: S,
     state: Arc<Mutex<State>>,
     handler: Option<Arc<Handler>>,
 ) -> std::io::Result<()> {
@@ -251,9 +304,11 @@ async fn serve_connection(
             out.push_str(&format!("{k}: {v}\r\n"));
         }
         out.push_str("\r\n");
+        // One write: head and body in separate segments would meet Nagle and delayed ACKs (40 ms).
+        let mut bytes = out.into_bytes();
+        bytes.extend_from_slice(&reply.body);
         let stream = reader.get_mut();
-        stream.write_all(out.as_bytes()).await?;
-        stream.write_all(&reply.body).await?;
+        stream.write_all(&bytes).await?;
         stream.flush().await?;
     }
 }
