@@ -14,10 +14,7 @@ use crate::credential::{AccessToken, Env, Error, Result, TokenCredential, TokenR
 const NAME: &str = "ManagedIdentityCredential (workload identity)";
 
 /// The credential the workload-identity branch delegates to.
-pub(crate) fn delegate(
-    user_assigned_id: Option<UserAssignedId>,
-    env: Env,
-) -> Result<Arc<dyn TokenCredential>> {
+pub(crate) fn delegate(user_assigned_id: Option<UserAssignedId>, env: Env) -> Result<Arc<dyn TokenCredential>> {
     let client_id = match user_assigned_id {
         None => None,
         Some(UserAssignedId::ClientId(id)) => Some(id),
@@ -45,11 +42,7 @@ struct Pending {
 
 #[async_trait]
 impl TokenCredential for Pending {
-    async fn get_token(
-        &self,
-        _scopes: &[&str],
-        _options: Option<TokenRequestOptions>,
-    ) -> Result<AccessToken> {
+    async fn get_token(&self, _scopes: &[&str], _options: Option<TokenRequestOptions>) -> Result<AccessToken> {
         let _ = (&self.client_id, &self.env);
         Err(Error::unavailable(NAME, "workload identity is not built in yet"))
     }

@@ -34,10 +34,7 @@ pub(super) fn options(pairs: &[(&str, &str)]) -> ManagedIdentityCredentialOption
     options
 }
 
-pub(super) fn credential(
-    pairs: &[(&str, &str)],
-    id: Option<UserAssignedId>,
-) -> Arc<ManagedIdentityCredential> {
+pub(super) fn credential(pairs: &[(&str, &str)], id: Option<UserAssignedId>) -> Arc<ManagedIdentityCredential> {
     let mut options = options(pairs);
     options.user_assigned_id = id;
     ManagedIdentityCredential::new(Some(options)).expect("credential builds")
@@ -71,11 +68,7 @@ pub(super) fn lifetime(token: &crate::credential::AccessToken) -> i64 {
 fn source_precedence_follows_azure_identity() {
     use ManagedIdentitySource as S;
     const E: &str = "http://localhost:42/token";
-    let wi = [
-        ("AZURE_AUTHORITY_HOST", "https://login.microsoftonline.com/"),
-        ("AZURE_TENANT_ID", "t"),
-        ("AZURE_FEDERATED_TOKEN_FILE", "/f"),
-    ];
+    let wi = [("AZURE_AUTHORITY_HOST", "https://login.microsoftonline.com/"), ("AZURE_TENANT_ID", "t"), ("AZURE_FEDERATED_TOKEN_FILE", "/f")];
     #[rustfmt::skip]
     let table: Vec<(Vec<(&str, &str)>, bool, bool, S)> = vec![
         (vec![], false, false, S::Imds),
@@ -107,11 +100,7 @@ fn source_precedence_follows_azure_identity() {
     ];
     for (pairs, agent, exclude_wi, expected) in table {
         let env = Env::from_pairs(pairs.iter().copied());
-        assert_eq!(
-            select_source(&env, agent, exclude_wi),
-            expected,
-            "{pairs:?} agent={agent} exclude_wi={exclude_wi}"
-        );
+        assert_eq!(select_source(&env, agent, exclude_wi), expected, "{pairs:?} agent={agent} exclude_wi={exclude_wi}");
     }
 }
 
@@ -120,20 +109,10 @@ fn the_credential_reports_its_source_and_detects_the_arc_agent_file() {
     let dir = tempfile::tempdir().unwrap();
     let agent = dir.path().join("himds");
     let mut options = options(&[]);
-    assert_eq!(
-        ManagedIdentityCredential::new(Some(options.clone()))
-            .unwrap()
-            .source(),
-        ManagedIdentitySource::Imds
-    );
+    assert_eq!(ManagedIdentityCredential::new(Some(options.clone())).unwrap().source(), ManagedIdentitySource::Imds);
     options.platform.arc_agent_file = Some(agent.clone());
     options.platform.arc_token_dir = Some(dir.path().to_owned());
-    assert_eq!(
-        ManagedIdentityCredential::new(Some(options.clone()))
-            .unwrap()
-            .source(),
-        ManagedIdentitySource::Imds
-    );
+    assert_eq!(ManagedIdentityCredential::new(Some(options.clone())).unwrap().source(), ManagedIdentitySource::Imds);
     std::fs::write(&agent, "").unwrap();
     let credential = ManagedIdentityCredential::new(Some(options)).unwrap();
     assert_eq!(credential.source(), ManagedIdentitySource::AzureArc);
@@ -147,12 +126,7 @@ async fn exactly_one_scope_is_required_and_nothing_is_sent_otherwise() {
     let server = TestServer::replies(vec![imds_token("t", 3600)]).await;
     let base = server.url("");
     let credential = credential(&[("AZURE_POD_IDENTITY_AUTHORITY_HOST", &base)], None);
-    for scopes in [
-        &[][..],
-        &[SCOPE, "https://storage.azure.com/.default"][..],
-        &[""][..],
-        &["https://x/ y"][..],
-    ] {
+    for scopes in [&[][..], &[SCOPE, "https://storage.azure.com/.default"][..], &[""][..], &["https://x/ y"][..]] {
         let err = credential.get_token(scopes, None).await.unwrap_err();
         assert_eq!(err.kind(), ErrorKind::InvalidInput, "{scopes:?}: {err}");
         assert!(err.to_string().contains("scope"), "{err}");
@@ -167,21 +141,13 @@ async fn scopes_become_resources_as_azure_identity_converts_them() {
     let credential = credential(&[("AZURE_POD_IDENTITY_AUTHORITY_HOST", &base)], None);
     for (scope, resource) in [
         (SCOPE, RESOURCE),
-        (
-            "https://management.azure.com//.default",
-            "https://management.azure.com/",
-        ),
+        ("https://management.azure.com//.default", "https://management.azure.com/"),
         ("api://x/Read", "api://x/Read"),
         ("https://storage.azure.com", "https://storage.azure.com"),
     ] {
         credential.get_token(&[scope], None).await.unwrap();
         let last = server.requests().pop().unwrap();
-        let sent: Vec<_> = last
-            .query
-            .iter()
-            .filter(|(k, _)| k == "resource")
-            .map(|(_, v)| v.as_str())
-            .collect();
+        let sent: Vec<_> = last.query.iter().filter(|(k, _)| k == "resource").map(|(_, v)| v.as_str()).collect();
         assert_eq!(sent, [resource], "{scope}");
     }
 }
@@ -210,12 +176,7 @@ async fn tenant_id_and_cae_are_ignored_and_do_not_split_the_cache() {
     credential.get_token(&[SCOPE], Some(cae)).await.unwrap();
     let requests = server.requests();
     assert_eq!(requests.len(), 1);
-    assert!(
-        requests[0]
-            .query
-            .iter()
-            .all(|(k, v)| k != "tenant_id" && v != "other-tenant")
-    );
+    assert!(requests[0].query.iter().all(|(k, v)| k != "tenant_id" && v != "other-tenant"));
 }
 
 #[tokio::test]
@@ -223,29 +184,15 @@ async fn claims_force_a_new_request_but_are_never_sent() {
     let server = TestServer::replies(vec![imds_token("first", 3600), imds_token("second", 3600)]).await;
     let base = server.url("");
     let credential = credential(&[("AZURE_POD_IDENTITY_AUTHORITY_HOST", &base)], None);
-    assert_eq!(
-        credential.get_token(&[SCOPE], None).await.unwrap().token.secret(),
-        "first"
-    );
+    assert_eq!(credential.get_token(&[SCOPE], None).await.unwrap().token.secret(), "first");
     let claims = TokenRequestOptions::default().with_claims(r#"{"access_token":{"nbf":{"essential":true}}}"#);
-    assert_eq!(
-        credential
-            .get_token(&[SCOPE], Some(claims))
-            .await
-            .unwrap()
-            .token
-            .secret(),
-        "second"
-    );
+    assert_eq!(credential.get_token(&[SCOPE], Some(claims)).await.unwrap().token.secret(), "second");
     let requests = server.requests();
     assert_eq!(requests.len(), 2);
     assert!(requests[1].query.iter().all(|(k, _)| k != "claims"));
     assert!(requests[1].body.is_empty());
     // The fresh token replaced the cached one.
-    assert_eq!(
-        credential.get_token(&[SCOPE], None).await.unwrap().token.secret(),
-        "second"
-    );
+    assert_eq!(credential.get_token(&[SCOPE], None).await.unwrap().token.secret(), "second");
     assert_eq!(server.requests().len(), 2);
 }
 
@@ -277,12 +224,7 @@ fn user_assigned_ids_are_validated_when_the_credential_is_built() {
 
 #[test]
 fn the_workload_identity_branch_takes_only_a_client_id() {
-    let wi = [
-        ("AZURE_AUTHORITY_HOST", "https://login.microsoftonline.com/"),
-        ("AZURE_TENANT_ID", "t"),
-        ("AZURE_FEDERATED_TOKEN_FILE", "/f"),
-        ("AZURE_CLIENT_ID", "c"),
-    ];
+    let wi = [("AZURE_AUTHORITY_HOST", "https://login.microsoftonline.com/"), ("AZURE_TENANT_ID", "t"), ("AZURE_FEDERATED_TOKEN_FILE", "/f"), ("AZURE_CLIENT_ID", "c")];
     let mut opts = options(&wi);
     opts.user_assigned_id = Some(UserAssignedId::ObjectId("o".into()));
     let err = ManagedIdentityCredential::new(Some(opts)).unwrap_err();
@@ -296,33 +238,18 @@ fn the_workload_identity_branch_takes_only_a_client_id() {
 fn secrets_never_appear_in_debug_output() {
     let secret = "Sup3r-s3cret-header";
     let cases: Vec<Vec<(&str, &str)>> = vec![
+        vec![("IDENTITY_ENDPOINT", "http://localhost:42/token"), ("IDENTITY_HEADER", secret)],
+        vec![("MSI_ENDPOINT", "http://localhost:42/token"), ("MSI_SECRET", secret)],
         vec![
-            ("IDENTITY_ENDPOINT", "http://localhost:42/token"),
+            ("IDENTITY_ENDPOINT", "https://localhost:2377/metadata/identity/oauth2/token"),
             ("IDENTITY_HEADER", secret),
-        ],
-        vec![
-            ("MSI_ENDPOINT", "http://localhost:42/token"),
-            ("MSI_SECRET", secret),
-        ],
-        vec![
-            (
-                "IDENTITY_ENDPOINT",
-                "https://localhost:2377/metadata/identity/oauth2/token",
-            ),
-            ("IDENTITY_HEADER", secret),
-            (
-                "IDENTITY_SERVER_THUMBPRINT",
-                "00112233445566778899AABBCCDDEEFF00112233",
-            ),
+            ("IDENTITY_SERVER_THUMBPRINT", "00112233445566778899AABBCCDDEEFF00112233"),
         ],
     ];
     for pairs in cases {
         let credential = credential(&pairs, None);
         let printed = format!("{credential:?} {:?}", options(&pairs));
         assert!(!printed.contains(secret), "{printed}");
-        assert!(
-            printed.contains("localhost") && printed.contains("redacted"),
-            "{printed}"
-        );
+        assert!(printed.contains("localhost") && printed.contains("redacted"), "{printed}");
     }
 }
