@@ -34,7 +34,9 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         Secret::new(required("SYSTEM_ACCESSTOKEN")?),
         None,
     )?;
-    let token = credential.get_token(&["https://management.azure.com/.default"], None).await?;
+    let token = credential
+        .get_token(&["https://management.azure.com/.default"], None)
+        .await?;
     println!("token expires at {}", token.expires_on);
     Ok(())
 }

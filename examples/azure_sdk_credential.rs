@@ -22,14 +22,20 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match credential.get_token(&["https://vault.azure.net/.default"], None).await {
+    match credential
+        .get_token(&["https://vault.azure.net/.default"], None)
+        .await
+    {
         Ok(token) => {
             println!("token expires at {}", token.expires_on);
             ExitCode::SUCCESS
         }
         Err(e) => {
             // The SDK's error keeps ours as its source: unavailable vs authentication failed.
-            let kind = e.source().and_then(|s| s.downcast_ref::<Error>()).map(Error::kind);
+            let kind = e
+                .source()
+                .and_then(|s| s.downcast_ref::<Error>())
+                .map(Error::kind);
             eprintln!("{e} (kind: {})", kind.map_or("unknown", |k| k.as_str()));
             ExitCode::FAILURE
         }

@@ -26,19 +26,27 @@ struct OidcToken {
 async fn github_oidc_token(http: reqwest::Client) -> Result<Secret, Error> {
     let var = |name: &str| {
         std::env::var(name).map_err(|_| {
-            Error::unavailable(CREDENTIAL, format!("{name} is not set: run in GitHub Actions with id-token: write"))
+            Error::unavailable(
+                CREDENTIAL,
+                format!("{name} is not set: run in GitHub Actions with id-token: write"),
+            )
         })
     };
-    let (url, bearer) = (var("ACTIONS_ID_TOKEN_REQUEST_URL")?, var("ACTIONS_ID_TOKEN_REQUEST_TOKEN")?);
-    let mut url = url::Url::parse(&url)
-        .map_err(|e| Error::invalid_input(CREDENTIAL, format!("ACTIONS_ID_TOKEN_REQUEST_URL is not a URL: {e}")))?;
-    url.query_pairs_mut().append_pair("audience", "api://AzureADTokenExchange");
-    let response = http
-        .get(url)
-        .bearer_auth(bearer)
-        .send()
-        .await
-        .map_err(|e| Error::unavailable(CREDENTIAL, "the runner's token endpoint did not answer").with_source(e))?;
+    let (url, bearer) = (
+        var("ACTIONS_ID_TOKEN_REQUEST_URL")?,
+        var("ACTIONS_ID_TOKEN_REQUEST_TOKEN")?,
+    );
+    let mut url = url::Url::parse(&url).map_err(|e| {
+        Error::invalid_input(
+            CREDENTIAL,
+            format!("ACTIONS_ID_TOKEN_REQUEST_URL is not a URL: {e}"),
+        )
+    })?;
+    url.query_pairs_mut()
+        .append_pair("audience", "api://AzureADTokenExchange");
+    let response = http.get(url).bearer_auth(bearer).send().await.map_err(|e| {
+        Error::unavailable(CREDENTIAL, "the runner's token endpoint did not answer").with_source(e)
+    })?;
     if !response.status().is_success() {
         return Err(Error::authentication_failed(
             CREDENTIAL,
@@ -62,7 +70,9 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         move || github_oidc_token(http.clone()),
         None,
     )?;
-    let token = credential.get_token(&["https://management.azure.com/.default"], None).await?;
+    let token = credential
+        .get_token(&["https://management.azure.com/.default"], None)
+        .await?;
     println!("token expires at {}", token.expires_on);
     Ok(())
 }

@@ -20,10 +20,12 @@ async fn main() -> ExitCode {
         eprintln!("usage: user_assigned_identity CLIENT_ID [SCOPE]");
         return ExitCode::from(2);
     };
-    let scope = args.next().unwrap_or_else(|| "https://management.azure.com/.default".to_owned());
+    let scope = args
+        .next()
+        .unwrap_or_else(|| "https://management.azure.com/.default".to_owned());
 
-    let options =
-        ManagedIdentityCredentialOptions::default().with_user_assigned_id(UserAssignedId::ClientId(client_id));
+    let options = ManagedIdentityCredentialOptions::default()
+        .with_user_assigned_id(UserAssignedId::ClientId(client_id));
     let credential = match ManagedIdentityCredential::new(Some(options)) {
         Ok(credential) => credential,
         Err(e) => {

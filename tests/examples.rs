@@ -56,7 +56,12 @@ async fn user_assigned_identity_asks_app_service_for_the_client_id() {
         ("IDENTITY_ENDPOINT", format!("{}/msi/token", endpoint.url())),
         ("IDENTITY_HEADER", "header-secret".to_owned()),
     ];
-    let out = run("user_assigned_identity", &["6f1c0f0e-1111-4a4a-9b9b-000000000042"], &env).await;
+    let out = run(
+        "user_assigned_identity",
+        &["6f1c0f0e-1111-4a4a-9b9b-000000000042"],
+        &env,
+    )
+    .await;
     let stdout = text(&out.stdout);
     assert!(out.status.success(), "{stdout}\n{}", text(&out.stderr));
     let expected_expiry = time::OffsetDateTime::from_unix_timestamp(expires_on as i64).unwrap();
@@ -102,14 +107,29 @@ async fn custom_assertion_sends_the_github_oidc_token_to_entra() {
     let tenant = "72f988bf-86f1-41af-91ab-2d7cd011db47";
     let env = [
         ("AZURE_TENANT_ID", tenant.to_owned()),
-        ("AZURE_CLIENT_ID", "00000000-0000-0000-0000-0000000000c1".to_owned()),
+        (
+            "AZURE_CLIENT_ID",
+            "00000000-0000-0000-0000-0000000000c1".to_owned(),
+        ),
         ("AZURE_AUTHORITY_HOST", server.url()),
-        ("ACTIONS_ID_TOKEN_REQUEST_URL", format!("{}/oidc?api-version=2.0", server.url())),
+        (
+            "ACTIONS_ID_TOKEN_REQUEST_URL",
+            format!("{}/oidc?api-version=2.0", server.url()),
+        ),
         ("ACTIONS_ID_TOKEN_REQUEST_TOKEN", "runner-bearer".to_owned()),
     ];
     let out = run("custom_assertion", &[], &env).await;
-    assert!(out.status.success(), "{}\n{}", text(&out.stdout), text(&out.stderr));
-    assert!(text(&out.stdout).starts_with("token expires at "), "{}", text(&out.stdout));
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    assert!(
+        text(&out.stdout).starts_with("token expires at "),
+        "{}",
+        text(&out.stdout)
+    );
     let requests = server.requests();
     assert_eq!(requests.len(), 2, "{requests:?}");
     let oidc = &requests[0];
@@ -125,18 +145,33 @@ async fn custom_assertion_sends_the_github_oidc_token_to_entra() {
     let exchange = &requests[1];
     assert_eq!(exchange.path(), format!("/{tenant}/oauth2/v2.0/token"));
     let form = exchange.form();
-    assert!(form.contains(&("client_assertion".into(), "github-oidc-jwt".into())), "{form:?}");
-    assert!(form.contains(&("scope".into(), "https://management.azure.com/.default".into())), "{form:?}");
+    assert!(
+        form.contains(&("client_assertion".into(), "github-oidc-jwt".into())),
+        "{form:?}"
+    );
+    assert!(
+        form.contains(&("scope".into(), "https://management.azure.com/.default".into())),
+        "{form:?}"
+    );
 }
 
 #[tokio::test]
 async fn custom_assertion_outside_github_actions_says_what_is_missing() {
     let env = [
-        ("AZURE_TENANT_ID", "72f988bf-86f1-41af-91ab-2d7cd011db47".to_owned()),
-        ("AZURE_CLIENT_ID", "00000000-0000-0000-0000-0000000000c1".to_owned()),
+        (
+            "AZURE_TENANT_ID",
+            "72f988bf-86f1-41af-91ab-2d7cd011db47".to_owned(),
+        ),
+        (
+            "AZURE_CLIENT_ID",
+            "00000000-0000-0000-0000-0000000000c1".to_owned(),
+        ),
     ];
     let out = run("custom_assertion", &[], &env).await;
     assert!(!out.status.success());
     let stderr = text(&out.stderr);
-    assert!(stderr.contains("ACTIONS_ID_TOKEN_REQUEST_URL is not set"), "{stderr}");
+    assert!(
+        stderr.contains("ACTIONS_ID_TOKEN_REQUEST_URL is not set"),
+        "{stderr}"
+    );
 }

@@ -44,7 +44,11 @@ pub(crate) async fn get_core_token<C: TokenCredential + ?Sized>(
     credential: &C,
     scopes: &[&str],
 ) -> azure_core::Result<core::AccessToken> {
-    credential.get_token(scopes, None).await.map(to_core_token).map_err(to_core_error)
+    credential
+        .get_token(scopes, None)
+        .await
+        .map(to_core_token)
+        .map_err(to_core_error)
 }
 
 /// Implements `azure_core::credentials::TokenCredential` for our credential types.
@@ -100,7 +104,10 @@ mod tests {
     #[async_trait]
     impl TokenCredential for Fixed {
         async fn get_token(&self, scopes: &[&str], _: Option<TokenRequestOptions>) -> Result<AccessToken> {
-            self.asked.lock().unwrap().extend(scopes.iter().map(|s| s.to_string()));
+            self.asked
+                .lock()
+                .unwrap()
+                .extend(scopes.iter().map(|s| s.to_string()));
             match &self.outcome {
                 Ok(token) => Ok(token.clone()),
                 Err(ErrorKind::Unavailable) => Err(Error::unavailable("Fixed", "not here")),
@@ -110,7 +117,10 @@ mod tests {
     }
 
     fn fixed(outcome: std::result::Result<AccessToken, ErrorKind>) -> Arc<Fixed> {
-        Arc::new(Fixed { outcome, asked: Default::default() })
+        Arc::new(Fixed {
+            outcome,
+            asked: Default::default(),
+        })
     }
 
     /// What the Azure SDK sees, through `Arc<dyn azure_core::credentials::TokenCredential>`.
@@ -127,8 +137,8 @@ mod tests {
     #[tokio::test]
     async fn tokens_keep_secret_and_expiry() {
         let expires_on = OffsetDateTime::now_utc().replace_nanosecond(0).unwrap() + Duration::hours(1);
-        let token = AccessToken::new("at-123", expires_on)
-            .with_refresh_on(Some(expires_on - Duration::minutes(30)));
+        let token =
+            AccessToken::new("at-123", expires_on).with_refresh_on(Some(expires_on - Duration::minutes(30)));
         let inner = fixed(Ok(token));
         let chain = ChainedTokenCredential::new(vec![inner.clone()]).unwrap();
         let got = sdk_get_token(chain).await.unwrap();
@@ -158,7 +168,10 @@ mod tests {
     async fn a_real_exchange_through_the_sdk_trait() {
         let server = TestServer::scripted([
             Reply::token("exchanged", 3599),
-            Reply::json(400, json!({"error": "invalid_scope", "error_description": "AADSTS70011: bad"})),
+            Reply::json(
+                400,
+                json!({"error": "invalid_scope", "error_description": "AADSTS70011: bad"}),
+            ),
         ])
         .await;
         let options = ClientAssertionCredentialOptions {

@@ -61,22 +61,26 @@ impl TestCa {
         params
             .distinguished_name
             .push(rcgen::DnType::CommonName, "azure-wi interop test CA");
-        Self { issuer: CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap() }
+        Self {
+            issuer: CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap(),
+        }
     }
 
     fn acceptor(&self, names: &[&str]) -> TlsAcceptor {
         let key = KeyPair::generate().unwrap();
         let names = names.iter().map(|n| n.to_string()).collect::<Vec<_>>();
-        let leaf = CertificateParams::new(names).unwrap().signed_by(&key, &self.issuer).unwrap();
+        let leaf = CertificateParams::new(names)
+            .unwrap()
+            .signed_by(&key, &self.issuer)
+            .unwrap();
         let key = rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into());
-        let config = rustls::ServerConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(vec![leaf.der().clone()], key)
-        .unwrap();
+        let config =
+            rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+                .with_safe_default_protocol_versions()
+                .unwrap()
+                .with_no_client_auth()
+                .with_single_cert(vec![leaf.der().clone()], key)
+                .unwrap();
         TlsAcceptor::from(Arc::new(config))
     }
 }
@@ -114,13 +118,27 @@ fn json_response(status: u16, body: serde_json::Value) -> Response<Full<Bytes>> 
 
 async fn seen(request: Request<hyper::body::Incoming>) -> Seen {
     let method = request.method().to_string();
-    let target = request.uri().path_and_query().map(|p| p.to_string()).unwrap_or_default();
+    let target = request
+        .uri()
+        .path_and_query()
+        .map(|p| p.to_string())
+        .unwrap_or_default();
     let authorization = request
         .headers()
         .get("authorization")
         .map(|v| v.to_str().unwrap_or("<not ascii>").to_owned());
-    let body = request.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
-    Seen { method, target, authorization, body: String::from_utf8_lossy(&body).into_owned() }
+    let body = request
+        .into_body()
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    Seen {
+        method,
+        target,
+        authorization,
+        body: String::from_utf8_lossy(&body).into_owned(),
+    }
 }
 
 /// Microsoft Entra's token endpoint, as far as a client-credentials request with a federated
@@ -128,26 +146,42 @@ async fn seen(request: Request<hyper::body::Incoming>) -> Seen {
 fn entra(world: &Shared, request: Seen) -> Response<Full<Bytes>> {
     let mut world = world.lock().unwrap();
     world.entra.push(request.clone());
-    let form: Vec<(String, String)> = url::form_urlencoded::parse(request.body.as_bytes()).into_owned().collect();
+    let form: Vec<(String, String)> = url::form_urlencoded::parse(request.body.as_bytes())
+        .into_owned()
+        .collect();
     let field = |name: &str| form.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
     let path_ok = request.method == "POST" && request.target == format!("/{TENANT}/oauth2/v2.0/token");
     if !path_ok || field("client_id") != Some(CLIENT) || field("grant_type") != Some("client_credentials") {
-        return json_response(400, json!({"error": "invalid_request",
-            "error_description": format!("AADSTS900144: unexpected request {} {}", request.method, request.target)}));
+        return json_response(
+            400,
+            json!({"error": "invalid_request",
+            "error_description": format!("AADSTS900144: unexpected request {} {}", request.method, request.target)}),
+        );
     }
-    if field("client_assertion_type") != Some(JWT_BEARER) || field("client_assertion") != Some(&world.assertion) {
-        return json_response(401, json!({"error": "invalid_client",
+    if field("client_assertion_type") != Some(JWT_BEARER)
+        || field("client_assertion") != Some(&world.assertion)
+    {
+        return json_response(
+            401,
+            json!({"error": "invalid_client",
             "error_description": "AADSTS700213: No matching federated identity record found for presented assertion.",
-            "error_codes": [700213]}));
+            "error_codes": [700213]}),
+        );
     }
     if field("scope") != Some(KEY_VAULT_SCOPE) {
-        return json_response(400, json!({"error": "invalid_scope",
-            "error_description": format!("AADSTS70011: unexpected scope {:?}", field("scope"))}));
+        return json_response(
+            400,
+            json!({"error": "invalid_scope",
+            "error_description": format!("AADSTS70011: unexpected scope {:?}", field("scope"))}),
+        );
     }
     let token = random(32);
     world.issued = Some(token.clone());
-    json_response(200, json!({"token_type": "Bearer", "expires_in": 3599, "ext_expires_in": 3599,
-        "access_token": token}))
+    json_response(
+        200,
+        json!({"token_type": "Bearer", "expires_in": 3599, "ext_expires_in": 3599,
+        "access_token": token}),
+    )
 }
 
 /// Key Vault's `GET /secrets/{name}/?api-version=...`, with its challenge-based authentication.
@@ -158,30 +192,44 @@ fn vault(world: &Shared, request: Seen) -> Response<Full<Bytes>> {
         let challenge = format!(
             "Bearer authorization=\"https://login.microsoftonline.com/{TENANT}\", resource=\"https://vault.azure.net\""
         );
-        let mut response = json_response(401, json!({"error": {"code": "Unauthorized",
-            "message": "AKV10000: Request is missing a Bearer or PoP token."}}));
-        response.headers_mut().insert("www-authenticate", challenge.parse().unwrap());
+        let mut response = json_response(
+            401,
+            json!({"error": {"code": "Unauthorized",
+            "message": "AKV10000: Request is missing a Bearer or PoP token."}}),
+        );
+        response
+            .headers_mut()
+            .insert("www-authenticate", challenge.parse().unwrap());
         return response;
     };
     let expected = world.issued.as_ref().map(|t| format!("Bearer {t}"));
     if Some(&authorization) != expected.as_ref() {
-        return json_response(401, json!({"error": {"code": "Unauthorized",
-            "message": "AKV10032: Invalid issuer or token."}}));
+        return json_response(
+            401,
+            json!({"error": {"code": "Unauthorized",
+            "message": "AKV10032: Invalid issuer or token."}}),
+        );
     }
     let (path, query) = request.target.split_once('?').unwrap_or((&request.target, ""));
     let api_version = url::form_urlencoded::parse(query.as_bytes()).find(|(k, _)| k == "api-version");
     if request.method != "GET" || path != format!("/secrets/{SECRET_NAME}/") || api_version.is_none() {
-        return json_response(404, json!({"error": {"code": "SecretNotFound",
-            "message": format!("unexpected request {} {}", request.method, request.target)}}));
+        return json_response(
+            404,
+            json!({"error": {"code": "SecretNotFound",
+            "message": format!("unexpected request {} {}", request.method, request.target)}}),
+        );
     }
-    json_response(200, json!({
-        "value": world.secret_value,
-        "contentType": "text/plain",
-        "id": format!("https://{VAULT_HOST}/secrets/{SECRET_NAME}/{SECRET_VERSION}"),
-        "attributes": {"enabled": true, "created": 1764115200, "updated": 1764115200,
-            "recoveryLevel": "Recoverable+Purgeable", "recoverableDays": 90},
-        "tags": {}
-    }))
+    json_response(
+        200,
+        json!({
+            "value": world.secret_value,
+            "contentType": "text/plain",
+            "id": format!("https://{VAULT_HOST}/secrets/{SECRET_NAME}/{SECRET_VERSION}"),
+            "attributes": {"enabled": true, "created": 1764115200, "updated": 1764115200,
+                "recoveryLevel": "Recoverable+Purgeable", "recoverableDays": 90},
+            "tags": {}
+        }),
+    )
 }
 
 async fn serve_http<S>(stream: S, world: Shared, route: fn(&Shared, Seen) -> Response<Full<Bytes>>)
@@ -192,7 +240,9 @@ where
         let world = world.clone();
         async move { Ok::<_, Infallible>(route(&world, seen(request).await)) }
     });
-    let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
+    let _ = hyper::server::conn::http1::Builder::new()
+        .serve_connection(TokioIo::new(stream), service)
+        .await;
 }
 
 /// The Entra stand-in: HTTPS on `127.0.0.1:0`.
@@ -233,7 +283,9 @@ async fn start_vault_proxy(world: Shared, tls: TlsAcceptor) -> SocketAddr {
         while let Ok((mut tcp, _)) = listener.accept().await {
             let (world, tls) = (world.clone(), tls.clone());
             tokio::spawn(async move {
-                let Some(head) = read_head(&mut tcp).await else { return };
+                let Some(head) = read_head(&mut tcp).await else {
+                    return;
+                };
                 let target = head
                     .lines()
                     .next()
@@ -243,10 +295,16 @@ async fn start_vault_proxy(world: Shared, tls: TlsAcceptor) -> SocketAddr {
                     .to_owned();
                 world.lock().unwrap().connects.push(target.clone());
                 if target != format!("{VAULT_HOST}:443") {
-                    let _ = tcp.write_all(b"HTTP/1.1 403 Forbidden\r\ncontent-length: 0\r\n\r\n").await;
+                    let _ = tcp
+                        .write_all(b"HTTP/1.1 403 Forbidden\r\ncontent-length: 0\r\n\r\n")
+                        .await;
                     return;
                 }
-                if tcp.write_all(b"HTTP/1.1 200 Connection Established\r\n\r\n").await.is_err() {
+                if tcp
+                    .write_all(b"HTTP/1.1 200 Connection Established\r\n\r\n")
+                    .await
+                    .is_err()
+                {
                     return;
                 }
                 if let Ok(stream) = tls.accept(tcp).await {
@@ -322,7 +380,10 @@ async fn the_example_reads_the_secret_with_a_workload_identity_token() {
     let output = scenario.run_example().await;
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "example failed\nstdout: {stdout}\nstderr: {stderr}");
+    assert!(
+        output.status.success(),
+        "example failed\nstdout: {stdout}\nstderr: {stderr}"
+    );
 
     let world = scenario.world.lock().unwrap();
     assert_eq!(
@@ -338,8 +399,17 @@ async fn the_example_reads_the_secret_with_a_workload_identity_token() {
     let issued = world.issued.clone().expect("Entra issued a token");
     let authorizations: Vec<Option<String>> = world.vault.iter().map(|r| r.authorization.clone()).collect();
     assert_eq!(authorizations, vec![None, Some(format!("Bearer {issued}"))]);
-    assert!(world.vault.iter().all(|r| r.method == "GET" && r.target.starts_with("/secrets/app-secret/?")));
-    assert!(world.connects.iter().all(|c| c == &format!("{VAULT_HOST}:443")), "{:?}", world.connects);
+    assert!(
+        world
+            .vault
+            .iter()
+            .all(|r| r.method == "GET" && r.target.starts_with("/secrets/app-secret/?"))
+    );
+    assert!(
+        world.connects.iter().all(|c| c == &format!("{VAULT_HOST}:443")),
+        "{:?}",
+        world.connects
+    );
     // Neither the token nor the secret reaches the example's output.
     assert!(!stdout.contains(&issued) && !stdout.contains(&world.secret_value));
     assert!(!stderr.contains(&issued), "{stderr}");
@@ -352,13 +422,21 @@ async fn a_refused_assertion_reaches_the_caller_as_an_authentication_failure() {
     scenario.world.lock().unwrap().assertion = random(40);
     let output = scenario.run_example().await;
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(!output.status.success(), "the example succeeded with a refused assertion");
+    assert!(
+        !output.status.success(),
+        "the example succeeded with a refused assertion"
+    );
     assert!(stderr.contains("AADSTS700213"), "{stderr}");
     assert!(
-        stderr.lines().any(|l| l == "credential error kind: authentication_failed"),
+        stderr
+            .lines()
+            .any(|l| l == "credential error kind: authentication_failed"),
         "the SDK error lost our error kind: {stderr}"
     );
     let world = scenario.world.lock().unwrap();
     assert_eq!(world.entra.len(), 1, "an authentication failure is not retried");
-    assert!(world.vault.iter().all(|r| r.authorization.is_none()), "no token may reach the vault");
+    assert!(
+        world.vault.iter().all(|r| r.authorization.is_none()),
+        "no token may reach the vault"
+    );
 }
