@@ -19,4 +19,4 @@ if [ "${AZWI_DENY_ADVISORIES:-0}" = 1 ]; then
 fi
 "$deny" --all-features check "${checks[@]}"
 # The Key Vault interop crate pulls the Azure SDK: it obeys the same policy.
-(cd tests/interop/keyvault && "$deny" --manifest-path Cargo.toml check --config ../../../deny.toml "${checks[@]}")
+"$deny" --manifest-path tests/interop/keyvault/Cargo.toml --config deny.toml check "${checks[@]}"
