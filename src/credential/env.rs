@@ -10,7 +10,24 @@ use std::{collections::HashMap, fmt, sync::Arc};
 ///
 /// Empty values count as unset, as in azure-identity. `Debug` lists variable names only, never
 /// their values (some hold secrets such as `IDENTITY_HEADER`).
+///
+/// `#[non_exhaustive]`: build a fixed environment with [`Env::from_pairs`], not the variant.
+///
+/// ```
+/// use azure_wi::credential::{Env, WorkloadIdentityCredential, WorkloadIdentityCredentialOptions};
+///
+/// let env = Env::from_pairs([
+///     ("AZURE_TENANT_ID", "72f988bf-86f1-41af-91ab-2d7cd011db47"),
+///     ("AZURE_CLIENT_ID", "00000000-0000-0000-0000-000000000001"),
+///     ("AZURE_FEDERATED_TOKEN_FILE", "/var/run/secrets/azure/tokens/azure-identity-token"),
+/// ]);
+/// assert_eq!(env.var("AZURE_AUTHORITY_HOST"), None);
+/// let options = WorkloadIdentityCredentialOptions { env, ..Default::default() };
+/// let credential = WorkloadIdentityCredential::new(Some(options))?;
+/// # Ok::<(), azure_wi::credential::Error>(())
+/// ```
 #[derive(Clone, Default)]
+#[non_exhaustive]
 pub enum Env {
     /// The process environment.
     #[default]
@@ -22,9 +39,7 @@ pub enum Env {
 impl Env {
     /// An environment holding exactly these variables.
     pub fn from_pairs<K: Into<String>, V: Into<String>>(pairs: impl IntoIterator<Item = (K, V)>) -> Self {
-        Self::Fixed(Arc::new(
-            pairs.into_iter().map(|(k, v)| (k.into(), v.into())).collect(),
-        ))
+        Self::Fixed(Arc::new(pairs.into_iter().map(|(k, v)| (k.into(), v.into())).collect()))
     }
 
     /// The value of `name`, or `None` when it is unset or empty.
@@ -66,9 +81,6 @@ mod tests {
         assert!(!env.is_set("EMPTY"));
         assert!(!env.is_set("MISSING"));
         let printed = format!("{env:?}");
-        assert!(
-            printed.contains("IDENTITY_HEADER") && !printed.contains("s3cr3t"),
-            "{printed}"
-        );
+        assert!(printed.contains("IDENTITY_HEADER") && !printed.contains("s3cr3t"), "{printed}");
     }
 }

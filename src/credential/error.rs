@@ -43,10 +43,23 @@ impl fmt::Display for ErrorKind {
 
 /// A credential error. The message names the credential, what was wrong and how to fix it; it
 /// never contains a token, an assertion or a secret header.
+///
+/// Build one with [`Error::unavailable`], [`Error::authentication_failed`] or
+/// [`Error::invalid_input`] (the variants are `#[non_exhaustive]` so that fields can be added),
+/// and branch on [`Error::kind`]:
+///
+/// ```
+/// use azure_wi::credential::{Error, ErrorKind};
+///
+/// let e = Error::authentication_failed("MyCredential", "the issuer refused the assertion").with_status(401);
+/// assert_eq!((e.kind(), e.status()), (ErrorKind::AuthenticationFailed, Some(401)));
+/// assert_eq!(e.to_string(), "MyCredential authentication failed: the issuer refused the assertion");
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
     /// See [`ErrorKind::Unavailable`].
+    #[non_exhaustive]
     #[error("{credential} is unavailable: {message}")]
     Unavailable {
         /// The credential or source that failed, e.g. `ManagedIdentityCredential (IMDS)`.
@@ -58,6 +71,7 @@ pub enum Error {
         source: Option<BoxError>,
     },
     /// See [`ErrorKind::AuthenticationFailed`].
+    #[non_exhaustive]
     #[error("{credential} authentication failed: {message}")]
     AuthenticationFailed {
         /// The credential or source that failed.
@@ -71,6 +85,7 @@ pub enum Error {
         source: Option<BoxError>,
     },
     /// See [`ErrorKind::InvalidInput`].
+    #[non_exhaustive]
     #[error("{credential}: invalid input: {message}")]
     InvalidInput {
         /// The credential that refused the input.
@@ -83,29 +98,17 @@ pub enum Error {
 impl Error {
     /// A new [`ErrorKind::Unavailable`] error.
     pub fn unavailable(credential: &'static str, message: impl Into<String>) -> Self {
-        Self::Unavailable {
-            credential,
-            message: message.into(),
-            source: None,
-        }
+        Self::Unavailable { credential, message: message.into(), source: None }
     }
 
     /// A new [`ErrorKind::AuthenticationFailed`] error.
     pub fn authentication_failed(credential: &'static str, message: impl Into<String>) -> Self {
-        Self::AuthenticationFailed {
-            credential,
-            message: message.into(),
-            status: None,
-            source: None,
-        }
+        Self::AuthenticationFailed { credential, message: message.into(), status: None, source: None }
     }
 
     /// A new [`ErrorKind::InvalidInput`] error.
     pub fn invalid_input(credential: &'static str, message: impl Into<String>) -> Self {
-        Self::InvalidInput {
-            credential,
-            message: message.into(),
-        }
+        Self::InvalidInput { credential, message: message.into() }
     }
 
     /// Attaches the underlying cause (ignored for [`ErrorKind::InvalidInput`]).
@@ -173,10 +176,7 @@ mod tests {
     fn messages_name_the_credential_and_kind() {
         let e = Error::unavailable("WorkloadIdentityCredential", "AZURE_TENANT_ID is not set");
         assert_eq!(e.kind(), ErrorKind::Unavailable);
-        assert_eq!(
-            e.to_string(),
-            "WorkloadIdentityCredential is unavailable: AZURE_TENANT_ID is not set"
-        );
+        assert_eq!(e.to_string(), "WorkloadIdentityCredential is unavailable: AZURE_TENANT_ID is not set");
         let e = Error::authentication_failed("ManagedIdentityCredential (IMDS)", "identity not found")
             .with_status(400);
         assert_eq!(e.status(), Some(400));
