@@ -24,7 +24,7 @@ use super::{
     response::{Received, send},
     user_assigned_id::IMDS_NAMES,
 };
-use crate::credential::{AccessToken, Error, Result, http::RetryPolicy};
+use crate::credential::{AccessToken, Error, Result, expiry::TokenResponse, http::RetryPolicy};
 
 const NAME: &str = "ManagedIdentityCredential (Azure Arc)";
 const API_VERSION: &str = "2020-06-01";
@@ -54,10 +54,21 @@ impl AzureArc {
         let url = if env.is_set(IDENTITY_ENDPOINT) && env.is_set(IMDS_ENDPOINT) {
             endpoint_url(env, IDENTITY_ENDPOINT, NAME)?
         } else {
-            let agent = options.platform.arc_default_endpoint.as_deref().unwrap_or(AGENT_ENDPOINT);
-            Url::parse(agent).map_err(|e| Error::invalid_input(NAME, format!("the agent endpoint {agent} is not a URL: {e}")))?
+            let agent = options
+                .platform
+                .arc_default_endpoint
+                .as_deref()
+                .unwrap_or(AGENT_ENDPOINT);
+            Url::parse(agent).map_err(|e| {
+                Error::invalid_input(NAME, format!("the agent endpoint {agent} is not a URL: {e}"))
+            })?
         };
-        let token_dir = match options.platform.arc_token_dir.clone().or_else(|| platform_token_dir(env)) {
+        let token_dir = match options
+            .platform
+            .arc_token_dir
+            .clone()
+            .or_else(|| platform_token_dir(env))
+        {
             Some(dir) => dir,
             None if cfg!(windows) => {
                 return Err(Error::invalid_input(
@@ -65,16 +76,28 @@ impl AzureArc {
                     "PROGRAMDATA is not set, so the Azure Arc token directory cannot be located; set it (usually C:\\ProgramData)",
                 ));
             }
-            None => return Err(Error::unavailable(NAME, "Azure Arc managed identity is only supported on Linux and Windows")),
+            None => {
+                return Err(Error::unavailable(
+                    NAME,
+                    "Azure Arc managed identity is only supported on Linux and Windows",
+                ));
+            }
         };
-        Ok(Self { url, token_dir, user_assigned_id: options.user_assigned_id.clone(), client: local_client()? })
+        Ok(Self {
+            url,
+            token_dir,
+            user_assigned_id: options.user_assigned_id.clone(),
+            client: local_client()?,
+        })
     }
 
     pub(crate) async fn request_token(&self, resource: &str) -> Result<AccessToken> {
         let mut url = self.url.clone();
         {
             let mut query = url.query_pairs_mut();
-            query.append_pair("api-version", API_VERSION).append_pair("resource", resource);
+            query
+                .append_pair("api-version", API_VERSION)
+                .append_pair("resource", resource);
             if let Some(id) = &self.user_assigned_id {
                 let (name, value) = id.query_pair(&IMDS_NAMES);
                 query.append_pair(name, value);
@@ -91,32 +114,49 @@ impl AzureArc {
         };
         let realm = realm_path(challenge.www_authenticate.as_deref()).map_err(failed)?;
         let key = read_key(&realm, &self.token_dir).await.map_err(failed)?;
-        let mut authorization = HeaderValue::from_str(&format!("Basic {}", key.secret()))
-            .map_err(|_| Error::authentication_failed(NAME, format!("the challenge key file {realm:?} does not hold a printable key")))?;
+        let mut authorization = HeaderValue::from_str(&format!("Basic {}", key.secret())).map_err(|_| {
+            Error::authentication_failed(
+                NAME,
+                format!("the challenge key file {realm:?} does not hold a printable key"),
+            )
+        })?;
         authorization.set_sensitive(true);
         drop(key);
 
-        let second = || self.client.get(url.clone()).header("Metadata", "true").header(AUTHORIZATION, authorization.clone());
+        let second = || {
+            self.client
+                .get(url.clone())
+                .header("Metadata", "true")
+                .header(AUTHORIZATION, authorization.clone())
+        };
         let (received, request_time) = send(NAME, self.url.as_str(), second, &RetryPolicy::DEFAULT).await?;
         if !received.is_success() {
             return Err(self.refusal(&received, "the challenge key was not accepted"));
         }
-        let token = received.token(NAME, request_time)?.token;
+        let parsed = received.token(NAME, request_time)?;
         if let Some(id) = &self.user_assigned_id {
-            self.check_echo(id, &received)?;
+            Self::check_echo(id, &parsed, &received)?;
         }
-        Ok(token)
+        Ok(parsed.token)
     }
 
     /// Refuses a token that does not name the requested user-assigned identity.
-    fn check_echo(&self, id: &UserAssignedId, received: &Received) -> Result<()> {
-        let json = received.json().unwrap_or(Value::Null);
-        let fields: &[&str] = match id {
-            UserAssignedId::ClientId(_) => &["client_id"],
-            UserAssignedId::ObjectId(_) => &["object_id"],
-            UserAssignedId::ResourceId(_) => &["msi_res_id", "mi_res_id"],
+    fn check_echo(id: &UserAssignedId, parsed: &TokenResponse, received: &Received) -> Result<()> {
+        // App Service-style agents may echo a resource id as `mi_res_id`.
+        let mi_res_id = received
+            .json()
+            .and_then(|j| j.get("mi_res_id").and_then(Value::as_str).map(str::to_owned));
+        let candidates: Vec<(&str, Option<&str>)> = match id {
+            UserAssignedId::ClientId(_) => vec![("client_id", parsed.client_id.as_deref())],
+            UserAssignedId::ObjectId(_) => vec![("object_id", parsed.object_id.as_deref())],
+            UserAssignedId::ResourceId(_) => {
+                vec![
+                    ("msi_res_id", parsed.msi_res_id.as_deref()),
+                    ("mi_res_id", mi_res_id.as_deref()),
+                ]
+            }
         };
-        let echoed = fields.iter().find_map(|f| json.get(*f).and_then(Value::as_str).map(|v| (*f, v)));
+        let echoed = candidates.into_iter().find_map(|(f, v)| v.map(|v| (f, v)));
         match echoed {
             Some((_, value)) if value.eq_ignore_ascii_case(id.value()) => Ok(()),
             other => {
@@ -143,7 +183,10 @@ impl AzureArc {
         if !received.speaks_json() && !received.is_success() {
             return Error::unavailable(
                 NAME,
-                format!("{} did not answer like the Azure Arc agent ({context}; {server}); is himds running?", self.url),
+                format!(
+                    "{} did not answer like the Azure Arc agent ({context}; {server}); is himds running?",
+                    self.url
+                ),
             );
         }
         let hint = match (&self.user_assigned_id, received.status) {

@@ -28,7 +28,13 @@ pub(crate) struct Received {
 impl Received {
     /// Reads the answer, keeping at most 64 KiB of the body.
     pub(crate) async fn read(mut response: reqwest::Response) -> Result<Self, reqwest::Error> {
-        let header = |name| response.headers().get(name).and_then(|v: &reqwest::header::HeaderValue| v.to_str().ok()).map(str::to_owned);
+        let header = |name| {
+            response
+                .headers()
+                .get(name)
+                .and_then(|v: &reqwest::header::HeaderValue| v.to_str().ok())
+                .map(str::to_owned)
+        };
         let content_type = header(CONTENT_TYPE);
         let www_authenticate = header(reqwest::header::WWW_AUTHENTICATE);
         let status = response.status().as_u16();
@@ -40,7 +46,12 @@ impl Received {
                 break;
             }
         }
-        Ok(Self { status, content_type, www_authenticate, body })
+        Ok(Self {
+            status,
+            content_type,
+            www_authenticate,
+            body,
+        })
     }
 
     pub(crate) fn is_success(&self) -> bool {
@@ -55,7 +66,10 @@ impl Received {
     /// Whether the endpoint spoke JSON at all: a JSON body or a JSON content type. Something that
     /// does neither (an HTML page, another cloud's metadata service) is not a token endpoint.
     pub(crate) fn speaks_json(&self) -> bool {
-        self.content_type.as_deref().is_some_and(|t| t.to_ascii_lowercase().contains("json")) || self.json().is_some()
+        self.content_type
+            .as_deref()
+            .is_some_and(|t| t.to_ascii_lowercase().contains("json"))
+            || self.json().is_some()
     }
 
     /// The raw body text (lossy), for matching known error texts. Not for quoting: use
@@ -73,7 +87,11 @@ impl Received {
             Some(json) => json_message(&json),
             None => {
                 let text = self.text();
-                if text.contains("access_token") { String::new() } else { text }
+                if text.contains("access_token") {
+                    String::new()
+                } else {
+                    text
+                }
             }
         };
         let mut text: String = text.chars().filter(|c| !c.is_control()).collect();
@@ -95,11 +113,26 @@ impl Received {
 
     /// Parses a successful token response; a malformed one is an authentication failure naming the
     /// field that was wrong.
-    pub(crate) fn token(&self, credential: &'static str, request_time: OffsetDateTime) -> Result<TokenResponse> {
-        parse_token_response_with_extras(&self.body, request_time).map_err(|e| {
-            Error::authentication_failed(credential, format!("the endpoint's token response is unusable: {e}"))
-                .with_status(self.status)
-        })
+    pub(crate) fn token(
+        &self,
+        credential: &'static str,
+        request_time: OffsetDateTime,
+    ) -> Result<TokenResponse> {
+        let parsed = parse_token_response_with_extras(&self.body, request_time).map_err(|e| {
+            Error::authentication_failed(
+                credential,
+                format!("the endpoint's token response is unusable: {e}"),
+            )
+            .with_status(self.status)
+        })?;
+        // The echo is informational only: caches are keyed by what the caller asked for.
+        tracing::debug!(
+            credential,
+            echoed_resource = parsed.resource.as_deref().unwrap_or(""),
+            expires_on = parsed.token.expires_on.unix_timestamp(),
+            "token received"
+        );
+        Ok(parsed)
     }
 }
 
@@ -115,7 +148,11 @@ pub(crate) async fn send(
 ) -> Result<(Received, OffsetDateTime)> {
     let request_time = OffsetDateTime::now_utc();
     let no_answer = |e: reqwest::Error| {
-        Error::unavailable(credential, format!("no response from {endpoint}: {}", error_chain(&e))).with_source(e)
+        Error::unavailable(
+            credential,
+            format!("no response from {endpoint}: {}", error_chain(&e)),
+        )
+        .with_source(e)
     };
     let response = send_with_retry(build, policy).await.map_err(no_answer)?;
     let received = Received::read(response).await.map_err(no_answer)?;
@@ -139,13 +176,19 @@ pub(crate) fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
 }
 
 fn json_message(json: &Value) -> String {
-    let s = |v: Option<&Value>| v.and_then(Value::as_str).filter(|s| !s.is_empty()).map(str::to_owned);
+    let s = |v: Option<&Value>| {
+        v.and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+    };
     let error = json.get("error");
     let nested_code = error.and_then(|e| s(e.get("code")));
     let nested_message = error.and_then(|e| s(e.get("message")));
     let parts: Vec<String> = [
         s(error).or(nested_code),
-        s(json.get("error_description")).or(nested_message).or_else(|| s(json.get("message"))),
+        s(json.get("error_description"))
+            .or(nested_message)
+            .or_else(|| s(json.get("message"))),
         s(json.get("correlationId")).map(|c| format!("(correlation id {c})")),
     ]
     .into_iter()
@@ -169,8 +212,15 @@ mod tests {
 
     #[test]
     fn quotes_every_error_shape_of_the_platforms() {
-        let imds = received(400, None, r#"{"error":"invalid_request","error_description":"Identity not found"}"#);
-        assert_eq!(imds.server_message(&[]), "HTTP 400: invalid_request: Identity not found");
+        let imds = received(
+            400,
+            None,
+            r#"{"error":"invalid_request","error_description":"Identity not found"}"#,
+        );
+        assert_eq!(
+            imds.server_message(&[]),
+            "HTTP 400: invalid_request: Identity not found"
+        );
         let app_service = received(
             400,
             None,
@@ -180,11 +230,28 @@ mod tests {
             app_service.server_message(&[]),
             "HTTP 400: Unable to load requested managed identity. (correlation id c-1)"
         );
-        let sf = received(401, None, r#"{"error":{"code":"SecretHeaderNotFound","message":"Secret is not found"}}"#);
-        assert_eq!(sf.server_message(&[]), "HTTP 401: SecretHeaderNotFound: Secret is not found");
-        let text = received(403, Some("text/plain"), "connecting to 169.254.169.254:80: unreachable network");
-        assert_eq!(text.server_message(&[]), "HTTP 403: connecting to 169.254.169.254:80: unreachable network");
-        assert_eq!(received(500, None, "").server_message(&[]), "HTTP 500 with no explanation");
+        let sf = received(
+            401,
+            None,
+            r#"{"error":{"code":"SecretHeaderNotFound","message":"Secret is not found"}}"#,
+        );
+        assert_eq!(
+            sf.server_message(&[]),
+            "HTTP 401: SecretHeaderNotFound: Secret is not found"
+        );
+        let text = received(
+            403,
+            Some("text/plain"),
+            "connecting to 169.254.169.254:80: unreachable network",
+        );
+        assert_eq!(
+            text.server_message(&[]),
+            "HTTP 403: connecting to 169.254.169.254:80: unreachable network"
+        );
+        assert_eq!(
+            received(500, None, "").server_message(&[]),
+            "HTTP 500 with no explanation"
+        );
     }
 
     #[test]

@@ -6,15 +6,16 @@
 
 use std::sync::Arc;
 
-use async_trait::async_trait;
-
 use super::{ManagedIdentitySource, UserAssignedId};
-use crate::credential::{AccessToken, Env, Error, Result, TokenCredential, TokenRequestOptions};
-
-const NAME: &str = "ManagedIdentityCredential (workload identity)";
+use crate::credential::{
+    Env, Error, Result, TokenCredential, WorkloadIdentityCredential, WorkloadIdentityCredentialOptions,
+};
 
 /// The credential the workload-identity branch delegates to.
-pub(crate) fn delegate(user_assigned_id: Option<UserAssignedId>, env: Env) -> Result<Arc<dyn TokenCredential>> {
+pub(crate) fn delegate(
+    user_assigned_id: Option<UserAssignedId>,
+    env: Env,
+) -> Result<Arc<dyn TokenCredential>> {
     let client_id = match user_assigned_id {
         None => None,
         Some(UserAssignedId::ClientId(id)) => Some(id),
@@ -30,20 +31,10 @@ pub(crate) fn delegate(user_assigned_id: Option<UserAssignedId>, env: Env) -> Re
             ));
         }
     };
-    // ADAPTER(cred-core): replaced by WorkloadIdentityCredential once branch cred-core has it.
-    Ok(Arc::new(Pending { client_id, env }))
-}
-
-#[derive(Debug)]
-struct Pending {
-    client_id: Option<String>,
-    env: Env,
-}
-
-#[async_trait]
-impl TokenCredential for Pending {
-    async fn get_token(&self, _scopes: &[&str], _options: Option<TokenRequestOptions>) -> Result<AccessToken> {
-        let _ = (&self.client_id, &self.env);
-        Err(Error::unavailable(NAME, "workload identity is not built in yet"))
-    }
+    let credential = WorkloadIdentityCredential::new(Some(WorkloadIdentityCredentialOptions {
+        client_id,
+        env,
+        ..Default::default()
+    }))?;
+    Ok(credential)
 }
