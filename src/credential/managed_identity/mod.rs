@@ -440,6 +440,13 @@ impl TokenCredential for ManagedIdentityCredential {
             Inner::WorkloadIdentity(credential) => return credential.get_token(scopes, options).await,
             Inner::Endpoint { endpoint, cache } => (endpoint, cache),
         };
+        // The allocation-free fast path. Managed identity keys its cache by scopes (and claims)
+        // only, so a fresh token is found without building the key options below.
+        if options.as_ref().and_then(|o| o.claims.as_deref()).is_none_or(str::is_empty)
+            && let Some(token) = cache.fresh(scopes, None)
+        {
+            return Ok(token);
+        }
         let resource = scope_to_resource(self.source.credential_name(), scopes)?;
         // Managed identity ignores tenant_id and enable_cae: they must not split the cache.
         let claims = options.and_then(|o| o.claims).filter(|c| !c.is_empty());
