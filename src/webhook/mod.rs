@@ -2,22 +2,33 @@
 //! `AZURE_*` environment and a projected service-account token, like Azure/azure-workload-identity's
 //! webhook (v1.6.0), and optionally the token proxy.
 //!
-//! Data flow: [`admission::AdmissionRequest::decode`] -> (the ServiceAccount, from the server's
-//! cache) -> [`mutation::mutate`] (pure: raw pod JSON + [`mutation::ServiceAccount`] +
-//! [`config::Config`] -> JSON Patch or [`Denial`]) -> [`admission::AdmissionRequest::respond`].
+//! Data flow: [`server`] (HTTPS, `/mutate-v1-pod`) -> [`admission::AdmissionRequest::decode`] ->
+//! [`service_accounts`] (reflector cache, direct GET on a miss) -> [`mutation::mutate`] (pure: raw
+//! pod JSON + [`mutation::ServiceAccount`] + [`config::Config`] -> JSON Patch or [`Denial`]) ->
+//! [`admission::AdmissionRequest::respond`].
+//! Around it: [`tls`] (certificate resolver and file reload), [`certs`] (self-managed CA and
+//! serving certificate), [`metrics`] (Prometheus).
 
 pub mod admission;
 pub mod annotations;
+pub mod certs;
 pub mod cloud;
 pub mod config;
 mod denial;
 pub mod identity_header;
+pub mod metrics;
 pub mod mutation;
 mod patch_builder;
 pub mod proxy_containers;
+pub mod server;
+pub mod service_accounts;
+pub mod tls;
 pub mod token_layout;
 
 pub use admission::{AdmissionError, AdmissionRequest};
 pub use config::{Config, ConfigArgs, ConfigError};
 pub use denial::Denial;
 pub use mutation::{ServiceAccount, mutate, service_account_name};
+
+#[cfg(test)]
+mod test_support;

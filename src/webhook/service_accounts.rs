@@ -1,0 +1,668 @@
+//! ServiceAccounts for the mutation: a memory-lean reflector cache with a direct GET on a miss.
+//!
+//! - The cache is a kube-runtime reflector over a *metadata* watch of every ServiceAccount, each
+//!   object stripped to its name, namespace and `azure.workload.identity/*` annotations before it
+//!   is stored (so 10,000 ServiceAccounts with large `secrets` lists cost a few MiB).
+//! - A miss (e.g. a ServiceAccount created a moment before its pod, before the watch delivered it)
+//!   triggers one direct GET. Concurrent misses for the same (namespace, name) share that GET, and
+//!   GETs are rate-limited (token bucket) so a burst of pods naming a missing ServiceAccount
+//!   cannot flood the API server.
+//! - Every lookup is bounded by a timeout shorter than the API server's webhook timeout (10 s by
+//!   default), so the webhook answers with a clear denial instead of timing out.
+//! - [`ServiceAccounts::from_static`] serves a fixed list instead (offline preview, benchmarks).
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    fmt,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use futures::{
+    FutureExt, StreamExt,
+    future::{BoxFuture, Shared},
+};
+use k8s_openapi::api::core::v1::ServiceAccount as K8sServiceAccount;
+use kube::{
+    Api, Client,
+    core::PartialObjectMeta,
+    runtime::{
+        WatchStreamExt,
+        reflector::{self, ObjectRef, Store},
+        watcher,
+    },
+};
+use tokio::time::Instant;
+
+use super::{
+    metrics::{Metrics, MissResult},
+    mutation::ServiceAccount,
+};
+use crate::server::{ReadinessCondition, Shutdown};
+
+/// The annotation prefix the mutation reads; every other annotation is dropped from the cache.
+pub const ANNOTATION_PREFIX: &str = "azure.workload.identity/";
+
+type CachedAccount = PartialObjectMeta<K8sServiceAccount>;
+type Key = (String, String);
+
+/// Why a ServiceAccount could not be provided.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum LookupError {
+    /// The ServiceAccount does not exist.
+    #[error(
+        "serviceaccounts \"{name}\" not found in namespace \"{namespace}\": create the ServiceAccount \
+         before the pod, or set spec.serviceAccountName to an existing one"
+    )]
+    NotFound {
+        /// The request's namespace.
+        namespace: String,
+        /// The ServiceAccount's name.
+        name: String,
+    },
+    /// The API server could not be asked in time.
+    #[error(
+        "cannot look up serviceaccounts \"{name}\" in namespace \"{namespace}\": {reason}; the pod \
+         can be retried once the Kubernetes API server is reachable"
+    )]
+    Unavailable {
+        /// The request's namespace.
+        namespace: String,
+        /// The ServiceAccount's name.
+        name: String,
+        /// What went wrong.
+        reason: String,
+    },
+}
+
+/// Tuning of the miss path.
+#[derive(Clone, Copy, Debug)]
+pub struct LookupOptions {
+    /// Upper bound on a lookup that needs the API server (including waiting for the rate limit).
+    pub timeout: Duration,
+    /// Direct GETs allowed per second, on average.
+    pub gets_per_second: f64,
+    /// Direct GETs allowed in a burst.
+    pub burst: u32,
+}
+
+impl Default for LookupOptions {
+    fn default() -> Self {
+        Self {
+            timeout: Duration::from_secs(3),
+            gets_per_second: 10.0,
+            burst: 20,
+        }
+    }
+}
+
+/// Where ServiceAccounts come from.
+#[derive(Clone)]
+enum Source {
+    Cluster {
+        store: Store<CachedAccount>,
+        client: Option<Client>,
+    },
+    Static(Arc<HashMap<Key, ServiceAccount>>),
+}
+
+type GetResult = Result<Option<ServiceAccount>, String>;
+
+/// ServiceAccount lookups for the admission handler. Cheap to clone.
+#[derive(Clone)]
+pub struct ServiceAccounts {
+    source: Source,
+    options: LookupOptions,
+    in_flight: Arc<Mutex<HashMap<Key, Shared<BoxFuture<'static, GetResult>>>>>,
+    limiter: Arc<Mutex<TokenBucket>>,
+    metrics: Metrics,
+}
+
+impl fmt::Debug for ServiceAccounts {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let source = match &self.source {
+            Source::Cluster { store, .. } => format!("cluster ({} cached)", store.len()),
+            Source::Static(map) => format!("static ({})", map.len()),
+        };
+        f.debug_struct("ServiceAccounts")
+            .field("source", &source)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ServiceAccounts {
+    /// Starts watching every ServiceAccount of the cluster. The returned future drives the watch
+    /// (spawn it); `synced` is set once the first full list is in the cache.
+    pub fn watch(
+        client: Client,
+        options: LookupOptions,
+        metrics: Metrics,
+        synced: ReadinessCondition,
+        shutdown: Shutdown,
+    ) -> (Self, impl Future<Output = ()> + Send + 'static) {
+        let (store, writer) = reflector::store::<CachedAccount>();
+        // `Api<PartialObjectMeta<_>>` makes metadata-only list and watch requests.
+        let api: Api<CachedAccount> = Api::all(client.clone());
+        let stream = watcher::watcher(api, watcher::Config::default().any_semantic())
+            .default_backoff()
+            .modify(strip)
+            .reflect(writer)
+            .applied_objects();
+        let ready_store = store.clone();
+        let driver = async move {
+            let ready = async move {
+                if ready_store.wait_until_ready().await.is_ok() {
+                    tracing::info!(count = ready_store.len(), "ServiceAccount cache synced");
+                    synced.set(true);
+                }
+            };
+            let drain = stream.for_each(|event| async move {
+                if let Err(error) = event {
+                    tracing::warn!(%error, "ServiceAccount watch failed; retrying with backoff");
+                }
+            });
+            tokio::select! {
+                () = shutdown.wait() => {}
+                _ = futures::future::join(ready, drain) => {}
+            }
+        };
+        (Self::from_store(store, Some(client), options, metrics), driver)
+    }
+
+    /// Lookups over an existing reflector store (fed by the caller), with `client` for misses
+    /// (`None`: a miss means not found).
+    pub fn from_store(
+        store: Store<CachedAccount>,
+        client: Option<Client>,
+        options: LookupOptions,
+        metrics: Metrics,
+    ) -> Self {
+        Self::with_source(Source::Cluster { store, client }, options, metrics)
+    }
+
+    /// A fixed set of ServiceAccounts, keyed by (namespace, name); nothing else exists.
+    pub fn from_static(
+        accounts: impl IntoIterator<Item = (String, ServiceAccount)>,
+        metrics: Metrics,
+    ) -> Self {
+        let map = accounts
+            .into_iter()
+            .map(|(ns, sa)| ((ns, sa.name.clone()), sa))
+            .collect();
+        Self::with_source(Source::Static(Arc::new(map)), LookupOptions::default(), metrics)
+    }
+
+    fn with_source(source: Source, options: LookupOptions, metrics: Metrics) -> Self {
+        let limiter = TokenBucket::new(options.gets_per_second, options.burst);
+        Self {
+            source,
+            options,
+            in_flight: Arc::default(),
+            limiter: Arc::new(Mutex::new(limiter)),
+            metrics,
+        }
+    }
+
+    /// Number of ServiceAccounts held.
+    pub fn len(&self) -> usize {
+        match &self.source {
+            Source::Cluster { store, .. } => store.len(),
+            Source::Static(map) => map.len(),
+        }
+    }
+
+    /// Whether the cache holds a complete list (always true for a static set).
+    pub fn is_synced(&self) -> bool {
+        match &self.source {
+            Source::Cluster { store, .. } => {
+                store.wait_until_ready().now_or_never().is_some_and(|r| r.is_ok())
+            }
+            Source::Static(_) => true,
+        }
+    }
+
+    /// Whether no ServiceAccount is held.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The ServiceAccount `name` in `namespace`, from the cache or, on a miss, from the API server.
+    pub async fn get(&self, namespace: &str, name: &str) -> Result<ServiceAccount, LookupError> {
+        let (store, client) = match &self.source {
+            Source::Static(map) => {
+                return map
+                    .get(&(namespace.to_owned(), name.to_owned()))
+                    .cloned()
+                    .ok_or_else(|| LookupError::NotFound {
+                        namespace: namespace.to_owned(),
+                        name: name.to_owned(),
+                    });
+            }
+            Source::Cluster { store, client } => (store, client),
+        };
+        if let Some(cached) = store.get(&ObjectRef::new(name).within(namespace)) {
+            return Ok(convert(name, &cached.metadata.annotations));
+        }
+        let not_found = || LookupError::NotFound {
+            namespace: namespace.to_owned(),
+            name: name.to_owned(),
+        };
+        let Some(client) = client else {
+            self.metrics.observe_miss(MissResult::not_found);
+            return Err(not_found());
+        };
+        let deadline = Instant::now() + self.options.timeout;
+        let fetch = self.shared_get(client, namespace, name, deadline);
+        let outcome = match tokio::time::timeout_at(deadline, fetch).await {
+            Ok(outcome) => outcome,
+            Err(_) => Err(format!("no answer within {:?}", self.options.timeout)),
+        };
+        match outcome {
+            Ok(Some(sa)) => {
+                self.metrics.observe_miss(MissResult::found);
+                Ok(sa)
+            }
+            Ok(None) => {
+                self.metrics.observe_miss(MissResult::not_found);
+                Err(not_found())
+            }
+            Err(reason) => {
+                self.metrics.observe_miss(MissResult::error);
+                Err(LookupError::Unavailable {
+                    namespace: namespace.to_owned(),
+                    name: name.to_owned(),
+                    reason,
+                })
+            }
+        }
+    }
+
+    /// The GET for (namespace, name), shared with every concurrent miss for the same key.
+    fn shared_get(
+        &self,
+        client: &Client,
+        namespace: &str,
+        name: &str,
+        deadline: Instant,
+    ) -> Shared<BoxFuture<'static, GetResult>> {
+        let key = (namespace.to_owned(), name.to_owned());
+        let mut in_flight = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(shared) = in_flight.get(&key) {
+            return shared.clone();
+        }
+        let api: Api<K8sServiceAccount> = Api::namespaced(client.clone(), namespace);
+        let (limiter, registry, owned_key) = (self.limiter.clone(), self.in_flight.clone(), key.clone());
+        let name = name.to_owned();
+        let fut = async move {
+            let result = async {
+                let wait = limiter
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .acquire(Instant::now());
+                if Instant::now() + wait > deadline {
+                    return Err("too many ServiceAccount lookups in flight (rate limited)".to_owned());
+                }
+                tokio::time::sleep(wait).await;
+                match api.get_opt(&name).await {
+                    Ok(found) => Ok(found.map(|sa| convert(&name, &sa.metadata.annotations))),
+                    Err(error) => Err(error.to_string()),
+                }
+            }
+            .await;
+            registry
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&owned_key);
+            result
+        }
+        .boxed()
+        .shared();
+        in_flight.insert(key, fut.clone());
+        fut
+    }
+}
+
+/// Drops everything the mutation does not read.
+fn strip(object: &mut CachedAccount) {
+    let meta = &mut object.metadata;
+    meta.managed_fields = None;
+    meta.labels = None;
+    meta.owner_references = None;
+    meta.finalizers = None;
+    meta.generate_name = None;
+    meta.uid = None;
+    meta.creation_timestamp = None;
+    meta.generation = None;
+    if let Some(annotations) = &mut meta.annotations {
+        annotations.retain(|k, _| k.starts_with(ANNOTATION_PREFIX));
+        if annotations.is_empty() {
+            meta.annotations = None;
+        }
+    }
+}
+
+fn convert(name: &str, annotations: &Option<BTreeMap<String, String>>) -> ServiceAccount {
+    let annotations = annotations
+        .iter()
+        .flatten()
+        .filter(|(k, _)| k.starts_with(ANNOTATION_PREFIX))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    ServiceAccount {
+        name: name.to_owned(),
+        annotations,
+    }
+}
+
+/// A token bucket: `rate` tokens per second, at most `burst` stored.
+#[derive(Debug)]
+struct TokenBucket {
+    rate: f64,
+    burst: f64,
+    tokens: f64,
+    last: Option<Instant>,
+}
+
+impl TokenBucket {
+    fn new(rate: f64, burst: u32) -> Self {
+        let burst = f64::from(burst.max(1));
+        Self {
+            rate: rate.max(0.001),
+            burst,
+            tokens: burst,
+            last: None,
+        }
+    }
+
+    /// Takes a token and returns how long to wait before using it (zero if one was available).
+    fn acquire(&mut self, now: Instant) -> Duration {
+        if let Some(last) = self.last {
+            self.tokens = (self.tokens + now.duration_since(last).as_secs_f64() * self.rate).min(self.burst);
+        }
+        self.last = Some(now);
+        self.tokens -= 1.0;
+        if self.tokens >= 0.0 {
+            Duration::ZERO
+        } else {
+            Duration::from_secs_f64(-self.tokens / self.rate)
+        }
+    }
+}
+
+/// A ServiceAccount as the metadata watch delivers it (for feeding a reflector store in tests).
+pub fn cached_account(namespace: &str, name: &str, annotations: &[(&str, &str)]) -> CachedAccount {
+    let metadata = kube::api::ObjectMeta {
+        name: Some(name.to_owned()),
+        namespace: Some(namespace.to_owned()),
+        annotations: Some(
+            annotations
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+        ),
+        ..Default::default()
+    };
+    PartialObjectMeta {
+        types: None,
+        metadata,
+        _phantom: std::marker::PhantomData,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use kube::runtime::watcher::Event;
+    use serde_json::json;
+
+    use super::*;
+    use crate::webhook::test_support::{Handler, fake_client, not_found};
+
+    const CLIENT_ID: &str = "azure.workload.identity/client-id";
+
+    fn sa_json(ns: &str, name: &str, client_id: &str) -> serde_json::Value {
+        json!({
+            "apiVersion": "v1", "kind": "ServiceAccount",
+            "metadata": {"name": name, "namespace": ns, "annotations": {CLIENT_ID: client_id, "other": "x"}},
+            "secrets": [{"name": "token"}]
+        })
+    }
+
+    fn accounts_with(
+        handler: Option<Arc<Handler>>,
+    ) -> (ServiceAccounts, reflector::store::Writer<CachedAccount>, Metrics) {
+        let (store, writer) = reflector::store::<CachedAccount>();
+        let client = handler.map(|h| fake_client(h).0);
+        let metrics = Metrics::new();
+        (
+            ServiceAccounts::from_store(store, client, LookupOptions::default(), metrics.clone()),
+            writer,
+            metrics,
+        )
+    }
+
+    #[tokio::test]
+    async fn cached_accounts_come_from_the_store_without_api_calls() {
+        let handler: Arc<Handler> = Arc::new(|_| panic!("no API call expected"));
+        let (accounts, mut writer, _) = accounts_with(Some(handler));
+        let mut sa = cached_account(
+            "team-a",
+            "app",
+            &[(CLIENT_ID, "1111"), ("kubectl.kubernetes.io/x", "y")],
+        );
+        strip(&mut sa);
+        assert!(!accounts.is_synced());
+        writer.apply_watcher_event(&Event::Init);
+        writer.apply_watcher_event(&Event::InitApply(sa));
+        assert!(!accounts.is_synced());
+        writer.apply_watcher_event(&Event::InitDone);
+        assert!(accounts.is_synced());
+
+        let found = accounts.get("team-a", "app").await.unwrap();
+        assert_eq!(found.name, "app");
+        assert_eq!(
+            found.annotations,
+            BTreeMap::from([(CLIENT_ID.to_owned(), "1111".to_owned())])
+        );
+        assert_eq!(accounts.len(), 1);
+
+        // A later watch event updates and deletes.
+        let updated = cached_account("team-a", "app", &[(CLIENT_ID, "2222")]);
+        writer.apply_watcher_event(&Event::Apply(updated.clone()));
+        assert_eq!(
+            accounts.get("team-a", "app").await.unwrap().annotations[CLIENT_ID],
+            "2222"
+        );
+        writer.apply_watcher_event(&Event::Delete(updated));
+        assert!(accounts.is_empty());
+    }
+
+    #[test]
+    fn strip_keeps_only_names_and_workload_identity_annotations() {
+        let mut sa = cached_account("ns", "sa", &[(CLIENT_ID, "1"), ("a", "b")]);
+        sa.metadata.labels = Some([("l".to_owned(), "v".to_owned())].into());
+        sa.metadata.uid = Some("uid".into());
+        strip(&mut sa);
+        assert_eq!(sa.metadata.name.as_deref(), Some("sa"));
+        assert_eq!(sa.metadata.namespace.as_deref(), Some("ns"));
+        assert_eq!(
+            sa.metadata.annotations,
+            Some([(CLIENT_ID.to_owned(), "1".to_owned())].into())
+        );
+        assert!(sa.metadata.labels.is_none() && sa.metadata.uid.is_none());
+
+        let mut plain = cached_account("ns", "sa", &[("a", "b")]);
+        strip(&mut plain);
+        assert!(plain.metadata.annotations.is_none());
+    }
+
+    #[tokio::test]
+    async fn a_miss_is_answered_by_a_direct_get() {
+        let handler: Arc<Handler> = Arc::new(|r| {
+            assert_eq!(r.path, "/api/v1/namespaces/team-a/serviceaccounts/new-sa");
+            Some((200, sa_json("team-a", "new-sa", "3333")))
+        });
+        let (accounts, _writer, metrics) = accounts_with(Some(handler));
+        let found = accounts.get("team-a", "new-sa").await.unwrap();
+        assert_eq!(
+            found.annotations,
+            BTreeMap::from([(CLIENT_ID.to_owned(), "3333".to_owned())])
+        );
+        assert!(
+            metrics
+                .encode()
+                .contains(r#"azwi_service_account_cache_misses_total{result="found"} 1"#)
+        );
+    }
+
+    #[tokio::test]
+    async fn a_missing_account_is_a_clear_not_found() {
+        let handler: Arc<Handler> = Arc::new(|_| Some(not_found("serviceaccounts", "ghost")));
+        let (accounts, _writer, metrics) = accounts_with(Some(handler));
+        let error = accounts.get("team-a", "ghost").await.unwrap_err();
+        assert!(matches!(error, LookupError::NotFound { .. }));
+        let message = error.to_string();
+        assert!(
+            message.starts_with(r#"serviceaccounts "ghost" not found in namespace "team-a""#),
+            "{message}"
+        );
+        assert!(message.contains("spec.serviceAccountName"), "{message}");
+        assert!(
+            metrics
+                .encode()
+                .contains(r#"azwi_service_account_cache_misses_total{result="not_found"} 1"#)
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_unreachable_api_server_is_a_bounded_unavailable() {
+        let handler: Arc<Handler> = Arc::new(|_| None);
+        let (accounts, _writer, metrics) = accounts_with(Some(handler));
+        let error = accounts.get("team-a", "app").await.unwrap_err();
+        match &error {
+            LookupError::Unavailable { reason, .. } => {
+                assert!(reason.contains("no answer within 3s"), "{reason}")
+            }
+            other => panic!("expected Unavailable, got {other:?}"),
+        }
+        assert!(error.to_string().contains("API server is reachable"), "{error}");
+        assert!(
+            metrics
+                .encode()
+                .contains(r#"azwi_service_account_cache_misses_total{result="error"} 1"#)
+        );
+    }
+
+    #[tokio::test]
+    async fn concurrent_misses_for_one_account_share_one_get() {
+        let gate = Arc::new(tokio::sync::Semaphore::new(0));
+        let handler: Arc<Handler> = Arc::new(|_| Some((200, sa_json("team-a", "app", "4444"))));
+        let (store, _writer) = reflector::store::<CachedAccount>();
+        let (client, log) = fake_client(handler);
+        let accounts =
+            ServiceAccounts::from_store(store, Some(client), LookupOptions::default(), Metrics::new());
+        let lookups: Vec<_> = (0..20)
+            .map(|_| {
+                let (accounts, gate) = (accounts.clone(), gate.clone());
+                tokio::spawn(async move {
+                    let _permit = gate.acquire().await;
+                    accounts.get("team-a", "app").await
+                })
+            })
+            .collect();
+        // Hold every lookup at the gate, then release them together so the GETs overlap.
+        tokio::task::yield_now().await;
+        gate.add_permits(20);
+        for lookup in lookups {
+            assert_eq!(lookup.await.unwrap().unwrap().annotations[CLIENT_ID], "4444");
+        }
+        let gets = log.lock().unwrap().len();
+        assert!((1..20).contains(&gets), "20 concurrent misses made {gets} GETs");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_rate_limit_turns_a_flood_of_misses_into_bounded_denials() {
+        let handler: Arc<Handler> = Arc::new(|r| {
+            let name = r.path.rsplit('/').next().unwrap_or_default().to_owned();
+            Some(not_found("serviceaccounts", &name))
+        });
+        let (store, _writer) = reflector::store::<CachedAccount>();
+        let (client, log) = fake_client(handler);
+        let options = LookupOptions {
+            timeout: Duration::from_secs(1),
+            gets_per_second: 10.0,
+            burst: 5,
+        };
+        let accounts = ServiceAccounts::from_store(store, Some(client), options, Metrics::new());
+        let results = futures::future::join_all((0..100).map(|i| {
+            let accounts = accounts.clone();
+            async move { accounts.get("team-a", &format!("sa-{i}")).await }
+        }))
+        .await;
+        let gets = log.lock().unwrap().len();
+        // 5 at once plus 10 per second for the 1 s budget; the rest are refused without a GET.
+        assert!(gets <= 16, "{gets} GETs went out");
+        let not_found = results
+            .iter()
+            .filter(|r| matches!(r, Err(LookupError::NotFound { .. })))
+            .count();
+        let limited = results
+            .iter()
+            .filter(|r| matches!(r, Err(LookupError::Unavailable { reason, .. }) if reason.contains("rate limited")))
+            .count();
+        let timed_out = results
+            .iter()
+            .filter(
+                |r| matches!(r, Err(LookupError::Unavailable { reason, .. }) if reason.contains("no answer")),
+            )
+            .count();
+        assert!(
+            not_found >= 5 && not_found <= gets,
+            "{not_found} not found, {gets} GETs"
+        );
+        assert!(limited >= 80, "{limited} refused by the rate limit");
+        assert_eq!(not_found + limited + timed_out, 100);
+    }
+
+    #[tokio::test]
+    async fn without_a_client_a_miss_is_not_found() {
+        let (accounts, _writer, _) = accounts_with(None);
+        assert!(matches!(
+            accounts.get("a", "b").await,
+            Err(LookupError::NotFound { .. })
+        ));
+    }
+
+    #[tokio::test]
+    async fn static_accounts_answer_by_namespace_and_name() {
+        let sa = ServiceAccount {
+            name: "app".into(),
+            annotations: BTreeMap::new(),
+        };
+        let accounts = ServiceAccounts::from_static([("team-a".to_owned(), sa.clone())], Metrics::new());
+        assert_eq!(accounts.get("team-a", "app").await.unwrap(), sa);
+        assert!(matches!(
+            accounts.get("team-b", "app").await,
+            Err(LookupError::NotFound { .. })
+        ));
+    }
+
+    #[test]
+    fn token_bucket_allows_a_burst_then_the_rate() {
+        let start = Instant::now();
+        let mut bucket = TokenBucket::new(10.0, 2);
+        assert_eq!(bucket.acquire(start), Duration::ZERO);
+        assert_eq!(bucket.acquire(start), Duration::ZERO);
+        let wait = bucket.acquire(start);
+        assert!(
+            wait > Duration::from_millis(90) && wait <= Duration::from_millis(100),
+            "{wait:?}"
+        );
+        // A second later the bucket is full again (capped at the burst).
+        let later = start + Duration::from_secs(1);
+        assert_eq!(bucket.acquire(later), Duration::ZERO);
+        assert_eq!(bucket.acquire(later), Duration::ZERO);
+        assert!(bucket.acquire(later) > Duration::ZERO);
+    }
+}

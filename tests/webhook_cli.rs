@@ -1,0 +1,215 @@
+//! `azure-wi webhook` as a process: static ServiceAccounts, certificates from files, readiness,
+//! an admission over TLS, metrics, JSON logs, and a clean exit on SIGTERM.
+#![cfg(feature = "cli")]
+
+use std::{
+    io::{BufRead, BufReader},
+    process::{Command, Stdio},
+    sync::mpsc,
+    time::Duration,
+};
+
+use azure_wi::webhook::certs::{CertBundle, CertNames};
+use rustls::pki_types::{CertificateDer, pem::PemObject};
+use serde_json::{Value, json};
+
+const HOST: &str = "azure-wi-webhook-webhook-service.azure-workload-identity-system.svc";
+
+fn review(service_account: &str) -> Value {
+    json!({
+        "apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+        "request": {
+            "uid": "c0ffee00-0000-0000-0000-000000000001",
+            "kind": {"group": "", "version": "v1", "kind": "Pod"},
+            "resource": {"group": "", "version": "v1", "resource": "pods"},
+            "namespace": "team-a", "operation": "CREATE",
+            "object": {"apiVersion": "v1", "kind": "Pod",
+                "metadata": {"name": "web-0", "labels": {"azure.workload.identity/use": "true"}},
+                "spec": {"serviceAccountName": service_account, "containers": [{"name": "web", "image": "nginx"}]}}
+        }
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_webhook_process_serves_admissions_and_stops_cleanly_on_sigterm() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let dir = tempfile::tempdir().unwrap();
+    let certs = dir.path().join("certs");
+    std::fs::create_dir(&certs).unwrap();
+    let bundle = CertBundle::generate(
+        &CertNames::upstream("azure-workload-identity-system").dns_names(),
+        time::OffsetDateTime::now_utc(),
+    )
+    .unwrap();
+    std::fs::write(certs.join("tls.crt"), &bundle.cert_pem).unwrap();
+    std::fs::write(certs.join("tls.key"), &bundle.key_pem).unwrap();
+    let accounts = dir.path().join("serviceaccounts.json");
+    let list = json!({"apiVersion": "v1", "kind": "List", "items": [{
+        "apiVersion": "v1", "kind": "ServiceAccount",
+        "metadata": {"name": "web", "namespace": "team-a",
+            "annotations": {"azure.workload.identity/client-id": "0000aaaa-0000-0000-0000-000000000000"}}
+    }]});
+    std::fs::write(&accounts, serde_json::to_vec(&list).unwrap()).unwrap();
+
+    let mut child = Command::new(env!("CARGO_BIN_EXE_azure-wi"))
+        .args(["webhook", "--webhook-host", "127.0.0.1", "--webhook-port", "0"])
+        .args([
+            "--health-addr",
+            "127.0.0.1:0",
+            "--metrics-addr",
+            "127.0.0.1:0",
+            "--log-level",
+            "info",
+        ])
+        .arg("--webhook-cert-dir")
+        .arg(&certs)
+        .arg("--service-account-file")
+        .arg(&accounts)
+        .env("AZURE_TENANT_ID", "11111111-1111-1111-1111-111111111111")
+        .env_remove("KUBECONFIG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+
+    // Every stderr line is a JSON log record; collect them on a thread.
+    let (lines_tx, lines_rx) = mpsc::channel::<Value>();
+    let stderr = child.stderr.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let record: Value =
+                serde_json::from_str(&line).unwrap_or_else(|_| panic!("not a JSON log line: {line}"));
+            if lines_tx.send(record).is_err() {
+                break;
+            }
+        }
+    });
+    let mut logs = Vec::new();
+    let listening = loop {
+        let record = lines_rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("the webhook logs its addresses");
+        logs.push(record.clone());
+        if record["message"] == "listening" {
+            break record;
+        }
+    };
+    let addr = |name: &str| {
+        listening[name]
+            .as_str()
+            .unwrap()
+            .parse::<std::net::SocketAddr>()
+            .unwrap()
+    };
+    let (webhook, health, metrics) = (addr("webhook"), addr("health"), addr("metrics"));
+
+    let plain = reqwest::Client::builder().no_proxy().build().unwrap();
+    // Ready once the certificate files are loaded.
+    let mut ready = false;
+    for _ in 0..300 {
+        let response = plain.get(format!("http://{health}/readyz")).send().await.unwrap();
+        if response.status() == 200 {
+            ready = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(ready, "/readyz never became ready");
+    assert_eq!(
+        plain
+            .get(format!("http://{health}/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(bundle.ca_cert_pem.as_bytes()) {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let tls = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let client = reqwest::Client::builder()
+        .tls_backend_preconfigured(tls)
+        .resolve(HOST, webhook)
+        .no_proxy()
+        .build()
+        .unwrap();
+    let url = format!("https://{HOST}:{}/mutate-v1-pod", webhook.port());
+    let answer: Value = client
+        .post(&url)
+        .json(&review("web"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(answer["response"]["allowed"], true, "{answer}");
+    assert_eq!(answer["response"]["patchType"], "JSONPatch");
+    let denied: Value = client
+        .post(&url)
+        .json(&review("ghost"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(denied["response"]["allowed"], false);
+    assert!(
+        denied["response"]["status"]["message"]
+            .as_str()
+            .unwrap()
+            .contains(r#"serviceaccounts "ghost" not found"#)
+    );
+
+    let exposition = plain
+        .get(format!("http://{metrics}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        exposition.contains(r#"azwi_mutation_request_count{namespace="team-a"} 2"#),
+        "{exposition}"
+    );
+    assert!(
+        exposition.contains(r#"azwi_admission_requests_total{outcome="mutated"} 1"#),
+        "{exposition}"
+    );
+
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exit = child.wait().unwrap();
+    assert!(exit.success(), "the webhook exited with {exit}");
+    reader.join().unwrap();
+    logs.extend(lines_rx.try_iter());
+
+    // One structured line per admission, with uid, namespace, pod and ServiceAccount.
+    let mutated = logs
+        .iter()
+        .find(|r| r["message"] == "pod mutated")
+        .expect("an admission log line");
+    assert_eq!(mutated["uid"], "c0ffee00-0000-0000-0000-000000000001");
+    assert_eq!(mutated["namespace"], "team-a");
+    assert_eq!(mutated["pod"], "web-0");
+    assert_eq!(mutated["service_account"], "web");
+    assert!(
+        logs.iter().any(|r| r["message"] == "webhook stopped"),
+        "no clean stop in {logs:?}"
+    );
+}
