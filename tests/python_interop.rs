@@ -116,8 +116,8 @@ async fn python_and_azure_wi_send_the_same_token_request() {
         (our_exp - py_exp).abs() <= 60,
         "both read expires_in 3599: python {py_exp}, ours {our_exp}"
     );
-    eprintln!(
-        "python headers: {:?}\nazure-wi headers: {:?}",
-        requests[0].headers, requests[1].headers
-    );
+    for r in &requests {
+        let id = r.header("x-ms-client-request-id");
+        assert_eq!(id.map(str::len), Some(36), "a UUID client request id: {:?}", r.headers);
+    }
 }

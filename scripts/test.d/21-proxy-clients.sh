@@ -8,11 +8,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 AZWI_CACHE="${AZWI_CACHE:-$HOME/.cache/azure-wi}"
-PY_IDENTITY_VERSION=1.27.0   # azure-identity, latest 1.x (shared with 20-python-clients.sh)
+PY_IDENTITY_VERSION=1.27.0   # azure-identity, latest 1.x: the venv and version of 20-python-clients.sh
 NODE_IDENTITY_VERSION=4.14.1 # @azure/identity
 
 # --- clients (idempotent installs) ---
-venv="$AZWI_CACHE/venv"
+venv="$AZWI_CACHE/python-clients"
 [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
 if ! "$venv/bin/python" -c "import azure.identity, sys; sys.exit(azure.identity.__version__ != '$PY_IDENTITY_VERSION')" 2>/dev/null; then
   "$venv/bin/pip" install --quiet "azure-identity==$PY_IDENTITY_VERSION"
@@ -54,7 +54,8 @@ env -i PATH="$PATH" AZURE_TENANT_ID="$tenant" AZURE_CLIENT_ID="$client" \
   AZURE_FEDERATED_TOKEN_FILE="$work/token" AZURE_AUTHORITY_HOST="http://127.0.0.1:$entra_port" \
   IDENTITY_HEADER="$header" AZWI_PROXY_IMDS_ENDPOINT="http://127.0.0.1:9" \
   "$bin" proxy --proxy-port 0 --identity-endpoint --log-level debug 2>"$work/proxy.log" &
-pids+=($!)
+proxy_pid=$!
+pids+=($proxy_pid)
 for _ in $(seq 100); do grep -q '"token proxy listening"' "$work/proxy.log" 2>/dev/null && break; sleep 0.1; done
 port="$(python3 -c 'import json,sys
 for line in open(sys.argv[1]):
@@ -114,5 +115,9 @@ if [ "$exchanges" = 2 ]; then echo "ok   2 exchanges with Entra for 10 clients";
 if grep -q "$header" "$work/proxy.log" || grep -q 'entra-1-' "$work/proxy.log"; then
   echo "FAIL the proxy log contains a secret"; fail=1
 fi
+# SIGTERM: a clean exit (0) after the graceful drain.
+kill -TERM "$proxy_pid"
+if wait "$proxy_pid"; then echo "ok   SIGTERM: the proxy exited 0"; else echo "FAIL SIGTERM: exit code $?"; fail=1; fi
+grep -q '"shutting down the token proxy"' "$work/proxy.log" || { echo "FAIL no shutdown log line"; fail=1; }
 [ "$fail" = 0 ] || { echo "--- proxy log"; tail -50 "$work/proxy.log"; exit 1; }
 echo "proxy interop: all clients got their tokens"

@@ -38,8 +38,11 @@ impl Cli {
             Command::Token(args) => args.run(),
             Command::Webhook(args) => args.run(),
             Command::Proxy(args) => args.run().unwrap_or_else(|error| {
-                tracing::error!(error = format!("{error:#}"), "failed");
-                eprintln!("azure-wi: {error:#}");
+                if tracing::dispatcher::has_been_set() {
+                    tracing::error!(error = format!("{error:#}"), "failed");
+                } else {
+                    eprintln!("azure-wi: {error:#}");
+                }
                 ExitCode::FAILURE
             }),
         }

@@ -231,23 +231,10 @@ impl TokenCache {
         }
 
         let now = Instant::now();
-        let slot = {
-            let slots = self.slots.read().unwrap_or_else(PoisonError::into_inner);
-            match slots.get(&key) {
-                Some(slot) => {
-                    let cached = slot.cached.read().unwrap_or_else(PoisonError::into_inner);
-                    if let Some(c) = cached.as_ref().filter(|c| now < c.refresh_at) {
-                        return Ok(c.token.clone());
-                    }
-                    drop(cached);
-                    Some(slot.clone())
-                }
-                None => None,
-            }
-        };
-        let slot = match slot {
-            Some(slot) => slot,
-            None => self.slot(&key),
+        let slot = match self.lookup(&key, now) {
+            Ok(token) => return Ok(token),
+            Err(Some(slot)) => slot,
+            Err(None) => self.slot(&key),
         };
 
         if let Some(token) = slot.unexpired(now) {
@@ -277,6 +264,32 @@ impl TokenCache {
         let token = fetch().await?;
         slot.store(&token);
         Ok(token)
+    }
+
+    /// The cached token for (`scopes`, tenant, CAE) when it is fresh (before its refresh time) and
+    /// the request has no claims: the allocation-free fast path, for callers that must do work
+    /// (allocate) before they can call [`get_token`](Self::get_token).
+    pub(crate) fn fresh(&self, scopes: &[&str], options: Option<&TokenRequestOptions>) -> Option<AccessToken> {
+        if options.and_then(|o| o.claims.as_deref()).is_some_and(|c| !c.is_empty()) {
+            return None;
+        }
+        let key = LookupKey {
+            scopes,
+            tenant: options.and_then(|o| o.tenant_id.as_deref()).filter(|t| !t.is_empty()),
+            cae: options.is_some_and(|o| o.enable_cae),
+        };
+        self.lookup(&key, Instant::now()).ok()
+    }
+
+    /// The fresh token of `key`, else its slot if it has one.
+    fn lookup(&self, key: &LookupKey<'_>, now: Instant) -> Result<AccessToken, Option<Arc<Slot>>> {
+        let slots = self.slots.read().unwrap_or_else(PoisonError::into_inner);
+        let slot = slots.get(key).ok_or(None)?;
+        let cached = slot.cached.read().unwrap_or_else(PoisonError::into_inner);
+        match cached.as_ref().filter(|c| now < c.refresh_at) {
+            Some(c) => Ok(c.token.clone()),
+            None => Err(Some(slot.clone())),
+        }
     }
 
     /// The slot of `key`, created if needed (a short write lock, never held across an await).
@@ -451,6 +464,18 @@ mod tests {
         assert!(e.to_string().contains("fetch 3 refused"), "{e}");
         f.fail.store(false, Ordering::SeqCst);
         assert_eq!(get(&cache, &f).await.unwrap(), "token-4");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn fresh_answers_only_fresh_claimless_requests() {
+        let (cache, f) = (TokenCache::new(), Fetcher::new(3600));
+        assert!(cache.fresh(SCOPE, None).is_none());
+        get(&cache, &f).await.unwrap();
+        assert_eq!(cache.fresh(SCOPE, None).unwrap().token.secret(), "token-1");
+        let claims = TokenRequestOptions::default().with_claims("{}");
+        assert!(cache.fresh(SCOPE, Some(&claims)).is_none());
+        tokio::time::advance(Duration::from_secs(3301)).await;
+        assert!(cache.fresh(SCOPE, None).is_none(), "in the refresh window the slow path decides");
     }
 
     #[tokio::test(start_paused = true)]

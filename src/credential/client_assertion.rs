@@ -24,7 +24,7 @@ use super::{
     authority::{self, AuthorityError},
     cache::TokenCache,
     expiry::parse_token_response,
-    http::{RetryPolicy, send_with_retry, shared_client},
+    http::{RetryPolicy, client_request_id, send_with_retry, shared_client},
 };
 
 /// The `client_assertion_type` of a JWT bearer assertion.
@@ -236,6 +236,17 @@ impl AssertionExchange {
     ) -> Result<AccessToken> {
         authority::validate_scopes(scopes)
             .map_err(|e| Error::invalid_input(self.credential, e.to_string()))?;
+        if let Some(tenant) = options
+            .and_then(|o| o.tenant_id.as_deref())
+            .filter(|t| !t.is_empty())
+        {
+            authority::validate_tenant_id(tenant)
+                .map_err(|e| Error::invalid_input(self.credential, e.to_string()))?;
+        }
+        // The hot path: a fresh cached token, before anything below allocates.
+        if let Some(token) = self.cache.fresh(scopes, options) {
+            return Ok(token);
+        }
         let tenant = self.resolve_tenant(options.and_then(|o| o.tenant_id.as_deref()))?;
         let claims = claims_parameter(self.credential, options)?;
         let this = self.clone();
@@ -302,11 +313,13 @@ impl AssertionExchange {
         );
         let request_time = OffsetDateTime::now_utc();
         let form_type = HeaderValue::from_static("application/x-www-form-urlencoded");
+        let request_id = client_request_id();
         let response = send_with_retry(
             || {
                 client
                     .post(&url)
                     .header(CONTENT_TYPE, form_type.clone())
+                    .header("x-ms-client-request-id", request_id.as_str())
                     .body(body.clone())
             },
             &RetryPolicy::DEFAULT,

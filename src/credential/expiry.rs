@@ -287,6 +287,12 @@ mod tests {
                 None,
             ),
             (
+                "windows date style, one-digit month and day",
+                json!({"expires_on": "1/6/2027 5:24:12 AM +00:00"}),
+                datetime!(2027-01-06 05:24:12 UTC),
+                Some(at(3_518_652 / 2)),
+            ),
+            (
                 "windows date style 12 PM is noon",
                 json!({"expires_on": "11/27/2026 12:00:00 PM +00:00"}),
                 datetime!(2026-11-27 12:00:00 UTC),

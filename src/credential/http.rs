@@ -138,6 +138,21 @@ pub(crate) fn root_store(extra: Option<&std::path::Path>) -> Result<RootCertStor
     Ok(roots)
 }
 
+/// A random (version 4) UUID for the `x-ms-client-request-id` header, which Microsoft Entra
+/// records with the request: quote it when asking support about a failure.
+pub(crate) fn client_request_id() -> String {
+    use ring::rand::SecureRandom;
+    let mut b = [0u8; 16];
+    if ring::rand::SystemRandom::new().fill(&mut b).is_err() {
+        // No randomness: a fixed, recognisable id rather than no request at all.
+        b = [0; 16];
+    }
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let h = |r: std::ops::Range<usize>| b[r].iter().map(|x| format!("{x:02x}")).collect::<String>();
+    format!("{}-{}-{}-{}-{}", h(0..4), h(4..6), h(6..8), h(8..10), h(10..16))
+}
+
 /// When and how often a request is replayed.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct RetryPolicy {
@@ -322,6 +337,20 @@ mod tests {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .unwrap()
+    }
+
+    #[test]
+    fn client_request_ids_are_v4_uuids() {
+        let (a, b) = (client_request_id(), client_request_id());
+        assert_ne!(a, b);
+        let parts: Vec<&str> = a.split('-').collect();
+        assert_eq!(
+            parts.iter().map(|p| p.len()).collect::<Vec<_>>(),
+            [8, 4, 4, 4, 12],
+            "{a}"
+        );
+        assert!(parts[2].starts_with('4'), "{a}");
+        assert!("89ab".contains(&parts[3][..1]), "{a}");
     }
 
     #[test]
@@ -512,10 +541,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let bundle = dir.path().join("ca.pem");
         std::fs::write(&bundle, &ca_pem).unwrap();
-        let with_ca = base_builder(tls_config(root_store(Some(&bundle)).unwrap())).build().unwrap();
+        let with_ca = base_builder(tls_config(root_store(Some(&bundle)).unwrap()))
+            .build()
+            .unwrap();
         let response = with_ca.get(server.url()).send().await.unwrap();
         assert_eq!(response.status(), 200);
-        let without = base_builder(tls_config(root_store(None).unwrap())).build().unwrap();
+        let without = base_builder(tls_config(root_store(None).unwrap()))
+            .build()
+            .unwrap();
         let e = without.get(server.url()).send().await.unwrap_err();
         assert!(e.is_connect(), "an unknown CA is refused: {e}");
         assert_eq!(server.request_count(), 1);

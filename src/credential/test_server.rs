@@ -176,6 +176,7 @@ impl TestServer {
                 let Ok((stream, _)) = listener.accept().await else {
                     return;
                 };
+                let _ = stream.set_nodelay(true);
                 let (st, handler, tls) = (st.clone(), handler.clone(), tls.clone());
                 tokio::spawn(async move {
                     let _ = match tls {
@@ -303,9 +304,11 @@ async fn serve_connection<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpi
             out.push_str(&format!("{k}: {v}\r\n"));
         }
         out.push_str("\r\n");
+        // One write: head and body in separate segments would meet Nagle and delayed ACKs (40 ms).
+        let mut bytes = out.into_bytes();
+        bytes.extend_from_slice(&reply.body);
         let stream = reader.get_mut();
-        stream.write_all(out.as_bytes()).await?;
-        stream.write_all(&reply.body).await?;
+        stream.write_all(&bytes).await?;
         stream.flush().await?;
     }
 }

@@ -66,16 +66,19 @@ impl Forwarder {
         }
         let mut upstream = request.send().await.map_err(|error| {
             tracing::warn!(%error, "forwarding to IMDS failed");
-            let status = if error.is_timeout() {
-                StatusCode::GATEWAY_TIMEOUT
+            if error.is_timeout() {
+                Rejection::new(
+                    StatusCode::GATEWAY_TIMEOUT,
+                    "gateway_timeout",
+                    "the instance metadata service did not answer in time",
+                )
             } else {
-                StatusCode::BAD_GATEWAY
-            };
-            Rejection::new(
-                status,
-                "bad_gateway",
-                "the instance metadata service did not answer",
-            )
+                Rejection::new(
+                    StatusCode::BAD_GATEWAY,
+                    "bad_gateway",
+                    "the instance metadata service did not answer",
+                )
+            }
         })?;
         let mut body = Vec::new();
         loop {

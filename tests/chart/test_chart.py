@@ -36,34 +36,31 @@ def helm(*args, check=True):
     return proc
 
 
-def render(*sets, tenant=True):
-    """Renders the chart; returns {(kind, name): object}."""
+def template_args(sets, tenant=True, values_file=None):
     args = ["template", "workload-identity-webhook", str(CHART), "--namespace", NS]
     if tenant:
         args += ["--set", f"azureTenantID={TENANT}"]
+    if values_file:
+        args += ["-f", str(values_file)]
     for s in sets:
-        args += ["--set", s] if not s.startswith("-") else [s]
-    docs = [d for d in yaml.safe_load_all(helm(*args).stdout) if d]
+        args += ["--set", s]
+    return args
+
+
+def render(*sets, values_file=None):
+    """Renders the chart; returns {(kind, name): object}."""
     objects = {}
-    for d in docs:
-        key = (d["kind"], d["metadata"]["name"])
-        assert key not in objects, f"duplicate object {key}"
-        objects[key] = d
+    for d in yaml.safe_load_all(helm(*template_args(sets, values_file=values_file)).stdout):
+        if d:
+            key = (d["kind"], d["metadata"]["name"])
+            assert key not in objects, f"duplicate object {key}"
+            objects[key] = d
     return objects
 
 
-def render_values_file(path):
-    args = ["template", "workload-identity-webhook", str(CHART), "--namespace", NS, "-f", str(path)]
-    return {(d["kind"], d["metadata"]["name"]): d for d in yaml.safe_load_all(helm(*args).stdout) if d}
-
-
 def render_error(*sets, tenant=True):
-    args = ["template", "workload-identity-webhook", str(CHART), "--namespace", NS]
-    if tenant:
-        args += ["--set", f"azureTenantID={TENANT}"]
-    for s in sets:
-        args += ["--set", s]
-    proc = helm(*args, check=False)
+    """Renders the chart expecting a failure; returns helm's error output."""
+    proc = helm(*template_args(sets, tenant=tenant), check=False)
     assert proc.returncode != 0, f"rendering with {sets} should fail but succeeded"
     return proc.stderr
 
@@ -279,7 +276,7 @@ class NonDefaults(unittest.TestCase):
 
     @classmethod
     def setUpClass(cls):
-        cls.objects = render_values_file(ROOT / "tests/chart/non-default-values.yaml")
+        cls.objects = render(values_file=ROOT / "tests/chart/non-default-values.yaml")
 
     def test_service_port_and_target_port_are_honoured(self):
         svc = self.objects[("Service", "azure-wi-webhook-webhook-service")]
@@ -287,7 +284,7 @@ class NonDefaults(unittest.TestCase):
         self.assertEqual(svc["spec"]["ports"][0]["targetPort"], "webhook-server")
         _, c = manager(self.objects)
         self.assertIn({"name": "webhook-server", "containerPort": 10250, "protocol": "TCP"}, c["ports"])
-        self.assertIn("--webhook-addr=:10250", args_of(c))
+        self.assertIn("--webhook-port=10250", args_of(c))
         (wh,) = self.objects[("MutatingWebhookConfiguration", MWC)]["webhooks"]
         self.assertEqual(wh["clientConfig"]["service"]["port"], 8443)
 

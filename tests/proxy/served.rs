@@ -216,3 +216,19 @@ async fn shutdown_lets_in_flight_requests_finish_and_stops_accepting() {
     assert_eq!(status, 200, "{body}");
     shutdown.await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listens_on_loopback_only() {
+    let entra = EntraStandIn::start(support::ASSERTION).await;
+    let served = Served::start(&entra.url(), false).await;
+    let addrs = served.proxy.clone().bind().await.unwrap().local_addrs();
+    assert!(!addrs.is_empty());
+    assert!(addrs.iter().all(|a| a.ip().is_loopback()), "{addrs:?}");
+    // ::1 is served too when the host has IPv6.
+    if tokio::net::TcpListener::bind("[::1]:0").await.is_ok() {
+        let url = format!("http://[::1]:{}/readyz", served.addr.port());
+        let response = support::client().get(&url).send().await.unwrap();
+        assert_eq!(response.status(), 200);
+    }
+    served.shutdown().await;
+}
