@@ -24,13 +24,14 @@ impl FromStr for LogLevel {
 
     fn from_str(value: &str) -> Result<Self, Self::Err> {
         match value.to_ascii_lowercase().as_str() {
-            "trace" => Ok(Self::Trace),
+            // `all` is upstream's most verbose level; the webhook passes it on to the sidecar.
+            "trace" | "all" => Ok(Self::Trace),
             "debug" => Ok(Self::Debug),
             "info" => Ok(Self::Info),
             "warn" | "warning" => Ok(Self::Warn),
             "error" => Ok(Self::Error),
             other => Err(format!(
-                "unknown log level {other:?}: use trace, debug, info, warning or error"
+                "unknown log level {other:?}: use all, trace, debug, info, warning or error"
             )),
         }
     }
@@ -71,6 +72,7 @@ mod tests {
     #[test]
     fn accepts_upstream_level_names() {
         assert_eq!("warning".parse::<LogLevel>(), Ok(LogLevel::Warn));
+        assert_eq!("all".parse::<LogLevel>(), Ok(LogLevel::Trace));
         assert_eq!("INFO".parse::<LogLevel>(), Ok(LogLevel::Info));
         assert!("loud".parse::<LogLevel>().unwrap_err().contains("warning"));
     }
