@@ -3,7 +3,7 @@
 #
 #   bench/webhook.sh                 release builds, concurrency 32 and 128, 20 s each
 #   bench/webhook.sh --smoke         debug builds, concurrency 4, 3 s (a check that it all still works)
-#   CONCURRENCY="8 64" DURATION=30 bench/webhook.sh
+#   CONCURRENCY="8 64" DURATION=30 LEVELS="info warning" bench/webhook.sh
 #
 # The webhook runs with a generated certificate from files (--disable-cert-rotation) and
 # ServiceAccounts from a file (--service-account-file): no API server is involved, so the figures
@@ -59,7 +59,7 @@ start_webhook() {
 stop_webhook() { kill -TERM "$pid"; wait "$pid"; pid=""; }
 
 # Per-admission JSON logs at info level, as in production (the chart's default logLevel).
-for level in info; do
+for level in ${LEVELS:-info}; do
   for c in $concurrency; do
     start_webhook "$level"
     echo "== log level $level, concurrency $c, ${duration} s (webhook pid $pid on $addr)"
