@@ -1,6 +1,9 @@
 //! The command line: one file per command.
 
+mod logging;
 mod mutate;
+mod proxy;
+mod token;
 mod webhook;
 
 use std::process::ExitCode;
@@ -19,8 +22,12 @@ pub struct Cli {
 enum Command {
     /// Shows what the webhook does to a pod manifest (exit 0 mutated, 1 denied, 2 invalid input).
     Mutate(mutate::MutateArgs),
+    /// Prints an access token as JSON (exit 0; 1 authentication failed, 2 invalid input, 3 unavailable).
+    Token(token::TokenArgs),
     /// Runs the mutating admission webhook.
     Webhook(Box<webhook::WebhookArgs>),
+    /// Serves tokens over the IMDS (and App Service) protocol on localhost.
+    Proxy(proxy::ProxyArgs),
 }
 
 impl Cli {
@@ -28,7 +35,16 @@ impl Cli {
     pub fn run(self) -> ExitCode {
         match self.command {
             Command::Mutate(args) => args.run(),
+            Command::Token(args) => args.run(),
             Command::Webhook(args) => args.run(),
+            Command::Proxy(args) => args.run().unwrap_or_else(|error| {
+                if tracing::dispatcher::has_been_set() {
+                    tracing::error!(error = format!("{error:#}"), "failed");
+                } else {
+                    eprintln!("azure-wi: {error:#}");
+                }
+                ExitCode::FAILURE
+            }),
         }
     }
 }

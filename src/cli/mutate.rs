@@ -294,9 +294,7 @@ fn from_cluster(namespace: &str, name: &str) -> Result<ClusterLookup, Invalid> {
                 annotations: sa.metadata.annotations.unwrap_or_default(),
             })),
             Ok(None) => None,
-            Err(error) => Some(Err(Denial::new(format!(
-                "cannot read serviceaccount {namespace}/{name}: {error}"
-            )))),
+            Err(error) => Some(Err(Denial::service_account_unavailable(namespace, name, error))),
         };
         Ok((found, version))
     })

@@ -1,1 +1,283 @@
-//! TODO(owner): see ARCHITECTURE.md.
+//! Microsoft Entra authority hosts, and validation of tenant ids and scopes.
+//!
+//! The authority host comes from the credential's option, else `AZURE_AUTHORITY_HOST`, else the
+//! public cloud. It is normalised (trailing spaces and `/` stripped: the AKS webhook writes
+//! `https://login.microsoftonline.com/`; a bare host gets `https://`) and must use https, except
+//! for an explicit loopback `http://127.0.0.1`, `http://[::1]` or `http://localhost` (local test
+//! endpoints). Tenant ids and scopes are checked before anything is sent, so a tenant like
+//! `bad/tenant?x` never reaches the network.
+
+use super::Env;
+
+/// The variable naming the Microsoft Entra authority host.
+pub(crate) const AZURE_AUTHORITY_HOST: &str = "AZURE_AUTHORITY_HOST";
+
+/// An Azure cloud, for its Microsoft Entra authority host.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum AzureCloud {
+    /// The public cloud: `https://login.microsoftonline.com`.
+    #[default]
+    Public,
+    /// Azure US Government: `https://login.microsoftonline.us`.
+    UsGovernment,
+    /// Azure operated by 21Vianet (China): `https://login.chinacloudapi.cn`.
+    China,
+    /// Azure Germany (closed in 2021; kept for completeness): `https://login.microsoftonline.de`.
+    Germany,
+}
+
+impl AzureCloud {
+    /// The cloud's authority host, without a trailing `/`.
+    pub const fn authority_host(self) -> &'static str {
+        match self {
+            Self::Public => "https://login.microsoftonline.com",
+            Self::UsGovernment => "https://login.microsoftonline.us",
+            Self::China => "https://login.chinacloudapi.cn",
+            Self::Germany => "https://login.microsoftonline.de",
+        }
+    }
+}
+
+/// Why an authority, tenant or scope was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum AuthorityError {
+    /// The authority host is not a usable https URL.
+    #[error(
+        "authority host {value:?} (from {origin}) is invalid: {reason}. Use an https URL such as \
+         https://login.microsoftonline.com"
+    )]
+    Authority {
+        /// The value given.
+        value: String,
+        /// Where it came from: the option or `AZURE_AUTHORITY_HOST`.
+        origin: &'static str,
+        /// What is wrong.
+        reason: &'static str,
+    },
+    /// The tenant id holds characters a tenant id cannot have.
+    #[error(
+        "tenant id {0:?} is invalid: a tenant id is a GUID or a domain name, made of ASCII letters, \
+         digits, '-' and '.'"
+    )]
+    Tenant(String),
+    /// The scope is empty or holds characters a scope cannot have.
+    #[error(
+        "scope {0:?} is invalid: a scope is a URI such as https://management.azure.com/.default, \
+         made of ASCII letters, digits and '_-.:/'"
+    )]
+    Scope(String),
+    /// No scope was given.
+    #[error("no scope was given: ask for at least one, e.g. https://management.azure.com/.default")]
+    NoScope,
+}
+
+/// The authority host to use: `option`, else `AZURE_AUTHORITY_HOST` from `env`, else the public
+/// cloud; normalised and validated.
+pub(crate) fn authority_host(option: Option<&str>, env: &Env) -> Result<String, AuthorityError> {
+    match option.map(str::trim).filter(|s| !s.is_empty()) {
+        Some(value) => normalize_authority_host(value, "the authority_host option"),
+        None => match env.var(AZURE_AUTHORITY_HOST) {
+            Some(value) => normalize_authority_host(&value, AZURE_AUTHORITY_HOST),
+            None => Ok(AzureCloud::Public.authority_host().to_owned()),
+        },
+    }
+}
+
+/// Normalises one authority host value: trims it, strips trailing `/`, adds `https://` to a bare
+/// host, and refuses anything but https (or loopback http).
+pub(crate) fn normalize_authority_host(value: &str, origin: &'static str) -> Result<String, AuthorityError> {
+    let err = |reason| AuthorityError::Authority {
+        value: value.to_owned(),
+        origin,
+        reason,
+    };
+    let trimmed = value.trim().trim_end_matches('/');
+    if trimmed.is_empty() {
+        return Err(err("it is empty"));
+    }
+    let with_scheme = if trimmed.contains("://") {
+        trimmed.to_owned()
+    } else {
+        format!("https://{trimmed}")
+    };
+    let url = url::Url::parse(&with_scheme).map_err(|_| err("it is not a URL"))?;
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(err("it must not have a query or fragment"));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(err("it must not carry credentials"));
+    }
+    let loopback = matches!(
+        url.host(),
+        Some(url::Host::Domain("localhost"))
+            | Some(url::Host::Ipv4(std::net::Ipv4Addr::LOCALHOST))
+            | Some(url::Host::Ipv6(std::net::Ipv6Addr::LOCALHOST))
+    );
+    match url.scheme() {
+        "https" => {}
+        "http" if loopback => {}
+        _ => {
+            return Err(err(
+                "only https is allowed (plain http only for 127.0.0.1, [::1] or localhost)",
+            ));
+        }
+    }
+    Ok(with_scheme)
+}
+
+/// The token endpoint of `tenant` at `authority` (already normalised).
+pub(crate) fn token_endpoint(authority: &str, tenant: &str) -> String {
+    format!("{authority}/{tenant}/oauth2/v2.0/token")
+}
+
+/// Accepts a non-empty tenant id of ASCII letters, digits, `-` and `.`.
+pub(crate) fn validate_tenant_id(tenant: &str) -> Result<(), AuthorityError> {
+    if !tenant.is_empty()
+        && tenant
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+    {
+        Ok(())
+    } else {
+        Err(AuthorityError::Tenant(tenant.to_owned()))
+    }
+}
+
+/// Accepts a non-empty scope of ASCII letters, digits and `_-.:/`.
+pub(crate) fn validate_scope(scope: &str) -> Result<(), AuthorityError> {
+    if !scope.is_empty()
+        && scope
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_-.:/".contains(&b))
+    {
+        Ok(())
+    } else {
+        Err(AuthorityError::Scope(scope.to_owned()))
+    }
+}
+
+/// Accepts a non-empty list of valid scopes.
+pub(crate) fn validate_scopes(scopes: &[&str]) -> Result<(), AuthorityError> {
+    if scopes.is_empty() {
+        return Err(AuthorityError::NoScope);
+    }
+    scopes.iter().try_for_each(|s| validate_scope(s))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn authority_resolution_order_and_normalisation() {
+        let none = Env::from_pairs::<&str, &str>([]);
+        let gov = Env::from_pairs([(AZURE_AUTHORITY_HOST, "https://login.microsoftonline.us/")]);
+        assert_eq!(
+            authority_host(None, &none).unwrap(),
+            "https://login.microsoftonline.com"
+        );
+        assert_eq!(
+            authority_host(None, &gov).unwrap(),
+            "https://login.microsoftonline.us"
+        );
+        assert_eq!(
+            authority_host(Some(AzureCloud::China.authority_host()), &gov).unwrap(),
+            "https://login.chinacloudapi.cn"
+        );
+        assert_eq!(
+            authority_host(Some(" login.microsoftonline.de// "), &none).unwrap(),
+            "https://login.microsoftonline.de"
+        );
+        assert_eq!(
+            authority_host(Some("http://127.0.0.1:8080/"), &none).unwrap(),
+            "http://127.0.0.1:8080"
+        );
+        assert_eq!(
+            authority_host(Some("http://localhost:1"), &none).unwrap(),
+            "http://localhost:1"
+        );
+        assert_eq!(
+            authority_host(Some("http://[::1]:1"), &none).unwrap(),
+            "http://[::1]:1"
+        );
+        assert_eq!(
+            authority_host(Some("https://adfs.contoso.com/adfs/"), &none).unwrap(),
+            "https://adfs.contoso.com/adfs"
+        );
+    }
+
+    #[test]
+    fn authority_refusals_name_the_origin() {
+        let plain = Env::from_pairs([(AZURE_AUTHORITY_HOST, "http://login.microsoftonline.com")]);
+        let e = authority_host(None, &plain).unwrap_err();
+        assert!(
+            e.to_string().contains("AZURE_AUTHORITY_HOST") && e.to_string().contains("https"),
+            "{e}"
+        );
+        let none = Env::from_pairs::<&str, &str>([]);
+        for bad in [
+            "ftp://x",
+            "http://127.0.0.2",
+            "http://localhost.evil.com",
+            "https://u:p@x",
+            "https://x?y=1",
+            "/",
+        ] {
+            let e = authority_host(Some(bad), &none).unwrap_err();
+            assert!(e.to_string().contains("authority_host option"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn clouds() {
+        assert_eq!(
+            AzureCloud::default().authority_host(),
+            "https://login.microsoftonline.com"
+        );
+        assert_eq!(
+            AzureCloud::UsGovernment.authority_host(),
+            "https://login.microsoftonline.us"
+        );
+        assert_eq!(
+            AzureCloud::Germany.authority_host(),
+            "https://login.microsoftonline.de"
+        );
+    }
+
+    #[test]
+    fn tenants() {
+        for ok in [
+            "72f988bf-86f1-41af-91ab-2d7cd011db47",
+            "contoso.onmicrosoft.com",
+            "organizations",
+        ] {
+            validate_tenant_id(ok).unwrap();
+        }
+        for bad in ["", "bad/tenant?x", "a b", "tenant#", "ténant", "../x"] {
+            let e = validate_tenant_id(bad).unwrap_err();
+            assert!(e.to_string().contains("tenant id"), "{e}");
+        }
+        assert_eq!(token_endpoint("https://h", "t"), "https://h/t/oauth2/v2.0/token");
+    }
+
+    #[test]
+    fn scopes() {
+        for ok in [
+            "https://vault.azure.net/.default",
+            "api://x/Read",
+            "https://management.azure.com//.default",
+            "User_Read",
+        ] {
+            validate_scope(ok).unwrap();
+        }
+        for bad in ["", "a b", "https://x/.default?y", "scope\n"] {
+            assert!(
+                matches!(validate_scope(bad), Err(AuthorityError::Scope(_))),
+                "{bad:?}"
+            );
+        }
+        assert_eq!(validate_scopes(&[]), Err(AuthorityError::NoScope));
+        assert!(validate_scopes(&["ok", "not ok"]).is_err());
+    }
+}

@@ -1,1 +1,371 @@
-//! TODO(owner): see ARCHITECTURE.md.
+//! `AzurePipelinesCredential`: an Azure Pipelines job's OIDC token (from a service connection
+//! with workload identity federation) exchanged for a Microsoft Entra token.
+//!
+//! For every exchange it asks the pipeline's OIDC endpoint for a fresh token:
+//! `POST {SYSTEM_OIDCREQUESTURI}?api-version=7.1&serviceConnectionId={id}` with
+//! `Authorization: Bearer {system access token}`, `X-TFS-FedAuthRedirect: Suppress` (so a bad
+//! token gets a status instead of an HTML sign-in page) and `Content-Type: application/json`, no
+//! body; the answer's `oidcToken` is the client assertion. `SYSTEM_OIDCREQUESTURI` is read when
+//! a token is requested, so outside a pipeline the credential is unavailable rather than broken.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue};
+use serde::Deserialize;
+
+use super::{
+    AccessToken, Env, Error, Result, Secret, TokenCredential, TokenRequestOptions,
+    client_assertion::{
+        AssertionExchange, ClientAssertion, ClientAssertionCredentialOptions, excerpt, scrub,
+    },
+    http::{RetryPolicy, send_with_retry, shared_client},
+};
+
+const CREDENTIAL: &str = "AzurePipelinesCredential";
+/// The variable Azure Pipelines sets to the job's OIDC token endpoint.
+pub(crate) const SYSTEM_OIDCREQUESTURI: &str = "SYSTEM_OIDCREQUESTURI";
+/// The variable holding the job's access token (mapped explicitly into a step's environment).
+pub(crate) const SYSTEM_ACCESSTOKEN: &str = "SYSTEM_ACCESSTOKEN";
+const OIDC_API_VERSION: &str = "7.1";
+
+/// Options of [`AzurePipelinesCredential`].
+#[derive(Clone, Debug, Default)]
+pub struct AzurePipelinesCredentialOptions {
+    /// The authority host. Default: `AZURE_AUTHORITY_HOST`, else the public cloud.
+    pub authority_host: Option<String>,
+    /// Tenants besides the configured one that a request's `tenant_id` may name (`"*"`: any).
+    pub additionally_allowed_tenants: Vec<String>,
+    /// Where `SYSTEM_OIDCREQUESTURI` and `AZURE_AUTHORITY_HOST` are read.
+    pub env: Env,
+}
+
+/// Authenticates an Azure Pipelines job through a service connection that uses workload
+/// identity federation.
+///
+/// ```no_run
+/// use azure_wi::credential::{AzurePipelinesCredential, Secret, TokenCredential};
+///
+/// # async fn run() -> azure_wi::credential::Result<()> {
+/// let credential = AzurePipelinesCredential::new(
+///     "72f988bf-86f1-41af-91ab-2d7cd011db47",
+///     "00000000-0000-0000-0000-000000000001",
+///     "00000000-0000-0000-0000-00000000c0de",
+///     Secret::new(std::env::var("SYSTEM_ACCESSTOKEN").unwrap_or_default()),
+///     None,
+/// )?;
+/// let token = credential.get_token(&["https://management.azure.com/.default"], None).await?;
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug)]
+pub struct AzurePipelinesCredential {
+    exchange: Arc<AssertionExchange>,
+}
+
+/// Fetches the job's OIDC token for every exchange.
+#[derive(Debug)]
+struct OidcToken {
+    service_connection_id: String,
+    system_access_token: Secret,
+    env: Env,
+}
+
+#[derive(Deserialize)]
+struct OidcResponse {
+    #[serde(rename = "oidcToken")]
+    oidc_token: Option<String>,
+}
+
+#[async_trait]
+impl ClientAssertion for OidcToken {
+    async fn assertion(&self) -> Result<Secret> {
+        let uri = self.env.var(SYSTEM_OIDCREQUESTURI).ok_or_else(|| {
+            Error::unavailable(
+                CREDENTIAL,
+                format!(
+                    "{SYSTEM_OIDCREQUESTURI} is not set: this is not an Azure Pipelines job. In a pipeline \
+                     the agent sets it; run the step with an AzureCLI@2 or similar task, or map it explicitly"
+                ),
+            )
+        })?;
+        let mut url = url::Url::parse(uri.trim_end_matches('/')).map_err(|e| {
+            Error::invalid_input(
+                CREDENTIAL,
+                format!("{SYSTEM_OIDCREQUESTURI}={uri:?} is not a URL ({e})"),
+            )
+        })?;
+        url.query_pairs_mut()
+            .append_pair("api-version", OIDC_API_VERSION)
+            .append_pair("serviceConnectionId", &self.service_connection_id);
+        let mut bearer = HeaderValue::from_str(&format!("Bearer {}", self.system_access_token.secret()))
+            .map_err(|_| {
+                Error::invalid_input(
+                    CREDENTIAL,
+                    "the system access token holds characters a header cannot",
+                )
+            })?;
+        bearer.set_sensitive(true);
+        let client = shared_client()?;
+        let response = send_with_retry(
+            || {
+                client
+                    .post(url.clone())
+                    .header(AUTHORIZATION, bearer.clone())
+                    .header("X-TFS-FedAuthRedirect", "Suppress")
+                    .header(CONTENT_TYPE, "application/json")
+            },
+            &RetryPolicy::DEFAULT,
+        )
+        .await
+        .map_err(|e| {
+            Error::authentication_failed(
+                CREDENTIAL,
+                format!("cannot reach the OIDC endpoint {}: {e}", url.path()),
+            )
+            .with_source(e)
+        })?;
+        let status = response.status();
+        let header = |name: &str| {
+            response
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("(absent)")
+                .to_owned()
+        };
+        let (e2eid, msedge_ref) = (header("x-vss-e2eid"), header("x-msedge-ref"));
+        let body = response.bytes().await.unwrap_or_default();
+        let secrets = [self.system_access_token.secret()];
+        if status != reqwest::StatusCode::OK {
+            return Err(Error::authentication_failed(
+                CREDENTIAL,
+                scrub(
+                    format!(
+                        "{} response from the OIDC endpoint: {}. Check the service connection id and that the \
+                         pipeline may use it (x-vss-e2eid: {e2eid}, x-msedge-ref: {msedge_ref})",
+                        status.as_u16(),
+                        excerpt(&body)
+                    ),
+                    &secrets,
+                ),
+            )
+            .with_status(status.as_u16()));
+        }
+        match serde_json::from_slice::<OidcResponse>(&body)
+            .ok()
+            .and_then(|r| r.oidc_token)
+            .filter(|t| !t.is_empty())
+        {
+            Some(token) => Ok(Secret::new(token)),
+            None => Err(Error::authentication_failed(
+                CREDENTIAL,
+                scrub(
+                    format!(
+                        "OIDC token not found in the response of the OIDC endpoint: {} (x-vss-e2eid: {e2eid}, \
+                         x-msedge-ref: {msedge_ref})",
+                        excerpt(&body)
+                    ),
+                    &secrets,
+                ),
+            )),
+        }
+    }
+}
+
+impl AzurePipelinesCredential {
+    /// A credential for the service connection `service_connection_id`, federated with
+    /// application `client_id` in `tenant_id`; `system_access_token` is the job's
+    /// `$(System.AccessToken)`. Empty values and a malformed tenant id are
+    /// [`ErrorKind::InvalidInput`](super::ErrorKind::InvalidInput).
+    pub fn new(
+        tenant_id: impl Into<String>,
+        client_id: impl Into<String>,
+        service_connection_id: impl Into<String>,
+        system_access_token: Secret,
+        options: Option<AzurePipelinesCredentialOptions>,
+    ) -> Result<Arc<Self>> {
+        let options = options.unwrap_or_default();
+        let service_connection_id = service_connection_id.into();
+        if service_connection_id.trim().is_empty() {
+            return Err(Error::invalid_input(
+                CREDENTIAL,
+                "the service connection id is empty: give the id of the Azure Resource Manager service connection",
+            ));
+        }
+        if system_access_token.secret().trim().is_empty() {
+            return Err(Error::invalid_input(
+                CREDENTIAL,
+                format!(
+                    "the system access token is empty: map $(System.AccessToken) into the step's environment as \
+                     {SYSTEM_ACCESSTOKEN}"
+                ),
+            ));
+        }
+        let assertion = OidcToken {
+            service_connection_id,
+            system_access_token,
+            env: options.env.clone(),
+        };
+        let exchange = AssertionExchange::new(
+            CREDENTIAL,
+            tenant_id.into(),
+            client_id.into(),
+            Arc::new(assertion),
+            ClientAssertionCredentialOptions {
+                authority_host: options.authority_host,
+                additionally_allowed_tenants: options.additionally_allowed_tenants,
+                env: options.env,
+            },
+        )?;
+        Ok(Arc::new(Self {
+            exchange: Arc::new(exchange),
+        }))
+    }
+}
+
+#[async_trait]
+impl TokenCredential for AzurePipelinesCredential {
+    async fn get_token(&self, scopes: &[&str], options: Option<TokenRequestOptions>) -> Result<AccessToken> {
+        self.exchange.get_token(scopes, options.as_ref()).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::credential::{
+        ErrorKind,
+        test_server::{Reply, TestServer},
+    };
+
+    const SCOPE: &str = "https://management.azure.com/.default";
+    const OIDC_PATH: &str = "/org/proj/_apis/distributedtask/hubs/build/plans/p1/jobs/j1/oidctoken";
+
+    fn credential(oidc: &TestServer, entra: &TestServer) -> Arc<AzurePipelinesCredential> {
+        let env = Env::from_pairs([(SYSTEM_OIDCREQUESTURI, format!("{}{OIDC_PATH}/", oidc.url()))]);
+        let options = AzurePipelinesCredentialOptions {
+            authority_host: Some(entra.url()),
+            env,
+            ..Default::default()
+        };
+        AzurePipelinesCredential::new(
+            "tenant-p",
+            "client-p",
+            "sc-1",
+            Secret::new("system-token"),
+            Some(options),
+        )
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn oidc_request_then_exchange() {
+        let oidc = TestServer::scripted([Reply::json(200, json!({"oidcToken": "oidc-jwt"}))]).await;
+        let entra = TestServer::scripted([Reply::token("at", 3599)]).await;
+        let token = credential(&oidc, &entra).get_token(&[SCOPE], None).await.unwrap();
+        assert_eq!(token.token.secret(), "at");
+        let r = &oidc.requests()[0];
+        assert_eq!(r.method, "POST");
+        assert_eq!(r.path(), OIDC_PATH, "trailing / stripped");
+        assert_eq!(
+            r.query(),
+            vec![
+                ("api-version".into(), "7.1".into()),
+                ("serviceConnectionId".into(), "sc-1".into())
+            ]
+        );
+        assert_eq!(r.header("authorization"), Some("Bearer system-token"));
+        assert_eq!(r.header("x-tfs-fedauthredirect"), Some("Suppress"));
+        assert_eq!(r.header("content-type"), Some("application/json"));
+        assert!(r.body.is_empty());
+        let e = &entra.requests()[0];
+        assert_eq!(e.path(), "/tenant-p/oauth2/v2.0/token");
+        let form = e.form();
+        assert!(
+            form.contains(&("client_assertion".into(), "oidc-jwt".into())),
+            "{form:?}"
+        );
+        assert!(
+            form.contains(&("client_id".into(), "client-p".into())),
+            "{form:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn non_200_carries_the_diagnostic_headers() {
+        let oidc = TestServer::scripted([Reply::status(401)
+            .header("x-vss-e2eid", "e2e-123")
+            .header("x-msedge-ref", "ref-456")
+            .body("Bearer system-token is not valid")])
+        .await;
+        let entra = TestServer::scripted([]).await;
+        let e = credential(&oidc, &entra)
+            .get_token(&[SCOPE], None)
+            .await
+            .unwrap_err();
+        assert_eq!(
+            (e.kind(), e.status()),
+            (ErrorKind::AuthenticationFailed, Some(401))
+        );
+        let m = e.to_string();
+        assert!(
+            m.contains("e2e-123") && m.contains("ref-456") && m.contains("401"),
+            "{m}"
+        );
+        assert!(!m.contains("system-token"), "{m}");
+        assert_eq!(entra.request_count(), 0);
+    }
+
+    #[tokio::test]
+    async fn missing_oidc_token_quotes_the_body() {
+        let body = json!({"count": 1, "value": "There is no explicit reference to service connection sc-1"});
+        let oidc = TestServer::scripted([Reply::json(200, body)]).await;
+        let entra = TestServer::scripted([]).await;
+        let e = credential(&oidc, &entra)
+            .get_token(&[SCOPE], None)
+            .await
+            .unwrap_err();
+        let m = e.to_string();
+        assert!(
+            m.contains("OIDC token not found") && m.contains("no explicit reference"),
+            "{m}"
+        );
+        assert_eq!(entra.request_count(), 0);
+    }
+
+    #[tokio::test]
+    async fn outside_a_pipeline_it_is_unavailable() {
+        let options = AzurePipelinesCredentialOptions {
+            env: Env::from_pairs::<&str, &str>([]),
+            ..Default::default()
+        };
+        let cred = AzurePipelinesCredential::new("t", "c", "sc", Secret::new("s"), Some(options)).unwrap();
+        let e = cred.get_token(&[SCOPE], None).await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Unavailable);
+        assert!(e.to_string().contains(SYSTEM_OIDCREQUESTURI), "{e}");
+    }
+
+    #[test]
+    fn constructor_validates() {
+        let new = |t: &str, c: &str, sc: &str, tok: &str| {
+            AzurePipelinesCredential::new(t, c, sc, Secret::new(tok), None)
+                .map(|_| ())
+                .unwrap_err()
+        };
+        assert!(
+            new("bad/tenant?x", "c", "sc", "s")
+                .to_string()
+                .contains("tenant id")
+        );
+        assert!(new("t", "", "sc", "s").to_string().contains("client id"));
+        assert!(
+            new("t", "c", "", "s")
+                .to_string()
+                .contains("service connection id")
+        );
+        assert!(new("t", "c", "sc", "").to_string().contains(SYSTEM_ACCESSTOKEN));
+    }
+}

@@ -27,6 +27,8 @@ pub(crate) mod authority;
 pub(crate) mod cache;
 pub(crate) mod expiry;
 pub(crate) mod http;
+#[cfg(test)]
+pub(crate) mod test_server;
 
 mod azure_pipelines;
 mod client_assertion;
@@ -38,6 +40,12 @@ mod workload_identity;
 mod azure_core;
 
 pub use access_token::{AccessToken, Secret, TokenRequestOptions};
+pub use authority::AzureCloud;
+pub use azure_pipelines::{AzurePipelinesCredential, AzurePipelinesCredentialOptions};
+pub use client_assertion::{ClientAssertion, ClientAssertionCredential, ClientAssertionCredentialOptions};
+pub use managed_identity::{ManagedIdentityCredential, ManagedIdentityCredentialOptions, UserAssignedId};
+pub use platform::{ChainedTokenCredential, PlatformCredential, PlatformCredentialOptions};
+pub use workload_identity::{WorkloadIdentityCredential, WorkloadIdentityCredentialOptions};
 pub use env::Env;
 pub use error::{Error, ErrorKind, Result};
 

@@ -1,1 +1,400 @@
-//! TODO(owner): see ARCHITECTURE.md.
+//! `PlatformCredential`: the identity of wherever the code runs, and the general
+//! `ChainedTokenCredential` it is built on.
+//!
+//! The platform chain is workload identity, then managed identity (with the IMDS probe, so that
+//! off Azure the chain answers quickly): in a pod mutated by the workload identity webhook it
+//! uses the pod's federated identity; elsewhere on Azure (a VM, an AKS node, App Service, Arc...)
+//! the managed identity. It is what azure-identity's `DefaultAzureCredential` does with only its
+//! platform sources.
+//!
+//! Chain semantics (azure-identity's): an [`ErrorKind::Unavailable`] error moves on to the next
+//! credential; any other error stops the chain; the error returned lists every attempt. The first
+//! credential that succeeds is remembered and asked directly afterwards.
+
+use std::{
+    fmt,
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+};
+
+use async_trait::async_trait;
+
+use super::{
+    AccessToken, Env, Error, ErrorKind, Result, TokenCredential, TokenRequestOptions,
+    managed_identity::{ManagedIdentityCredential, ManagedIdentityCredentialOptions, UserAssignedId},
+    workload_identity::{WorkloadIdentityCredential, WorkloadIdentityCredentialOptions},
+};
+
+const NONE_SELECTED: usize = usize::MAX;
+
+/// Tries credentials in order until one returns a token.
+///
+/// ```no_run
+/// use std::sync::Arc;
+/// use azure_wi::credential::{
+///     ChainedTokenCredential, TokenCredential, WorkloadIdentityCredential,
+///     managed_identity::ManagedIdentityCredential,
+/// };
+///
+/// # async fn run() -> azure_wi::credential::Result<()> {
+/// let chain = ChainedTokenCredential::new(vec![
+///     WorkloadIdentityCredential::new(None)? as Arc<dyn TokenCredential>,
+///     ManagedIdentityCredential::new(None)?,
+/// ])?;
+/// let token = chain.get_token(&["https://vault.azure.net/.default"], None).await?;
+/// # Ok(())
+/// # }
+/// ```
+pub struct ChainedTokenCredential {
+    name: &'static str,
+    sources: Vec<Arc<dyn TokenCredential>>,
+    /// The index of the credential that last succeeded, or [`NONE_SELECTED`].
+    selected: AtomicUsize,
+}
+
+impl fmt::Debug for ChainedTokenCredential {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct(self.name).field("sources", &self.sources).finish()
+    }
+}
+
+impl ChainedTokenCredential {
+    /// A chain of `sources`, tried in order. An empty list is
+    /// [`ErrorKind::InvalidInput`].
+    pub fn new(sources: Vec<Arc<dyn TokenCredential>>) -> Result<Arc<Self>> {
+        Self::named("ChainedTokenCredential", sources).map(Arc::new)
+    }
+
+    fn named(name: &'static str, sources: Vec<Arc<dyn TokenCredential>>) -> Result<Self> {
+        if sources.is_empty() {
+            return Err(Error::invalid_input(
+                name,
+                "the chain has no credential: give at least one",
+            ));
+        }
+        Ok(Self {
+            name,
+            sources,
+            selected: AtomicUsize::new(NONE_SELECTED),
+        })
+    }
+}
+
+#[async_trait]
+impl TokenCredential for ChainedTokenCredential {
+    async fn get_token(&self, scopes: &[&str], options: Option<TokenRequestOptions>) -> Result<AccessToken> {
+        let selected = self.selected.load(Ordering::Acquire);
+        if let Some(source) = self.sources.get(selected) {
+            return source.get_token(scopes, options).await;
+        }
+        let mut attempts: Vec<Error> = Vec::with_capacity(self.sources.len());
+        for (i, source) in self.sources.iter().enumerate() {
+            match source.get_token(scopes, options.clone()).await {
+                Ok(token) => {
+                    self.selected.store(i, Ordering::Release);
+                    tracing::info!(chain = self.name, credential = ?source, "selected credential");
+                    return Ok(token);
+                }
+                Err(e) if e.kind() == ErrorKind::Unavailable => {
+                    tracing::debug!(chain = self.name, error = %e, "credential unavailable, trying the next");
+                    attempts.push(e);
+                }
+                Err(e) => {
+                    attempts.push(e);
+                    break;
+                }
+            }
+        }
+        Err(chain_error(self.name, attempts))
+    }
+}
+
+/// The chain's error: the kind of the last attempt (unavailable when every credential was), and
+/// a message listing every attempt.
+fn chain_error(name: &'static str, attempts: Vec<Error>) -> Error {
+    let last = attempts.last().map_or(ErrorKind::Unavailable, Error::kind);
+    let mut message = match last {
+        ErrorKind::Unavailable => String::from("no credential in the chain could get a token. Attempts:"),
+        _ => String::from("a credential in the chain failed, so the chain stopped. Attempts:"),
+    };
+    for e in &attempts {
+        message.push_str(&format!("\n- {e}"));
+    }
+    let status = attempts.last().and_then(Error::status);
+    let error = match last {
+        ErrorKind::Unavailable => Error::unavailable(name, message),
+        ErrorKind::InvalidInput => Error::invalid_input(name, message),
+        _ => Error::authentication_failed(name, message),
+    };
+    let error = match status {
+        Some(s) => error.with_status(s),
+        None => error,
+    };
+    match attempts.into_iter().last() {
+        Some(cause) => error.with_source(cause),
+        None => error,
+    }
+}
+
+/// Options of [`PlatformCredential`]. Unset values come from the environment.
+#[derive(Clone, Debug, Default)]
+pub struct PlatformCredentialOptions {
+    /// The user-assigned managed identity to use when the chain reaches managed identity.
+    pub managed_identity: Option<UserAssignedId>,
+    /// Workload identity's client id. Default: the managed identity's client id when it is
+    /// given by client id, else `AZURE_CLIENT_ID`.
+    pub workload_identity_client_id: Option<String>,
+    /// Workload identity's tenant. Default: `AZURE_TENANT_ID`.
+    pub workload_identity_tenant_id: Option<String>,
+    /// Workload identity's token file. Default: `AZURE_FEDERATED_TOKEN_FILE`.
+    pub workload_identity_token_file: Option<std::path::PathBuf>,
+    /// The authority host for workload identity. Default: `AZURE_AUTHORITY_HOST`, else the public
+    /// cloud.
+    pub authority_host: Option<String>,
+    /// Where every variable is read.
+    pub env: Env,
+}
+
+/// Workload identity where it is configured, otherwise managed identity.
+///
+/// ```no_run
+/// use azure_wi::credential::{PlatformCredential, TokenCredential};
+///
+/// # async fn run() -> azure_wi::credential::Result<()> {
+/// let credential = PlatformCredential::new(None)?;
+/// let token = credential.get_token(&["https://vault.azure.net/.default"], None).await?;
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug)]
+pub struct PlatformCredential {
+    chain: ChainedTokenCredential,
+}
+
+/// Stands in for a credential that could not be built here: always unavailable, with the reason.
+#[derive(Debug)]
+struct Unbuilt {
+    name: &'static str,
+    reason: String,
+}
+
+#[async_trait]
+impl TokenCredential for Unbuilt {
+    async fn get_token(&self, _: &[&str], _: Option<TokenRequestOptions>) -> Result<AccessToken> {
+        Err(Error::unavailable(self.name, self.reason.clone()))
+    }
+}
+
+impl PlatformCredential {
+    /// The chain [workload identity, managed identity] for this environment. Configuration
+    /// errors (a malformed tenant id or authority) fail here; a credential that cannot work here
+    /// stays in the chain as an unavailable attempt.
+    pub fn new(options: Option<PlatformCredentialOptions>) -> Result<Arc<Self>> {
+        let options = options.unwrap_or_default();
+        let wi_client_id =
+            options
+                .workload_identity_client_id
+                .clone()
+                .or_else(|| match &options.managed_identity {
+                    Some(UserAssignedId::ClientId(id)) => Some(id.clone()),
+                    _ => None,
+                });
+        let workload: Arc<dyn TokenCredential> =
+            match WorkloadIdentityCredential::new(Some(WorkloadIdentityCredentialOptions {
+                tenant_id: options.workload_identity_tenant_id.clone(),
+                client_id: wi_client_id,
+                token_file_path: options.workload_identity_token_file.clone(),
+                authority_host: options.authority_host.clone(),
+                env: options.env.clone(),
+                ..Default::default()
+            })) {
+                Ok(c) => c,
+                Err(e) if e.kind() == ErrorKind::Unavailable => Arc::new(Unbuilt {
+                    name: "WorkloadIdentityCredential",
+                    reason: e.message().to_owned(),
+                }),
+                Err(e) => return Err(e),
+            };
+        let mut mi_options = ManagedIdentityCredentialOptions::default()
+            .with_env(options.env.clone())
+            .with_imds_probe(true)
+            .with_workload_identity_excluded(true);
+        if let Some(id) = options.managed_identity.clone() {
+            mi_options = mi_options.with_user_assigned_id(id);
+        }
+        let managed: Arc<dyn TokenCredential> = match ManagedIdentityCredential::new(Some(mi_options)) {
+            Ok(c) => c,
+            Err(e) if e.kind() == ErrorKind::Unavailable => Arc::new(Unbuilt {
+                name: "ManagedIdentityCredential",
+                reason: e.message().to_owned(),
+            }),
+            Err(e) => return Err(e),
+        };
+        let chain = ChainedTokenCredential::named("PlatformCredential", vec![workload, managed])?;
+        Ok(Arc::new(Self { chain }))
+    }
+}
+
+#[async_trait]
+impl TokenCredential for PlatformCredential {
+    async fn get_token(&self, scopes: &[&str], options: Option<TokenRequestOptions>) -> Result<AccessToken> {
+        self.chain.get_token(scopes, options).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicUsize;
+
+    use time::OffsetDateTime;
+
+    use super::*;
+    use crate::credential::test_server::{Reply, TestServer};
+
+    #[derive(Debug)]
+    struct Fixed {
+        result: fn() -> Result<AccessToken>,
+        calls: AtomicUsize,
+    }
+
+    impl Fixed {
+        fn new(result: fn() -> Result<AccessToken>) -> Arc<Self> {
+            Arc::new(Self {
+                result,
+                calls: AtomicUsize::new(0),
+            })
+        }
+    }
+
+    #[async_trait]
+    impl TokenCredential for Fixed {
+        async fn get_token(&self, _: &[&str], _: Option<TokenRequestOptions>) -> Result<AccessToken> {
+            self.calls.fetch_add(1, Ordering::SeqCst);
+            (self.result)()
+        }
+    }
+
+    fn ok() -> Result<AccessToken> {
+        Ok(AccessToken::new(
+            "tok",
+            OffsetDateTime::now_utc() + time::Duration::hours(1),
+        ))
+    }
+    fn unavailable() -> Result<AccessToken> {
+        Err(Error::unavailable("First", "not here"))
+    }
+    fn failed() -> Result<AccessToken> {
+        Err(Error::authentication_failed("Second", "refused").with_status(401))
+    }
+
+    #[tokio::test]
+    async fn unavailable_moves_on_and_the_winner_is_remembered() {
+        let (a, b) = (Fixed::new(unavailable), Fixed::new(ok));
+        let chain = ChainedTokenCredential::new(vec![a.clone(), b.clone()]).unwrap();
+        chain.get_token(&["s"], None).await.unwrap();
+        chain.get_token(&["s"], None).await.unwrap();
+        assert_eq!(
+            (a.calls.load(Ordering::SeqCst), b.calls.load(Ordering::SeqCst)),
+            (1, 2)
+        );
+    }
+
+    #[tokio::test]
+    async fn failure_stops_the_chain_and_lists_attempts() {
+        let (a, b, c) = (Fixed::new(unavailable), Fixed::new(failed), Fixed::new(ok));
+        let chain = ChainedTokenCredential::new(vec![a, b, c.clone()]).unwrap();
+        let e = chain.get_token(&["s"], None).await.unwrap_err();
+        assert_eq!(
+            (e.kind(), e.status()),
+            (ErrorKind::AuthenticationFailed, Some(401))
+        );
+        let m = e.to_string();
+        assert!(
+            m.contains("First is unavailable: not here") && m.contains("Second authentication failed"),
+            "{m}"
+        );
+        assert_eq!(c.calls.load(Ordering::SeqCst), 0);
+    }
+
+    #[tokio::test]
+    async fn all_unavailable_is_unavailable() {
+        let chain =
+            ChainedTokenCredential::new(vec![Fixed::new(unavailable), Fixed::new(unavailable)]).unwrap();
+        let e = chain.get_token(&["s"], None).await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Unavailable);
+        assert_eq!(e.to_string().matches("not here").count(), 2);
+        assert!(ChainedTokenCredential::new(vec![]).is_err());
+    }
+
+    #[tokio::test]
+    async fn platform_uses_workload_identity_when_configured() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("token");
+        std::fs::write(&file, "sa-token").unwrap();
+        let entra = TestServer::scripted([Reply::token("wi-token", 3599)]).await;
+        let imds = TestServer::scripted([]).await;
+        let env = Env::from_pairs([
+            ("AZURE_TENANT_ID", "tenant".to_owned()),
+            ("AZURE_CLIENT_ID", "client".to_owned()),
+            ("AZURE_FEDERATED_TOKEN_FILE", file.display().to_string()),
+            ("AZURE_AUTHORITY_HOST", entra.url()),
+            ("AZURE_POD_IDENTITY_AUTHORITY_HOST", imds.url()),
+        ]);
+        let cred = PlatformCredential::new(Some(PlatformCredentialOptions {
+            env,
+            ..Default::default()
+        }))
+        .unwrap();
+        let token = cred
+            .get_token(&["https://vault.azure.net/.default"], None)
+            .await
+            .unwrap();
+        assert_eq!(token.token.secret(), "wi-token");
+        assert_eq!((entra.request_count(), imds.request_count()), (1, 0));
+    }
+
+    #[tokio::test]
+    async fn platform_falls_back_to_managed_identity() {
+        let imds = TestServer::scripted([Reply::json(
+            200,
+            serde_json::json!({"access_token": "mi-token", "expires_in": "3599", "expires_on": "1", "resource": "https://vault.azure.net", "token_type": "Bearer"}),
+        )])
+        .await;
+        let env = Env::from_pairs([("AZURE_POD_IDENTITY_AUTHORITY_HOST", imds.url())]);
+        let cred = PlatformCredential::new(Some(PlatformCredentialOptions {
+            env,
+            ..Default::default()
+        }))
+        .unwrap();
+        let token = cred
+            .get_token(&["https://vault.azure.net/.default"], None)
+            .await
+            .unwrap();
+        assert_eq!(token.token.secret(), "mi-token");
+        let r = &imds.requests()[0];
+        assert_eq!(r.path(), "/metadata/identity/oauth2/token");
+        assert!(
+            r.query()
+                .contains(&("resource".into(), "https://vault.azure.net".into())),
+            "{:?}",
+            r.query()
+        );
+    }
+
+    #[tokio::test]
+    async fn platform_rejects_bad_configuration_up_front() {
+        let env = Env::from_pairs([
+            ("AZURE_TENANT_ID", "bad/tenant?x"),
+            ("AZURE_CLIENT_ID", "client"),
+            ("AZURE_FEDERATED_TOKEN_FILE", "/nonexistent"),
+        ]);
+        let e = PlatformCredential::new(Some(PlatformCredentialOptions {
+            env,
+            ..Default::default()
+        }))
+        .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidInput);
+    }
+}

@@ -1,1 +1,359 @@
-//! TODO(owner): see ARCHITECTURE.md.
+//! `WorkloadIdentityCredential`: a Kubernetes service-account token exchanged for a Microsoft
+//! Entra token (AKS workload identity, or any cluster whose issuer Entra trusts).
+//!
+//! The workload identity webhook gives a labelled pod `AZURE_TENANT_ID`, `AZURE_CLIENT_ID`,
+//! `AZURE_FEDERATED_TOKEN_FILE` and `AZURE_AUTHORITY_HOST`; the options default to them.
+//!
+//! **Token file freshness.** The kubelet replaces the projected token (by an atomic symlink swap)
+//! at 80% of its lifetime. This credential reads the file afresh for every exchange with Entra:
+//! exchanges only happen on a cache miss or refresh (about once an hour per scope), so the read
+//! costs nothing measurable, and the assertion sent is never stale (azure-identity re-reads
+//! only every 10 minutes, which is how "AADSTS700024: Client assertion is not within its valid
+//! time range" happens after a rotation).
+
+use std::{
+    path::{Path, PathBuf},
+    sync::Arc,
+};
+
+use async_trait::async_trait;
+
+use super::{
+    AccessToken, Env, Error, Result, Secret, TokenCredential, TokenRequestOptions,
+    client_assertion::{AssertionExchange, ClientAssertion, ClientAssertionCredentialOptions},
+};
+
+const CREDENTIAL: &str = "WorkloadIdentityCredential";
+/// The tenant id variable.
+pub(crate) const AZURE_TENANT_ID: &str = "AZURE_TENANT_ID";
+/// The client id variable.
+pub(crate) const AZURE_CLIENT_ID: &str = "AZURE_CLIENT_ID";
+/// The token file variable.
+pub(crate) const AZURE_FEDERATED_TOKEN_FILE: &str = "AZURE_FEDERATED_TOKEN_FILE";
+
+/// Options of [`WorkloadIdentityCredential`]. Unset fields come from the environment.
+#[derive(Clone, Debug, Default)]
+pub struct WorkloadIdentityCredentialOptions {
+    /// The Microsoft Entra tenant. Default: `AZURE_TENANT_ID`.
+    pub tenant_id: Option<String>,
+    /// The client id of the application or user-assigned managed identity federated with the
+    /// service account. Default: `AZURE_CLIENT_ID`.
+    pub client_id: Option<String>,
+    /// The projected service-account token. Default: `AZURE_FEDERATED_TOKEN_FILE`.
+    pub token_file_path: Option<PathBuf>,
+    /// The authority host. Default: `AZURE_AUTHORITY_HOST`, else the public cloud.
+    pub authority_host: Option<String>,
+    /// Tenants besides the configured one that a request's `tenant_id` may name (`"*"`: any).
+    pub additionally_allowed_tenants: Vec<String>,
+    /// Where the variables are read.
+    pub env: Env,
+}
+
+impl WorkloadIdentityCredentialOptions {
+    /// Whether `env` holds everything the credential needs (tenant, client id, token file).
+    pub fn is_configured(env: &Env) -> bool {
+        [AZURE_TENANT_ID, AZURE_CLIENT_ID, AZURE_FEDERATED_TOKEN_FILE]
+            .iter()
+            .all(|v| env.is_set(v))
+    }
+}
+
+/// Authenticates a Kubernetes workload with its projected service-account token.
+///
+/// ```no_run
+/// use azure_wi::credential::{TokenCredential, WorkloadIdentityCredential};
+///
+/// # async fn run() -> azure_wi::credential::Result<()> {
+/// // In a pod labelled `azure.workload.identity/use: "true"`:
+/// let credential = WorkloadIdentityCredential::new(None)?;
+/// let token = credential.get_token(&["https://storage.azure.com/.default"], None).await?;
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug)]
+pub struct WorkloadIdentityCredential {
+    exchange: Arc<AssertionExchange>,
+    token_file: PathBuf,
+}
+
+/// Reads the token file for every exchange.
+#[derive(Debug)]
+struct TokenFile(PathBuf);
+
+#[async_trait]
+impl ClientAssertion for TokenFile {
+    async fn assertion(&self) -> Result<Secret> {
+        read_token_file(&self.0).await
+    }
+}
+
+async fn read_token_file(path: &Path) -> Result<Secret> {
+    let contents = tokio::fs::read_to_string(path).await.map_err(|e| {
+        Error::authentication_failed(
+            CREDENTIAL,
+            format!(
+                "cannot read the federated token file {}: {e}. It is the projected service-account token \
+                 the workload identity webhook mounts; check that the pod's service account is annotated \
+                 with azure.workload.identity/client-id and the pod is labelled \
+                 azure.workload.identity/use: \"true\"",
+                path.display()
+            ),
+        )
+        .with_source(e)
+    })?;
+    let token = contents.trim();
+    if token.is_empty() {
+        return Err(Error::authentication_failed(
+            CREDENTIAL,
+            format!(
+                "the federated token file {} is empty: the kubelet has not written the token yet",
+                path.display()
+            ),
+        ));
+    }
+    Ok(Secret::new(token))
+}
+
+impl WorkloadIdentityCredential {
+    /// A credential from `options`, each unset value taken from the environment. A value missing
+    /// from both is [`ErrorKind::Unavailable`](super::ErrorKind::Unavailable), naming the variable.
+    /// The token file is not read here but at every exchange.
+    pub fn new(options: Option<WorkloadIdentityCredentialOptions>) -> Result<Arc<Self>> {
+        let options = options.unwrap_or_default();
+        let env = &options.env;
+        let from = |value: Option<String>, var: &str| {
+            value
+                .filter(|v| !v.trim().is_empty())
+                .or_else(|| env.var(var))
+                .ok_or_else(|| missing(var))
+        };
+        let tenant_id = from(options.tenant_id.clone(), AZURE_TENANT_ID)?;
+        let client_id = from(options.client_id.clone(), AZURE_CLIENT_ID)?;
+        let token_file = match options
+            .token_file_path
+            .clone()
+            .filter(|p| !p.as_os_str().is_empty())
+        {
+            Some(path) => path,
+            None => PathBuf::from(from(None, AZURE_FEDERATED_TOKEN_FILE)?),
+        };
+        let exchange = AssertionExchange::new(
+            CREDENTIAL,
+            tenant_id,
+            client_id,
+            Arc::new(TokenFile(token_file.clone())),
+            ClientAssertionCredentialOptions {
+                authority_host: options.authority_host,
+                additionally_allowed_tenants: options.additionally_allowed_tenants,
+                env: options.env,
+            },
+        )?;
+        Ok(Arc::new(Self {
+            exchange: Arc::new(exchange),
+            token_file,
+        }))
+    }
+
+    /// The token file this credential reads.
+    pub fn token_file_path(&self) -> &Path {
+        &self.token_file
+    }
+}
+
+fn missing(var: &str) -> Error {
+    Error::unavailable(
+        CREDENTIAL,
+        format!(
+            "{var} is not set. The workload identity webhook sets AZURE_TENANT_ID, AZURE_CLIENT_ID, \
+             AZURE_FEDERATED_TOKEN_FILE and AZURE_AUTHORITY_HOST in pods labelled \
+             azure.workload.identity/use: \"true\" whose service account is annotated with \
+             azure.workload.identity/client-id; otherwise set {var} or pass the option"
+        ),
+    )
+}
+
+#[async_trait]
+impl TokenCredential for WorkloadIdentityCredential {
+    async fn get_token(&self, scopes: &[&str], options: Option<TokenRequestOptions>) -> Result<AccessToken> {
+        self.exchange.get_token(scopes, options.as_ref()).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::credential::{
+        ErrorKind,
+        test_server::{Reply, TestServer},
+    };
+
+    const SCOPE: &str = "https://storage.azure.com/.default";
+
+    fn env(server: &TestServer, file: &Path) -> Env {
+        Env::from_pairs([
+            (AZURE_TENANT_ID, "tenant-a".to_owned()),
+            (AZURE_CLIENT_ID, "client-a".to_owned()),
+            (AZURE_FEDERATED_TOKEN_FILE, file.display().to_string()),
+            ("AZURE_AUTHORITY_HOST", format!("{}/", server.url())),
+        ])
+    }
+
+    fn form_value(server: &TestServer, i: usize, key: &str) -> Option<String> {
+        server.requests()[i]
+            .form()
+            .into_iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v)
+    }
+
+    #[tokio::test]
+    async fn defaults_come_from_the_webhook_variables() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("azure-identity-token");
+        std::fs::write(&file, "sa-token-1\n").unwrap();
+        let server = TestServer::scripted([Reply::token("at", 3599)]).await;
+        let options = WorkloadIdentityCredentialOptions {
+            env: env(&server, &file),
+            ..Default::default()
+        };
+        let cred = WorkloadIdentityCredential::new(Some(options)).unwrap();
+        assert_eq!(cred.token_file_path(), file);
+        cred.get_token(&[SCOPE], None).await.unwrap();
+        let r = &server.requests()[0];
+        assert_eq!(
+            r.target, "/tenant-a/oauth2/v2.0/token",
+            "trailing / of AZURE_AUTHORITY_HOST stripped"
+        );
+        assert_eq!(
+            form_value(&server, 0, "client_assertion").as_deref(),
+            Some("sa-token-1")
+        );
+        assert_eq!(form_value(&server, 0, "client_id").as_deref(), Some("client-a"));
+    }
+
+    #[tokio::test]
+    async fn options_override_the_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("other");
+        std::fs::write(&file, "sa-token-x").unwrap();
+        let server = TestServer::scripted([Reply::token("at", 3599)]).await;
+        let options = WorkloadIdentityCredentialOptions {
+            tenant_id: Some("tenant-b".into()),
+            client_id: Some("client-b".into()),
+            token_file_path: Some(file),
+            authority_host: Some(server.url()),
+            env: Env::from_pairs([("AZURE_AUTHORITY_HOST", "https://login.microsoftonline.us")]),
+            ..Default::default()
+        };
+        let cred = WorkloadIdentityCredential::new(Some(options)).unwrap();
+        cred.get_token(&[SCOPE], None).await.unwrap();
+        assert_eq!(server.requests()[0].path(), "/tenant-b/oauth2/v2.0/token");
+        assert_eq!(form_value(&server, 0, "client_id").as_deref(), Some("client-b"));
+        assert_eq!(
+            form_value(&server, 0, "client_assertion").as_deref(),
+            Some("sa-token-x")
+        );
+    }
+
+    #[test]
+    fn missing_variables_are_unavailable_and_named() {
+        let full = [
+            (AZURE_TENANT_ID, "t"),
+            (AZURE_CLIENT_ID, "c"),
+            (
+                AZURE_FEDERATED_TOKEN_FILE,
+                "/var/run/secrets/azure/tokens/azure-identity-token",
+            ),
+        ];
+        for skip in 0..3 {
+            let env = Env::from_pairs(
+                full.iter()
+                    .enumerate()
+                    .filter(|(i, _)| *i != skip)
+                    .map(|(_, kv)| *kv),
+            );
+            assert!(!WorkloadIdentityCredentialOptions::is_configured(&env));
+            let e = WorkloadIdentityCredential::new(Some(WorkloadIdentityCredentialOptions {
+                env,
+                ..Default::default()
+            }))
+            .unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::Unavailable);
+            assert!(e.to_string().contains(full[skip].0), "{e}");
+            assert!(e.to_string().contains("azure.workload.identity/use"), "{e}");
+        }
+        assert!(WorkloadIdentityCredentialOptions::is_configured(
+            &Env::from_pairs(full)
+        ));
+    }
+
+    #[tokio::test]
+    async fn malformed_tenant_never_reaches_the_network() {
+        let server = TestServer::scripted([]).await;
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("t");
+        std::fs::write(&file, "x").unwrap();
+        let options = WorkloadIdentityCredentialOptions {
+            tenant_id: Some("bad/tenant?x".into()),
+            env: env(&server, &file),
+            ..Default::default()
+        };
+        let e = WorkloadIdentityCredential::new(Some(options)).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidInput);
+        assert_eq!(server.request_count(), 0);
+    }
+
+    #[tokio::test]
+    async fn missing_or_empty_token_file_is_a_clear_error() {
+        let server = TestServer::scripted([]).await;
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("azure-identity-token");
+        let cred = WorkloadIdentityCredential::new(Some(WorkloadIdentityCredentialOptions {
+            env: env(&server, &file),
+            ..Default::default()
+        }))
+        .unwrap();
+        let e = cred.get_token(&[SCOPE], None).await.unwrap_err();
+        assert!(e.to_string().contains(&file.display().to_string()), "{e}");
+        std::fs::write(&file, " \n").unwrap();
+        let e = cred.get_token(&[SCOPE], None).await.unwrap_err();
+        assert!(e.to_string().contains("is empty"), "{e}");
+        assert_eq!(server.request_count(), 0);
+    }
+
+    /// The kubelet's layout: `token -> ..data/token`, `..data -> ..<timestamp>`, and a rotation
+    /// swaps `..data` atomically with a rename.
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn rotated_token_file_is_used_by_the_next_exchange() {
+        use std::os::unix::fs::symlink;
+        let dir = tempfile::tempdir().unwrap();
+        let write_version = |name: &str, token: &str| {
+            std::fs::create_dir(dir.path().join(name)).unwrap();
+            std::fs::write(dir.path().join(name).join("token"), token).unwrap();
+            symlink(name, dir.path().join("..data_tmp")).unwrap();
+            std::fs::rename(dir.path().join("..data_tmp"), dir.path().join("..data")).unwrap();
+        };
+        write_version("..2026_11_26_12_00_00.1", "sa-token-1");
+        symlink("..data/token", dir.path().join("token")).unwrap();
+        let file = dir.path().join("token");
+
+        let server = TestServer::with_handler(|_| Reply::token("at", 3599)).await;
+        let cred = WorkloadIdentityCredential::new(Some(WorkloadIdentityCredentialOptions {
+            env: env(&server, &file),
+            ..Default::default()
+        }))
+        .unwrap();
+        cred.get_token(&["a/.default"], None).await.unwrap();
+        write_version("..2026_11_26_12_48_00.2", "sa-token-2");
+        cred.get_token(&["b/.default"], None).await.unwrap();
+        assert_eq!(
+            form_value(&server, 0, "client_assertion").as_deref(),
+            Some("sa-token-1")
+        );
+        assert_eq!(
+            form_value(&server, 1, "client_assertion").as_deref(),
+            Some("sa-token-2")
+        );
+    }
+}

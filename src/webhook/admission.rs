@@ -104,7 +104,8 @@ pub enum AdmissionError {
     InvalidReview(#[source] serde_json::Error),
     /// The `apiVersion` is missing or unsupported.
     #[error(
-        "unsupported AdmissionReview apiVersion {0:?}: expected admission.k8s.io/v1 or admission.k8s.io/v1beta1"
+        "unsupported AdmissionReview apiVersion {0:?}: expected admission.k8s.io/v1 or \
+         admission.k8s.io/v1beta1"
     )]
     UnsupportedVersion(String),
     /// The `kind` is not `AdmissionReview`.
@@ -121,7 +122,8 @@ pub enum AdmissionError {
     MissingObject,
     /// The object is not a pod.
     #[error(
-        "the AdmissionReview request is for {0}, not a core/v1 Pod: check the MutatingWebhookConfiguration's rules"
+        "the AdmissionReview request is for {0}, not a core/v1 Pod: check the \
+         MutatingWebhookConfiguration's rules"
     )]
     NotAPod(String),
 }

@@ -273,7 +273,8 @@ pub enum CaSource {
 pub enum ConfigError {
     /// `AZURE_TENANT_ID` is unset or empty.
     #[error(
-        "AZURE_TENANT_ID is required: set the environment variable (or --tenant-id) to your Microsoft Entra tenant ID"
+        "AZURE_TENANT_ID is required: set the environment variable (or --tenant-id) to your Microsoft \
+         Entra tenant ID"
     )]
     MissingTenantId,
     /// `AZURE_ENVIRONMENT` names no known cloud.
@@ -287,11 +288,12 @@ pub enum ConfigError {
     },
     /// `AzureStackCloud` without `AZURE_ENVIRONMENT_FILEPATH`.
     #[error(
-        "AZURE_ENVIRONMENT is AzureStackCloud but AZURE_ENVIRONMENT_FILEPATH is not set: point it at the Azure Stack environment JSON file"
+        "AZURE_ENVIRONMENT is AzureStackCloud but AZURE_ENVIRONMENT_FILEPATH is not set: point it at \
+         the Azure Stack environment JSON file"
     )]
     MissingStackFile,
     /// The Azure Stack environment file cannot be read.
-    #[error("cannot read the Azure Stack environment file {path:?} (AZURE_ENVIRONMENT_FILEPATH)")]
+    #[error("cannot read the Azure Stack environment file {path:?} (AZURE_ENVIRONMENT_FILEPATH): {source}")]
     StackFileUnreadable {
         /// The file.
         path: PathBuf,
@@ -312,7 +314,8 @@ pub enum ConfigError {
     },
     /// The Azure Stack environment file lacks `activeDirectoryEndpoint`.
     #[error(
-        "the Azure Stack environment file {path:?} (AZURE_ENVIRONMENT_FILEPATH) has no non-empty \"activeDirectoryEndpoint\" string"
+        "the Azure Stack environment file {path:?} (AZURE_ENVIRONMENT_FILEPATH) has no non-empty \
+         \"activeDirectoryEndpoint\" string"
     )]
     StackFileWithoutAuthority {
         /// The file.
@@ -334,7 +337,8 @@ pub enum ConfigError {
     },
     /// The custom audience is the default audience.
     #[error(
-        "--custom-token-endpoint-audience must differ from {DEFAULT_AUDIENCE} (got {audience:?}): choose the custom endpoint's own audience"
+        "--custom-token-endpoint-audience must differ from {DEFAULT_AUDIENCE} (got {audience:?}): \
+         choose the custom endpoint's own audience"
     )]
     CustomAudienceIsDefault {
         /// The audience given.
@@ -342,7 +346,8 @@ pub enum ConfigError {
     },
     /// The annotation suffix makes an invalid annotation key.
     #[error(
-        "--custom-token-endpoint-annotation-suffix {suffix:?} does not make a valid annotation key {CUSTOM_ENDPOINT_ANNOTATION_PREFIX}<suffix>: {reason}"
+        "--custom-token-endpoint-annotation-suffix {suffix:?} does not make a valid annotation key \
+         {CUSTOM_ENDPOINT_ANNOTATION_PREFIX}<suffix>: {reason}"
     )]
     InvalidAnnotationSuffix {
         /// The suffix given.
@@ -358,12 +363,14 @@ pub enum ConfigError {
     },
     /// A ClusterTrustBundle label selector without a signer.
     #[error(
-        "AZURE_KUBERNETES_CA_CTB_LABEL_SELECTOR is set without AZURE_KUBERNETES_CA_CTB_SIGNER_NAME: set the signer name or remove the selector"
+        "AZURE_KUBERNETES_CA_CTB_LABEL_SELECTOR is set without AZURE_KUBERNETES_CA_CTB_SIGNER_NAME: set \
+         the signer name or remove the selector"
     )]
     LabelSelectorWithoutSigner,
     /// The ClusterTrustBundle label selector is not a JSON label selector.
     #[error(
-        "AZURE_KUBERNETES_CA_CTB_LABEL_SELECTOR is not a JSON label selector (e.g. {{\"matchLabels\":{{\"k\":\"v\"}}}}): {source}"
+        "AZURE_KUBERNETES_CA_CTB_LABEL_SELECTOR is not a JSON label selector \
+         (e.g. {{\"matchLabels\":{{\"k\":\"v\"}}}}): {source}"
     )]
     InvalidLabelSelector {
         /// The parse error.

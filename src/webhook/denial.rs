@@ -28,6 +28,12 @@ impl Denial {
     pub fn service_account_not_found(name: &str) -> Self {
         Self::new(format!("serviceaccounts {name:?} not found"))
     }
+
+    /// The denial for a pod whose ServiceAccount cannot be read (the API server failed or cannot be
+    /// reached): the webhook fails closed, like upstream.
+    pub fn service_account_unavailable(namespace: &str, name: &str, reason: impl fmt::Display) -> Self {
+        Self::new(format!("cannot get serviceaccount {namespace}/{name}: {reason}"))
+    }
 }
 
 impl fmt::Display for Denial {

@@ -1,0 +1,314 @@
+//! A small recording HTTP/1.1 server for tests: it stands in for Microsoft Entra and the Azure
+//! metadata endpoints, which cannot exist offline.
+//!
+//! It binds `127.0.0.1:0`, records every request (method, target, headers, body, arrival time on
+//! the tokio clock so paused-time tests can check retry schedules) and answers from a script or a
+//! handler. Built on tokio alone so that it also runs in the library-only test build; the
+//! integration tests include this same file with `#[path]`.
+#![allow(dead_code)]
+
+use std::{
+    collections::VecDeque,
+    net::SocketAddr,
+    sync::{Arc, Mutex},
+};
+
+use tokio::{
+    io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader},
+    net::TcpListener,
+    time::Instant,
+};
+
+/// One request as the server received it.
+#[derive(Clone, Debug)]
+pub struct RecordedRequest {
+    /// `GET`, `POST`, ...
+    pub method: String,
+    /// The request target: path and query, e.g. `/tenant/oauth2/v2.0/token?x=1`.
+    pub target: String,
+    /// Headers in arrival order, names lower-cased.
+    pub headers: Vec<(String, String)>,
+    /// The body.
+    pub body: Vec<u8>,
+    /// When the request arrived, on the tokio clock.
+    pub at: Instant,
+}
+
+impl RecordedRequest {
+    /// The path without the query.
+    pub fn path(&self) -> &str {
+        self.target.split_once('?').map_or(&self.target, |(p, _)| p)
+    }
+
+    /// The decoded query pairs, in order.
+    pub fn query(&self) -> Vec<(String, String)> {
+        let q = self.target.split_once('?').map_or("", |(_, q)| q);
+        url::form_urlencoded::parse(q.as_bytes()).into_owned().collect()
+    }
+
+    /// The decoded `application/x-www-form-urlencoded` body pairs, in order.
+    pub fn form(&self) -> Vec<(String, String)> {
+        url::form_urlencoded::parse(&self.body).into_owned().collect()
+    }
+
+    /// The value of the first header named `name` (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        let name = name.to_ascii_lowercase();
+        self.headers
+            .iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// A scripted answer.
+#[derive(Clone, Debug)]
+pub struct Reply {
+    /// The status code.
+    pub status: u16,
+    /// Extra headers.
+    pub headers: Vec<(String, String)>,
+    /// The body.
+    pub body: Vec<u8>,
+}
+
+impl Reply {
+    /// An empty answer with `status`.
+    pub fn status(status: u16) -> Self {
+        Self {
+            status,
+            headers: Vec::new(),
+            body: Vec::new(),
+        }
+    }
+
+    /// A JSON answer.
+    pub fn json(status: u16, body: serde_json::Value) -> Self {
+        Self::status(status)
+            .header("content-type", "application/json")
+            .body(body.to_string())
+    }
+
+    /// A successful Entra-style token answer.
+    pub fn token(access_token: &str, expires_in: u64) -> Self {
+        Self::json(
+            200,
+            serde_json::json!({"token_type": "Bearer", "expires_in": expires_in, "ext_expires_in": expires_in, "access_token": access_token}),
+        )
+    }
+
+    /// Adds a header.
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        self.headers.push((name.to_owned(), value.to_owned()));
+        self
+    }
+
+    /// Sets the body.
+    pub fn body(mut self, body: impl Into<Vec<u8>>) -> Self {
+        self.body = body.into();
+        self
+    }
+}
+
+type Handler = dyn Fn(&RecordedRequest) -> Reply + Send + Sync;
+
+struct State {
+    requests: Vec<RecordedRequest>,
+    script: VecDeque<Reply>,
+}
+
+/// The running server. It stops when dropped.
+pub struct TestServer {
+    addr: SocketAddr,
+    tls: bool,
+    state: Arc<Mutex<State>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl TestServer {
+    /// A server answering the scripted replies in order, then `500` with a message saying the
+    /// script ran out.
+    pub async fn scripted(replies: impl IntoIterator<Item = Reply>) -> Self {
+        Self::start_inner(replies.into_iter().collect(), None, None).await
+    }
+
+    /// Like [`scripted`](Self::scripted), serving https with a certificate for `127.0.0.1` and
+    /// `localhost` issued by a fresh test CA, whose PEM is returned (for `SSL_CERT_FILE`).
+    pub async fn scripted_tls(replies: impl IntoIterator<Item = Reply>) -> (Self, String) {
+        let (acceptor, ca_pem) = test_tls();
+        (
+            Self::start_inner(replies.into_iter().collect(), None, Some(acceptor)).await,
+            ca_pem,
+        )
+    }
+
+    /// A server answering every request with `handler`.
+    pub async fn with_handler(handler: impl Fn(&RecordedRequest) -> Reply + Send + Sync + 'static) -> Self {
+        Self::start_inner(VecDeque::new(), Some(Arc::new(handler)), None).await
+    }
+
+    /// Appends replies to the script.
+    pub fn push(&self, reply: Reply) {
+        self.state.lock().unwrap().script.push_back(reply);
+    }
+
+    async fn start_inner(
+        script: VecDeque<Reply>,
+        handler: Option<Arc<Handler>>,
+        tls: Option<tokio_rustls::TlsAcceptor>,
+    ) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind 127.0.0.1:0");
+        let addr = listener.local_addr().unwrap();
+        let state = Arc::new(Mutex::new(State {
+            requests: Vec::new(),
+            script,
+        }));
+        let st = state.clone();
+        let is_tls = tls.is_some();
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    return;
+                };
+                let _ = stream.set_nodelay(true);
+                let (st, handler, tls) = (st.clone(), handler.clone(), tls.clone());
+                tokio::spawn(async move {
+                    let _ = match tls {
+                        Some(acceptor) => match acceptor.accept(stream).await {
+                            Ok(stream) => serve_connection(stream, st, handler).await,
+                            Err(_) => Ok(()),
+                        },
+                        None => serve_connection(stream, st, handler).await,
+                    };
+                });
+            }
+        });
+        Self {
+            addr,
+            tls: is_tls,
+            state,
+            task,
+        }
+    }
+
+    /// `http://127.0.0.1:PORT` (`https://` for a TLS server).
+    pub fn url(&self) -> String {
+        format!("{}://{}", if self.tls { "https" } else { "http" }, self.addr)
+    }
+
+    /// The socket address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Every request received so far.
+    pub fn requests(&self) -> Vec<RecordedRequest> {
+        self.state.lock().unwrap().requests.clone()
+    }
+
+    /// How many requests were received.
+    pub fn request_count(&self) -> usize {
+        self.state.lock().unwrap().requests.len()
+    }
+}
+
+/// A TLS acceptor for `127.0.0.1`/`localhost` and the PEM of the CA that issued its certificate.
+pub fn test_tls() -> (tokio_rustls::TlsAcceptor, String) {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "azure-wi test CA");
+    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
+    let leaf_key = KeyPair::generate().unwrap();
+    let leaf = CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])
+        .unwrap()
+        .signed_by(&leaf_key, &ca)
+        .unwrap();
+    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(leaf_key.serialize_der().into());
+    let config =
+        rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(vec![leaf.der().clone(), ca.der().clone()], key)
+            .unwrap();
+    (tokio_rustls::TlsAcceptor::from(Arc::new(config)), ca.pem())
+}
+
+async fn serve_connection<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
+    stream: S,
+    state: Arc<Mutex<State>>,
+    handler: Option<Arc<Handler>>,
+) -> std::io::Result<()> {
+    let mut reader = BufReader::new(stream);
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).await? == 0 {
+            return Ok(());
+        }
+        let mut parts = line.trim_end().splitn(3, ' ');
+        let method = parts.next().unwrap_or_default().to_owned();
+        let target = parts.next().unwrap_or_default().to_owned();
+        let mut headers = Vec::new();
+        loop {
+            let mut h = String::new();
+            if reader.read_line(&mut h).await? == 0 {
+                return Ok(());
+            }
+            let h = h.trim_end();
+            if h.is_empty() {
+                break;
+            }
+            if let Some((k, v)) = h.split_once(':') {
+                headers.push((k.trim().to_ascii_lowercase(), v.trim().to_owned()));
+            }
+        }
+        let len = headers
+            .iter()
+            .find(|(k, _)| k == "content-length")
+            .and_then(|(_, v)| v.parse::<usize>().ok())
+            .unwrap_or(0);
+        let mut body = vec![0; len];
+        reader.read_exact(&mut body).await?;
+        let request = RecordedRequest {
+            method,
+            target,
+            headers,
+            body,
+            at: Instant::now(),
+        };
+        let reply = {
+            let mut st = state.lock().unwrap();
+            st.requests.push(request.clone());
+            match &handler {
+                Some(h) => h(&request),
+                None => st.script.pop_front().unwrap_or_else(|| {
+                    Reply::json(500, serde_json::json!({"error": "test_server", "error_description": "the test script has no more replies"}))
+                }),
+            }
+        };
+        let mut out = format!(
+            "HTTP/1.1 {} X\r\ncontent-length: {}\r\n",
+            reply.status,
+            reply.body.len()
+        );
+        for (k, v) in &reply.headers {
+            out.push_str(&format!("{k}: {v}\r\n"));
+        }
+        out.push_str("\r\n");
+        // One write: head and body in separate segments would meet Nagle and delayed ACKs (40 ms).
+        let mut bytes = out.into_bytes();
+        bytes.extend_from_slice(&reply.body);
+        let stream = reader.get_mut();
+        stream.write_all(&bytes).await?;
+        stream.flush().await?;
+    }
+}

@@ -1,0 +1,234 @@
+//! The proxy served on a real socket with the real workload identity credential, against a
+//! Microsoft Entra stand-in on 127.0.0.1.
+
+use std::time::Duration;
+
+use azure_wi::proxy::Probe;
+use futures::future::join_all;
+use serde_json::Value;
+
+use crate::support::{self, EntraStandIn, IDENTITY_HEADER, Served};
+
+const VAULT: &str = "https%3A%2F%2Fvault.azure.net";
+
+async fn imds_get(client: &reqwest::Client, url: &str) -> (u16, Value) {
+    let response = client.get(url).header("Metadata", "true").send().await.unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_500_requests_causes_one_exchange() {
+    let entra = EntraStandIn::start(support::ASSERTION).await;
+    let served = Served::start(&entra.url(), false).await;
+    let client = support::client();
+    let url = served.imds_url(VAULT);
+    entra.hold();
+    let arrived = entra.arrived();
+    let burst: Vec<_> = (0..500)
+        .map(|_| {
+            let (client, url) = (client.clone(), url.clone());
+            tokio::spawn(async move { imds_get(&client, &url).await })
+        })
+        .collect();
+    arrived.await;
+    // Let the rest of the burst pile up behind the held exchange (setup only: the assertion
+    // below holds whatever the interleaving).
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    entra.release();
+    let results = join_all(burst).await;
+    let first = results[0].as_ref().unwrap().1["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        first.starts_with("entra-1-") && first.ends_with("https://vault.azure.net/.default"),
+        "{first}"
+    );
+    for result in results {
+        let (status, body) = result.unwrap();
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["access_token"], first.as_str());
+    }
+    assert_eq!(entra.exchanges(), 1, "one exchange for the whole burst");
+    assert_eq!(served.proxy.credentials().len(), 1);
+
+    // Another resource is another exchange; the first stays cached.
+    let (status, body) = imds_get(&client, &served.imds_url("https%3A%2F%2Fstorage.azure.com%2F")).await;
+    assert_eq!(status, 200);
+    assert!(
+        body["access_token"]
+            .as_str()
+            .unwrap()
+            .ends_with("https://storage.azure.com//.default")
+    );
+    imds_get(&client, &url).await;
+    assert_eq!(entra.exchanges(), 2);
+    served.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_disconnecting_mid_request_do_not_cancel_the_exchange() {
+    let entra = EntraStandIn::start(support::ASSERTION).await;
+    let served = Served::start(&entra.url(), false).await;
+    let client = support::client();
+    let url = served.imds_url(VAULT);
+    entra.hold();
+    let arrived = entra.arrived();
+    let leaver = {
+        let (client, url) = (client.clone(), url.clone());
+        tokio::spawn(async move { imds_get(&client, &url).await })
+    };
+    arrived.await;
+    leaver.abort(); // the client goes away while its exchange is in flight
+    assert!(leaver.await.unwrap_err().is_cancelled());
+    let stayer = {
+        let (client, url) = (client.clone(), url.clone());
+        tokio::spawn(async move { imds_get(&client, &url).await })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    entra.release();
+    let (status, body) = stayer.await.unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        entra.exchanges(),
+        1,
+        "the abandoned exchange served the next client"
+    );
+    let (status, _) = imds_get(&client, &url).await;
+    assert_eq!(status, 200);
+    served.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn entra_down_is_a_clear_5xx_and_the_proxy_recovers() {
+    let entra = EntraStandIn::start(support::ASSERTION).await;
+    let served = Served::start(&entra.url(), false).await;
+    let client = support::client();
+    let url = served.imds_url(VAULT);
+    entra.set_failing(true);
+    let (status, body) = imds_get(&client, &url).await;
+    assert_eq!(status, 502, "{body}");
+    assert_eq!(body["error"], "bad_gateway");
+    let description = body["error_description"].as_str().unwrap();
+    assert!(
+        description.contains("AADSTS90033") && description.contains(support::DEFAULT_CLIENT),
+        "{description}"
+    );
+    assert!(
+        !description.contains(support::ASSERTION),
+        "the assertion must not leak"
+    );
+    entra.set_failing(false);
+    let (status, body) = imds_get(&client, &url).await;
+    assert_eq!(status, 200, "{body}");
+    served.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn entra_unreachable_is_503() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let unreachable = Served::start(&format!("http://{closed}"), false).await;
+    let (status, body) = imds_get(&support::client(), &unreachable.imds_url(VAULT)).await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["error"], "service_unavailable");
+    assert!(
+        body["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("cannot reach Microsoft Entra"),
+        "{body}"
+    );
+    unreachable.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn identity_endpoint_serves_app_service_clients() {
+    let entra = EntraStandIn::start(support::ASSERTION).await;
+    let served = Served::start(&entra.url(), true).await;
+    let url = format!(
+        "http://{}/msi/token?api-version=2019-08-01&resource=https%3A%2F%2Fstorage.azure.com&client_id=c-2",
+        served.addr
+    );
+    let response = support::client()
+        .get(&url)
+        .header("X-IDENTITY-HEADER", IDENTITY_HEADER)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(
+        body["access_token"],
+        "entra-1-c-2-https://storage.azure.com/.default"
+    );
+    assert_eq!(body["client_id"], "c-2");
+    let response = support::client()
+        .get(&url)
+        .header("X-IDENTITY-HEADER", "wrong-but-long-enough-value")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401);
+    assert_eq!(entra.exchanges(), 1);
+    served.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn probe_reports_readiness() {
+    let entra = EntraStandIn::start(support::ASSERTION).await;
+    let served = Served::start(&entra.url(), false).await;
+    assert!(Probe::localhost(served.addr.port()).run().await);
+    let port = served.addr.port();
+    served.shutdown().await;
+    let probe = Probe::localhost(port).with_interval(Duration::from_millis(10));
+    assert!(!probe.run().await, "nothing listens any more");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_lets_in_flight_requests_finish_and_stops_accepting() {
+    let entra = EntraStandIn::start(support::ASSERTION).await;
+    let served = Served::start(&entra.url(), false).await;
+    let addr = served.addr;
+    let client = support::client();
+    entra.hold();
+    let arrived = entra.arrived();
+    let in_flight = {
+        let (client, url) = (client.clone(), served.imds_url(VAULT));
+        tokio::spawn(async move { imds_get(&client, &url).await })
+    };
+    arrived.await;
+    let shutdown = tokio::spawn(served.shutdown());
+    let mut refused = false;
+    for _ in 0..200 {
+        if tokio::net::TcpStream::connect(addr).await.is_err() {
+            refused = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(refused, "the listener must close on shutdown");
+    entra.release();
+    let (status, body) = in_flight.await.unwrap();
+    assert_eq!(status, 200, "{body}");
+    shutdown.await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listens_on_loopback_only() {
+    let entra = EntraStandIn::start(support::ASSERTION).await;
+    let served = Served::start(&entra.url(), false).await;
+    let addrs = served.proxy.clone().bind().await.unwrap().local_addrs();
+    assert!(!addrs.is_empty());
+    assert!(addrs.iter().all(|a| a.ip().is_loopback()), "{addrs:?}");
+    // ::1 is served too when the host has IPv6.
+    if tokio::net::TcpListener::bind("[::1]:0").await.is_ok() {
+        let url = format!("http://[::1]:{}/readyz", served.addr.port());
+        let response = support::client().get(&url).send().await.unwrap();
+        assert_eq!(response.status(), 200);
+    }
+    served.shutdown().await;
+}

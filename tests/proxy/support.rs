@@ -1,0 +1,370 @@
+//! Fakes for what cannot run offline, and helpers to call the router.
+
+use std::{
+    net::SocketAddr,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicUsize, Ordering},
+    },
+};
+
+use async_trait::async_trait;
+use axum::{
+    Router,
+    body::Body,
+    http::{Request, StatusCode},
+    response::Response,
+};
+use azure_wi::{
+    credential::{self, AccessToken, Env, TokenCredential, TokenRequestOptions},
+    proxy::{CredentialFactory, Proxy, ProxyConfig},
+};
+use serde_json::Value;
+use time::{Duration, OffsetDateTime};
+use tower::ServiceExt as _;
+
+/// The identity header of the tests' identity-endpoint mode.
+pub const IDENTITY_HEADER: &str = "7f3a9c2e5b1d4f608a9e7c3b2d1f0e4a";
+pub const TENANT: &str = "72f988bf-86f1-41af-91ab-2d7cd011db47";
+pub const DEFAULT_CLIENT: &str = "11111111-2222-3333-4444-555555555555";
+
+/// A credential that answers `token-for:<client>:<scope>` and records what it was asked.
+#[derive(Debug)]
+pub struct FakeCredential {
+    client_id: String,
+    calls: Arc<Mutex<Vec<String>>>,
+    failure: Option<fn() -> credential::Error>,
+}
+
+#[async_trait]
+impl TokenCredential for FakeCredential {
+    async fn get_token(
+        &self,
+        scopes: &[&str],
+        _: Option<TokenRequestOptions>,
+    ) -> credential::Result<AccessToken> {
+        self.calls.lock().unwrap().push(scopes.join(" "));
+        if let Some(failure) = self.failure {
+            return Err(failure());
+        }
+        Ok(AccessToken::new(
+            format!("token-for:{}:{}", self.client_id, scopes.join(" ")),
+            OffsetDateTime::now_utc() + Duration::hours(1),
+        ))
+    }
+}
+
+/// What the fake factory saw.
+#[derive(Clone, Default)]
+pub struct Recorder {
+    pub created: Arc<Mutex<Vec<(String, String)>>>,
+    pub scopes: Arc<Mutex<Vec<String>>>,
+    pub failure: Option<fn() -> credential::Error>,
+}
+
+impl Recorder {
+    pub fn factory(&self) -> CredentialFactory {
+        let recorder = self.clone();
+        Arc::new(move |client: &str, tenant: &str| {
+            recorder
+                .created
+                .lock()
+                .unwrap()
+                .push((client.to_owned(), tenant.to_owned()));
+            Ok(Arc::new(FakeCredential {
+                client_id: client.to_owned(),
+                calls: recorder.scopes.clone(),
+                failure: recorder.failure,
+            }) as Arc<dyn TokenCredential>)
+        })
+    }
+
+    pub fn scopes(&self) -> Vec<String> {
+        self.scopes.lock().unwrap().clone()
+    }
+}
+
+/// A proxy configuration for tests: tenant and default client set, identity endpoint optional.
+pub fn config(identity_endpoint: bool, imds: &str) -> ProxyConfig {
+    let mut pairs = vec![("AZURE_TENANT_ID", TENANT), ("AZURE_CLIENT_ID", DEFAULT_CLIENT)];
+    if identity_endpoint {
+        pairs.push(("IDENTITY_HEADER", IDENTITY_HEADER));
+    }
+    ProxyConfig::from_env(&Env::from_pairs(pairs), 0, identity_endpoint, imds).unwrap()
+}
+
+/// A router over the fake credential.
+pub fn router(recorder: &Recorder, identity_endpoint: bool, imds: &str) -> Router {
+    install_crypto();
+    Proxy::new(config(identity_endpoint, imds), recorder.factory())
+        .unwrap()
+        .router()
+}
+
+pub fn install_crypto() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+/// Sends `request` through `router`; returns the status, the response and the body as JSON
+/// (`Value::Null` when the body is not JSON).
+pub async fn send(router: &Router, request: Request<Body>) -> (StatusCode, Response<()>, Value) {
+    let response = router.clone().oneshot(request).await.unwrap();
+    let (parts, body) = response.into_parts();
+    let bytes = axum::body::to_bytes(body, 1 << 20).await.unwrap();
+    let json = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    (parts.status, Response::from_parts(parts, ()), json)
+}
+
+pub fn get(uri: &str) -> axum::http::request::Builder {
+    Request::builder().method("GET").uri(uri)
+}
+
+/// A stand-in for IMDS's instance-metadata endpoints: answers `{"path":..,"metadata":..}` and
+/// counts requests; `/metadata/redirect` answers a redirect.
+pub struct ImdsStandIn {
+    pub addr: SocketAddr,
+    pub hits: Arc<AtomicUsize>,
+}
+
+impl ImdsStandIn {
+    pub async fn start() -> Self {
+        let hits = Arc::new(AtomicUsize::new(0));
+        let counter = hits.clone();
+        let app = Router::new().fallback(move |request: Request<Body>| {
+            let counter = counter.clone();
+            async move {
+                counter.fetch_add(1, Ordering::SeqCst);
+                if request.uri().path() == "/metadata/redirect" {
+                    return Response::builder()
+                        .status(StatusCode::FOUND)
+                        .header("location", "/metadata/identity/oauth2/token")
+                        .body(Body::empty())
+                        .unwrap();
+                }
+                let headers = request.headers();
+                let seen = |name: &str| {
+                    headers
+                        .get(name)
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("")
+                        .to_owned()
+                };
+                let body = serde_json::json!({
+                    "path": request.uri().path(),
+                    "query": request.uri().query(),
+                    "metadata": seen("metadata"),
+                    "x-identity-header": seen("x-identity-header"),
+                    "authorization": seen("authorization"),
+                });
+                Response::builder()
+                    .header("content-type", "application/json")
+                    .header("set-cookie", "leak=1")
+                    .body(Body::from(body.to_string()))
+                    .unwrap()
+            }
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        Self { addr, hits }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn hits(&self) -> usize {
+        self.hits.load(Ordering::SeqCst)
+    }
+}
+
+/// A stand-in for Microsoft Entra's token endpoint. It checks the client-assertion exchange as
+/// Entra would (grant type, assertion type, the assertion itself, the client id, a `.default`
+/// scope), counts exchanges, can be held (requests wait until released) and can fail.
+pub struct EntraStandIn {
+    pub addr: SocketAddr,
+    state: Arc<EntraState>,
+}
+
+struct EntraState {
+    assertion: String,
+    exchanges: AtomicUsize,
+    failing: std::sync::atomic::AtomicBool,
+    held: tokio::sync::watch::Sender<bool>,
+    arrived: tokio::sync::Notify,
+}
+
+impl EntraStandIn {
+    /// Starts the stand-in expecting `assertion` (the federated token file's content).
+    pub async fn start(assertion: &str) -> Self {
+        let state = Arc::new(EntraState {
+            assertion: assertion.to_owned(),
+            exchanges: AtomicUsize::new(0),
+            failing: false.into(),
+            held: tokio::sync::watch::channel(false).0,
+            arrived: tokio::sync::Notify::new(),
+        });
+        let shared = state.clone();
+        let app = Router::new().route(
+            "/{tenant}/oauth2/v2.0/token",
+            axum::routing::post(
+                move |axum::extract::Path(tenant): axum::extract::Path<String>, body: String| {
+                    let state = shared.clone();
+                    async move { state.exchange(&tenant, &body).await }
+                },
+            ),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        Self { addr, state }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// How many exchanges were answered or are being answered.
+    pub fn exchanges(&self) -> usize {
+        self.state.exchanges.load(Ordering::SeqCst)
+    }
+
+    /// Makes every exchange fail with 503 (`true`) or succeed again.
+    pub fn set_failing(&self, failing: bool) {
+        self.state.failing.store(failing, Ordering::SeqCst);
+    }
+
+    /// Holds exchanges until [`release`](Self::release).
+    pub fn hold(&self) {
+        self.state.held.send_replace(true);
+    }
+
+    pub fn release(&self) {
+        self.state.held.send_replace(false);
+    }
+
+    /// Waits until an exchange has arrived (call before the request that sends it).
+    pub fn arrived(&self) -> tokio::sync::futures::Notified<'_> {
+        self.state.arrived.notified()
+    }
+}
+
+impl EntraState {
+    async fn exchange(&self, tenant: &str, body: &str) -> Response {
+        let n = self.exchanges.fetch_add(1, Ordering::SeqCst) + 1;
+        self.arrived.notify_waiters();
+        let mut held = self.held.subscribe();
+        let _ = held.wait_for(|held| !held).await;
+        let form: std::collections::HashMap<String, String> = url::form_urlencoded::parse(body.as_bytes())
+            .into_owned()
+            .collect();
+        let field = |name: &str| form.get(name).map(String::as_str).unwrap_or_default();
+        let reply = |status: StatusCode, body: Value| {
+            Response::builder()
+                .status(status)
+                .header("content-type", "application/json")
+                .body(Body::from(body.to_string()))
+                .unwrap()
+        };
+        if self.failing.load(Ordering::SeqCst) {
+            return reply(
+                StatusCode::SERVICE_UNAVAILABLE,
+                serde_json::json!({"error": "temporarily_unavailable", "error_description": "AADSTS90033: stand-in is down"}),
+            );
+        }
+        let problem = if tenant != TENANT {
+            Some("AADSTS90002: tenant not found")
+        } else if field("grant_type") != "client_credentials" {
+            Some("AADSTS900144: grant_type")
+        } else if field("client_assertion_type") != "urn:ietf:params:oauth:client-assertion-type:jwt-bearer" {
+            Some("AADSTS900144: client_assertion_type")
+        } else if field("client_assertion") != self.assertion {
+            Some("AADSTS700024: client assertion is not valid")
+        } else if field("client_id").is_empty() || !field("scope").ends_with("/.default") {
+            Some("AADSTS900144: client_id or scope")
+        } else {
+            None
+        };
+        if let Some(problem) = problem {
+            return reply(
+                StatusCode::BAD_REQUEST,
+                serde_json::json!({"error": "invalid_request", "error_description": problem}),
+            );
+        }
+        let token = format!("entra-{n}-{}-{}", field("client_id"), field("scope"));
+        reply(
+            StatusCode::OK,
+            serde_json::json!({"token_type": "Bearer", "expires_in": 3599, "ext_expires_in": 3599, "access_token": token}),
+        )
+    }
+}
+
+/// A proxy with the real workload identity credential, served on 127.0.0.1:0, talking to the
+/// Entra at `authority`. Returns its address and the handle that stops it.
+pub struct Served {
+    pub addr: SocketAddr,
+    pub proxy: Proxy,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<()>,
+    _dir: tempfile::TempDir,
+}
+
+pub const ASSERTION: &str = "eyJhbGciOiJSUzI1NiJ9.service-account-token.sig";
+
+impl Served {
+    pub async fn start(authority: &str, identity_endpoint: bool) -> Self {
+        install_crypto();
+        let dir = tempfile::tempdir().unwrap();
+        let token_file = dir.path().join("token");
+        std::fs::write(&token_file, ASSERTION).unwrap();
+        let mut pairs = vec![
+            ("AZURE_TENANT_ID".to_owned(), TENANT.to_owned()),
+            ("AZURE_CLIENT_ID".to_owned(), DEFAULT_CLIENT.to_owned()),
+            ("AZURE_AUTHORITY_HOST".to_owned(), authority.to_owned()),
+            (
+                "AZURE_FEDERATED_TOKEN_FILE".to_owned(),
+                token_file.display().to_string(),
+            ),
+        ];
+        if identity_endpoint {
+            pairs.push(("IDENTITY_HEADER".to_owned(), IDENTITY_HEADER.to_owned()));
+        }
+        let env = Env::from_pairs(pairs);
+        let config = ProxyConfig::from_env(&env, 0, identity_endpoint, "http://127.0.0.1:9").unwrap();
+        let proxy = Proxy::new(config, azure_wi::proxy::workload_identity_factory(env)).unwrap();
+        let bound = proxy.clone().bind().await.unwrap();
+        let addr = bound.local_addrs()[0];
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(bound.serve(async move {
+            let _ = stopped.await;
+        }));
+        Self {
+            addr,
+            proxy,
+            stop: Some(stop),
+            task,
+            _dir: dir,
+        }
+    }
+
+    pub fn imds_url(&self, resource: &str) -> String {
+        format!(
+            "http://{}/metadata/identity/oauth2/token?api-version=2018-02-01&resource={resource}",
+            self.addr
+        )
+    }
+
+    /// Signals shutdown and waits for the server to finish.
+    pub async fn shutdown(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        (&mut self.task).await.unwrap();
+    }
+}
+
+/// A plain HTTP client for the tests.
+pub fn client() -> reqwest::Client {
+    install_crypto();
+    reqwest::Client::builder().no_proxy().build().unwrap()
+}
