@@ -358,7 +358,9 @@ fn init_logging(level: &str, format: &str) -> anyhow::Result<()> {
         "debug" | "trace" => format!("{directive},hyper=info,h2=info,rustls=info,tower=info"),
         _ => directive.to_owned(),
     };
-    let filter = tracing_subscriber::EnvFilter::new(filter);
+    // `RUST_LOG`, when set, overrides the level (as for the other commands).
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(filter));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
