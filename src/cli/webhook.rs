@@ -351,8 +351,16 @@ fn read_service_account_file(path: &std::path::Path) -> anyhow::Result<Vec<(Stri
 
 fn init_logging(level: &str, format: &str) -> anyhow::Result<()> {
     let directive = level.parse::<LogLevel>()?.tracing_directive();
-    let filter =
-        tracing_subscriber::EnvFilter::new(format!("{directive},hyper=info,h2=info,rustls=info,tower=info"));
+    let filter = match directive {
+        // Start-up and stop lines (addresses, certificate source) even when admissions are quiet.
+        "warn" => format!("{directive},azure_wi::cli=info"),
+        // The HTTP and TLS stacks' own debug output drowns everything else.
+        "debug" | "trace" => format!("{directive},hyper=info,h2=info,rustls=info,tower=info"),
+        _ => directive.to_owned(),
+    };
+    // `RUST_LOG`, when set, overrides the level (as for the other commands).
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(filter));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

@@ -110,7 +110,12 @@ pub(super) fn http_builder(options: &ServeOptions) -> auto::Builder<TokioExecuto
         .timer(TokioTimer::new())
         .keep_alive(true)
         .header_read_timeout(options.header_read_timeout);
-    builder.http2().timer(TokioTimer::new());
+    // HTTP/2 has no header-read timeout: pings find dead peers instead.
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(Duration::from_secs(30))
+        .keep_alive_timeout(Duration::from_secs(20));
     builder
 }
 
