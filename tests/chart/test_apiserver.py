@@ -5,7 +5,7 @@
   namespace. A privileged pod there must be refused, which shows that the check is really enforced.
 - The API server's own authorizer is asked (SubjectAccessReview) what the webhook's ServiceAccount
   may do. That must be exactly the minimal set, and nothing more.
-- Helm adopts the plain-manifest install (`--take-ownership`, the migration path), uninstalls it
+- Helm adopts the plain-manifest install (`--take-ownership`, the migration path), upgrades it in place, uninstalls it
   cleanly, and installs it again with non-default values, which the server stores as rendered.
 
 Binaries: KUBE_APISERVER and ETCD, from scripts/testbed/build; HELM from scripts/tools/helm.
@@ -316,6 +316,30 @@ class OnTheApiServer(unittest.TestCase):
             "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "webhook-psa-2", "namespace": NS},
             "spec": dep["spec"]["template"]["spec"]})
         self.assertEqual(status, 201, body)
+
+    def test_7_upgrade_changes_the_release_in_place(self):
+        self.cp.helm("upgrade", "workload-identity-webhook", str(CHART), "--namespace", NS,
+                     "--reuse-values", "--set", "timeoutSeconds=7", "--set", "failurePolicy=Fail",
+                     "--set", "logLevel=debug")
+        (wh,) = self.get(f"/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/{MWC}")["webhooks"]
+        self.assertEqual((wh["failurePolicy"], wh["timeoutSeconds"]), ("Fail", 7))
+        # Values given at install time survive an upgrade that reuses them.
+        self.assertEqual(wh["clientConfig"]["service"]["port"], 8443)
+        dep = self.get(f"/apis/apps/v1/namespaces/{NS}/deployments/azure-wi-webhook-controller-manager")
+        (container,) = dep["spec"]["template"]["spec"]["containers"]
+        self.assertIn("--log-level=debug", container["args"])
+        self.assertIn("--webhook-port=10250", container["args"])
+        history = self.cp.helm("history", "workload-identity-webhook", "--namespace", NS, "-o", "json")
+        self.assertEqual([r["revision"] for r in json.loads(history)], [1, 2])
+
+    def test_8_uninstall_removes_every_object(self):
+        self.cp.helm("uninstall", "workload-identity-webhook", "--namespace", NS, "--wait")
+        for path in (f"/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/{MWC}",
+                     f"/apis/apps/v1/namespaces/{NS}/deployments/azure-wi-webhook-controller-manager",
+                     f"/api/v1/namespaces/{NS}/services/azure-wi-webhook-webhook-service",
+                     "/apis/rbac.authorization.k8s.io/v1/clusterroles/azure-wi-webhook-manager-role"):
+            with self.subTest(gone=path):
+                self.assertEqual(self.cp.request("GET", path)[0], 404)
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)
