@@ -5,8 +5,9 @@
   namespace. A privileged pod there must be refused, which shows that the check is really enforced.
 - The API server's own authorizer is asked (SubjectAccessReview) what the webhook's ServiceAccount
   may do. That must be exactly the minimal set, and nothing more.
-- Helm adopts the plain-manifest install (`--take-ownership`, the migration path), upgrades it in place, uninstalls it
-  cleanly, and installs it again with non-default values, which the server stores as rendered.
+- Helm adopts the plain-manifest install (`--take-ownership`, the migration path), uninstalls it
+  cleanly, installs it again with non-default values (stored as rendered), upgrades that release
+  in place, and uninstalls it leaving nothing behind.
 
 Binaries: KUBE_APISERVER and ETCD, from scripts/testbed/build; HELM from scripts/tools/helm.
 """
