@@ -12,6 +12,21 @@
 //! - `proxy` (feature `proxy`): an IMDS- and App Service-compatible endpoint that serves tokens
 //!   to applications that only know managed identity.
 //!
+//! Cargo features:
+//!
+//! | feature | what it adds |
+//! | --- | --- |
+//! | `cli` (default) | the `azure-wi` binary: `webhook` + `proxy` + the command line |
+//! | `webhook` | the admission webhook (kube, k8s-openapi, axum) |
+//! | `proxy` | the token proxy (axum) |
+//! | `server` | the HTTPS serving stack both share |
+//! | `azure-core` | `azure_core::credentials::TokenCredential` for every credential, so the Azure SDK for Rust's clients accept them (adds `azure_core` without its HTTP stack) |
+//!
+//! A workload embeds the library with
+//! `azure-wi = { version = "0.1", default-features = false, features = ["azure-core"] }`; the
+//! [`credential`] module documents which credential to use where, the environment variables,
+//! the error kinds and the token cache.
+//!
 //! ```no_run
 //! use azure_wi::credential::{PlatformCredential, TokenCredential};
 //!

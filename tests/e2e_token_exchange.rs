@@ -135,3 +135,174 @@ async fn unknown_application_is_refused() {
     let (status, body) = exchange(bed, &entra, "00000000-0000-0000-0000-000000000bad", &token).await;
     assert_eq!((status, aadsts(&body)), (400, 700016), "{body}");
 }
+
+/// Runs [`workload_identity_credential_in_a_pod_environment`] in a child process with the
+/// environment the webhook gives a pod (`AZURE_*`) plus `SSL_CERT_FILE` (the stand-in's CA): the
+/// library reads both from its process environment. Returns the child's one JSON line.
+async fn credential_in_child(bed: &TestBed, entra: &Entra, token: &str) -> Value {
+    // Where the projected volume would put the token.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let token_file = dir.path().join("token/azure-identity-token");
+    std::fs::create_dir_all(token_file.parent().expect("parent")).expect("token dir");
+    std::fs::write(&token_file, token).expect("write token");
+    let output = tokio::process::Command::new(std::env::current_exe().expect("test binary"))
+        .args([
+            "--exact",
+            "workload_identity_credential_in_a_pod_environment",
+            "--ignored",
+            "--nocapture",
+        ])
+        .args(["--test-threads=1", "-q"])
+        .env("AZURE_TENANT_ID", TENANT)
+        .env("AZURE_CLIENT_ID", CLIENT)
+        .env("AZURE_FEDERATED_TOKEN_FILE", &token_file)
+        // The webhook writes the authority host with a trailing slash.
+        .env("AZURE_AUTHORITY_HOST", format!("{}/", entra.authority))
+        .env("SSL_CERT_FILE", &bed.ca_file)
+        .output()
+        .await
+        .expect("run the child test");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let line = stdout.lines().find(|l| l.starts_with("{\"")).unwrap_or_else(|| {
+        panic!(
+            "no result from the child: {stdout}\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        )
+    });
+    serde_json::from_str(line).expect("child JSON")
+}
+
+/// The child half of the credential tests (run only by them, in a pod-like environment): what a
+/// workload does, `WorkloadIdentityCredential::new(None)` and `get_token`, printing the outcome.
+#[tokio::test]
+#[ignore = "run by the workload_identity_credential_* tests in a child process with a pod's environment"]
+async fn workload_identity_credential_in_a_pod_environment() {
+    use azure_wi::credential::{TokenCredential, WorkloadIdentityCredential};
+    let result = match WorkloadIdentityCredential::new(None) {
+        Ok(credential) => credential.get_token(&[SCOPE], None).await,
+        Err(e) => Err(e),
+    };
+    let line = match result {
+        Ok(token) => {
+            serde_json::json!({ "access_token": token.token.secret(), "expires_on": token.expires_on.unix_timestamp() })
+        }
+        Err(e) => serde_json::json!({ "error": e.kind().as_str(), "message": e.to_string() }),
+    };
+    println!("{line}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn workload_identity_credential_obtains_the_token() {
+    let (bed, client, ns, entra) = setup("wic-ok").await;
+    let token = service_account_token(&client, &ns, "app", ENTRA_AUDIENCE).await;
+    let result = credential_in_child(bed, &entra, &token).await;
+    let issued = entra.issued();
+    assert_eq!(issued.len(), 1, "{result}");
+    assert_eq!(
+        result["access_token"],
+        issued[0].access_token.as_str(),
+        "{result}"
+    );
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    assert!(
+        result["expires_on"]
+            .as_i64()
+            .is_some_and(|t| t > now && t <= now + 3600),
+        "{result}"
+    );
+    assert_eq!(issued[0].scope, SCOPE);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn workload_identity_credential_is_refused_for_another_subject() {
+    let (bed, client, ns, entra) = setup("wic-subject").await;
+    let token = service_account_token(&client, &ns, "other", ENTRA_AUDIENCE).await;
+    let result = credential_in_child(bed, &entra, &token).await;
+    assert_eq!(result["error"], "authentication_failed", "{result}");
+    assert!(
+        result["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("AADSTS700213")),
+        "{result}"
+    );
+    assert!(entra.issued().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn workload_identity_credential_is_refused_for_another_audience() {
+    let (bed, client, ns, entra) = setup("wic-audience").await;
+    let token = service_account_token(&client, &ns, "app", "api://SomethingElse").await;
+    let result = credential_in_child(bed, &entra, &token).await;
+    assert_eq!(result["error"], "authentication_failed", "{result}");
+    assert!(
+        result["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("AADSTS700212")),
+        "{result}"
+    );
+}
+
+/// Runs `azure-wi token SCOPE` with a pod's environment; returns (success, stdout JSON or the
+/// last stderr line as JSON).
+async fn azure_wi_token(bed: &TestBed, entra: &Entra, token: &str) -> (bool, Value) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let token_file = dir.path().join("token/azure-identity-token");
+    std::fs::create_dir_all(token_file.parent().expect("parent")).expect("token dir");
+    std::fs::write(&token_file, token).expect("write token");
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_azure-wi"))
+        .args(["token", SCOPE])
+        .env("AZURE_TENANT_ID", TENANT)
+        .env("AZURE_CLIENT_ID", CLIENT)
+        .env("AZURE_FEDERATED_TOKEN_FILE", &token_file)
+        .env("AZURE_AUTHORITY_HOST", format!("{}/", entra.authority))
+        .env("SSL_CERT_FILE", &bed.ca_file)
+        .output()
+        .await
+        .expect("run azure-wi token");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let text = if output.status.success() {
+        stdout.trim()
+    } else {
+        stderr.lines().last().unwrap_or_default()
+    };
+    let json = serde_json::from_str(text).unwrap_or_else(|e| {
+        panic!("azure-wi token printed no JSON ({e}):\nstdout: {stdout}\nstderr: {stderr}")
+    });
+    (output.status.success(), json)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn azure_wi_token_obtains_the_token() {
+    let (bed, client, ns, entra) = setup("cli-ok").await;
+    let token = service_account_token(&client, &ns, "app", ENTRA_AUDIENCE).await;
+    let (ok, result) = azure_wi_token(bed, &entra, &token).await;
+    assert!(ok, "{result}");
+    let issued = entra.issued();
+    assert_eq!(issued.len(), 1);
+    assert_eq!(result["access_token"], issued[0].access_token.as_str());
+    assert_eq!(result["token_type"], "Bearer");
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    assert!(
+        result["expires_on"]
+            .as_i64()
+            .is_some_and(|t| t > now && t <= now + 3600),
+        "{result}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn azure_wi_token_is_refused_for_another_subject() {
+    let (bed, client, ns, entra) = setup("cli-subject").await;
+    let token = service_account_token(&client, &ns, "other", ENTRA_AUDIENCE).await;
+    let (ok, result) = azure_wi_token(bed, &entra, &token).await;
+    assert!(!ok, "{result}");
+    assert_eq!(result["error"], "authentication_failed", "{result}");
+    assert!(
+        result["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("AADSTS700213")),
+        "{result}"
+    );
+    assert!(entra.issued().is_empty());
+}

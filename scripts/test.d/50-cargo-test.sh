@@ -1,6 +1,19 @@
 #!/usr/bin/env bash
-# Unit, integration and doc tests of every feature set.
+# Unit, integration and doc tests of every feature set, then how many end-to-end tests
+# (tests/e2e_*.rs, on a real kube-apiserver) ran.
 set -euo pipefail
-cargo test --all-features --locked
+log="$(mktemp)"
+trap 'rm -f "$log"' EXIT
+status=0
+cargo test --all-features --locked 2>&1 | tee "$log" || status=$?
+awk '/Running tests\/e2e_/ { e2e = 1; binaries++; next }
+     /Running |Doc-tests / { e2e = 0 }
+     e2e && /^test result:/ { passed += $4; failed += $6 }
+     END {
+       printf "end-to-end tests (real kube-apiserver): %d passed, %d failed, in %d test binaries\n",
+              passed, failed, binaries
+       if (passed == 0) { print "error: no end-to-end test ran" > "/dev/stderr"; exit 1 }
+     }' "$log" || status=1
+[ "$status" = 0 ] || exit "$status"
 # The credential library alone, as a workload embeds it.
 cargo test --no-default-features --lib --locked

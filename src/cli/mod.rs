@@ -21,7 +21,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Shows what the webhook does to a pod manifest (exit 0 mutated, 1 denied, 2 invalid input).
-    Mutate(mutate::MutateArgs),
+    Mutate(Box<mutate::MutateArgs>),
     /// Prints an access token as JSON (exit 0; 1 authentication failed, 2 invalid input, 3 unavailable).
     Token(token::TokenArgs),
     /// Runs the mutating admission webhook.

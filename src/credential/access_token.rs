@@ -7,6 +7,14 @@ use time::OffsetDateTime;
 /// A secret string (an access token, an assertion) whose `Debug` and `Display` never show it.
 ///
 /// Cloning is cheap: the value is shared.
+///
+/// ```
+/// use azure_wi::credential::Secret;
+///
+/// let secret = Secret::new("eyJ0eXAiOiJKV1QiLCJhbGciOi");
+/// assert_eq!(format!("{secret:?}"), "Secret(<redacted>)");
+/// assert_eq!(secret.secret(), "eyJ0eXAiOiJKV1QiLCJhbGciOi");
+/// ```
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(Arc<str>);
 
@@ -42,7 +50,23 @@ impl From<&str> for Secret {
 
 /// An access token and when it expires.
 ///
-/// `Debug` prints the expiry but never the token.
+/// `Debug` prints the expiry but never the token. The struct is `#[non_exhaustive]`: build one
+/// with [`AccessToken::new`] and the `with_*` methods (a custom [`TokenCredential`] does).
+///
+/// ```
+/// use azure_wi::credential::AccessToken;
+/// use time::{Duration, OffsetDateTime};
+///
+/// let expires_on = OffsetDateTime::now_utc() + Duration::hours(1);
+/// let token = AccessToken::new("eyJ0eXAi...", expires_on)
+///     .with_refresh_on(Some(expires_on - Duration::minutes(30)));
+/// assert_eq!(token.token_type, "Bearer");
+/// assert!(!format!("{token:?}").contains("eyJ0eXAi"));
+/// let header = format!("{} {}", token.token_type, token.token.secret());
+/// # assert!(header.starts_with("Bearer eyJ"));
+/// ```
+///
+/// [`TokenCredential`]: super::TokenCredential
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct AccessToken {
@@ -79,7 +103,21 @@ impl AccessToken {
     }
 }
 
-/// Options of one token request.
+/// Options of one token request. `#[non_exhaustive]`: start from `default()` and use the
+/// `with_*` methods.
+///
+/// ```no_run
+/// use azure_wi::credential::{TokenCredential, TokenRequestOptions, WorkloadIdentityCredential};
+///
+/// # async fn run() -> azure_wi::credential::Result<()> {
+/// let credential = WorkloadIdentityCredential::new(None)?;
+/// // After a resource answered 401 with a claims challenge (CAE, conditional access):
+/// let challenge = r#"{"access_token":{"nbf":{"essential":true,"value":"1726077595"}}}"#;
+/// let options = TokenRequestOptions::default().with_claims(challenge).with_enable_cae(true);
+/// let token = credential.get_token(&["https://graph.microsoft.com/.default"], Some(options)).await?;
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct TokenRequestOptions {
@@ -105,6 +143,13 @@ impl TokenRequestOptions {
     #[must_use]
     pub fn with_claims(mut self, claims: impl Into<String>) -> Self {
         self.claims = Some(claims.into());
+        self
+    }
+
+    /// Asks for a token for continuous access evaluation (or not).
+    #[must_use]
+    pub fn with_enable_cae(mut self, enable_cae: bool) -> Self {
+        self.enable_cae = enable_cae;
         self
     }
 }

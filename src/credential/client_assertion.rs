@@ -234,6 +234,11 @@ impl AssertionExchange {
         scopes: &[&str],
         options: Option<&TokenRequestOptions>,
     ) -> Result<AccessToken> {
+        // The hot path: a fresh cached token, before anything allocates. Validation can wait: only
+        // validated requests are ever stored, so invalid scopes or tenants never hit the cache.
+        if let Some(token) = self.cache.fresh(scopes, options) {
+            return Ok(token);
+        }
         authority::validate_scopes(scopes)
             .map_err(|e| Error::invalid_input(self.credential, e.to_string()))?;
         if let Some(tenant) = options
@@ -242,10 +247,6 @@ impl AssertionExchange {
         {
             authority::validate_tenant_id(tenant)
                 .map_err(|e| Error::invalid_input(self.credential, e.to_string()))?;
-        }
-        // The hot path: a fresh cached token, before anything below allocates.
-        if let Some(token) = self.cache.fresh(scopes, options) {
-            return Ok(token);
         }
         let tenant = self.resolve_tenant(options.and_then(|o| o.tenant_id.as_deref()))?;
         let claims = claims_parameter(self.credential, options)?;

@@ -10,7 +10,24 @@ use std::{collections::HashMap, fmt, sync::Arc};
 ///
 /// Empty values count as unset, as in azure-identity. `Debug` lists variable names only, never
 /// their values (some hold secrets such as `IDENTITY_HEADER`).
+///
+/// `#[non_exhaustive]`: build a fixed environment with [`Env::from_pairs`], not the variant.
+///
+/// ```
+/// use azure_wi::credential::{Env, WorkloadIdentityCredential, WorkloadIdentityCredentialOptions};
+///
+/// let env = Env::from_pairs([
+///     ("AZURE_TENANT_ID", "72f988bf-86f1-41af-91ab-2d7cd011db47"),
+///     ("AZURE_CLIENT_ID", "00000000-0000-0000-0000-000000000001"),
+///     ("AZURE_FEDERATED_TOKEN_FILE", "/var/run/secrets/azure/tokens/azure-identity-token"),
+/// ]);
+/// assert_eq!(env.var("AZURE_AUTHORITY_HOST"), None);
+/// let options = WorkloadIdentityCredentialOptions { env, ..Default::default() };
+/// let credential = WorkloadIdentityCredential::new(Some(options))?;
+/// # Ok::<(), azure_wi::credential::Error>(())
+/// ```
 #[derive(Clone, Default)]
+#[non_exhaustive]
 pub enum Env {
     /// The process environment.
     #[default]

@@ -43,10 +43,23 @@ impl fmt::Display for ErrorKind {
 
 /// A credential error. The message names the credential, what was wrong and how to fix it; it
 /// never contains a token, an assertion or a secret header.
+///
+/// Build one with [`Error::unavailable`], [`Error::authentication_failed`] or
+/// [`Error::invalid_input`] (the variants are `#[non_exhaustive]` so that fields can be added),
+/// and branch on [`Error::kind`]:
+///
+/// ```
+/// use azure_wi::credential::{Error, ErrorKind};
+///
+/// let e = Error::authentication_failed("MyCredential", "the issuer refused the assertion").with_status(401);
+/// assert_eq!((e.kind(), e.status()), (ErrorKind::AuthenticationFailed, Some(401)));
+/// assert_eq!(e.to_string(), "MyCredential authentication failed: the issuer refused the assertion");
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
     /// See [`ErrorKind::Unavailable`].
+    #[non_exhaustive]
     #[error("{credential} is unavailable: {message}")]
     Unavailable {
         /// The credential or source that failed, e.g. `ManagedIdentityCredential (IMDS)`.
@@ -58,6 +71,7 @@ pub enum Error {
         source: Option<BoxError>,
     },
     /// See [`ErrorKind::AuthenticationFailed`].
+    #[non_exhaustive]
     #[error("{credential} authentication failed: {message}")]
     AuthenticationFailed {
         /// The credential or source that failed.
@@ -71,6 +85,7 @@ pub enum Error {
         source: Option<BoxError>,
     },
     /// See [`ErrorKind::InvalidInput`].
+    #[non_exhaustive]
     #[error("{credential}: invalid input: {message}")]
     InvalidInput {
         /// The credential that refused the input.

@@ -3,8 +3,10 @@
 //! Entra stand-in, and helpers to drive the `azure-wi` binary through them.
 #![allow(dead_code)]
 
+pub mod connect_proxy;
 pub mod entra;
 pub mod kube_helpers;
 pub mod pki;
 pub mod process;
 pub mod testbed;
+pub mod webhook;

@@ -1,7 +1,7 @@
 //! Child processes of the test bed (etcd, kube-apiserver, the webhook) that never outlive the test.
 //!
 //! Each child runs in its own process group, its output goes to a log file, and a watchdog (a tiny
-//! `sh` in yet another process group) holds a pipe from the test process: when the test process
+//! `bash` in yet another process group) holds a pipe from the test process: when the test process
 //! ends for any reason, including a panic or a shared server that is never dropped, the pipe closes
 //! and the watchdog kills the child's process group and removes what it was told to clean up.
 
@@ -72,9 +72,9 @@ impl Process {
         lines[lines.len().saturating_sub(40)..].join("\n")
     }
 
-    /// Sends SIGTERM to the process group and waits for the process to exit.
-    pub fn stop(&mut self) {
-        signal_group(self.pid(), "TERM");
+    /// Sends `signal` (e.g. `TERM`, `KILL`) to the process group and waits for the process to exit.
+    pub fn stop(&mut self, signal: &str) {
+        signal_group(self.pid(), signal);
         let _ = self.child.wait();
     }
 }
@@ -94,11 +94,14 @@ fn signal_group(pgid: u32, signal: &str) {
 }
 
 /// Starts the watchdog of process group `pgid` and returns the pipe that keeps it waiting.
+/// The watchdog is never waited for: it must outlive the test process.
+#[allow(clippy::zombie_processes)]
 fn watchdog(pgid: u32, cleanup: Option<&Path>) -> ChildStdin {
     let script = r#"read -r _ ; kill -TERM -- "-$1" 2>/dev/null; sleep 2; kill -KILL -- "-$1" 2>/dev/null
         [ -z "$2" ] || rm -rf -- "$2""#;
     let cleanup = cleanup.map(|p| p.display().to_string()).unwrap_or_default();
-    let mut child = Command::new("sh")
+    // bash, not sh: dash's `kill` cannot signal a process group.
+    let mut child = Command::new("bash")
         .args(["-c", script, "azwi-e2e-watchdog", &pgid.to_string(), &cleanup])
         .stdin(Stdio::piped())
         .stdout(Stdio::null())

@@ -76,6 +76,7 @@ pub struct TestBed {
     pki: Pki,
     apiserver: std::sync::Mutex<Option<Process>>,
     apiserver_command: Vec<String>,
+    apiserver_env: Vec<(String, String)>,
     _etcd: Process,
 }
 
@@ -89,6 +90,14 @@ impl TestBed {
 
     /// Starts a new control plane in a fresh temporary directory.
     pub async fn start() -> TestBed {
+        TestBed::start_with_env(&[]).await
+    }
+
+    /// Starts a new control plane whose API server has `env` in its environment (e.g.
+    /// `HTTPS_PROXY`, through which it then calls webhooks).
+    pub async fn start_with_env(env: &[(&str, &str)]) -> TestBed {
+        let apiserver_env: Vec<(String, String)> =
+            env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         let _ = rustls::crypto::ring::default_provider().install_default();
         let dir = tempfile::Builder::new()
             .prefix("azwi-e2e-")
@@ -113,6 +122,8 @@ impl TestBed {
             format!("--etcd-servers=http://127.0.0.1:{etcd_port}"),
             "--bind-address=127.0.0.1".into(),
             "--advertise-address=127.0.0.1".into(),
+            // The "kubernetes" Service endpoints cannot point at loopback; nothing here needs them.
+            "--endpoint-reconciler-type=none".into(),
             format!("--secure-port={port}"),
             format!("--tls-cert-file={}", f("apiserver.crt", &serving.cert_pem)),
             format!("--tls-private-key-file={}", f("apiserver.key", &serving.key_pem)),
@@ -123,6 +134,8 @@ impl TestBed {
             format!("--service-account-signing-key-file={}", f("sa.key", &sa_key)),
             "--service-cluster-ip-range=10.96.0.0/16".into(),
             "--authorization-mode=RBAC".into(),
+            // As every real cluster: the proxy-init container needs privileges.
+            "--allow-privileged=true".into(),
             "--enable-admission-plugins=MutatingAdmissionWebhook".into(),
             // No token controller runs here, so the ServiceAccount plugin would reject every pod
             // (it requires the `default` ServiceAccount and mounts its token); the tests create
@@ -136,7 +149,7 @@ impl TestBed {
             "kubeconfig",
             &kubeconfig_yaml(&url, &ca_pem, &admin.cert_pem, &admin.key_pem),
         );
-        let apiserver = spawn_apiserver(&apiserver_command, &dir);
+        let apiserver = spawn_apiserver(&apiserver_command, &apiserver_env, &dir);
         let bed = TestBed {
             url,
             ca_pem,
@@ -146,6 +159,7 @@ impl TestBed {
             pki,
             apiserver: std::sync::Mutex::new(Some(apiserver)),
             apiserver_command,
+            apiserver_env,
             _etcd: etcd,
         };
         bed.wait_ready().await;
@@ -185,18 +199,22 @@ impl TestBed {
         created.metadata.name.expect("namespace name")
     }
 
-    /// Stops the API server (SIGTERM) and waits for it to exit; etcd keeps running.
+    /// Stops the API server abruptly (SIGKILL, like a crash or a lost control plane; a graceful
+    /// SIGTERM waits up to a minute for open watches) and waits for it to exit; etcd keeps running.
     pub fn stop_apiserver(&self) {
         if let Some(mut p) = self.apiserver.lock().expect("apiserver lock").take() {
-            p.stop();
+            p.stop("KILL");
         }
     }
 
     /// Starts the API server again with the same flags and waits until it is ready.
     pub async fn restart_apiserver(&self) {
         self.stop_apiserver();
-        *self.apiserver.lock().expect("apiserver lock") =
-            Some(spawn_apiserver(&self.apiserver_command, &self.dir));
+        *self.apiserver.lock().expect("apiserver lock") = Some(spawn_apiserver(
+            &self.apiserver_command,
+            &self.apiserver_env,
+            &self.dir,
+        ));
         self.wait_ready().await;
     }
 
@@ -214,17 +232,20 @@ impl TestBed {
                     return;
                 }
             }
-            let mut guard = self.apiserver.lock().expect("apiserver lock");
-            let apiserver = guard.as_mut().expect("apiserver running");
-            apiserver.assert_running();
-            assert!(
-                started.elapsed() < Duration::from_secs(120),
-                "kube-apiserver not ready after 120 s; its log:\n{}",
-                apiserver.log_tail()
-            );
-            drop(guard);
+            self.assert_apiserver_running(started);
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
+    }
+
+    fn assert_apiserver_running(&self, started: Instant) {
+        let mut guard = self.apiserver.lock().expect("apiserver lock");
+        let apiserver = guard.as_mut().expect("apiserver running");
+        apiserver.assert_running();
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "kube-apiserver not ready after 120 s; its log:\n{}",
+            apiserver.log_tail()
+        );
     }
 
     /// Lets unauthenticated clients read the OIDC discovery document and JWKS, as a cluster whose
@@ -271,9 +292,9 @@ fn start_etcd(dir: &Path, port: u16) -> Process {
     Process::spawn("etcd", cmd, &dir.join("etcd.log"), Some(dir))
 }
 
-fn spawn_apiserver(command: &[String], dir: &Path) -> Process {
+fn spawn_apiserver(command: &[String], env: &[(String, String)], dir: &Path) -> Process {
     let mut cmd = Command::new(&command[0]);
-    cmd.args(&command[1..]);
+    cmd.args(&command[1..]).envs(env.iter().map(|(k, v)| (k, v)));
     Process::spawn("kube-apiserver", cmd, &dir.join("kube-apiserver.log"), None)
 }
 

@@ -8,6 +8,16 @@ use std::fmt;
 /// `object_id`, `msi_res_id`, `mi_res_id`); the credential maps this enum to the right name, so
 /// a resource id never silently selects the system-assigned identity because of a misspelled
 /// parameter.
+///
+/// ```
+/// use azure_wi::credential::{ManagedIdentityCredentialOptions, UserAssignedId};
+///
+/// let id = UserAssignedId::ResourceId(
+///     "/subscriptions/0000/resourceGroups/rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities/app".into(),
+/// );
+/// assert_eq!(id.kind_name(), "resource id");
+/// let options = ManagedIdentityCredentialOptions::default().with_user_assigned_id(id);
+/// ```
 #[derive(Clone, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum UserAssignedId {

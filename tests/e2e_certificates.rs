@@ -1,0 +1,269 @@
+//! End to end: self-managed certificates. The webhook creates its CA and serving certificate,
+//! stores them in the Secret, writes the CA into the MutatingWebhookConfiguration's `caBundle`,
+//! and the API server's calls succeed; after a forced rotation (the serving certificate in the
+//! Secret is replaced by one close to expiry, and a new replica takes over) they still succeed,
+//! with no failed admission in between.
+//!
+//! The API server calls the webhook by its in-cluster name
+//! (`azure-wi-webhook-webhook-service.azure-workload-identity-system.svc`, the name on the
+//! certificate) through a CONNECT proxy (`HTTPS_PROXY`), since there is no cluster DNS here.
+
+#[path = "e2e/mod.rs"]
+mod e2e;
+
+use std::sync::{
+    Arc, Mutex,
+    atomic::{AtomicBool, AtomicUsize, Ordering},
+};
+
+use e2e::{
+    connect_proxy::ConnectProxy,
+    kube_helpers::create_service_account,
+    testbed::TestBed,
+    webhook::{Webhook, configuration, group_namespace, wait_effective},
+};
+use k8s_openapi::{
+    ByteString,
+    api::{
+        admissionregistration::v1::MutatingWebhookConfiguration,
+        core::v1::{Namespace, Pod, Secret},
+    },
+};
+use kube::{
+    Api, Client,
+    api::{ObjectMeta, PostParams},
+};
+use rcgen::{CertificateParams, Issuer, KeyPair};
+use serde_json::json;
+
+const NAMESPACE: &str = "azure-workload-identity-system";
+const SECRET: &str = "azure-wi-webhook-server-cert";
+const MWC: &str = "azure-wi-webhook-mutating-webhook-configuration";
+const HOST: &str = "azure-wi-webhook-webhook-service.azure-workload-identity-system.svc";
+
+async fn secret_data(client: &Client) -> std::collections::BTreeMap<String, ByteString> {
+    let api: Api<Secret> = Api::namespaced(client.clone(), NAMESPACE);
+    api.get(SECRET)
+        .await
+        .expect("get Secret")
+        .data
+        .unwrap_or_default()
+}
+
+fn text(data: &std::collections::BTreeMap<String, ByteString>, key: &str) -> String {
+    String::from_utf8(
+        data.get(key)
+            .unwrap_or_else(|| panic!("Secret has no {key}"))
+            .0
+            .clone(),
+    )
+    .expect("utf-8")
+}
+
+async fn ca_bundle(client: &Client) -> Vec<u8> {
+    let api: Api<MutatingWebhookConfiguration> = Api::all(client.clone());
+    let mwc = api.get(MWC).await.expect("get MWC");
+    let webhooks = mwc.webhooks.unwrap_or_default();
+    webhooks[0]
+        .client_config
+        .ca_bundle
+        .clone()
+        .map(|b| b.0)
+        .unwrap_or_default()
+}
+
+fn pod(name: &str) -> Pod {
+    serde_json::from_value(json!({
+        "metadata": { "name": name, "labels": { "azure.workload.identity/use": "true" } },
+        "spec": { "serviceAccountName": "app", "containers": [{ "name": "app", "image": "busybox" }] },
+    }))
+    .expect("pod")
+}
+
+/// A serving certificate for `HOST` from the CA in the Secret, expiring in 30 days (inside the
+/// 90-day renewal window).
+fn short_lived_leaf(ca_cert: &str, ca_key: &str) -> (String, String) {
+    let issuer = Issuer::from_ca_cert_pem(ca_cert, KeyPair::from_pem(ca_key).expect("CA key")).expect("CA");
+    let mut params = CertificateParams::new(vec![HOST.to_string()]).expect("params");
+    let now = time::OffsetDateTime::now_utc();
+    params.not_before = now - time::Duration::days(1);
+    params.not_after = now + time::Duration::days(30);
+    let key = KeyPair::generate().expect("key");
+    let cert = params.signed_by(&key, &issuer).expect("sign");
+    (cert.pem(), key.serialize_pem())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn self_managed_certificates_are_published_and_rotated_without_failed_admissions() {
+    let proxy = ConnectProxy::start().await;
+    let bed = TestBed::start_with_env(&[("HTTPS_PROXY", &proxy.url)]).await;
+    let client = bed.client().await;
+
+    // What the chart installs: the namespace, the empty Secret, the webhook configuration
+    // (no caBundle yet), pointing at the Service's name.
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    let ns = Namespace {
+        metadata: ObjectMeta {
+            name: Some(NAMESPACE.into()),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    namespaces
+        .create(&PostParams::default(), &ns)
+        .await
+        .expect("create namespace");
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), NAMESPACE);
+    let empty = Secret {
+        metadata: ObjectMeta {
+            name: Some(SECRET.into()),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    secrets
+        .create(&PostParams::default(), &empty)
+        .await
+        .expect("create Secret");
+    let mwcs: Api<MutatingWebhookConfiguration> = Api::all(client.clone());
+    let client_config = json!({ "url": format!("https://{HOST}:443/mutate-v1-pod") });
+    mwcs.create(
+        &PostParams::default(),
+        &configuration(MWC, client_config, "certs", &["v1"]),
+    )
+    .await
+    .expect("create MWC");
+
+    let first = Webhook::start_self_managed(&bed, "replica-1", &[]).await;
+    proxy.set_backend(format!("127.0.0.1:{}", first.port).parse().expect("addr"));
+
+    // The webhook generated and published its certificates.
+    let data = secret_data(&client).await;
+    for key in ["tls.crt", "tls.key", "ca.crt", "ca.key"] {
+        assert!(
+            data.get(key).is_some_and(|v| !v.0.is_empty()),
+            "Secret lacks {key}"
+        );
+    }
+    let ca = text(&data, "ca.crt");
+    assert_eq!(
+        ca_bundle(&client).await,
+        ca.as_bytes(),
+        "caBundle is not the Secret's CA"
+    );
+
+    // The API server's calls succeed (through the Service name, verified with the caBundle).
+    wait_effective(&bed, "certs").await;
+    let ns = group_namespace(&bed, "certs", "certs").await;
+    create_service_account(
+        &client,
+        &ns,
+        "app",
+        &[("azure.workload.identity/client-id", "c1")],
+    )
+    .await;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
+    let stored = pods
+        .create(&PostParams::default(), &pod("before"))
+        .await
+        .expect("create pod");
+    assert!(
+        stored.spec.expect("spec").volumes.is_some_and(|v| !v.is_empty()),
+        "pod not mutated"
+    );
+    assert!(
+        proxy.targets().iter().any(|t| t == &format!("{HOST}:443")),
+        "{:?}",
+        proxy.targets()
+    );
+
+    // Admissions keep flowing during the rotation; every one must succeed.
+    let stop = Arc::new(AtomicBool::new(false));
+    let (created, failed) = (
+        Arc::new(AtomicUsize::new(0)),
+        Arc::new(Mutex::new(Vec::<String>::new())),
+    );
+    let load = {
+        let (pods, stop, created, failed) = (pods.clone(), stop.clone(), created.clone(), failed.clone());
+        tokio::spawn(async move {
+            let mut i = 0;
+            while !stop.load(Ordering::SeqCst) {
+                match pods
+                    .create(&PostParams::default(), &pod(&format!("during-{i}")))
+                    .await
+                {
+                    Ok(_) => created.fetch_add(1, Ordering::SeqCst),
+                    Err(e) => {
+                        failed.lock().expect("failed").push(e.to_string());
+                        0
+                    }
+                };
+                i += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+        })
+    };
+
+    // Force a rotation: the serving certificate in the Secret is close to expiry; a new replica
+    // renews it (same CA), and traffic moves to it.
+    let (leaf, key) = short_lived_leaf(&ca, &text(&data, "ca.key"));
+    let mut forced = secrets.get(SECRET).await.expect("get Secret");
+    let forced_data = forced.data.get_or_insert_default();
+    forced_data.insert("tls.crt".into(), ByteString(leaf.clone().into_bytes()));
+    forced_data.insert("tls.key".into(), ByteString(key.into_bytes()));
+    secrets
+        .replace(SECRET, &PostParams::default(), &forced)
+        .await
+        .expect("replace Secret");
+    let second = Webhook::start_self_managed(&bed, "replica-2", &[]).await;
+    proxy.set_backend(format!("127.0.0.1:{}", second.port).parse().expect("addr"));
+    // The old replica leaves as a rolling update stops a pod: SIGTERM, in-flight requests finish.
+    let mut first = first;
+    first.process.stop("TERM");
+    let after = pods
+        .create(&PostParams::default(), &pod("after"))
+        .await
+        .expect("create pod after rotation");
+    assert!(
+        after.spec.expect("spec").volumes.is_some_and(|v| !v.is_empty()),
+        "pod not mutated"
+    );
+    // The new replica (serving the renewed certificate) answered the API server.
+    let metrics = reqwest::get(format!("http://127.0.0.1:{}/metrics", second.metrics_port))
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("metrics text");
+    let admissions: f64 = metrics
+        .lines()
+        .filter(|l| l.starts_with("azwi_admission_requests"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum();
+    assert!(
+        admissions >= 1.0,
+        "the new replica served no admission:\n{metrics}"
+    );
+
+    stop.store(true, Ordering::SeqCst);
+    load.await.expect("load task");
+    let failed = failed.lock().expect("failed").clone();
+    assert!(
+        failed.is_empty(),
+        "admissions failed during the rotation: {failed:?}"
+    );
+    assert!(
+        created.load(Ordering::SeqCst) > 0,
+        "no admission ran during the rotation"
+    );
+
+    let rotated = secret_data(&client).await;
+    let renewed = text(&rotated, "tls.crt");
+    assert_ne!(
+        renewed, leaf,
+        "the serving certificate close to expiry was not renewed"
+    );
+    assert_ne!(renewed, text(&data, "tls.crt"));
+    assert_eq!(text(&rotated, "ca.crt"), ca, "a leaf renewal keeps the CA");
+    assert_eq!(ca_bundle(&client).await, ca.as_bytes());
+}
