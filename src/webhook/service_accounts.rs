@@ -146,24 +146,28 @@ impl ServiceAccounts {
         let stream = watcher::watcher(api, watcher::Config::default().any_semantic())
             .default_backoff()
             .modify(strip)
-            .reflect(writer)
-            .applied_objects();
+            .reflect(writer);
         let ready_store = store.clone();
         let driver = async move {
-            let ready = async move {
-                if ready_store.wait_until_ready().await.is_ok() {
-                    tracing::info!(count = ready_store.len(), "ServiceAccount cache synced");
-                    synced.set(true);
+            // Readiness comes from the events themselves: the store has the full list once
+            // `InitDone` has passed through `reflect`. (Waiting on `Store::wait_until_ready` here
+            // would share its single waker slot with other waiters.)
+            let drain = stream.for_each(|event| {
+                match event {
+                    Ok(watcher::Event::InitDone) if !synced.is_met() => {
+                        tracing::info!(count = ready_store.len(), "ServiceAccount cache synced");
+                        synced.set(true);
+                    }
+                    Ok(_) => {}
+                    Err(error) => {
+                        tracing::warn!(%error, "ServiceAccount watch failed; retrying with backoff")
+                    }
                 }
-            };
-            let drain = stream.for_each(|event| async move {
-                if let Err(error) = event {
-                    tracing::warn!(%error, "ServiceAccount watch failed; retrying with backoff");
-                }
+                futures::future::ready(())
             });
             tokio::select! {
                 () = shutdown.wait() => {}
-                _ = futures::future::join(ready, drain) => {}
+                () = drain => {}
             }
         };
         (Self::from_store(store, Some(client), options, metrics), driver)
@@ -212,12 +216,22 @@ impl ServiceAccounts {
     }
 
     /// Whether the cache holds a complete list (always true for a static set).
+    ///
+    /// Polls the store's readiness once without registering a waker that matters; do not combine
+    /// with a task awaiting `Store::wait_until_ready` on the same store.
     pub fn is_synced(&self) -> bool {
         match &self.source {
             Source::Cluster { store, .. } => {
                 store.wait_until_ready().now_or_never().is_some_and(|r| r.is_ok())
             }
             Source::Static(_) => true,
+        }
+    }
+
+    #[cfg(test)]
+    async fn ready_for_test(self) {
+        if let Source::Cluster { store, .. } = &self.source {
+            let _ = store.wait_until_ready().await;
         }
     }
 
@@ -476,6 +490,75 @@ mod tests {
         );
         writer.apply_watcher_event(&Event::Delete(updated));
         assert!(accounts.is_empty());
+    }
+
+    #[tokio::test]
+    async fn the_watch_lists_metadata_strips_it_and_reports_sync() {
+        let handler: Arc<Handler> = Arc::new(|r| {
+            assert!(r.path.starts_with("/api/v1/serviceaccounts?"), "{}", r.path);
+            if r.path.contains("watch=true") {
+                return None; // a watch that stays open with no events
+            }
+            Some((
+                200,
+                json!({
+                    "apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadataList",
+                    "metadata": {"resourceVersion": "10"},
+                    "items": [{"apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadata",
+                        "metadata": {"name": "app", "namespace": "team-a", "resourceVersion": "9",
+                            "annotations": {CLIENT_ID: "5555", "kubectl.kubernetes.io/last-applied-configuration": "{}"},
+                            "managedFields": [{"manager": "kubectl", "operation": "Apply"}]}}]
+                }),
+            ))
+        });
+        let (client, log) = fake_client(handler);
+        let readiness = crate::server::Readiness::new();
+        let synced = readiness.condition("service-accounts");
+        let shutdown = Shutdown::new();
+        let (accounts, driver) = ServiceAccounts::watch(
+            client,
+            LookupOptions::default(),
+            Metrics::new(),
+            synced,
+            shutdown.clone(),
+        );
+        let task = tokio::spawn(driver);
+        if tokio::time::timeout(Duration::from_secs(20), accounts.clone().ready_for_test())
+            .await
+            .is_err()
+        {
+            panic!(
+                "the store never became ready; requests: {:?}",
+                log.lock().unwrap()
+            );
+        }
+        // Readiness follows the store (the driver sets it right after the list is in).
+        let became_ready = async {
+            while !readiness.is_ready() {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        };
+        if tokio::time::timeout(Duration::from_secs(20), became_ready)
+            .await
+            .is_err()
+        {
+            panic!("/readyz never saw the ServiceAccount cache as synced");
+        }
+        assert!(accounts.is_synced());
+        assert_eq!(
+            accounts.get("team-a", "app").await.unwrap().annotations,
+            BTreeMap::from([(CLIENT_ID.to_owned(), "5555".to_owned())])
+        );
+        match &accounts.source {
+            Source::Cluster { store, .. } => {
+                let cached = store.get(&ObjectRef::new("app").within("team-a")).unwrap();
+                assert!(cached.metadata.managed_fields.is_none(), "managedFields kept");
+                assert_eq!(cached.metadata.annotations.as_ref().map(BTreeMap::len), Some(1));
+            }
+            Source::Static(_) => unreachable!(),
+        }
+        shutdown.trigger();
+        task.await.unwrap();
     }
 
     #[test]
