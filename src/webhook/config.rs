@@ -145,9 +145,9 @@ pub enum NativeSidecar {
     /// When the API server is at least 1.32 (upstream's rule).
     #[default]
     Auto,
-    /// Always as a native sidecar (initContainers[0], restartPolicy Always).
+    /// Always as a native sidecar (`initContainers[0]`, `restartPolicy: Always`).
     True,
-    /// Always as a regular container (containers[0]).
+    /// Always as a regular container (`containers[0]`).
     False,
 }
 
