@@ -2,8 +2,14 @@
 //!
 //! Each accepted TCP connection is handed to its own task, which completes the TLS handshake
 //! (bounded by [`ServeOptions::handshake_timeout`]) and then serves HTTP with `hyper-util`'s
-//! auto builder. On shutdown the listener is closed at once, every connection is told to finish
-//! the request it is serving and close, and the loop waits for them for at most
+//! auto builder.
+//!
+//! Shutdown has two phases. First a lame-duck period ([`ServeOptions::shutdown_delay`]): the
+//! server keeps accepting and serving, but answers every HTTP/1.1 request with
+//! `Connection: close`, so clients that hold keep-alive connections (the API server does) move to
+//! other replicas after their next response instead of racing a close with a new request, which
+//! would fail that request with EOF. Then the listener is closed, every connection is told to
+//! finish the request it is serving and close, and the loop waits for them for at most
 //! [`ServeOptions::drain_timeout`].
 
 use std::{sync::Arc, time::Duration};
@@ -27,7 +33,10 @@ pub struct ServeOptions {
     /// Longest time an HTTP/1.1 client may take to send a request's headers. It also closes a
     /// keep-alive connection that stays idle this long.
     pub header_read_timeout: Duration,
-    /// Longest time in-flight requests get to finish once shutdown starts.
+    /// How long the server keeps serving, with `Connection: close` on every HTTP/1.1 response,
+    /// after shutdown is triggered and before it stops accepting.
+    pub shutdown_delay: Duration,
+    /// Longest time in-flight requests get to finish once the server stops accepting.
     pub drain_timeout: Duration,
 }
 
@@ -36,6 +45,7 @@ impl Default for ServeOptions {
         Self {
             handshake_timeout: Duration::from_secs(10),
             header_read_timeout: Duration::from_secs(10),
+            shutdown_delay: Duration::from_secs(3),
             drain_timeout: Duration::from_secs(10),
         }
     }
@@ -57,11 +67,18 @@ pub async fn serve_https(
     let graceful = GracefulShutdown::new();
     let local = listener.local_addr()?;
     tracing::info!(addr = %local, "serving HTTPS");
+    let router = router.layer(axum::middleware::map_response(close_when_shutting_down(shutdown.clone())));
+    let lame_duck = async {
+        shutdown.wait().await;
+        tracing::info!(delay_ms = options.shutdown_delay.as_millis() as u64, "shutting down: closing keep-alive connections");
+        tokio::time::sleep(options.shutdown_delay).await;
+    };
+    tokio::pin!(lame_duck);
 
     loop {
         let (stream, peer) = tokio::select! {
             biased;
-            () = shutdown.wait() => break,
+            () = &mut lame_duck => break,
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
                 Err(error) => {
@@ -101,6 +118,21 @@ pub async fn serve_https(
     drop(listener);
     drain(graceful, options.drain_timeout).await;
     Ok(())
+}
+
+/// A response mapper that asks HTTP/1.1 clients to close the connection once shutdown started.
+/// (HTTP/2 has no such header; its connections get GOAWAY when the drain starts.)
+fn close_when_shutting_down(
+    shutdown: Shutdown,
+) -> impl Fn(axum::response::Response) -> std::future::Ready<axum::response::Response> + Clone {
+    move |mut response: axum::response::Response| {
+        if shutdown.is_triggered() {
+            response
+                .headers_mut()
+                .insert(axum::http::header::CONNECTION, axum::http::HeaderValue::from_static("close"));
+        }
+        std::future::ready(response)
+    }
 }
 
 pub(super) fn http_builder(options: &ServeOptions) -> auto::Builder<TokioExecutor> {
