@@ -412,3 +412,136 @@ async fn webhook_refuses_oversized_and_endless_bodies_and_serves_the_others() {
         assert!(stopped, "an endless body was read to {sent} bytes without being refused");
     }
 }
+
+// --- the webhook process under SIGTERM with requests in flight ---
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhook_sigterm_lets_in_flight_admissions_finish() {
+    use std::{
+        io::{BufRead, BufReader},
+        process::{Command, Stdio},
+    };
+
+    use azure_wi::webhook::certs::{CertBundle, CertNames};
+    use rustls::pki_types::{CertificateDer, ServerName, pem::PemObject};
+    const HOST: &str = "azure-wi-webhook-webhook-service.azure-workload-identity-system.svc";
+    const IN_FLIGHT: usize = 20;
+    install_crypto();
+    let dir = tempfile::tempdir().unwrap();
+    let certs = dir.path().join("certs");
+    std::fs::create_dir(&certs).unwrap();
+    let bundle = CertBundle::generate(
+        &CertNames::upstream("azure-workload-identity-system").dns_names(),
+        time::OffsetDateTime::now_utc(),
+    )
+    .unwrap();
+    std::fs::write(certs.join("tls.crt"), &bundle.cert_pem).unwrap();
+    std::fs::write(certs.join("tls.key"), &bundle.key_pem).unwrap();
+    let accounts = dir.path().join("serviceaccounts.json");
+    let list = json!({"apiVersion": "v1", "kind": "List", "items": [{
+        "apiVersion": "v1", "kind": "ServiceAccount",
+        "metadata": {"name": "web", "namespace": "team-a",
+            "annotations": {"azure.workload.identity/client-id": "0000aaaa-0000-0000-0000-000000000000"}}
+    }]});
+    std::fs::write(&accounts, serde_json::to_vec(&list).unwrap()).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_azure-wi"))
+        .args(["webhook", "--webhook-host", "127.0.0.1", "--webhook-port", "0"])
+        .args(["--health-addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0", "--log-level", "info"])
+        .arg("--webhook-cert-dir")
+        .arg(&certs)
+        .arg("--service-account-file")
+        .arg(&accounts)
+        .env("AZURE_TENANT_ID", "11111111-1111-1111-1111-111111111111")
+        .env_remove("KUBECONFIG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<serde_json::Value>();
+    let stderr = child.stderr.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Ok(record) = serde_json::from_str(&line)
+                && tx.send(record).is_err()
+            {
+                break;
+            }
+        }
+    });
+    let listening = loop {
+        let record = rx.recv_timeout(Duration::from_secs(30)).expect("the webhook logs its addresses");
+        if record["message"] == "listening" {
+            break record;
+        }
+    };
+    let webhook: SocketAddr = listening["webhook"].as_str().unwrap().parse().unwrap();
+    let health: SocketAddr = listening["health"].as_str().unwrap().parse().unwrap();
+    let plain = reqwest::Client::builder().no_proxy().build().unwrap();
+    let mut ready = false;
+    for _ in 0..500 {
+        if plain.get(format!("http://{health}/readyz")).send().await.is_ok_and(|r| r.status() == 200) {
+            ready = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(ready, "/readyz never became ready");
+
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(bundle.ca_cert_pem.as_bytes()) {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let tls = Arc::new(
+        rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth(),
+    );
+    let body = serde_json::to_vec(&review()).unwrap();
+    let half = body.len() / 2;
+    // Requests in flight: headers and half the body sent, the rest held back until after SIGTERM.
+    let mut streams = Vec::new();
+    for _ in 0..IN_FLIGHT {
+        let tcp = tokio::net::TcpStream::connect(webhook).await.unwrap();
+        let mut stream = tokio_rustls::TlsConnector::from(tls.clone())
+            .connect(ServerName::try_from(HOST).unwrap(), tcp)
+            .await
+            .unwrap();
+        let head = format!(
+            "POST /mutate-v1-pod HTTP/1.1\r\nHost: {HOST}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        );
+        stream.write_all(head.as_bytes()).await.unwrap();
+        stream.write_all(&body[..half]).await.unwrap();
+        stream.flush().await.unwrap();
+        streams.push(stream);
+    }
+    // Give the server the chance to read what was sent (it is waiting for the rest of the body).
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut allowed = 0;
+    for mut stream in streams {
+        stream.write_all(&body[half..]).await.unwrap();
+        stream.flush().await.unwrap();
+        let mut answer = Vec::new();
+        let mut buf = [0u8; 8192];
+        while !String::from_utf8_lossy(&answer).contains("\"allowed\"") {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => answer.extend_from_slice(&buf[..n]),
+            }
+        }
+        let text = String::from_utf8_lossy(&answer);
+        if text.starts_with("HTTP/1.1 200") && text.contains("\"allowed\":true") {
+            allowed += 1;
+        }
+    }
+    assert_eq!(allowed, IN_FLIGHT, "in-flight admissions failed after SIGTERM");
+    let exit = child.wait().unwrap();
+    assert!(exit.success(), "the webhook exited with {exit}");
+    reader.join().unwrap();
+}
