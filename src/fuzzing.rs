@@ -30,11 +30,17 @@ pub fn token_response(status: u16, body: &[u8]) {
         let token = parsed.token.token.secret();
         assert!(!token.is_empty(), "an empty access token was accepted");
         if let Some(refresh_on) = parsed.token.refresh_on {
-            assert!(refresh_on <= parsed.token.expires_on, "refresh_on after expires_on");
+            assert!(
+                refresh_on <= parsed.token.expires_on,
+                "refresh_on after expires_on"
+            );
         }
         if token.len() >= 12 && !parsed.token.token_type.contains(token) {
             let debug = format!("{:?}", parsed.token);
-            assert!(!debug.contains(token), "Debug of AccessToken shows the token: {debug}");
+            assert!(
+                !debug.contains(token),
+                "Debug of AccessToken shows the token: {debug}"
+            );
         }
     }
     let received = Received {
@@ -46,11 +52,20 @@ pub fn token_response(status: u16, body: &[u8]) {
     let _ = received.token("fuzz", request_time());
     let secret = credential::Secret::new(SECRET);
     let quoted = received.server_message(&[&secret]);
-    assert!(!quoted.contains(SECRET), "a managed identity error quotes the secret: {quoted}");
+    assert!(
+        !quoted.contains(SECRET),
+        "a managed identity error quotes the secret: {quoted}"
+    );
     let entra = entra_error("fuzz", status, body, &[SECRET]).to_string();
-    assert!(!entra.contains(SECRET), "an Entra error quotes the assertion: {entra}");
+    assert!(
+        !entra.contains(SECRET),
+        "an Entra error quotes the assertion: {entra}"
+    );
     let scrubbed = scrub(excerpt(body), &[SECRET]);
-    assert!(!scrubbed.contains(SECRET), "an excerpt quotes the secret: {scrubbed}");
+    assert!(
+        !scrubbed.contains(SECRET),
+        "an excerpt quotes the secret: {scrubbed}"
+    );
 }
 
 /// The Azure Arc agent's `WWW-Authenticate` challenge parser.
@@ -93,7 +108,13 @@ pub fn admission(body: &[u8], annotations: &[(String, String)]) {
         annotations: annotations.iter().cloned().collect(),
     };
     let header = || Ok("0123456789abcdef0123456789abcdef".to_owned());
-    let outcome = mutate_with(&request.object, &request.namespace, &service_account, config, &header);
+    let outcome = mutate_with(
+        &request.object,
+        &request.namespace,
+        &service_account,
+        config,
+        &header,
+    );
     if let Ok(ops) = &outcome {
         let patch = json_patch::Patch(ops.clone());
         for op in ops {
@@ -121,7 +142,10 @@ struct FixedCredential;
 #[async_trait]
 impl TokenCredential for FixedCredential {
     async fn get_token(&self, _: &[&str], _: Option<TokenRequestOptions>) -> credential::Result<AccessToken> {
-        Ok(AccessToken::new(PROXY_TOKEN, OffsetDateTime::now_utc() + Duration::hours(1)))
+        Ok(AccessToken::new(
+            PROXY_TOKEN,
+            OffsetDateTime::now_utc() + Duration::hours(1),
+        ))
     }
 }
 
@@ -160,14 +184,21 @@ pub fn proxy_request(method: &str, uri: &str, headers: &[(String, String)]) {
         return; // not a request hyper would have parsed
     };
     let path = request.uri().path().to_owned();
-    let forwarded = !crate::proxy::imds::is_token_path(&path) && !crate::proxy::app_service::is_token_path(&path);
+    let forwarded =
+        !crate::proxy::imds::is_token_path(&path) && !crate::proxy::app_service::is_token_path(&path);
     let sent_header = headers
         .iter()
         .any(|(n, v)| n.eq_ignore_ascii_case("x-identity-header") && v.trim() == PROXY_IDENTITY_HEADER);
     let (status, body) = runtime.block_on(async {
-        let response = router.clone().oneshot(request).await.unwrap_or_else(|e| match e {});
+        let response = router
+            .clone()
+            .oneshot(request)
+            .await
+            .unwrap_or_else(|e| match e {});
         let status = response.status();
-        let body = axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap_or_default();
+        let body = axum::body::to_bytes(response.into_body(), 1 << 20)
+            .await
+            .unwrap_or_default();
         (status, body)
     });
     let text = String::from_utf8_lossy(&body);
@@ -176,7 +207,10 @@ pub fn proxy_request(method: &str, uri: &str, headers: &[(String, String)]) {
         "the identity header is echoed: {status} {text}"
     );
     if text.contains(PROXY_TOKEN) && path.to_ascii_lowercase().contains("msi") {
-        assert!(sent_header, "an App Service token was served without X-IDENTITY-HEADER");
+        assert!(
+            sent_header,
+            "an App Service token was served without X-IDENTITY-HEADER"
+        );
     }
     if status.is_server_error() {
         assert!(forwarded, "a token request failed with {status}: {text}");

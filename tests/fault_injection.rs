@@ -20,8 +20,8 @@ use std::{
 
 use async_trait::async_trait;
 use azure_wi::credential::{
-    AccessToken, Env, ErrorKind, ManagedIdentityCredential, ManagedIdentityCredentialOptions, TokenCredential,
-    TokenRequestOptions, WorkloadIdentityCredential, WorkloadIdentityCredentialOptions,
+    AccessToken, Env, ErrorKind, ManagedIdentityCredential, ManagedIdentityCredentialOptions,
+    TokenCredential, TokenRequestOptions, WorkloadIdentityCredential, WorkloadIdentityCredentialOptions,
 };
 use serde_json::json;
 use test_server::{Reply, TestServer};
@@ -108,16 +108,27 @@ async fn token_file_symlink_swaps_under_concurrent_exchanges_never_fail() {
         failures.extend(result.unwrap());
     }
     flipper.await.unwrap();
-    assert!(failures.is_empty(), "{} of {} exchanges failed: {failures:?}", failures.len(), WORKERS * PER_WORKER);
+    assert!(
+        failures.is_empty(),
+        "{} of {} exchanges failed: {failures:?}",
+        failures.len(),
+        WORKERS * PER_WORKER
+    );
 
     // Every assertion sent was one whole generation (never empty, never torn).
     let valid: HashSet<String> = (0..=FLIPS).map(|n| format!("assertion-generation-{n}")).collect();
     let sent: Vec<String> = entra.requests().iter().map(assertion_of).collect();
     assert_eq!(sent.len(), WORKERS * PER_WORKER);
     let invalid: Vec<&String> = sent.iter().filter(|a| !valid.contains(*a)).collect();
-    assert!(invalid.is_empty(), "assertions that no generation wrote: {invalid:?}");
+    assert!(
+        invalid.is_empty(),
+        "assertions that no generation wrote: {invalid:?}"
+    );
     // And the next exchange uses the last generation.
-    credential.get_token(&["api://after/.default"], None).await.unwrap();
+    credential
+        .get_token(&["api://after/.default"], None)
+        .await
+        .unwrap();
     assert_eq!(
         assertion_of(entra.requests().last().unwrap()),
         format!("assertion-generation-{FLIPS}")
@@ -134,7 +145,10 @@ async fn entra_failing_while_the_cached_token_is_valid_keeps_serving_it() {
     let entra = TestServer::scripted([Reply::token("first", 240)]).await;
     let credential = credential(&entra, &file);
     let scope = "https://vault.azure.net/.default";
-    assert_eq!(credential.get_token(&[scope], None).await.unwrap().token.secret(), "first");
+    assert_eq!(
+        credential.get_token(&[scope], None).await.unwrap().token.secret(),
+        "first"
+    );
     // The cache throttles network attempts to one per 30 s: move the (tokio) clock past that.
     tokio::time::pause();
     tokio::time::advance(Duration::from_secs(31)).await;
@@ -152,7 +166,10 @@ async fn entra_failing_while_the_cached_token_is_valid_keeps_serving_it() {
     assert!(entra.request_count() >= 2, "no background refresh was attempted");
     // ...and after it: 200 more calls within the 30 s throttle, all served from the cache.
     for _ in 0..200 {
-        assert_eq!(credential.get_token(&[scope], None).await.unwrap().token.secret(), "first");
+        assert_eq!(
+            credential.get_token(&[scope], None).await.unwrap().token.secret(),
+            "first"
+        );
         served += 1;
     }
     assert!(served > 200);
@@ -176,7 +193,11 @@ async fn a_token_at_the_edge_of_expiry_is_replaced_before_it_is_served_again() {
     let _ = credential.get_token(&[scope], None).await.unwrap();
     for _ in 0..20 {
         let token = credential.get_token(&[scope], None).await.unwrap();
-        assert_eq!(token.token.secret(), "fresh", "an expired token was served from the cache");
+        assert_eq!(
+            token.token.secret(),
+            "fresh",
+            "an expired token was served from the cache"
+        );
         assert!(token.expires_on > time::OffsetDateTime::now_utc());
     }
     assert_eq!(entra.request_count(), 2, "one replacement, then the cache");
@@ -186,16 +207,30 @@ async fn a_token_at_the_edge_of_expiry_is_replaced_before_it_is_served_again() {
 async fn imds_answering_garbage_or_a_token_without_expiry_is_a_clear_failure() {
     install_crypto();
     let cases = [
-        ("not json", "{\"access_token\": \"garbage-secret-1\", \"expires_in\": "),
-        ("no expiry", "{\"access_token\": \"garbage-secret-2\", \"token_type\": \"Bearer\"}"),
-        ("expiry not a number", "{\"access_token\": \"garbage-secret-3\", \"expires_in\": \"soon\"}"),
+        (
+            "not json",
+            "{\"access_token\": \"garbage-secret-1\", \"expires_in\": ",
+        ),
+        (
+            "no expiry",
+            "{\"access_token\": \"garbage-secret-2\", \"token_type\": \"Bearer\"}",
+        ),
+        (
+            "expiry not a number",
+            "{\"access_token\": \"garbage-secret-3\", \"expires_in\": \"soon\"}",
+        ),
         ("html", "<html><body>Gateway</body></html>"),
         ("empty", ""),
     ];
     for (what, body) in cases {
-        let imds = TestServer::scripted([Reply::status(200).header("content-type", "application/json").body(body)]).await;
-        let options = ManagedIdentityCredentialOptions::default()
-            .with_env(Env::from_pairs([("AZURE_POD_IDENTITY_AUTHORITY_HOST", imds.url())]));
+        let imds = TestServer::scripted([Reply::status(200)
+            .header("content-type", "application/json")
+            .body(body)])
+        .await;
+        let options = ManagedIdentityCredentialOptions::default().with_env(Env::from_pairs([(
+            "AZURE_POD_IDENTITY_AUTHORITY_HOST",
+            imds.url(),
+        )]));
         let credential = ManagedIdentityCredential::new(Some(options)).unwrap();
         let error = credential
             .get_token(&["https://vault.azure.net/.default"], None)
@@ -204,7 +239,10 @@ async fn imds_answering_garbage_or_a_token_without_expiry_is_a_clear_failure() {
         assert_eq!(error.kind(), ErrorKind::AuthenticationFailed, "{what}: {error}");
         let message = error.to_string();
         assert!(message.contains("token response"), "{what}: {message}");
-        assert!(!message.contains("garbage-secret"), "{what}: the token is quoted: {message}");
+        assert!(
+            !message.contains("garbage-secret"),
+            "{what}: the token is quoted: {message}"
+        );
         assert_eq!(imds.request_count(), 1, "{what}: a malformed 200 is not retried");
     }
 }
@@ -216,12 +254,23 @@ struct Fixed;
 
 #[async_trait]
 impl TokenCredential for Fixed {
-    async fn get_token(&self, _: &[&str], _: Option<TokenRequestOptions>) -> azure_wi::credential::Result<AccessToken> {
-        Ok(AccessToken::new("proxy-token", time::OffsetDateTime::now_utc() + time::Duration::hours(1)))
+    async fn get_token(
+        &self,
+        _: &[&str],
+        _: Option<TokenRequestOptions>,
+    ) -> azure_wi::credential::Result<AccessToken> {
+        Ok(AccessToken::new(
+            "proxy-token",
+            time::OffsetDateTime::now_utc() + time::Duration::hours(1),
+        ))
     }
 }
 
-async fn start_proxy() -> (SocketAddr, tokio::sync::oneshot::Sender<()>, tokio::task::JoinHandle<()>) {
+async fn start_proxy() -> (
+    SocketAddr,
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<()>,
+) {
     use azure_wi::proxy::{CredentialFactory, Proxy, ProxyConfig};
     install_crypto();
     let env = Env::from_pairs([
@@ -229,7 +278,8 @@ async fn start_proxy() -> (SocketAddr, tokio::sync::oneshot::Sender<()>, tokio::
         ("AZURE_CLIENT_ID", "11111111-2222-3333-4444-555555555555"),
     ]);
     let config = ProxyConfig::from_env(&env, 0, false, "http://127.0.0.1:9").unwrap();
-    let factory: CredentialFactory = Arc::new(|_: &str, _: &str| Ok(Arc::new(Fixed) as Arc<dyn TokenCredential>));
+    let factory: CredentialFactory =
+        Arc::new(|_: &str, _: &str| Ok(Arc::new(Fixed) as Arc<dyn TokenCredential>));
     let bound = Proxy::new(config, factory).unwrap().bind().await.unwrap();
     let addr = bound.local_addrs()[0];
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -261,13 +311,18 @@ async fn proxy_closes_stalled_clients_and_keeps_serving_the_others() {
     for i in 0..STALLED {
         let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
         if i % 2 == 0 {
-            stream.write_all(b"GET /metadata/identity/oauth2/tok").await.unwrap();
+            stream
+                .write_all(b"GET /metadata/identity/oauth2/tok")
+                .await
+                .unwrap();
         }
         stalled.push(stream);
     }
     // Meanwhile every well-behaved client is served.
     let client = reqwest::Client::builder().no_proxy().build().unwrap();
-    let url = format!("http://{addr}/metadata/identity/oauth2/token?api-version=2018-02-01&resource=https://vault.azure.net");
+    let url = format!(
+        "http://{addr}/metadata/identity/oauth2/token?api-version=2018-02-01&resource=https://vault.azure.net"
+    );
     let ok = Arc::new(AtomicUsize::new(0));
     let mut requests = tokio::task::JoinSet::new();
     for _ in 0..SERVED {
@@ -319,16 +374,25 @@ async fn start_webhook(max_body_bytes: usize) -> SocketAddr {
     let metrics = Metrics::new();
     let account = ServiceAccount {
         name: "web".into(),
-        annotations: [("azure.workload.identity/client-id".to_owned(), "0000aaaa-0000-0000-0000-000000000000".to_owned())]
-            .into_iter()
-            .collect(),
+        annotations: [(
+            "azure.workload.identity/client-id".to_owned(),
+            "0000aaaa-0000-0000-0000-000000000000".to_owned(),
+        )]
+        .into_iter()
+        .collect(),
     };
     let state = WebhookState {
         config: Arc::new(config),
         service_accounts: ServiceAccounts::from_static([("team-a".to_owned(), account)], metrics.clone()),
         metrics,
     };
-    let app = router(state, RequestLimits { max_body_bytes, timeout: Duration::from_secs(9) });
+    let app = router(
+        state,
+        RequestLimits {
+            max_body_bytes,
+            timeout: Duration::from_secs(9),
+        },
+    );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
@@ -389,10 +453,10 @@ async fn webhook_refuses_oversized_and_endless_bodies_and_serves_the_others() {
                 sent += 4096;
                 // Look for an early answer without blocking the writer.
                 let mut buf = [0u8; 512];
-                if let Ok(Ok(n)) = tokio::time::timeout(Duration::from_millis(1), stream.read(&mut buf)).await {
-                    if n == 0 || String::from_utf8_lossy(&buf[..n]).contains("413") {
-                        return (sent, true);
-                    }
+                if let Ok(Ok(n)) = tokio::time::timeout(Duration::from_millis(1), stream.read(&mut buf)).await
+                    && (n == 0 || String::from_utf8_lossy(&buf[..n]).contains("413"))
+                {
+                    return (sent, true);
                 }
             }
             (sent, sent < LIMIT * 64)
@@ -401,7 +465,15 @@ async fn webhook_refuses_oversized_and_endless_bodies_and_serves_the_others() {
     // Well-behaved admissions meanwhile.
     let mut admitted = 0;
     for _ in 0..100 {
-        let answer: serde_json::Value = client.post(&url).json(&review()).send().await.unwrap().json().await.unwrap();
+        let answer: serde_json::Value = client
+            .post(&url)
+            .json(&review())
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
         if answer["response"]["allowed"] == true {
             admitted += 1;
         }
@@ -409,7 +481,10 @@ async fn webhook_refuses_oversized_and_endless_bodies_and_serves_the_others() {
     assert_eq!(admitted, 100);
     while let Some(result) = endless.join_next().await {
         let (sent, stopped) = result.unwrap();
-        assert!(stopped, "an endless body was read to {sent} bytes without being refused");
+        assert!(
+            stopped,
+            "an endless body was read to {sent} bytes without being refused"
+        );
     }
 }
 
@@ -446,7 +521,14 @@ async fn webhook_sigterm_lets_in_flight_admissions_finish() {
     std::fs::write(&accounts, serde_json::to_vec(&list).unwrap()).unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_azure-wi"))
         .args(["webhook", "--webhook-host", "127.0.0.1", "--webhook-port", "0"])
-        .args(["--health-addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0", "--log-level", "info"])
+        .args([
+            "--health-addr",
+            "127.0.0.1:0",
+            "--metrics-addr",
+            "127.0.0.1:0",
+            "--log-level",
+            "info",
+        ])
         .arg("--webhook-cert-dir")
         .arg(&certs)
         .arg("--service-account-file")
@@ -470,7 +552,9 @@ async fn webhook_sigterm_lets_in_flight_admissions_finish() {
         }
     });
     let listening = loop {
-        let record = rx.recv_timeout(Duration::from_secs(30)).expect("the webhook logs its addresses");
+        let record = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("the webhook logs its addresses");
         if record["message"] == "listening" {
             break record;
         }
@@ -480,7 +564,12 @@ async fn webhook_sigterm_lets_in_flight_admissions_finish() {
     let plain = reqwest::Client::builder().no_proxy().build().unwrap();
     let mut ready = false;
     for _ in 0..500 {
-        if plain.get(format!("http://{health}/readyz")).send().await.is_ok_and(|r| r.status() == 200) {
+        if plain
+            .get(format!("http://{health}/readyz"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == 200)
+        {
             ready = true;
             break;
         }
@@ -520,7 +609,10 @@ async fn webhook_sigterm_lets_in_flight_admissions_finish() {
     }
     // Give the server the chance to read what was sent (it is waiting for the rest of the body).
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
     assert!(status.success());
     tokio::time::sleep(Duration::from_millis(100)).await;
     let mut allowed = 0;

@@ -25,14 +25,20 @@ const SCOPE: &str = "https://vault.azure.net/.default";
 
 fn assert_absent(what: &str, text: &str, secrets: &[&str]) {
     for secret in secrets {
-        assert!(!text.contains(secret), "{what} contains the secret {secret:?}:\n{text}");
+        assert!(
+            !text.contains(secret),
+            "{what} contains the secret {secret:?}:\n{text}"
+        );
     }
 }
 
 /// The stderr of a process run at TRACE: it must hold TRACE records (else the check is void).
 fn trace_stderr(stderr: &[u8]) -> String {
     let text = String::from_utf8_lossy(stderr).into_owned();
-    assert!(text.contains("TRACE"), "no TRACE record in the process's stderr:\n{text}");
+    assert!(
+        text.contains("TRACE"),
+        "no TRACE record in the process's stderr:\n{text}"
+    );
     text
 }
 
@@ -53,7 +59,10 @@ async fn the_token_command_at_trace_logs_no_secret() {
     std::fs::write(&file, ASSERTION).unwrap();
     let entra = TestServer::scripted([
         Reply::token(WI_TOKEN, 3599),
-        Reply::json(400, json!({"error": "invalid_client", "error_description": format!("AADSTS700024: {ASSERTION}")})),
+        Reply::json(
+            400,
+            json!({"error": "invalid_client", "error_description": format!("AADSTS700024: {ASSERTION}")}),
+        ),
     ])
     .await;
     let wi_env = vec![
@@ -67,11 +76,19 @@ async fn the_token_command_at_trace_logs_no_secret() {
     let ok = run_azure_wi(&args, &wi_env).await;
     assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
     assert_eq!(stdout_json(&ok)["access_token"], WI_TOKEN);
-    assert_absent("token (workload identity) stderr", &trace_stderr(&ok.stderr), &all);
+    assert_absent(
+        "token (workload identity) stderr",
+        &trace_stderr(&ok.stderr),
+        &all,
+    );
     let refused = run_azure_wi(&args, &wi_env).await;
     assert!(!refused.status.success());
     assert_absent("token (refused) stderr", &trace_stderr(&refused.stderr), &all);
-    assert_absent("token (refused) stdout", &String::from_utf8_lossy(&refused.stdout), &all);
+    assert_absent(
+        "token (refused) stdout",
+        &String::from_utf8_lossy(&refused.stdout),
+        &all,
+    );
     assert_eq!(entra.request_count(), 2);
 
     // Azure Pipelines: a token, then the OIDC endpoint quoting the system access token.
@@ -82,7 +99,10 @@ async fn the_token_command_at_trace_logs_no_secret() {
     .await;
     let entra_p = TestServer::scripted([Reply::token(P_TOKEN, 3599)]).await;
     let p_env = vec![
-        ("SYSTEM_OIDCREQUESTURI", format!("{}/org/_apis/oidctoken", oidc.url())),
+        (
+            "SYSTEM_OIDCREQUESTURI",
+            format!("{}/org/_apis/oidctoken", oidc.url()),
+        ),
         ("SYSTEM_ACCESSTOKEN", SYSTEM.to_owned()),
         ("AZURE_AUTHORITY_HOST", entra_p.url()),
         ("RUST_LOG", "trace".to_owned()),
@@ -105,7 +125,11 @@ async fn the_token_command_at_trace_logs_no_secret() {
     assert_absent("token (pipelines) stderr", &trace_stderr(&ok.stderr), &all);
     let refused = run_azure_wi(&p_args, &p_env).await;
     assert!(!refused.status.success());
-    assert_absent("token (pipelines refused) stderr", &trace_stderr(&refused.stderr), &all);
+    assert_absent(
+        "token (pipelines refused) stderr",
+        &trace_stderr(&refused.stderr),
+        &all,
+    );
 
     // Managed identity (App Service): the identity header.
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
@@ -169,7 +193,10 @@ impl StderrTail {
 
     fn finish(self) -> String {
         self.thread.join().unwrap();
-        std::sync::Arc::try_unwrap(self.text).unwrap().into_inner().unwrap()
+        std::sync::Arc::try_unwrap(self.text)
+            .unwrap()
+            .into_inner()
+            .unwrap()
     }
 }
 
@@ -194,7 +221,14 @@ async fn the_proxy_at_trace_logs_no_secret() {
     std::fs::write(&file, ASSERTION).unwrap();
     let entra = TestServer::scripted([Reply::token(TOKEN, 3599)]).await;
     let mut child = Command::new(env!("CARGO_BIN_EXE_azure-wi"))
-        .args(["proxy", "--proxy-port", "0", "--log-level", "trace", "--identity-endpoint"])
+        .args([
+            "proxy",
+            "--proxy-port",
+            "0",
+            "--log-level",
+            "trace",
+            "--identity-endpoint",
+        ])
         .env_clear()
         .env("AZURE_TENANT_ID", "72f988bf-86f1-41af-91ab-2d7cd011db47")
         .env("AZURE_CLIENT_ID", "11111111-2222-3333-4444-555555555555")
@@ -217,7 +251,9 @@ async fn the_proxy_at_trace_logs_no_secret() {
     let client = reqwest::Client::builder().no_proxy().build().unwrap();
     let resource = "https://vault.azure.net";
     let app: Value = client
-        .get(format!("http://{addr}/msi/token?api-version=2019-08-01&resource={resource}"))
+        .get(format!(
+            "http://{addr}/msi/token?api-version=2019-08-01&resource={resource}"
+        ))
         .header("X-IDENTITY-HEADER", HEADER)
         .send()
         .await
@@ -227,7 +263,9 @@ async fn the_proxy_at_trace_logs_no_secret() {
         .unwrap();
     assert_eq!(app["access_token"], TOKEN, "{app}");
     let imds: Value = client
-        .get(format!("http://{addr}/metadata/identity/oauth2/token?api-version=2018-02-01&resource={resource}"))
+        .get(format!(
+            "http://{addr}/metadata/identity/oauth2/token?api-version=2018-02-01&resource={resource}"
+        ))
         .header("Metadata", "true")
         .send()
         .await
@@ -238,7 +276,9 @@ async fn the_proxy_at_trace_logs_no_secret() {
     assert_eq!(imds["access_token"], TOKEN, "{imds}");
     // A wrong header is refused (and logged) without echoing either value.
     let wrong = client
-        .get(format!("http://{addr}/msi/token?api-version=2019-08-01&resource={resource}"))
+        .get(format!(
+            "http://{addr}/msi/token?api-version=2019-08-01&resource={resource}"
+        ))
         .header("X-IDENTITY-HEADER", "proxy-wrong-header-5ecret-000000")
         .send()
         .await
@@ -280,7 +320,14 @@ async fn the_webhook_at_trace_logs_no_identity_header() {
     std::fs::write(&accounts, serde_json::to_vec(&list).unwrap()).unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_azure-wi"))
         .args(["webhook", "--webhook-host", "127.0.0.1", "--webhook-port", "0"])
-        .args(["--health-addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0", "--log-level", "trace"])
+        .args([
+            "--health-addr",
+            "127.0.0.1:0",
+            "--metrics-addr",
+            "127.0.0.1:0",
+            "--log-level",
+            "trace",
+        ])
         .arg("--webhook-cert-dir")
         .arg(&certs)
         .arg("--service-account-file")
@@ -307,7 +354,12 @@ async fn the_webhook_at_trace_logs_no_identity_header() {
     let plain = reqwest::Client::builder().no_proxy().build().unwrap();
     let mut ready = false;
     for _ in 0..500 {
-        if plain.get(format!("http://{health}/readyz")).send().await.is_ok_and(|r| r.status() == 200) {
+        if plain
+            .get(format!("http://{health}/readyz"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == 200)
+        {
             ready = true;
             break;
         }
@@ -318,11 +370,13 @@ async fn the_webhook_at_trace_logs_no_identity_header() {
     for cert in CertificateDer::pem_slice_iter(bundle.ca_cert_pem.as_bytes()) {
         roots.add(cert.unwrap()).unwrap();
     }
-    let tls = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+    let tls = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
     let client = reqwest::Client::builder()
         .tls_backend_preconfigured(tls)
         .resolve(HOST, webhook)
@@ -367,7 +421,10 @@ async fn the_webhook_at_trace_logs_no_identity_header() {
     // `--log-level trace` is the webhook's most verbose setting; it keeps hyper, h2, rustls and
     // tower at info by design (RUST_LOG is not read), and nothing below INFO fires on this path:
     // what it logs is the admission line, checked here.
-    assert!(text.contains("pod mutated"), "the admission was not logged:\n{text}");
+    assert!(
+        text.contains("pod mutated"),
+        "the admission was not logged:\n{text}"
+    );
     let headers: Vec<&str> = headers.iter().map(String::as_str).collect();
     assert_absent("the webhook's stderr", &text, &headers);
 }

@@ -66,7 +66,10 @@ fn capture() -> (Capture, tracing::subscriber::DefaultGuard) {
 
 fn assert_absent(what: &str, text: &str, secrets: &[&str]) {
     for secret in secrets {
-        assert!(!text.contains(secret), "{what} contains the secret {secret:?}:\n{text}");
+        assert!(
+            !text.contains(secret),
+            "{what} contains the secret {secret:?}:\n{text}"
+        );
     }
 }
 
@@ -149,7 +152,10 @@ async fn no_secret_reaches_trace_logs_or_debug_output() {
     std::fs::write(&token_file, WI_ASSERTION).unwrap();
     let entra_wi = entra::TestServer::scripted([
         entra::Reply::token(WI_TOKEN, 3599),
-        entra::Reply::json(400, json!({"error": "invalid_client", "error_description": format!("AADSTS700024: {WI_ASSERTION}")})),
+        entra::Reply::json(
+            400,
+            json!({"error": "invalid_client", "error_description": format!("AADSTS700024: {WI_ASSERTION}")}),
+        ),
     ])
     .await;
     let wi_options = WorkloadIdentityCredentialOptions {
@@ -164,7 +170,11 @@ async fn no_secret_reaches_trace_logs_or_debug_output() {
     let wi = WorkloadIdentityCredential::new(Some(wi_options)).unwrap();
     printed.debug(&wi);
     let ok = wi.get_token(&[SCOPE], None).await;
-    served.push(ok.as_ref().map(|t| t.token.secret().to_owned()).unwrap_or_default());
+    served.push(
+        ok.as_ref()
+            .map(|t| t.token.secret().to_owned())
+            .unwrap_or_default(),
+    );
     printed.result(&ok);
     let refused = wi.get_token(&["https://storage.azure.com/.default"], None).await;
     assert!(refused.is_err(), "Entra's refusal is an error");
@@ -184,14 +194,25 @@ async fn no_secret_reaches_trace_logs_or_debug_output() {
         ..Default::default()
     };
     printed.debug(&p_options);
-    let pipelines =
-        AzurePipelinesCredential::new("tenant-p", "client-p", "sc-1", Secret::new(PIPELINES_SYSTEM), Some(p_options))
-            .unwrap();
+    let pipelines = AzurePipelinesCredential::new(
+        "tenant-p",
+        "client-p",
+        "sc-1",
+        Secret::new(PIPELINES_SYSTEM),
+        Some(p_options),
+    )
+    .unwrap();
     printed.debug(&pipelines);
     let ok = pipelines.get_token(&[SCOPE], None).await;
-    served.push(ok.as_ref().map(|t| t.token.secret().to_owned()).unwrap_or_default());
+    served.push(
+        ok.as_ref()
+            .map(|t| t.token.secret().to_owned())
+            .unwrap_or_default(),
+    );
     printed.result(&ok);
-    let refused = pipelines.get_token(&["https://storage.azure.com/.default"], None).await;
+    let refused = pipelines
+        .get_token(&["https://storage.azure.com/.default"], None)
+        .await;
     assert!(refused.is_err(), "the OIDC refusal is an error");
     printed.result(&refused);
 
@@ -202,17 +223,35 @@ async fn no_secret_reaches_trace_logs_or_debug_output() {
     printed.debug(&imds_options);
     let imds_credential = ManagedIdentityCredential::new(Some(imds_options)).unwrap();
     let ok = imds_credential.get_token(&[SCOPE], None).await;
-    served.push(ok.as_ref().map(|t| t.token.secret().to_owned()).unwrap_or_default());
+    served.push(
+        ok.as_ref()
+            .map(|t| t.token.secret().to_owned())
+            .unwrap_or_default(),
+    );
     printed.result(&ok);
 
     // App Service: the identity header; a refusal quoting it, then a token.
-    let app = TestServer::replies(vec![echoing_refusal(401, APP_SERVICE_HEADER), imds_token(APP_SERVICE_TOKEN, 3600)]).await;
+    let app = TestServer::replies(vec![
+        echoing_refusal(401, APP_SERVICE_HEADER),
+        imds_token(APP_SERVICE_TOKEN, 3600),
+    ])
+    .await;
     let endpoint = app.url("/msi/token");
-    let app_credential = credential(&[("IDENTITY_ENDPOINT", &endpoint), ("IDENTITY_HEADER", APP_SERVICE_HEADER)], None);
+    let app_credential = credential(
+        &[
+            ("IDENTITY_ENDPOINT", &endpoint),
+            ("IDENTITY_HEADER", APP_SERVICE_HEADER),
+        ],
+        None,
+    );
     printed.debug(&app_credential);
     printed.result(&app_credential.get_token(&[SCOPE], None).await);
     let ok = app_credential.get_token(&[SCOPE], None).await;
-    served.push(ok.as_ref().map(|t| t.token.secret().to_owned()).unwrap_or_default());
+    served.push(
+        ok.as_ref()
+            .map(|t| t.token.secret().to_owned())
+            .unwrap_or_default(),
+    );
     printed.result(&ok);
 
     // Azure ML: MSI_SECRET; a refusal quoting it, then a token.
@@ -226,7 +265,11 @@ async fn no_secret_reaches_trace_logs_or_debug_output() {
     printed.debug(&ml_credential);
     printed.result(&ml_credential.get_token(&[SCOPE], None).await);
     let ok = ml_credential.get_token(&[SCOPE], None).await;
-    served.push(ok.as_ref().map(|t| t.token.secret().to_owned()).unwrap_or_default());
+    served.push(
+        ok.as_ref()
+            .map(|t| t.token.secret().to_owned())
+            .unwrap_or_default(),
+    );
     printed.result(&ok);
 
     // Service Fabric: the identity header over the pinned TLS endpoint.
@@ -236,12 +279,20 @@ async fn no_secret_reaches_trace_logs_or_debug_output() {
     let sf = TestServer::start_tls(tls, move |_| Reply::json(200, sf_body.clone())).await;
     let endpoint = sf.url("/metadata/identity/oauth2/token");
     let sf_credential = credential(
-        &[("IDENTITY_ENDPOINT", &endpoint), ("IDENTITY_HEADER", SF_HEADER), ("IDENTITY_SERVER_THUMBPRINT", &thumbprint)],
+        &[
+            ("IDENTITY_ENDPOINT", &endpoint),
+            ("IDENTITY_HEADER", SF_HEADER),
+            ("IDENTITY_SERVER_THUMBPRINT", &thumbprint),
+        ],
         None,
     );
     printed.debug(&sf_credential);
     let ok = sf_credential.get_token(&[SCOPE], None).await;
-    served.push(ok.as_ref().map(|t| t.token.secret().to_owned()).unwrap_or_default());
+    served.push(
+        ok.as_ref()
+            .map(|t| t.token.secret().to_owned())
+            .unwrap_or_default(),
+    );
     printed.result(&ok);
 
     // Azure Arc: the challenge key file.
@@ -256,7 +307,8 @@ async fn no_secret_reaches_trace_logs_or_debug_output() {
         let arc_body = json!({"access_token": ARC_TOKEN, "expires_in": "3600", "resource": RESOURCE, "token_type": "Bearer"}).to_string();
         let arc = TestServer::start(move |r| match r.header("authorization") {
             Some(a) if a == format!("Basic {ARC_KEY}") => Reply::json(200, arc_body.clone()),
-            _ => Reply::json(401, r#"{"error":"unauthorized"}"#).header("WWW-Authenticate", &format!("Basic realm={realm}")),
+            _ => Reply::json(401, r#"{"error":"unauthorized"}"#)
+                .header("WWW-Authenticate", &format!("Basic realm={realm}")),
         })
         .await;
         let endpoint = arc.url("/metadata/identity/oauth2/token");
@@ -267,7 +319,11 @@ async fn no_secret_reaches_trace_logs_or_debug_output() {
         let arc_credential = ManagedIdentityCredential::new(Some(arc_options)).unwrap();
         printed.debug(&arc_credential);
         let ok = arc_credential.get_token(&[SCOPE], None).await;
-        served.push(ok.as_ref().map(|t| t.token.secret().to_owned()).unwrap_or_default());
+        served.push(
+            ok.as_ref()
+                .map(|t| t.token.secret().to_owned())
+                .unwrap_or_default(),
+        );
         printed.result(&ok);
     }
 
@@ -276,12 +332,23 @@ async fn no_secret_reaches_trace_logs_or_debug_output() {
     let endpoint = shell.url("/oauth2/token");
     let shell_credential = credential(&[("MSI_ENDPOINT", &endpoint)], None);
     let ok = shell_credential.get_token(&[SCOPE], None).await;
-    served.push(ok.as_ref().map(|t| t.token.secret().to_owned()).unwrap_or_default());
+    served.push(
+        ok.as_ref()
+            .map(|t| t.token.secret().to_owned())
+            .unwrap_or_default(),
+    );
     printed.result(&ok);
 
     drop(_guard);
     // Every exchange succeeded, so every secret really went through the code under test.
-    let mut expected = vec![WI_TOKEN, PIPELINES_TOKEN, IMDS_TOKEN, APP_SERVICE_TOKEN, ML_TOKEN, SF_TOKEN];
+    let mut expected = vec![
+        WI_TOKEN,
+        PIPELINES_TOKEN,
+        IMDS_TOKEN,
+        APP_SERVICE_TOKEN,
+        ML_TOKEN,
+        SF_TOKEN,
+    ];
     if cfg!(unix) {
         expected.push(ARC_TOKEN);
     }
@@ -290,7 +357,10 @@ async fn no_secret_reaches_trace_logs_or_debug_output() {
     let text = logs.text();
     // The capture really is at TRACE and really saw the exchanges.
     assert!(text.contains("TRACE"), "no TRACE event captured:\n{text}");
-    assert!(text.contains("token received"), "no credential event captured:\n{text}");
+    assert!(
+        text.contains("token received"),
+        "no credential event captured:\n{text}"
+    );
     assert_absent("the TRACE log", &text, &ALL);
     assert!(printed.0.contains("Secret"), "the Debug output was not collected");
     assert_absent("the Debug output", &printed.0, &ALL);
