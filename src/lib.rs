@@ -49,3 +49,7 @@ pub mod webhook;
 
 #[cfg(feature = "proxy")]
 pub mod proxy;
+
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;

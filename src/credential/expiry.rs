@@ -122,7 +122,8 @@ pub(crate) fn parse_token_response_with_extras(
         None if lifetime >= HALF_LIFE_THRESHOLD_SECS => Some(lifetime / 2),
         None => None,
     };
-    let refresh_on = refresh_in.map(|r| request_time + time::Duration::seconds(r));
+    // A server's refresh_in beyond the lifetime would put refresh_on after expiry: clamp it.
+    let refresh_on = refresh_in.map(|r| (request_time + time::Duration::seconds(r)).min(expires_on));
 
     let token = AccessToken::new(access_token, expires_on)
         .with_refresh_on(refresh_on)
@@ -414,5 +415,16 @@ mod tests {
         }
         let e = parse_token_response(b"<html>", NOW).unwrap_err();
         assert!(matches!(e, ExpiryError::NotJson(_)), "{e}");
+    }
+
+    /// Found while writing the `token_response` fuzz invariant: a `refresh_in` beyond the lifetime gave a `refresh_on`
+    /// after `expires_on`.
+    #[test]
+    fn refresh_on_never_passes_expiry() {
+        let token = parse(json!({"access_token": "t", "expires_in": 600, "refresh_in": 7200})).unwrap();
+        assert_eq!(token.expires_on, NOW + time::Duration::seconds(600));
+        assert_eq!(token.refresh_on, Some(token.expires_on));
+        let token = parse(json!({"access_token": "t", "expires_in": 600, "refresh_in": 300})).unwrap();
+        assert_eq!(token.refresh_on, Some(NOW + time::Duration::seconds(300)));
     }
 }

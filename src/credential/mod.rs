@@ -97,7 +97,7 @@ pub(crate) mod http;
 pub(crate) mod test_server;
 
 mod azure_pipelines;
-mod client_assertion;
+pub(crate) mod client_assertion;
 pub mod managed_identity;
 mod platform;
 mod workload_identity;

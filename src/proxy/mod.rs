@@ -16,12 +16,12 @@
 //!
 //! [`TokenCredential`]: crate::credential::TokenCredential
 
-mod app_service;
+pub(crate) mod app_service;
 mod config;
 mod credentials;
 mod error;
 mod forward;
-mod imds;
+pub(crate) mod imds;
 mod probe;
 mod query;
 mod rejection;

@@ -7,6 +7,7 @@ mod azure_arc;
 mod azure_ml;
 mod cloud_shell;
 mod imds;
+mod secrets_in_logs;
 mod service_fabric;
 
 use std::{path::PathBuf, sync::Arc};

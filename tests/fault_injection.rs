@@ -1,0 +1,639 @@
+//! Fault injection on loopback, bounded in time, asserted on counts and outcomes (never on
+//! durations): the kubelet's atomic `..data` symlink swap of the token file under concurrent
+//! exchanges, Entra failing while a cached token is still valid, tokens at the edge of expiry,
+//! IMDS answering garbage, slow and endless clients of the token proxy and the webhook.
+#![cfg(feature = "cli")]
+
+#[path = "../src/credential/test_server.rs"]
+mod test_server;
+
+use std::{
+    collections::HashSet,
+    net::SocketAddr,
+    path::Path,
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
+
+use async_trait::async_trait;
+use azure_wi::credential::{
+    AccessToken, Env, ErrorKind, ManagedIdentityCredential, ManagedIdentityCredentialOptions,
+    TokenCredential, TokenRequestOptions, WorkloadIdentityCredential, WorkloadIdentityCredentialOptions,
+};
+use serde_json::json;
+use test_server::{Reply, TestServer};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+fn install_crypto() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+fn credential(entra: &TestServer, token_file: &Path) -> Arc<WorkloadIdentityCredential> {
+    install_crypto();
+    WorkloadIdentityCredential::new(Some(WorkloadIdentityCredentialOptions {
+        tenant_id: Some("tenant-1".into()),
+        client_id: Some("client-1".into()),
+        token_file_path: Some(token_file.to_owned()),
+        authority_host: Some(entra.url()),
+        env: Env::from_pairs::<&str, &str>([]),
+        ..Default::default()
+    }))
+    .unwrap()
+}
+
+/// Writes generation `n` the way the kubelet's atomic writer does: a fresh timestamped directory,
+/// a `..data_tmp` symlink to it renamed over `..data` (atomic), then the old directory removed.
+fn kubelet_write(dir: &Path, n: usize) {
+    let generation = dir.join(format!("..gen_{n}"));
+    std::fs::create_dir(&generation).unwrap();
+    std::fs::write(generation.join("token"), format!("assertion-generation-{n}")).unwrap();
+    let tmp = dir.join("..data_tmp");
+    std::os::unix::fs::symlink(format!("..gen_{n}"), &tmp).unwrap();
+    std::fs::rename(&tmp, dir.join("..data")).unwrap();
+    if n > 0 {
+        std::fs::remove_dir_all(dir.join(format!("..gen_{}", n - 1))).unwrap();
+    } else {
+        std::os::unix::fs::symlink("..data/token", dir.join("token")).unwrap();
+    }
+}
+
+fn assertion_of(request: &test_server::RecordedRequest) -> String {
+    request
+        .form()
+        .into_iter()
+        .find(|(k, _)| k == "client_assertion")
+        .map(|(_, v)| v)
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_file_symlink_swaps_under_concurrent_exchanges_never_fail() {
+    const WORKERS: usize = 8;
+    const PER_WORKER: usize = 40;
+    const FLIPS: usize = 150;
+    let dir = tempfile::tempdir().unwrap();
+    kubelet_write(dir.path(), 0);
+    let entra = TestServer::with_handler(|_| Reply::token("at", 3599)).await;
+    let credential = credential(&entra, &dir.path().join("token"));
+
+    let flipper = {
+        let dir = dir.path().to_owned();
+        tokio::task::spawn_blocking(move || {
+            for n in 1..=FLIPS {
+                kubelet_write(&dir, n);
+                std::thread::yield_now();
+            }
+        })
+    };
+    let mut workers = tokio::task::JoinSet::new();
+    for w in 0..WORKERS {
+        let credential = credential.clone();
+        workers.spawn(async move {
+            let mut failures = Vec::new();
+            for i in 0..PER_WORKER {
+                // A scope per request: every call is an exchange that reads the token file.
+                let scope = format!("api://w{w}-r{i}/.default");
+                if let Err(e) = credential.get_token(&[&scope], None).await {
+                    failures.push(e.to_string());
+                }
+            }
+            failures
+        });
+    }
+    let mut failures = Vec::new();
+    while let Some(result) = workers.join_next().await {
+        failures.extend(result.unwrap());
+    }
+    flipper.await.unwrap();
+    assert!(
+        failures.is_empty(),
+        "{} of {} exchanges failed: {failures:?}",
+        failures.len(),
+        WORKERS * PER_WORKER
+    );
+
+    // Every assertion sent was one whole generation (never empty, never torn).
+    let valid: HashSet<String> = (0..=FLIPS).map(|n| format!("assertion-generation-{n}")).collect();
+    let sent: Vec<String> = entra.requests().iter().map(assertion_of).collect();
+    assert_eq!(sent.len(), WORKERS * PER_WORKER);
+    let invalid: Vec<&String> = sent.iter().filter(|a| !valid.contains(*a)).collect();
+    assert!(
+        invalid.is_empty(),
+        "assertions that no generation wrote: {invalid:?}"
+    );
+    // And the next exchange uses the last generation.
+    credential
+        .get_token(&["api://after/.default"], None)
+        .await
+        .unwrap();
+    assert_eq!(
+        assertion_of(entra.requests().last().unwrap()),
+        format!("assertion-generation-{FLIPS}")
+    );
+}
+
+#[tokio::test]
+async fn entra_failing_while_the_cached_token_is_valid_keeps_serving_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("token");
+    std::fs::write(&file, "sa-jwt").unwrap();
+    // 240 s left: inside the 5-minute refresh window from the start, so every call after the
+    // first triggers (throttled) background refreshes; Entra then fails every one of them.
+    let entra = TestServer::scripted([Reply::token("first", 240)]).await;
+    let credential = credential(&entra, &file);
+    let scope = "https://vault.azure.net/.default";
+    assert_eq!(
+        credential.get_token(&[scope], None).await.unwrap().token.secret(),
+        "first"
+    );
+    // The cache throttles network attempts to one per 30 s: move the (tokio) clock past that.
+    tokio::time::pause();
+    tokio::time::advance(Duration::from_secs(31)).await;
+    let mut served = 0;
+    // Until the background refresh has been answered (with the script's 500s) at least once...
+    for _ in 0..2000 {
+        let token = credential.get_token(&[scope], None).await.unwrap();
+        assert_eq!(token.token.secret(), "first");
+        served += 1;
+        if entra.request_count() >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert!(entra.request_count() >= 2, "no background refresh was attempted");
+    // ...and after it: 200 more calls within the 30 s throttle, all served from the cache.
+    for _ in 0..200 {
+        assert_eq!(
+            credential.get_token(&[scope], None).await.unwrap().token.secret(),
+            "first"
+        );
+        served += 1;
+    }
+    assert!(served > 200);
+    // One initial exchange plus one background refresh (with its own retries), not one per call.
+    assert!(
+        entra.request_count() <= 1 + 5,
+        "the failing refresh is throttled, not retried per call: {} requests",
+        entra.request_count()
+    );
+}
+
+#[tokio::test]
+async fn a_token_at_the_edge_of_expiry_is_replaced_before_it_is_served_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("token");
+    std::fs::write(&file, "sa-jwt").unwrap();
+    // Entra answers a token that expires at once, then a normal one.
+    let entra = TestServer::scripted([Reply::token("expiring", 0), Reply::token("fresh", 3599)]).await;
+    let credential = credential(&entra, &file);
+    let scope = "https://vault.azure.net/.default";
+    let _ = credential.get_token(&[scope], None).await.unwrap();
+    for _ in 0..20 {
+        let token = credential.get_token(&[scope], None).await.unwrap();
+        assert_eq!(
+            token.token.secret(),
+            "fresh",
+            "an expired token was served from the cache"
+        );
+        assert!(token.expires_on > time::OffsetDateTime::now_utc());
+    }
+    assert_eq!(entra.request_count(), 2, "one replacement, then the cache");
+}
+
+#[tokio::test]
+async fn imds_answering_garbage_or_a_token_without_expiry_is_a_clear_failure() {
+    install_crypto();
+    let cases = [
+        (
+            "not json",
+            "{\"access_token\": \"garbage-secret-1\", \"expires_in\": ",
+        ),
+        (
+            "no expiry",
+            "{\"access_token\": \"garbage-secret-2\", \"token_type\": \"Bearer\"}",
+        ),
+        (
+            "expiry not a number",
+            "{\"access_token\": \"garbage-secret-3\", \"expires_in\": \"soon\"}",
+        ),
+        ("html", "<html><body>Gateway</body></html>"),
+        ("empty", ""),
+    ];
+    for (what, body) in cases {
+        let imds = TestServer::scripted([Reply::status(200)
+            .header("content-type", "application/json")
+            .body(body)])
+        .await;
+        let options = ManagedIdentityCredentialOptions::default().with_env(Env::from_pairs([(
+            "AZURE_POD_IDENTITY_AUTHORITY_HOST",
+            imds.url(),
+        )]));
+        let credential = ManagedIdentityCredential::new(Some(options)).unwrap();
+        let error = credential
+            .get_token(&["https://vault.azure.net/.default"], None)
+            .await
+            .expect_err(what);
+        assert_eq!(error.kind(), ErrorKind::AuthenticationFailed, "{what}: {error}");
+        let message = error.to_string();
+        assert!(message.contains("token response"), "{what}: {message}");
+        assert!(
+            !message.contains("garbage-secret"),
+            "{what}: the token is quoted: {message}"
+        );
+        assert_eq!(imds.request_count(), 1, "{what}: a malformed 200 is not retried");
+    }
+}
+
+// --- the token proxy under slow and disconnecting clients ---
+
+#[derive(Debug)]
+struct Fixed;
+
+#[async_trait]
+impl TokenCredential for Fixed {
+    async fn get_token(
+        &self,
+        _: &[&str],
+        _: Option<TokenRequestOptions>,
+    ) -> azure_wi::credential::Result<AccessToken> {
+        Ok(AccessToken::new(
+            "proxy-token",
+            time::OffsetDateTime::now_utc() + time::Duration::hours(1),
+        ))
+    }
+}
+
+async fn start_proxy() -> (
+    SocketAddr,
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<()>,
+) {
+    use azure_wi::proxy::{CredentialFactory, Proxy, ProxyConfig};
+    install_crypto();
+    let env = Env::from_pairs([
+        ("AZURE_TENANT_ID", "72f988bf-86f1-41af-91ab-2d7cd011db47"),
+        ("AZURE_CLIENT_ID", "11111111-2222-3333-4444-555555555555"),
+    ]);
+    let config = ProxyConfig::from_env(&env, 0, false, "http://127.0.0.1:9").unwrap();
+    let factory: CredentialFactory =
+        Arc::new(|_: &str, _: &str| Ok(Arc::new(Fixed) as Arc<dyn TokenCredential>));
+    let bound = Proxy::new(config, factory).unwrap().bind().await.unwrap();
+    let addr = bound.local_addrs()[0];
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(bound.serve(async move {
+        let _ = stopped.await;
+    }));
+    (addr, stop, task)
+}
+
+/// Reads until the server closes the connection; returns what it sent.
+async fn read_to_close(stream: &mut tokio::net::TcpStream) -> Vec<u8> {
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match stream.read(&mut buf).await {
+            Ok(0) | Err(_) => return answer,
+            Ok(n) => answer.extend_from_slice(&buf[..n]),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proxy_closes_stalled_clients_and_keeps_serving_the_others() {
+    const STALLED: usize = 50;
+    const SERVED: usize = 100;
+    let (addr, stop, task) = start_proxy().await;
+    // Clients that send half a request line and stall, and clients that connect and say nothing.
+    let mut stalled = Vec::new();
+    for i in 0..STALLED {
+        let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        if i % 2 == 0 {
+            stream
+                .write_all(b"GET /metadata/identity/oauth2/tok")
+                .await
+                .unwrap();
+        }
+        stalled.push(stream);
+    }
+    // Meanwhile every well-behaved client is served.
+    let client = reqwest::Client::builder().no_proxy().build().unwrap();
+    let url = format!(
+        "http://{addr}/metadata/identity/oauth2/token?api-version=2018-02-01&resource=https://vault.azure.net"
+    );
+    let ok = Arc::new(AtomicUsize::new(0));
+    let mut requests = tokio::task::JoinSet::new();
+    for _ in 0..SERVED {
+        let (client, url, ok) = (client.clone(), url.clone(), ok.clone());
+        requests.spawn(async move {
+            let response = client.get(&url).header("Metadata", "true").send().await.unwrap();
+            if response.status() == 200 && response.text().await.unwrap().contains("proxy-token") {
+                ok.fetch_add(1, Ordering::SeqCst);
+            }
+        });
+    }
+    while requests.join_next().await.is_some() {}
+    assert_eq!(ok.load(Ordering::SeqCst), SERVED);
+    // The server closes every stalled connection by itself (header read timeout); the bound
+    // here only keeps a broken server from hanging the test.
+    let closed = tokio::time::timeout(Duration::from_secs(60), async {
+        let mut closed = 0;
+        for mut stream in stalled {
+            let answer = read_to_close(&mut stream).await;
+            assert!(!String::from_utf8_lossy(&answer).contains("proxy-token"));
+            closed += 1;
+        }
+        closed
+    })
+    .await
+    .expect("stalled connections are closed by the proxy");
+    assert_eq!(closed, STALLED);
+    let _ = stop.send(());
+    task.await.unwrap();
+}
+
+// --- the webhook under oversized and endless bodies ---
+
+async fn start_webhook(max_body_bytes: usize) -> SocketAddr {
+    use azure_wi::webhook::{
+        ConfigArgs, ServiceAccount,
+        metrics::Metrics,
+        server::{RequestLimits, WebhookState, router},
+        service_accounts::ServiceAccounts,
+    };
+    let config = ConfigArgs {
+        tenant_id: Some("aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee".into()),
+        audience: "api://AzureADTokenExchange".into(),
+        log_level: "info".into(),
+        ..ConfigArgs::default()
+    }
+    .into_config(None)
+    .unwrap();
+    let metrics = Metrics::new();
+    let account = ServiceAccount {
+        name: "web".into(),
+        annotations: [(
+            "azure.workload.identity/client-id".to_owned(),
+            "0000aaaa-0000-0000-0000-000000000000".to_owned(),
+        )]
+        .into_iter()
+        .collect(),
+    };
+    let state = WebhookState {
+        config: Arc::new(config),
+        service_accounts: ServiceAccounts::from_static([("team-a".to_owned(), account)], metrics.clone()),
+        metrics,
+    };
+    let app = router(
+        state,
+        RequestLimits {
+            max_body_bytes,
+            timeout: Duration::from_secs(9),
+        },
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    addr
+}
+
+fn review() -> serde_json::Value {
+    json!({
+        "apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+        "request": {
+            "uid": "c0ffee00-0000-0000-0000-000000000003",
+            "kind": {"group": "", "version": "v1", "kind": "Pod"},
+            "namespace": "team-a", "operation": "CREATE",
+            "object": {"apiVersion": "v1", "kind": "Pod",
+                "metadata": {"name": "web-0", "labels": {"azure.workload.identity/use": "true"}},
+                "spec": {"serviceAccountName": "web", "containers": [{"name": "web", "image": "nginx"}]}}
+        }
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhook_refuses_oversized_and_endless_bodies_and_serves_the_others() {
+    const LIMIT: usize = 64 * 1024;
+    let addr = start_webhook(LIMIT).await;
+    let url = format!("http://{addr}/mutate-v1-pod");
+    let client = reqwest::Client::builder().no_proxy().build().unwrap();
+
+    // Oversized, announced with Content-Length.
+    let oversized = vec![b' '; LIMIT * 4];
+    let response = client
+        .post(&url)
+        .header("content-type", "application/json")
+        .body(oversized)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 413);
+
+    // Endless chunked bodies: the writer stops when the server answers or closes; it must do so
+    // long before the writer has sent 64 times the limit.
+    let mut endless = tokio::task::JoinSet::new();
+    for _ in 0..10 {
+        endless.spawn(async move {
+            let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+            stream
+                .write_all(
+                    b"POST /mutate-v1-pod HTTP/1.1\r\nHost: webhook\r\nContent-Type: application/json\r\n\
+                      Transfer-Encoding: chunked\r\n\r\n",
+                )
+                .await
+                .unwrap();
+            let chunk = format!("{:x}\r\n{}\r\n", 4096, " ".repeat(4096));
+            let mut sent = 0usize;
+            while sent < LIMIT * 64 {
+                if stream.write_all(chunk.as_bytes()).await.is_err() {
+                    break;
+                }
+                sent += 4096;
+                // Look for an early answer without blocking the writer.
+                let mut buf = [0u8; 512];
+                if let Ok(Ok(n)) = tokio::time::timeout(Duration::from_millis(1), stream.read(&mut buf)).await
+                    && (n == 0 || String::from_utf8_lossy(&buf[..n]).contains("413"))
+                {
+                    return (sent, true);
+                }
+            }
+            (sent, sent < LIMIT * 64)
+        });
+    }
+    // Well-behaved admissions meanwhile.
+    let mut admitted = 0;
+    for _ in 0..100 {
+        let answer: serde_json::Value = client
+            .post(&url)
+            .json(&review())
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if answer["response"]["allowed"] == true {
+            admitted += 1;
+        }
+    }
+    assert_eq!(admitted, 100);
+    while let Some(result) = endless.join_next().await {
+        let (sent, stopped) = result.unwrap();
+        assert!(
+            stopped,
+            "an endless body was read to {sent} bytes without being refused"
+        );
+    }
+}
+
+// --- the webhook process under SIGTERM with requests in flight ---
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhook_sigterm_lets_in_flight_admissions_finish() {
+    use std::{
+        io::{BufRead, BufReader},
+        process::{Command, Stdio},
+    };
+
+    use azure_wi::webhook::certs::{CertBundle, CertNames};
+    use rustls::pki_types::{CertificateDer, ServerName, pem::PemObject};
+    const HOST: &str = "azure-wi-webhook-webhook-service.azure-workload-identity-system.svc";
+    const IN_FLIGHT: usize = 20;
+    install_crypto();
+    let dir = tempfile::tempdir().unwrap();
+    let certs = dir.path().join("certs");
+    std::fs::create_dir(&certs).unwrap();
+    let bundle = CertBundle::generate(
+        &CertNames::upstream("azure-workload-identity-system").dns_names(),
+        time::OffsetDateTime::now_utc(),
+    )
+    .unwrap();
+    std::fs::write(certs.join("tls.crt"), &bundle.cert_pem).unwrap();
+    std::fs::write(certs.join("tls.key"), &bundle.key_pem).unwrap();
+    let accounts = dir.path().join("serviceaccounts.json");
+    let list = json!({"apiVersion": "v1", "kind": "List", "items": [{
+        "apiVersion": "v1", "kind": "ServiceAccount",
+        "metadata": {"name": "web", "namespace": "team-a",
+            "annotations": {"azure.workload.identity/client-id": "0000aaaa-0000-0000-0000-000000000000"}}
+    }]});
+    std::fs::write(&accounts, serde_json::to_vec(&list).unwrap()).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_azure-wi"))
+        .args(["webhook", "--webhook-host", "127.0.0.1", "--webhook-port", "0"])
+        .args([
+            "--health-addr",
+            "127.0.0.1:0",
+            "--metrics-addr",
+            "127.0.0.1:0",
+            "--log-level",
+            "info",
+        ])
+        .arg("--webhook-cert-dir")
+        .arg(&certs)
+        .arg("--service-account-file")
+        .arg(&accounts)
+        .env("AZURE_TENANT_ID", "11111111-1111-1111-1111-111111111111")
+        .env_remove("KUBECONFIG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<serde_json::Value>();
+    let stderr = child.stderr.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Ok(record) = serde_json::from_str(&line)
+                && tx.send(record).is_err()
+            {
+                break;
+            }
+        }
+    });
+    let listening = loop {
+        let record = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("the webhook logs its addresses");
+        if record["message"] == "listening" {
+            break record;
+        }
+    };
+    let webhook: SocketAddr = listening["webhook"].as_str().unwrap().parse().unwrap();
+    let health: SocketAddr = listening["health"].as_str().unwrap().parse().unwrap();
+    let plain = reqwest::Client::builder().no_proxy().build().unwrap();
+    let mut ready = false;
+    for _ in 0..500 {
+        if plain
+            .get(format!("http://{health}/readyz"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == 200)
+        {
+            ready = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(ready, "/readyz never became ready");
+
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(bundle.ca_cert_pem.as_bytes()) {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let tls = Arc::new(
+        rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth(),
+    );
+    let body = serde_json::to_vec(&review()).unwrap();
+    let half = body.len() / 2;
+    // Requests in flight: headers and half the body sent, the rest held back until after SIGTERM.
+    let mut streams = Vec::new();
+    for _ in 0..IN_FLIGHT {
+        let tcp = tokio::net::TcpStream::connect(webhook).await.unwrap();
+        let mut stream = tokio_rustls::TlsConnector::from(tls.clone())
+            .connect(ServerName::try_from(HOST).unwrap(), tcp)
+            .await
+            .unwrap();
+        let head = format!(
+            "POST /mutate-v1-pod HTTP/1.1\r\nHost: {HOST}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        );
+        stream.write_all(head.as_bytes()).await.unwrap();
+        stream.write_all(&body[..half]).await.unwrap();
+        stream.flush().await.unwrap();
+        streams.push(stream);
+    }
+    // Give the server the chance to read what was sent (it is waiting for the rest of the body).
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut allowed = 0;
+    for mut stream in streams {
+        stream.write_all(&body[half..]).await.unwrap();
+        stream.flush().await.unwrap();
+        let mut answer = Vec::new();
+        let mut buf = [0u8; 8192];
+        while !String::from_utf8_lossy(&answer).contains("\"allowed\"") {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => answer.extend_from_slice(&buf[..n]),
+            }
+        }
+        let text = String::from_utf8_lossy(&answer);
+        if text.starts_with("HTTP/1.1 200") && text.contains("\"allowed\":true") {
+            allowed += 1;
+        }
+    }
+    assert_eq!(allowed, IN_FLIGHT, "in-flight admissions failed after SIGTERM");
+    let exit = child.wait().unwrap();
+    assert!(exit.success(), "the webhook exited with {exit}");
+    reader.join().unwrap();
+}
