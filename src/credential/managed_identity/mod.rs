@@ -440,6 +440,15 @@ impl TokenCredential for ManagedIdentityCredential {
             Inner::WorkloadIdentity(credential) => return credential.get_token(scopes, options).await,
             Inner::Endpoint { endpoint, cache } => (endpoint, cache),
         };
+        // Fast path before any allocation: a fresh token cached under these scopes (only scopes
+        // that passed `scope_to_resource` ever reach the cache). See BENCHMARKS.md.
+        let wants_claims = options
+            .as_ref()
+            .and_then(|o| o.claims.as_deref())
+            .is_some_and(|c| !c.is_empty());
+        if !wants_claims && let Some(token) = cache.fresh(scopes, None) {
+            return Ok(token);
+        }
         let resource = scope_to_resource(self.source.credential_name(), scopes)?;
         // Managed identity ignores tenant_id and enable_cae: they must not split the cache.
         let claims = options.and_then(|o| o.claims).filter(|c| !c.is_empty());
