@@ -17,9 +17,10 @@ echo "eyJhbGciOiJSUzI1NiJ9.service-account-token.sig" >"$work/token"
 python3 scripts/interop/entra_standin.py "$work/entra.port" "$tenant" "$work/token" &
 pids+=($!)
 for _ in $(seq 100); do [ -s "$work/entra.port" ] && break; sleep 0.1; done
+[ -s "$work/entra.port" ] || { echo "the Entra stand-in did not start" >&2; exit 1; }
 env -i PATH="$PATH" AZURE_TENANT_ID="$tenant" AZURE_CLIENT_ID=11111111-2222-3333-4444-555555555555 \
   AZURE_FEDERATED_TOKEN_FILE="$work/token" AZURE_AUTHORITY_HOST="http://127.0.0.1:$(cat "$work/entra.port")" \
-  target/release/azure-wi proxy --proxy-port 0 --log-level info 2>"$work/proxy.log" &
+  "${CARGO_TARGET_DIR:-target}/release/azure-wi" proxy --proxy-port 0 --log-level info 2>"$work/proxy.log" &
 pids+=($!)
 port=""
 for _ in $(seq 100); do
@@ -32,7 +33,7 @@ for line in open(sys.argv[1]):
 done
 [ -n "$port" ] || { cat "$work/proxy.log"; echo "the proxy did not start" >&2; exit 1; }
 url="http://127.0.0.1:$port/metadata/identity/oauth2/token?api-version=2018-02-01&resource=https%3A%2F%2Fvault.azure.net"
-curl -sf -H "Metadata: true" "$url" >/dev/null # warm the cache: the one exchange with Entra
+curl -sSf -H "Metadata: true" "$url" >/dev/null # warm the cache: the one exchange with Entra
 echo "$(nproc) cores; wrk -t$threads -c$connections -d${duration}s, cached IMDS token requests"
 wrk -t"$threads" -c"$connections" -d"${duration}s" --latency -H "Metadata: true" "$url"
 echo "exchanges with Entra: $(curl -s "http://127.0.0.1:$(cat "$work/entra.port")/exchanges")"

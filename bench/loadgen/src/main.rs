@@ -94,6 +94,11 @@ struct RunArgs {
     /// Require `allowed: true` in every answer (otherwise any 200 AdmissionReview counts).
     #[arg(long)]
     expect_allowed: bool,
+    /// Open-loop mode: send this many requests per second in all (spread evenly over the
+    /// connections) instead of back to back. Latency is measured from each request's scheduled
+    /// send time, so a stalled server is not hidden (no coordinated omission).
+    #[arg(long)]
+    rate: Option<f64>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -215,7 +220,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         reconnects: AtomicU64::new(0),
     });
     let mut workers = Vec::new();
-    for _ in 0..args.concurrency {
+    for index in 0..args.concurrency {
         let (connector, server_name, body, shared) = (
             connector.clone(),
             server_name.clone(),
@@ -224,6 +229,11 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         );
         let (addr, path, authority) = (args.addr, args.path.clone(), args.server_name.clone());
         let expect_allowed = args.expect_allowed;
+        let period = match args.rate {
+            Some(rate) if rate > 0.0 => Some(Duration::from_secs_f64(args.concurrency as f64 / rate)),
+            Some(_) => bail!("--rate must be positive"),
+            None => None,
+        };
         workers.push(tokio::spawn(async move {
             worker(
                 addr,
@@ -234,6 +244,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
                 body,
                 shared,
                 expect_allowed,
+                period.map(|p| (p, index as f64 / args.concurrency as f64)),
             )
             .await
         }));
@@ -281,6 +292,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         "server_rss_peak_during_run_mib": args.pid.map(|_| peak_rss_kib as f64 / 1024.0),
         "server_vmhwm_mib": args.pid.and_then(|pid| proc_status_kib(pid, "VmHWM:")).map(|k| k as f64 / 1024.0),
         "request_bytes": body.len(),
+        "rate_rps": args.rate,
     });
     println!(
         "{count} requests in {:.1} s at concurrency {}: {throughput:.0} req/s, {failures} failed; latency p50 {:.3} ms, p99 {:.3} ms, p99.9 {:.3} ms",
@@ -307,8 +319,12 @@ async fn worker(
     body: Bytes,
     shared: Arc<Shared>,
     expect_allowed: bool,
+    schedule: Option<(Duration, f64)>,
 ) -> anyhow::Result<Vec<u32>> {
+    let period = schedule.map(|(period, _)| period);
     let mut latencies = Vec::with_capacity(1 << 16);
+    // Open loop: the connections' first sends are spread evenly over one period.
+    let mut next_send = schedule.map(|(period, phase)| tokio::time::Instant::now() + period.mul_f64(phase));
     let mut sender: Option<http1::SendRequest<Full<Bytes>>> = None;
     while !shared.stop.load(Ordering::Relaxed) {
         let mut conn = match sender.take() {
@@ -329,7 +345,15 @@ async fn worker(
             .header("host", &authority)
             .header("content-type", "application/json")
             .body(Full::new(body.clone()))?;
-        let started = Instant::now();
+        let started = match (next_send.as_mut(), period) {
+            (Some(next), Some(period)) => {
+                tokio::time::sleep_until(*next).await;
+                let scheduled = next.into_std();
+                *next += period;
+                scheduled
+            }
+            _ => Instant::now(),
+        };
         let ok = async {
             conn.ready().await.ok()?;
             let response = conn.send_request(request).await.ok()?;

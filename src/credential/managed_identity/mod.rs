@@ -19,12 +19,12 @@
 //! names, headers, body); see `docs/managed-identity.md`.
 
 mod app_service;
-pub(crate) mod arc_key_file;
+mod arc_key_file;
 mod azure_arc;
 mod azure_ml;
 mod cloud_shell;
 mod imds;
-pub(crate) mod response;
+mod response;
 mod service_fabric;
 mod thumbprint;
 mod user_assigned_id;
@@ -440,11 +440,13 @@ impl TokenCredential for ManagedIdentityCredential {
             Inner::WorkloadIdentity(credential) => return credential.get_token(scopes, options).await,
             Inner::Endpoint { endpoint, cache } => (endpoint, cache),
         };
-        // The allocation-free fast path. Managed identity keys its cache by scopes (and claims)
-        // only, so a fresh token is found without building the key options below.
-        if options.as_ref().and_then(|o| o.claims.as_deref()).is_none_or(str::is_empty)
-            && let Some(token) = cache.fresh(scopes, None)
-        {
+        // Fast path before any allocation: a fresh token cached under these scopes (only scopes
+        // that passed `scope_to_resource` ever reach the cache). See BENCHMARKS.md.
+        let wants_claims = options
+            .as_ref()
+            .and_then(|o| o.claims.as_deref())
+            .is_some_and(|c| !c.is_empty());
+        if !wants_claims && let Some(token) = cache.fresh(scopes, None) {
             return Ok(token);
         }
         let resource = scope_to_resource(self.source.credential_name(), scopes)?;

@@ -1,0 +1,76 @@
+"""Summarises scripts/bench/webhooks' JSON lines: median [min-max] per webhook, ratio of medians
+(ours / upstream) and the goal of issue 9 for each figure, as a Markdown table.
+
+usage: summarize-webhooks.py RESULTS.jsonl
+"""
+import json
+import statistics
+import sys
+
+# (label, extractor, goal as (ratio bound, "higher"/"lower" is better) or None)
+FIGURES = [
+    ("throughput at saturation (req/s)", lambda r: r["throughput_rps"], (3.0, "higher")),
+    ("saturation p50 (ms)", lambda r: r["sat_latency_ms"]["p50"], None),
+    ("saturation p99 (ms)", lambda r: r["sat_latency_ms"]["p99"], None),
+    ("saturation p99.9 (ms)", lambda r: r["sat_latency_ms"]["p99_9"], None),
+    ("CPU s per 1,000 admissions", lambda r: r["cpu_s_per_1000"], None),
+    ("RSS idle (MiB)", lambda r: r["rss_idle_mib"], (0.25, "lower")),
+    ("RSS peak under load (MiB)", lambda r: r["rss_under_load_mib"], None),
+    ("start to ready (ms)", lambda r: r["ready_ms"], None),
+]
+
+
+def fmt(v):
+    return f"{v:,.0f}" if v >= 100 else f"{v:.3g}"
+
+
+def cell(values):
+    return f"{fmt(statistics.median(values))} [{fmt(min(values))}-{fmt(max(values))}]"
+
+
+def main():
+    rows = [json.loads(line) for line in open(sys.argv[1]) if line.strip()]
+    rounds = [r for r in rows if "round" in r]
+    by = {impl: [r for r in rounds if r["impl"] == impl] for impl in ("ours", "upstream")}
+    if not by["ours"] or not by["upstream"]:
+        sys.exit("no results for one of the webhooks")
+    figures = list(FIGURES)
+    for rate in reversed(list(rounds[0]["rates"])):
+        figures[4:4] = [
+            (f"{rate} req/s: achieved (req/s)", lambda r, k=rate: r["rates"][k]["achieved_rps"], None),
+            (f"{rate} req/s: p50 (ms)", lambda r, k=rate: r["rates"][k]["latency_ms"]["p50"], None),
+            (f"{rate} req/s: p99 (ms)", lambda r, k=rate: r["rates"][k]["latency_ms"]["p99"], (1 / 3, "lower")),
+            (f"{rate} req/s: p99.9 (ms)", lambda r, k=rate: r["rates"][k]["latency_ms"]["p99_9"], None),
+        ]
+    print(f"{len(by['ours'])} rounds each; median [min-max]\n")
+    print("| figure | azure-wi | upstream v1.6.0 | ratio (ours/upstream) | goal |")
+    print("| --- | --- | --- | --- | --- |")
+    for label, get, goal in figures:
+        ours, theirs = [get(r) for r in by["ours"]], [get(r) for r in by["upstream"]]
+        ratio = statistics.median(ours) / statistics.median(theirs)
+        verdict = ""
+        if goal:
+            bound, better = goal
+            met = ratio >= bound if better == "higher" else ratio <= bound
+            verdict = f"{'>=' if better == 'higher' else '<='} {bound:.2g}: {'met' if met else 'MISSED'}"
+        if label.startswith("start to ready"):
+            verdict = f"ours < 100 ms: {'met' if max(ours) < 100 else 'MISSED'}"
+        print(f"| {label} | {cell(ours)} | {cell(theirs)} | {ratio:.3g} | {verdict} |")
+    failures = sum(r["failures"] for r in rounds)
+    print(f"\nfailed requests in all runs: {failures}; load averages during rounds: "
+          + ", ".join(r["loadavg"].split()[0] for r in rounds))
+    sa = [r for r in rows if "service_accounts" in r]
+    if sa:
+        by_impl = {r["impl"]: r for r in sa}
+        print(f"\nWith {sa[0]['service_accounts']:,} ServiceAccounts in the API server, RSS after the "
+              "first admissions (one run each):\n")
+        print("| | azure-wi | upstream v1.6.0 | ratio |\n| --- | --- | --- | --- |")
+        o, u = by_impl.get("ours"), by_impl.get("upstream")
+        if o and u:
+            print(f"| RSS (MiB) | {o['rss_mib']} | {u['rss_mib']} | {o['rss_mib'] / u['rss_mib']:.3g} |")
+            print(f"| start to ready (ms) | {o['ready_ms']} | {u['ready_ms']} | "
+                  f"{o['ready_ms'] / u['ready_ms']:.3g} |")
+
+
+if __name__ == "__main__":
+    main()
