@@ -19,12 +19,12 @@
 //! names, headers, body); see `docs/managed-identity.md`.
 
 mod app_service;
-mod arc_key_file;
+pub(crate) mod arc_key_file;
 mod azure_arc;
 mod azure_ml;
 mod cloud_shell;
 mod imds;
-mod response;
+pub(crate) mod response;
 mod service_fabric;
 mod thumbprint;
 mod user_assigned_id;
