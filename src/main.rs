@@ -17,8 +17,10 @@ fn main() -> ExitCode {
 
 /// Inserts the `proxy` subcommand when the program was invoked under the name `proxy`.
 fn argv_with_dispatch(mut argv: Vec<OsString>) -> Vec<OsString> {
-    let invoked_as =
-        argv.first().and_then(|a| Path::new(a).file_name()).map(|n| n.to_string_lossy().into_owned());
+    let invoked_as = argv
+        .first()
+        .and_then(|a| Path::new(a).file_name())
+        .map(|n| n.to_string_lossy().into_owned());
     if invoked_as.as_deref() == Some("proxy") {
         argv.insert(1, OsString::from("proxy"));
     }

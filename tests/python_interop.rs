@@ -118,6 +118,11 @@ async fn python_and_azure_wi_send_the_same_token_request() {
     );
     for r in &requests {
         let id = r.header("x-ms-client-request-id");
-        assert_eq!(id.map(str::len), Some(36), "a UUID client request id: {:?}", r.headers);
+        assert_eq!(
+            id.map(str::len),
+            Some(36),
+            "a UUID client request id: {:?}",
+            r.headers
+        );
     }
 }

@@ -84,7 +84,12 @@ pub struct AccessToken {
 impl AccessToken {
     /// A bearer token expiring at `expires_on`, with no `refresh_on`.
     pub fn new(token: impl Into<Secret>, expires_on: OffsetDateTime) -> Self {
-        Self { token: token.into(), expires_on, refresh_on: None, token_type: Cow::Borrowed("Bearer") }
+        Self {
+            token: token.into(),
+            expires_on,
+            refresh_on: None,
+            token_type: Cow::Borrowed("Bearer"),
+        }
     }
 
     /// Sets when the token should be refreshed.
@@ -97,8 +102,11 @@ impl AccessToken {
     /// Sets the token type (`Bearer` is kept borrowed, without allocating).
     #[must_use]
     pub fn with_token_type(mut self, token_type: &str) -> Self {
-        self.token_type =
-            if token_type == "Bearer" { Cow::Borrowed("Bearer") } else { Cow::Owned(token_type.to_owned()) };
+        self.token_type = if token_type == "Bearer" {
+            Cow::Borrowed("Bearer")
+        } else {
+            Cow::Owned(token_type.to_owned())
+        };
         self
     }
 }

@@ -269,13 +269,22 @@ impl TokenCache {
     /// The cached token for (`scopes`, tenant, CAE) when it is fresh (before its refresh time) and
     /// the request has no claims: the allocation-free fast path, for callers that must do work
     /// (allocate) before they can call [`get_token`](Self::get_token).
-    pub(crate) fn fresh(&self, scopes: &[&str], options: Option<&TokenRequestOptions>) -> Option<AccessToken> {
-        if options.and_then(|o| o.claims.as_deref()).is_some_and(|c| !c.is_empty()) {
+    pub(crate) fn fresh(
+        &self,
+        scopes: &[&str],
+        options: Option<&TokenRequestOptions>,
+    ) -> Option<AccessToken> {
+        if options
+            .and_then(|o| o.claims.as_deref())
+            .is_some_and(|c| !c.is_empty())
+        {
             return None;
         }
         let key = LookupKey {
             scopes,
-            tenant: options.and_then(|o| o.tenant_id.as_deref()).filter(|t| !t.is_empty()),
+            tenant: options
+                .and_then(|o| o.tenant_id.as_deref())
+                .filter(|t| !t.is_empty()),
             cae: options.is_some_and(|o| o.enable_cae),
         };
         self.lookup(&key, Instant::now()).ok()
@@ -475,7 +484,10 @@ mod tests {
         let claims = TokenRequestOptions::default().with_claims("{}");
         assert!(cache.fresh(SCOPE, Some(&claims)).is_none());
         tokio::time::advance(Duration::from_secs(3301)).await;
-        assert!(cache.fresh(SCOPE, None).is_none(), "in the refresh window the slow path decides");
+        assert!(
+            cache.fresh(SCOPE, None).is_none(),
+            "in the refresh window the slow path decides"
+        );
     }
 
     #[tokio::test(start_paused = true)]

@@ -39,7 +39,9 @@ pub enum Env {
 impl Env {
     /// An environment holding exactly these variables.
     pub fn from_pairs<K: Into<String>, V: Into<String>>(pairs: impl IntoIterator<Item = (K, V)>) -> Self {
-        Self::Fixed(Arc::new(pairs.into_iter().map(|(k, v)| (k.into(), v.into())).collect()))
+        Self::Fixed(Arc::new(
+            pairs.into_iter().map(|(k, v)| (k.into(), v.into())).collect(),
+        ))
     }
 
     /// The value of `name`, or `None` when it is unset or empty.
@@ -81,6 +83,9 @@ mod tests {
         assert!(!env.is_set("EMPTY"));
         assert!(!env.is_set("MISSING"));
         let printed = format!("{env:?}");
-        assert!(printed.contains("IDENTITY_HEADER") && !printed.contains("s3cr3t"), "{printed}");
+        assert!(
+            printed.contains("IDENTITY_HEADER") && !printed.contains("s3cr3t"),
+            "{printed}"
+        );
     }
 }

@@ -98,17 +98,29 @@ pub enum Error {
 impl Error {
     /// A new [`ErrorKind::Unavailable`] error.
     pub fn unavailable(credential: &'static str, message: impl Into<String>) -> Self {
-        Self::Unavailable { credential, message: message.into(), source: None }
+        Self::Unavailable {
+            credential,
+            message: message.into(),
+            source: None,
+        }
     }
 
     /// A new [`ErrorKind::AuthenticationFailed`] error.
     pub fn authentication_failed(credential: &'static str, message: impl Into<String>) -> Self {
-        Self::AuthenticationFailed { credential, message: message.into(), status: None, source: None }
+        Self::AuthenticationFailed {
+            credential,
+            message: message.into(),
+            status: None,
+            source: None,
+        }
     }
 
     /// A new [`ErrorKind::InvalidInput`] error.
     pub fn invalid_input(credential: &'static str, message: impl Into<String>) -> Self {
-        Self::InvalidInput { credential, message: message.into() }
+        Self::InvalidInput {
+            credential,
+            message: message.into(),
+        }
     }
 
     /// Attaches the underlying cause (ignored for [`ErrorKind::InvalidInput`]).
@@ -176,7 +188,10 @@ mod tests {
     fn messages_name_the_credential_and_kind() {
         let e = Error::unavailable("WorkloadIdentityCredential", "AZURE_TENANT_ID is not set");
         assert_eq!(e.kind(), ErrorKind::Unavailable);
-        assert_eq!(e.to_string(), "WorkloadIdentityCredential is unavailable: AZURE_TENANT_ID is not set");
+        assert_eq!(
+            e.to_string(),
+            "WorkloadIdentityCredential is unavailable: AZURE_TENANT_ID is not set"
+        );
         let e = Error::authentication_failed("ManagedIdentityCredential (IMDS)", "identity not found")
             .with_status(400);
         assert_eq!(e.status(), Some(400));

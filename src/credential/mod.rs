@@ -109,11 +109,11 @@ pub use access_token::{AccessToken, Secret, TokenRequestOptions};
 pub use authority::AzureCloud;
 pub use azure_pipelines::{AzurePipelinesCredential, AzurePipelinesCredentialOptions};
 pub use client_assertion::{ClientAssertion, ClientAssertionCredential, ClientAssertionCredentialOptions};
+pub use env::Env;
+pub use error::{Error, ErrorKind, Result};
 pub use managed_identity::{ManagedIdentityCredential, ManagedIdentityCredentialOptions, UserAssignedId};
 pub use platform::{ChainedTokenCredential, PlatformCredential, PlatformCredentialOptions};
 pub use workload_identity::{WorkloadIdentityCredential, WorkloadIdentityCredentialOptions};
-pub use env::Env;
-pub use error::{Error, ErrorKind, Result};
 
 use async_trait::async_trait;
 

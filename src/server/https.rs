@@ -67,10 +67,15 @@ pub async fn serve_https(
     let graceful = GracefulShutdown::new();
     let local = listener.local_addr()?;
     tracing::info!(addr = %local, "serving HTTPS");
-    let router = router.layer(axum::middleware::map_response(close_when_shutting_down(shutdown.clone())));
+    let router = router.layer(axum::middleware::map_response(close_when_shutting_down(
+        shutdown.clone(),
+    )));
     let lame_duck = async {
         shutdown.wait().await;
-        tracing::info!(delay_ms = options.shutdown_delay.as_millis() as u64, "shutting down: closing keep-alive connections");
+        tracing::info!(
+            delay_ms = options.shutdown_delay.as_millis() as u64,
+            "shutting down: closing keep-alive connections"
+        );
         tokio::time::sleep(options.shutdown_delay).await;
     };
     tokio::pin!(lame_duck);
@@ -127,9 +132,10 @@ fn close_when_shutting_down(
 ) -> impl Fn(axum::response::Response) -> std::future::Ready<axum::response::Response> + Clone {
     move |mut response: axum::response::Response| {
         if shutdown.is_triggered() {
-            response
-                .headers_mut()
-                .insert(axum::http::header::CONNECTION, axum::http::HeaderValue::from_static("close"));
+            response.headers_mut().insert(
+                axum::http::header::CONNECTION,
+                axum::http::HeaderValue::from_static("close"),
+            );
         }
         std::future::ready(response)
     }

@@ -40,24 +40,38 @@ impl fmt::Debug for AppService {
 }
 
 impl AppService {
-    pub(crate) fn new(env: &crate::credential::Env, user_assigned_id: Option<UserAssignedId>) -> Result<Self> {
+    pub(crate) fn new(
+        env: &crate::credential::Env,
+        user_assigned_id: Option<UserAssignedId>,
+    ) -> Result<Self> {
         let url = endpoint_url(env, IDENTITY_ENDPOINT, NAME)?;
         let (secret, header) = secret_header(env, IDENTITY_HEADER, NAME)?;
-        Ok(Self { url, secret, header, user_assigned_id, client: local_client()? })
+        Ok(Self {
+            url,
+            secret,
+            header,
+            user_assigned_id,
+            client: local_client()?,
+        })
     }
 
     pub(crate) async fn request_token(&self, resource: &str) -> Result<AccessToken> {
         let mut url = self.url.clone();
         {
             let mut query = url.query_pairs_mut();
-            query.append_pair("api-version", API_VERSION).append_pair("resource", resource);
+            query
+                .append_pair("api-version", API_VERSION)
+                .append_pair("resource", resource);
             if let Some(id) = &self.user_assigned_id {
                 let (name, value) = id.query_pair(&APP_SERVICE_NAMES);
                 query.append_pair(name, value);
             }
         }
         let build = || {
-            self.client.get(url.clone()).header("X-IDENTITY-HEADER", self.header.clone()).header("Metadata", "true")
+            self.client
+                .get(url.clone())
+                .header("X-IDENTITY-HEADER", self.header.clone())
+                .header("Metadata", "true")
         };
         let (received, request_time) = send(NAME, self.url.as_str(), build, &RetryPolicy::DEFAULT).await?;
         if received.is_success() {
@@ -71,7 +85,10 @@ impl AppService {
         if !received.speaks_json() {
             return Error::unavailable(
                 NAME,
-                format!("{IDENTITY_ENDPOINT}={} did not answer like an App Service identity endpoint ({server})", self.url),
+                format!(
+                    "{IDENTITY_ENDPOINT}={} did not answer like an App Service identity endpoint ({server})",
+                    self.url
+                ),
             );
         }
         let hint = match (&self.user_assigned_id, received.status) {
@@ -84,8 +101,12 @@ impl AppService {
                     id.kind_name()
                 )
             }
-            (None, 400 | 404) => "enable the app's system-assigned identity, or select a user-assigned identity".to_owned(),
-            (_, 401 | 403) => format!("{IDENTITY_HEADER} was refused; it is set by the platform, do not override it"),
+            (None, 400 | 404) => {
+                "enable the app's system-assigned identity, or select a user-assigned identity".to_owned()
+            }
+            (_, 401 | 403) => {
+                format!("{IDENTITY_HEADER} was refused; it is set by the platform, do not override it")
+            }
             _ => "check the app's managed identity configuration".to_owned(),
         };
         Error::authentication_failed(NAME, format!("{server}; {hint}")).with_status(received.status)

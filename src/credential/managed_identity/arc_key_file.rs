@@ -94,10 +94,15 @@ pub(crate) async fn read_key(realm: &str, token_dir: &Path) -> Result<Secret, Ke
     if !has_key_extension(given) {
         return Err(KeyFileError::NotKeyFile(realm.to_owned()));
     }
-    let io_err = |source| KeyFileError::Io { path: realm.to_owned(), source };
+    let io_err = |source| KeyFileError::Io {
+        path: realm.to_owned(),
+        source,
+    };
     let dir = tokio::fs::canonicalize(token_dir).await.map_err(io_err)?;
-    let outside =
-        || KeyFileError::OutsideTokenDir { path: realm.to_owned(), dir: token_dir.display().to_string() };
+    let outside = || KeyFileError::OutsideTokenDir {
+        path: realm.to_owned(),
+        dir: token_dir.display().to_string(),
+    };
     // Cheap lexical check first, so a path elsewhere is never even resolved.
     if given.parent().map(|p| lexically_same_dir(p, token_dir, &dir)) != Some(true) {
         return Err(outside());
@@ -115,7 +120,10 @@ pub(crate) async fn read_key(realm: &str, token_dir: &Path) -> Result<Secret, Ke
         return Err(KeyFileError::NotAFile(realm.to_owned()));
     }
     if metadata.len() > MAX_KEY_FILE_BYTES {
-        return Err(KeyFileError::TooLarge { path: realm.to_owned(), size: metadata.len() });
+        return Err(KeyFileError::TooLarge {
+            path: realm.to_owned(),
+            size: metadata.len(),
+        });
     }
     let file = tokio::fs::File::open(&resolved).await.map_err(io_err)?;
     // The file opened must be the one just checked (nothing replaced the path in between).
@@ -125,9 +133,15 @@ pub(crate) async fn read_key(realm: &str, token_dir: &Path) -> Result<Secret, Ke
     }
     // Read at most one byte more than allowed, in case the file grew after the size check.
     let mut contents = Vec::with_capacity(metadata.len() as usize);
-    file.take(MAX_KEY_FILE_BYTES + 1).read_to_end(&mut contents).await.map_err(io_err)?;
+    file.take(MAX_KEY_FILE_BYTES + 1)
+        .read_to_end(&mut contents)
+        .await
+        .map_err(io_err)?;
     if contents.len() as u64 > MAX_KEY_FILE_BYTES {
-        return Err(KeyFileError::TooLarge { path: realm.to_owned(), size: contents.len() as u64 });
+        return Err(KeyFileError::TooLarge {
+            path: realm.to_owned(),
+            size: contents.len() as u64,
+        });
     }
     let key = String::from_utf8(contents).map_err(|_| KeyFileError::NotText(realm.to_owned()))?;
     if key.is_empty() || key.bytes().any(|b| b.is_ascii_control()) {
@@ -153,7 +167,11 @@ fn has_key_extension(path: &Path) -> bool {
 
 /// Whether `parent` (from the challenge) names the token directory, as configured or resolved.
 fn lexically_same_dir(parent: &Path, configured: &Path, resolved: &Path) -> bool {
-    let strip = |p: &Path| p.components().filter(|c| !matches!(c, Component::CurDir)).collect::<PathBuf>();
+    let strip = |p: &Path| {
+        p.components()
+            .filter(|c| !matches!(c, Component::CurDir))
+            .collect::<PathBuf>()
+    };
     let parent = strip(parent);
     parent == strip(configured) || parent == strip(resolved)
 }
@@ -164,7 +182,8 @@ pub(crate) fn platform_token_dir(env: &crate::credential::Env) -> Option<PathBuf
     if cfg!(target_os = "linux") {
         Some(PathBuf::from("/var/opt/azcmagent/tokens"))
     } else if cfg!(windows) {
-        env.var("PROGRAMDATA").map(|d| Path::new(&d).join("AzureConnectedMachineAgent").join("Tokens"))
+        env.var("PROGRAMDATA")
+            .map(|d| Path::new(&d).join("AzureConnectedMachineAgent").join("Tokens"))
     } else {
         None
     }
@@ -176,7 +195,8 @@ pub(crate) fn platform_agent_file(env: &crate::credential::Env) -> Option<PathBu
     if cfg!(target_os = "linux") {
         Some(PathBuf::from("/opt/azcmagent/bin/himds"))
     } else if cfg!(windows) {
-        env.var("ProgramFiles").map(|d| Path::new(&d).join("AzureConnectedMachineAgent").join("himds.exe"))
+        env.var("ProgramFiles")
+            .map(|d| Path::new(&d).join("AzureConnectedMachineAgent").join("himds.exe"))
     } else {
         None
     }
@@ -195,10 +215,21 @@ mod tests {
 
     #[test]
     fn the_challenge_must_be_basic_realm() {
-        assert_eq!(realm_path(Some("Basic realm=/var/opt/azcmagent/tokens/a.key")).unwrap(), "/var/opt/azcmagent/tokens/a.key");
+        assert_eq!(
+            realm_path(Some("Basic realm=/var/opt/azcmagent/tokens/a.key")).unwrap(),
+            "/var/opt/azcmagent/tokens/a.key"
+        );
         assert_eq!(realm_path(Some("basic REALM = /t/a.key")).unwrap(), "/t/a.key");
-        for bad in [None, Some("Bearer realm=/t/a.key"), Some("Basic /t/a.key"), Some("Basic realm=")] {
-            assert!(matches!(realm_path(bad), Err(KeyFileError::MissingChallenge)), "{bad:?}");
+        for bad in [
+            None,
+            Some("Bearer realm=/t/a.key"),
+            Some("Basic /t/a.key"),
+            Some("Basic realm="),
+        ] {
+            assert!(
+                matches!(realm_path(bad), Err(KeyFileError::MissingChallenge)),
+                "{bad:?}"
+            );
         }
     }
 
@@ -216,8 +247,14 @@ mod tests {
         let (_root, dir) = tokens();
         std::fs::write(dir.join("abc.key"), "k").unwrap();
         let sneaky = format!("{}/../tokens/abc.key", dir.display());
-        assert!(matches!(read_key(&sneaky, &dir).await, Err(KeyFileError::NotAbsolute(_))));
-        assert!(matches!(read_key("abc.key", &dir).await, Err(KeyFileError::NotAbsolute(_))));
+        assert!(matches!(
+            read_key(&sneaky, &dir).await,
+            Err(KeyFileError::NotAbsolute(_))
+        ));
+        assert!(matches!(
+            read_key("abc.key", &dir).await,
+            Err(KeyFileError::NotAbsolute(_))
+        ));
     }
 
     #[cfg(unix)]
@@ -239,10 +276,14 @@ mod tests {
         let other = root.path().join("other");
         std::fs::create_dir(&other).unwrap();
         std::fs::write(other.join("a.key"), "k").unwrap();
-        let err = read_key(other.join("a.key").to_str().unwrap(), &dir).await.unwrap_err();
+        let err = read_key(other.join("a.key").to_str().unwrap(), &dir)
+            .await
+            .unwrap_err();
         assert!(matches!(err, KeyFileError::OutsideTokenDir { .. }), "{err}");
         // Not even existence is revealed for paths outside: a missing file elsewhere gives the same.
-        let err = read_key(other.join("missing.key").to_str().unwrap(), &dir).await.unwrap_err();
+        let err = read_key(other.join("missing.key").to_str().unwrap(), &dir)
+            .await
+            .unwrap_err();
         assert!(matches!(err, KeyFileError::OutsideTokenDir { .. }), "{err}");
         let err = read_key("/etc/shadow.key", &dir).await.unwrap_err();
         assert!(matches!(err, KeyFileError::OutsideTokenDir { .. }), "{err}");
@@ -255,15 +296,21 @@ mod tests {
         std::fs::write(dir.join("abc.txt"), "k").unwrap();
         std::fs::write(dir.join(".key"), "k").unwrap();
         for name in ["abc.txt", ".key", "abc"] {
-            let err = read_key(dir.join(name).to_str().unwrap(), &dir).await.unwrap_err();
+            let err = read_key(dir.join(name).to_str().unwrap(), &dir)
+                .await
+                .unwrap_err();
             assert!(matches!(err, KeyFileError::NotKeyFile(_)), "{name}: {err}");
         }
         // A .key symlink to a non-.key file inside the directory is refused too.
         std::os::unix::fs::symlink(dir.join("abc.txt"), dir.join("alias.key")).unwrap();
-        let err = read_key(dir.join("alias.key").to_str().unwrap(), &dir).await.unwrap_err();
+        let err = read_key(dir.join("alias.key").to_str().unwrap(), &dir)
+            .await
+            .unwrap_err();
         assert!(matches!(err, KeyFileError::NotKeyFile(_)), "{err}");
         std::fs::create_dir(dir.join("sub.key")).unwrap();
-        let err = read_key(dir.join("sub.key").to_str().unwrap(), &dir).await.unwrap_err();
+        let err = read_key(dir.join("sub.key").to_str().unwrap(), &dir)
+            .await
+            .unwrap_err();
         assert!(matches!(err, KeyFileError::NotAFile(_)), "{err}");
     }
 
@@ -276,7 +323,14 @@ mod tests {
         assert!(matches!(err, KeyFileError::TooLarge { size: 4097, .. }), "{err}");
         let edge = dir.join("edge.key");
         std::fs::write(&edge, "k".repeat(4096)).unwrap();
-        assert_eq!(read_key(edge.to_str().unwrap(), &dir).await.unwrap().secret().len(), 4096);
+        assert_eq!(
+            read_key(edge.to_str().unwrap(), &dir)
+                .await
+                .unwrap()
+                .secret()
+                .len(),
+            4096
+        );
     }
 
     #[tokio::test]
@@ -288,6 +342,9 @@ mod tests {
         assert!(matches!(err, KeyFileError::NotText(_)), "{err}");
         let missing = dir.join("missing.key");
         let err = read_key(missing.to_str().unwrap(), &dir).await.unwrap_err();
-        assert!(matches!(err, KeyFileError::Io { .. }) && err.to_string().contains("himds"), "{err}");
+        assert!(
+            matches!(err, KeyFileError::Io { .. }) && err.to_string().contains("himds"),
+            "{err}"
+        );
     }
 }

@@ -41,17 +41,28 @@ impl fmt::Debug for AzureMl {
 }
 
 impl AzureMl {
-    pub(crate) fn new(env: &crate::credential::Env, user_assigned_id: Option<UserAssignedId>) -> Result<Self> {
+    pub(crate) fn new(
+        env: &crate::credential::Env,
+        user_assigned_id: Option<UserAssignedId>,
+    ) -> Result<Self> {
         let url = endpoint_url(env, MSI_ENDPOINT, NAME)?;
         let (secret, header) = secret_header(env, MSI_SECRET, NAME)?;
-        Ok(Self { url, secret, header, user_assigned_id, client: local_client()? })
+        Ok(Self {
+            url,
+            secret,
+            header,
+            user_assigned_id,
+            client: local_client()?,
+        })
     }
 
     pub(crate) async fn request_token(&self, resource: &str) -> Result<AccessToken> {
         let mut url = self.url.clone();
         {
             let mut query = url.query_pairs_mut();
-            query.append_pair("api-version", API_VERSION).append_pair("resource", resource);
+            query
+                .append_pair("api-version", API_VERSION)
+                .append_pair("resource", resource);
             if let Some(id) = &self.user_assigned_id {
                 let (name, value) = id.query_pair(&AZURE_ML_NAMES);
                 query.append_pair(name, value);
@@ -70,7 +81,10 @@ impl AzureMl {
         if !received.speaks_json() {
             return Error::unavailable(
                 NAME,
-                format!("{MSI_ENDPOINT}={} did not answer like an Azure ML identity endpoint ({server})", self.url),
+                format!(
+                    "{MSI_ENDPOINT}={} did not answer like an Azure ML identity endpoint ({server})",
+                    self.url
+                ),
             );
         }
         let hint = match &self.user_assigned_id {

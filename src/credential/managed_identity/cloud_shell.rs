@@ -24,12 +24,17 @@ pub(crate) struct CloudShell {
 
 impl fmt::Debug for CloudShell {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("CloudShell").field("url", &self.url.as_str()).finish()
+        f.debug_struct("CloudShell")
+            .field("url", &self.url.as_str())
+            .finish()
     }
 }
 
 impl CloudShell {
-    pub(crate) fn new(env: &crate::credential::Env, user_assigned_id: Option<&UserAssignedId>) -> Result<Self> {
+    pub(crate) fn new(
+        env: &crate::credential::Env,
+        user_assigned_id: Option<&UserAssignedId>,
+    ) -> Result<Self> {
         if let Some(id) = user_assigned_id {
             return Err(Error::invalid_input(
                 NAME,
@@ -39,11 +44,16 @@ impl CloudShell {
                 ),
             ));
         }
-        Ok(Self { url: endpoint_url(env, MSI_ENDPOINT, NAME)?, client: local_client()? })
+        Ok(Self {
+            url: endpoint_url(env, MSI_ENDPOINT, NAME)?,
+            client: local_client()?,
+        })
     }
 
     pub(crate) async fn request_token(&self, resource: &str) -> Result<AccessToken> {
-        let body = url::form_urlencoded::Serializer::new(String::new()).append_pair("resource", resource).finish();
+        let body = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("resource", resource)
+            .finish();
         let build = || {
             self.client
                 .post(self.url.clone())
@@ -67,5 +77,6 @@ fn refusal(url: &Url, received: &Received) -> Error {
             format!("{MSI_ENDPOINT}={url} did not answer like the Cloud Shell token endpoint ({server})"),
         );
     }
-    Error::authentication_failed(NAME, format!("{server}; sign in to Cloud Shell again")).with_status(received.status)
+    Error::authentication_failed(NAME, format!("{server}; sign in to Cloud Shell again"))
+        .with_status(received.status)
 }

@@ -23,8 +23,7 @@ use url::Url;
 
 use super::{
     AZURE_POD_IDENTITY_AUTHORITY_HOST, ManagedIdentityCredentialOptions, ManagedIdentitySource,
-    UserAssignedId,
-    built,
+    UserAssignedId, built,
     response::{Received, error_chain, send},
     user_assigned_id::IMDS_NAMES,
 };
@@ -66,13 +65,20 @@ impl fmt::Debug for Imds {
 impl Imds {
     pub(crate) fn new(options: &ManagedIdentityCredentialOptions) -> Result<Self> {
         let pod_identity = options.env.var(AZURE_POD_IDENTITY_AUTHORITY_HOST);
-        let base = pod_identity.clone().or_else(|| options.platform.imds_base.clone());
+        let base = pod_identity
+            .clone()
+            .or_else(|| options.platform.imds_base.clone());
         let url = match base {
             Some(base) => parse_base(&base, pod_identity.is_some())?,
             None => Url::parse(&format!("{DEFAULT_BASE}{TOKEN_PATH}")).expect("the IMDS URL is valid"),
         };
         let probe = (options.enable_imds_probe && pod_identity.is_none()).then(|| AtomicBool::new(false));
-        Ok(Self { url, user_assigned_id: options.user_assigned_id.clone(), probe, client: imds_client()? })
+        Ok(Self {
+            url,
+            user_assigned_id: options.user_assigned_id.clone(),
+            probe,
+            client: imds_client()?,
+        })
     }
 
     pub(crate) async fn request_token(&self, resource: &str) -> Result<AccessToken> {
@@ -95,7 +101,9 @@ impl Imds {
         let mut url = self.url.clone();
         {
             let mut query = url.query_pairs_mut();
-            query.append_pair("api-version", API_VERSION).append_pair("resource", resource);
+            query
+                .append_pair("api-version", API_VERSION)
+                .append_pair("resource", resource);
             if let Some(id) = &self.user_assigned_id {
                 let (name, value) = id.query_pair(&IMDS_NAMES);
                 query.append_pair(name, value);
@@ -125,7 +133,9 @@ impl Imds {
             );
         }
         let hint = match received.status {
-            429 => "IMDS throttles callers that do not cache tokens; reuse one credential instead of creating one per request",
+            429 => {
+                "IMDS throttles callers that do not cache tokens; reuse one credential instead of creating one per request"
+            }
             404 | 410 | 500..=599 => "IMDS kept failing after 5 retries; it may be updating, try again later",
             _ => "check the managed identity configuration of this resource",
         };
@@ -156,12 +166,19 @@ impl Imds {
 /// The probe: any HTTP answer means IMDS exists.
 async fn probe(url: &Url) -> Result<()> {
     let attempt = async {
-        let response = probe_client()?.get(url.clone()).send().await.map_err(|e| no_response(url, &e))?;
+        let response = probe_client()?
+            .get(url.clone())
+            .send()
+            .await
+            .map_err(|e| no_response(url, &e))?;
         Received::read(response).await.map_err(|e| no_response(url, &e))
     };
     let received = attempt.await?;
     if is_docker_desktop_refusal(&received) {
-        return Err(Error::unavailable(NAME, docker_desktop_message(&received.server_message(&[]))));
+        return Err(Error::unavailable(
+            NAME,
+            docker_desktop_message(&received.server_message(&[])),
+        ));
     }
     tracing::debug!(status = received.status, "IMDS probe answered");
     Ok(())
@@ -185,18 +202,25 @@ fn is_docker_desktop_refusal(received: &Received) -> bool {
 }
 
 fn docker_desktop_message(server: &str) -> String {
-    format!("the IMDS endpoint is unreachable from here ({server}); this is not an Azure VM, scale set or AKS node")
+    format!(
+        "the IMDS endpoint is unreachable from here ({server}); this is not an Azure VM, scale set or AKS node"
+    )
 }
 
 fn parse_base(base: &str, from_env: bool) -> Result<Url> {
-    let what = if from_env { AZURE_POD_IDENTITY_AUTHORITY_HOST } else { "the IMDS base URL" };
+    let what = if from_env {
+        AZURE_POD_IDENTITY_AUTHORITY_HOST
+    } else {
+        "the IMDS base URL"
+    };
     let bad = |why: &str| {
         Error::invalid_input(
             ManagedIdentitySource::Imds.credential_name(),
             format!("{what}={base:?} {why}; set it to a URL such as http://169.254.169.254"),
         )
     };
-    let url = Url::parse(&format!("{}{TOKEN_PATH}", base.trim_end_matches('/'))).map_err(|_| bad("is not a URL"))?;
+    let url = Url::parse(&format!("{}{TOKEN_PATH}", base.trim_end_matches('/')))
+        .map_err(|_| bad("is not a URL"))?;
     if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
         return Err(bad("must be an http or https URL with a host"));
     }
@@ -213,5 +237,9 @@ fn imds_client() -> Result<reqwest::Client> {
 
 fn probe_client() -> Result<reqwest::Client> {
     static CLIENT: OnceLock<reqwest::Client> = OnceLock::new();
-    built(&CLIENT, || client_builder().connect_timeout(PROBE_CONNECT_TIMEOUT).timeout(PROBE_TIMEOUT))
+    built(&CLIENT, || {
+        client_builder()
+            .connect_timeout(PROBE_CONNECT_TIMEOUT)
+            .timeout(PROBE_TIMEOUT)
+    })
 }

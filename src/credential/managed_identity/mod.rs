@@ -199,7 +199,9 @@ pub(crate) struct PlatformPaths {
 
 impl PlatformPaths {
     fn arc_agent_file(&self, env: &Env) -> Option<PathBuf> {
-        self.arc_agent_file.clone().or_else(|| arc_key_file::platform_agent_file(env))
+        self.arc_agent_file
+            .clone()
+            .or_else(|| arc_key_file::platform_agent_file(env))
     }
 }
 
@@ -213,7 +215,11 @@ pub(crate) fn select_source(
     use ManagedIdentitySource as S;
     if env.is_set(IDENTITY_ENDPOINT) {
         if env.is_set(IDENTITY_HEADER) {
-            return if env.is_set(IDENTITY_SERVER_THUMBPRINT) { S::ServiceFabric } else { S::AppService };
+            return if env.is_set(IDENTITY_SERVER_THUMBPRINT) {
+                S::ServiceFabric
+            } else {
+                S::AppService
+            };
         }
         if env.is_set(IMDS_ENDPOINT) {
             return S::AzureArc;
@@ -224,10 +230,16 @@ pub(crate) fn select_source(
         );
     }
     if env.is_set(MSI_ENDPOINT) {
-        return if env.is_set(MSI_SECRET) { S::AzureMl } else { S::CloudShell };
+        return if env.is_set(MSI_SECRET) {
+            S::AzureMl
+        } else {
+            S::CloudShell
+        };
     }
     if !exclude_workload_identity
-        && [AZURE_AUTHORITY_HOST, AZURE_TENANT_ID, AZURE_FEDERATED_TOKEN_FILE].iter().all(|v| env.is_set(v))
+        && [AZURE_AUTHORITY_HOST, AZURE_TENANT_ID, AZURE_FEDERATED_TOKEN_FILE]
+            .iter()
+            .all(|v| env.is_set(v))
     {
         return S::WorkloadIdentity;
     }
@@ -254,7 +266,9 @@ pub(crate) fn scope_to_resource(credential: &'static str, scopes: &[&str]) -> Re
     if resource.is_empty() || resource.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return Err(Error::invalid_input(
             credential,
-            format!("the scope {scope:?} is not a resource URI; pass a scope such as https://vault.azure.net/.default"),
+            format!(
+                "the scope {scope:?} is not a resource URI; pass a scope such as https://vault.azure.net/.default"
+            ),
         ));
     }
     Ok(resource.to_owned())
@@ -262,9 +276,14 @@ pub(crate) fn scope_to_resource(credential: &'static str, scopes: &[&str]) -> Re
 
 /// The URL in variable `var`, which must be an absolute http(s) URL with a host.
 pub(crate) fn endpoint_url(env: &Env, var: &str, credential: &'static str) -> Result<Url> {
-    let value = env.var(var).ok_or_else(|| Error::unavailable(credential, format!("{var} is not set")))?;
+    let value = env
+        .var(var)
+        .ok_or_else(|| Error::unavailable(credential, format!("{var} is not set")))?;
     let url = Url::parse(value.trim()).map_err(|e| {
-        Error::invalid_input(credential, format!("{var}={value:?} is not a URL ({e}); it is set by the platform, check it"))
+        Error::invalid_input(
+            credential,
+            format!("{var}={value:?} is not a URL ({e}); it is set by the platform, check it"),
+        )
     })?;
     if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
         return Err(Error::invalid_input(
@@ -278,9 +297,14 @@ pub(crate) fn endpoint_url(env: &Env, var: &str, credential: &'static str) -> Re
 /// The secret in variable `var`, and the header value carrying it (marked sensitive, so that
 /// neither it nor its `Debug` is ever logged).
 pub(crate) fn secret_header(env: &Env, var: &str, credential: &'static str) -> Result<(Secret, HeaderValue)> {
-    let value = env.var(var).ok_or_else(|| Error::unavailable(credential, format!("{var} is not set")))?;
+    let value = env
+        .var(var)
+        .ok_or_else(|| Error::unavailable(credential, format!("{var} is not set")))?;
     let mut header = HeaderValue::from_str(&value).map_err(|_| {
-        Error::invalid_input(credential, format!("{var} holds characters that cannot be sent in an HTTP header"))
+        Error::invalid_input(
+            credential,
+            format!("{var} holds characters that cannot be sent in an HTTP header"),
+        )
     })?;
     header.set_sensitive(true);
     Ok((Secret::new(value), header))
@@ -302,9 +326,17 @@ pub(crate) fn built(
     if let Some(client) = cell.get() {
         return Ok(client.clone());
     }
-    let client = builder().no_proxy().pool_max_idle_per_host(0).build().map_err(|e| {
-        Error::unavailable("ManagedIdentityCredential", format!("the HTTP client cannot be built: {e}")).with_source(e)
-    })?;
+    let client = builder()
+        .no_proxy()
+        .pool_max_idle_per_host(0)
+        .build()
+        .map_err(|e| {
+            Error::unavailable(
+                "ManagedIdentityCredential",
+                format!("the HTTP client cannot be built: {e}"),
+            )
+            .with_source(e)
+        })?;
     Ok(cell.get_or_init(|| client).clone())
 }
 
@@ -354,7 +386,10 @@ impl Endpoint {
 }
 
 enum Inner {
-    Endpoint { endpoint: Arc<Endpoint>, cache: TokenCache },
+    Endpoint {
+        endpoint: Arc<Endpoint>,
+        cache: TokenCache,
+    },
     WorkloadIdentity(Arc<dyn TokenCredential>),
 }
 
@@ -393,15 +428,21 @@ impl ManagedIdentityCredential {
             id.validate().map_err(|m| Error::invalid_input(CREDENTIAL, m))?;
         }
         let env = &options.env;
-        let agent_installed =
-            options.platform.arc_agent_file(env).as_deref().is_some_and(Path::exists);
+        let agent_installed = options
+            .platform
+            .arc_agent_file(env)
+            .as_deref()
+            .is_some_and(Path::exists);
         let source = select_source(env, agent_installed, options.exclude_workload_identity);
         tracing::debug!(source = source.as_str(), "managed identity source selected");
         let id = options.user_assigned_id.clone();
         let endpoint = match source {
             ManagedIdentitySource::WorkloadIdentity => {
                 let credential = workload_identity::delegate(id, env.clone())?;
-                return Ok(Arc::new(Self { source, inner: Inner::WorkloadIdentity(credential) }));
+                return Ok(Arc::new(Self {
+                    source,
+                    inner: Inner::WorkloadIdentity(credential),
+                }));
             }
             ManagedIdentitySource::Imds => Endpoint::Imds(imds::Imds::new(&options)?),
             ManagedIdentitySource::AppService => Endpoint::AppService(app_service::AppService::new(env, id)?),
@@ -410,9 +451,17 @@ impl ManagedIdentityCredential {
             }
             ManagedIdentitySource::AzureArc => Endpoint::AzureArc(azure_arc::AzureArc::new(&options)?),
             ManagedIdentitySource::AzureMl => Endpoint::AzureMl(azure_ml::AzureMl::new(env, id)?),
-            ManagedIdentitySource::CloudShell => Endpoint::CloudShell(cloud_shell::CloudShell::new(env, id.as_ref())?),
+            ManagedIdentitySource::CloudShell => {
+                Endpoint::CloudShell(cloud_shell::CloudShell::new(env, id.as_ref())?)
+            }
         };
-        Ok(Arc::new(Self { source, inner: Inner::Endpoint { endpoint: Arc::new(endpoint), cache: TokenCache::new() } }))
+        Ok(Arc::new(Self {
+            source,
+            inner: Inner::Endpoint {
+                endpoint: Arc::new(endpoint),
+                cache: TokenCache::new(),
+            },
+        }))
     }
 
     /// The source chosen at construction.

@@ -23,14 +23,20 @@ use super::{
     secret_header,
     thumbprint::{Thumbprint, ThumbprintVerifier},
 };
-use crate::credential::{AccessToken, Env, Error, Result, Secret, http::{RetryPolicy, client_builder}};
+use crate::credential::{
+    AccessToken, Env, Error, Result, Secret,
+    http::{RetryPolicy, client_builder},
+};
 
 const NAME: &str = "ManagedIdentityCredential (Service Fabric)";
 const API_VERSION: &str = "2019-07-01-preview";
 
 /// azure-core's defaults, except that a refused connection or handshake (a thumbprint mismatch
 /// is one) is not retried: it is not transient.
-const POLICY: RetryPolicy = RetryPolicy { max_connect_retries: 0, ..RetryPolicy::DEFAULT };
+const POLICY: RetryPolicy = RetryPolicy {
+    max_connect_retries: 0,
+    ..RetryPolicy::DEFAULT
+};
 
 /// The Service Fabric source.
 pub(crate) struct ServiceFabric {
@@ -88,15 +94,29 @@ impl ServiceFabric {
             .pool_max_idle_per_host(0)
             .build()
             .map_err(|e| Error::unavailable(NAME, format!("the HTTP client cannot be built: {e}")))?;
-        Ok(Self { url, secret, header, thumbprint, mismatch, issued: Mutex::new(HashMap::new()), client })
+        Ok(Self {
+            url,
+            secret,
+            header,
+            thumbprint,
+            mismatch,
+            issued: Mutex::new(HashMap::new()),
+            client,
+        })
     }
 
     pub(crate) async fn request_token(&self, resource: &str, claims: bool) -> Result<AccessToken> {
-        let replaced = if claims { self.issued.lock().expect("issued tokens").get(resource).cloned() } else { None };
+        let replaced = if claims {
+            self.issued.lock().expect("issued tokens").get(resource).cloned()
+        } else {
+            None
+        };
         let mut url = self.url.clone();
         {
             let mut query = url.query_pairs_mut();
-            query.append_pair("api-version", API_VERSION).append_pair("resource", resource);
+            query
+                .append_pair("api-version", API_VERSION)
+                .append_pair("resource", resource);
             if let Some(token) = &replaced {
                 query.append_pair("token_sha256_to_refresh", &sha256_hex(token.secret()));
             }
@@ -110,7 +130,10 @@ impl ServiceFabric {
             return Err(self.refusal(&received));
         }
         let token = received.token(NAME, request_time)?.token;
-        self.issued.lock().expect("issued tokens").insert(resource.to_owned(), token.token.clone());
+        self.issued
+            .lock()
+            .expect("issued tokens")
+            .insert(resource.to_owned(), token.token.clone());
         Ok(token)
     }
 
@@ -123,30 +146,44 @@ impl ServiceFabric {
                 "the server at {} presented a certificate with SHA-1 thumbprint {actual}, not the \
                  {IDENTITY_SERVER_THUMBPRINT} {}; {IDENTITY_HEADER} was not sent. If the cluster certificate \
                  was rotated, restart the application so that it gets the new thumbprint",
-                self.url,
-                self.thumbprint
+                self.url, self.thumbprint
             ),
         ))
     }
 
     fn refusal(&self, received: &Received) -> Error {
         let server = received.server_message(&[&self.secret]);
-        let code = received.json().and_then(|j| j.pointer("/error/code")?.as_str().map(str::to_owned));
+        let code = received
+            .json()
+            .and_then(|j| j.pointer("/error/code")?.as_str().map(str::to_owned));
         let hint = match code.as_deref() {
-            Some("SecretHeaderNotFound") => format!("{IDENTITY_HEADER} was refused; it is set by the platform"),
+            Some("SecretHeaderNotFound") => {
+                format!("{IDENTITY_HEADER} was refused; it is set by the platform")
+            }
             Some("ManagedIdentityNotFound") => {
-                "the application has no managed identity; configure one in its application manifest".to_owned()
+                "the application has no managed identity; configure one in its application manifest"
+                    .to_owned()
             }
             Some("ArgumentNullOrEmpty") => "the resource is missing or malformed; check the scope".to_owned(),
             _ => "check the application's managed identity configuration".to_owned(),
         };
         if !received.speaks_json() {
-            return Error::unavailable(NAME, format!("{IDENTITY_ENDPOINT}={} did not answer like Service Fabric ({server})", self.url));
+            return Error::unavailable(
+                NAME,
+                format!(
+                    "{IDENTITY_ENDPOINT}={} did not answer like Service Fabric ({server})",
+                    self.url
+                ),
+            );
         }
         Error::authentication_failed(NAME, format!("{server}; {hint}")).with_status(received.status)
     }
 }
 
 fn sha256_hex(text: &str) -> String {
-    ring::digest::digest(&ring::digest::SHA256, text.as_bytes()).as_ref().iter().map(|b| format!("{b:02x}")).collect()
+    ring::digest::digest(&ring::digest::SHA256, text.as_bytes())
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }

@@ -31,7 +31,10 @@ pub(crate) struct Recorded {
 impl Recorded {
     pub(crate) fn header(&self, name: &str) -> Option<&str> {
         let name = name.to_ascii_lowercase();
-        self.headers.iter().find(|(k, _)| *k == name).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.as_str())
     }
 
     /// The query pairs in wire order, borrowed, for exact comparison.
@@ -55,11 +58,19 @@ pub(crate) struct Reply {
 
 impl Reply {
     pub(crate) fn json(status: u16, body: impl Into<String>) -> Self {
-        Self { status, headers: vec![("Content-Type".into(), "application/json".into())], body: body.into() }
+        Self {
+            status,
+            headers: vec![("Content-Type".into(), "application/json".into())],
+            body: body.into(),
+        }
     }
 
     pub(crate) fn text(status: u16, body: impl Into<String>) -> Self {
-        Self { status, headers: vec![("Content-Type".into(), "text/plain".into())], body: body.into() }
+        Self {
+            status,
+            headers: vec![("Content-Type".into(), "text/plain".into())],
+            body: body.into(),
+        }
     }
 
     pub(crate) fn header(mut self, name: &str, value: &str) -> Self {
@@ -90,7 +101,11 @@ impl TestServer {
         let queue = Mutex::new(VecDeque::from(replies));
         Self::start(move |_| {
             let mut q = queue.lock().unwrap();
-            if q.len() > 1 { q.pop_front().unwrap() } else { q.front().cloned().expect("at least one reply") }
+            if q.len() > 1 {
+                q.pop_front().unwrap()
+            } else {
+                q.front().cloned().expect("at least one reply")
+            }
         })
         .await
     }
@@ -120,7 +135,9 @@ impl TestServer {
         let recorded = requests.clone();
         let task = tokio::spawn(async move {
             loop {
-                let Ok((stream, _)) = listener.accept().await else { return };
+                let Ok((stream, _)) = listener.accept().await else {
+                    return;
+                };
                 let handler = handler.clone();
                 let recorded = recorded.clone();
                 let tls = tls.clone();
@@ -137,7 +154,12 @@ impl TestServer {
                 });
             }
         });
-        Self { addr, requests, task, scheme }
+        Self {
+            addr,
+            requests,
+            task,
+            scheme,
+        }
     }
 
     /// `http://127.0.0.1:PORT{path}` (or https).
@@ -150,11 +172,21 @@ impl TestServer {
     }
 }
 
-async fn serve<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S, handler: &Handler, log: &Mutex<Vec<Recorded>>) {
-    let Some(request) = read_request(&mut stream).await else { return };
+async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
+    mut stream: S,
+    handler: &Handler,
+    log: &Mutex<Vec<Recorded>>,
+) {
+    let Some(request) = read_request(&mut stream).await else {
+        return;
+    };
     let reply = handler(&request);
     log.lock().unwrap().push(request);
-    let mut head = format!("HTTP/1.1 {} X\r\nContent-Length: {}\r\nConnection: close\r\n", reply.status, reply.body.len());
+    let mut head = format!(
+        "HTTP/1.1 {} X\r\nContent-Length: {}\r\nConnection: close\r\n",
+        reply.status,
+        reply.body.len()
+    );
     for (k, v) in &reply.headers {
         head.push_str(&format!("{k}: {v}\r\n"));
     }
@@ -187,8 +219,11 @@ async fn read_request<S: AsyncRead + Unpin>(stream: &mut S) -> Option<Recorded> 
         .filter_map(|l| l.split_once(':'))
         .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
         .collect();
-    let length: usize =
-        headers.iter().find(|(k, _)| k == "content-length").and_then(|(_, v)| v.parse().ok()).unwrap_or(0);
+    let length: usize = headers
+        .iter()
+        .find(|(k, _)| k == "content-length")
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or(0);
     let mut body = buf[head_end + 4..].to_vec();
     while body.len() < length {
         let n = stream.read(&mut chunk).await.ok()?;
@@ -198,10 +233,20 @@ async fn read_request<S: AsyncRead + Unpin>(stream: &mut S) -> Option<Recorded> 
         body.extend_from_slice(&chunk[..n]);
     }
     let (path, query) = match target.split_once('?') {
-        Some((p, q)) => (p.to_owned(), url::form_urlencoded::parse(q.as_bytes()).into_owned().collect()),
+        Some((p, q)) => (
+            p.to_owned(),
+            url::form_urlencoded::parse(q.as_bytes()).into_owned().collect(),
+        ),
         None => (target.clone(), Vec::new()),
     };
-    Some(Recorded { method, path, query, headers, body, at })
+    Some(Recorded {
+        method,
+        path,
+        query,
+        headers,
+        body,
+        at,
+    })
 }
 
 /// A self-signed certificate for 127.0.0.1 / localhost, its server config and the SHA-1 thumbprint
@@ -215,12 +260,13 @@ pub(crate) fn self_signed_tls() -> (Arc<rustls::ServerConfig>, String) {
     let digest = ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, &der);
     let thumbprint: String = digest.as_ref().iter().map(|b| format!("{b:02X}")).collect();
     let key_der = rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into());
-    let config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        .expect("protocol versions")
-        .with_no_client_auth()
-        .with_single_cert(vec![der], key_der)
-        .expect("server config");
+    let config =
+        rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .expect("protocol versions")
+            .with_no_client_auth()
+            .with_single_cert(vec![der], key_der)
+            .expect("server config");
     (Arc::new(config), thumbprint)
 }
 

@@ -27,8 +27,10 @@ impl Thumbprint {
     /// Parses hex, case-insensitive, ignoring spaces, tabs, line breaks and `:` separators (the
     /// forms certificate tools print).
     pub(crate) fn parse(text: &str) -> Result<Self, String> {
-        let hex: Vec<u8> =
-            text.bytes().filter(|b| !matches!(b, b' ' | b'\t' | b'\r' | b'\n' | b':')).collect();
+        let hex: Vec<u8> = text
+            .bytes()
+            .filter(|b| !matches!(b, b' ' | b'\t' | b'\r' | b'\n' | b':'))
+            .collect();
         if hex.len() != 40 {
             return Err(format!(
                 "IDENTITY_SERVER_THUMBPRINT must be the 40 hex digits of a SHA-1 certificate thumbprint, \
@@ -56,7 +58,11 @@ impl Thumbprint {
 
     /// Compares without an early exit, so timing reveals nothing about the expected value.
     fn matches(&self, other: &Self) -> bool {
-        self.0.iter().zip(other.0.iter()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
+        self.0
+            .iter()
+            .zip(other.0.iter())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0
     }
 }
 
@@ -106,7 +112,11 @@ pub(crate) struct ThumbprintVerifier {
 impl ThumbprintVerifier {
     pub(crate) fn new(expected: Thumbprint, mismatch: Arc<Mutex<Option<Thumbprint>>>) -> Self {
         let algorithms = rustls::crypto::ring::default_provider().signature_verification_algorithms;
-        Self { expected, mismatch, algorithms }
+        Self {
+            expected,
+            mismatch,
+            algorithms,
+        }
     }
 
     /// A client TLS configuration (ring provider) that pins `expected`.
@@ -140,9 +150,12 @@ impl ServerCertVerifier for ThumbprintVerifier {
             if let Ok(mut slot) = self.mismatch.lock() {
                 *slot = Some(actual);
             }
-            Err(rustls::Error::InvalidCertificate(rustls::CertificateError::Other(rustls::OtherError(Arc::new(
-                ThumbprintMismatch { expected: self.expected, actual },
-            )))))
+            Err(rustls::Error::InvalidCertificate(
+                rustls::CertificateError::Other(rustls::OtherError(Arc::new(ThumbprintMismatch {
+                    expected: self.expected,
+                    actual,
+                }))),
+            ))
         }
     }
 
@@ -176,7 +189,8 @@ mod tests {
     #[test]
     fn parses_hex_in_any_case_with_separators() {
         let plain = Thumbprint::parse("00112233445566778899AABBCCDDEEFF00112233").unwrap();
-        let colons = Thumbprint::parse("00:11:22:33:44:55:66:77:88:99:aa:bb:cc:dd:ee:ff:00:11:22:33").unwrap();
+        let colons =
+            Thumbprint::parse("00:11:22:33:44:55:66:77:88:99:aa:bb:cc:dd:ee:ff:00:11:22:33").unwrap();
         let spaced = Thumbprint::parse(" 0011223344556677 8899aabbccddeeff\t00112233\r\n").unwrap();
         assert_eq!(plain, colons);
         assert_eq!(plain, spaced);
@@ -186,7 +200,10 @@ mod tests {
     #[test]
     fn refuses_wrong_length_and_non_hex_naming_the_variable() {
         let err = Thumbprint::parse("abcd").unwrap_err();
-        assert!(err.contains("IDENTITY_SERVER_THUMBPRINT") && err.contains("got 4 digits"), "{err}");
+        assert!(
+            err.contains("IDENTITY_SERVER_THUMBPRINT") && err.contains("got 4 digits"),
+            "{err}"
+        );
         let err = Thumbprint::parse("zz112233445566778899AABBCCDDEEFF00112233").unwrap_err();
         assert!(err.contains("only hex digits"), "{err}");
         // A SHA-256 thumbprint is not accepted as SHA-1.
@@ -196,7 +213,10 @@ mod tests {
     #[test]
     fn thumbprint_of_a_certificate_is_its_sha1() {
         // SHA-1("abc") = a9993e36 4706816a ba3e2571 7850c26c 9cd0d89d
-        assert_eq!(Thumbprint::of_certificate(b"abc").to_string(), "A9993E364706816ABA3E25717850C26C9CD0D89D");
+        assert_eq!(
+            Thumbprint::of_certificate(b"abc").to_string(),
+            "A9993E364706816ABA3E25717850C26C9CD0D89D"
+        );
         let a = Thumbprint::of_certificate(b"abc");
         assert!(a.matches(&a));
         assert!(!a.matches(&Thumbprint::of_certificate(b"abd")));

@@ -52,7 +52,10 @@ impl UserAssignedId {
     pub(crate) fn validate(&self) -> Result<(), String> {
         let value = self.value();
         if value.is_empty() {
-            return Err(format!("the user-assigned identity's {} is empty; give its value or omit it", self.kind_name()));
+            return Err(format!(
+                "the user-assigned identity's {} is empty; give its value or omit it",
+                self.kind_name()
+            ));
         }
         if value.chars().any(|c| c.is_whitespace() || c.is_control()) {
             return Err(format!(
@@ -102,16 +105,25 @@ pub(crate) struct SelectorNames {
 }
 
 /// IMDS and Azure Arc: `client_id`, `object_id`, `msi_res_id`.
-pub(crate) const IMDS_NAMES: SelectorNames =
-    SelectorNames { client_id: "client_id", object_id: "object_id", resource_id: "msi_res_id" };
+pub(crate) const IMDS_NAMES: SelectorNames = SelectorNames {
+    client_id: "client_id",
+    object_id: "object_id",
+    resource_id: "msi_res_id",
+};
 
 /// App Service 2019-08-01: `client_id`, `object_id`, `mi_res_id` (App Service ignores `msi_res_id`).
-pub(crate) const APP_SERVICE_NAMES: SelectorNames =
-    SelectorNames { client_id: "client_id", object_id: "object_id", resource_id: "mi_res_id" };
+pub(crate) const APP_SERVICE_NAMES: SelectorNames = SelectorNames {
+    client_id: "client_id",
+    object_id: "object_id",
+    resource_id: "mi_res_id",
+};
 
 /// Azure ML 2017-09-01: `clientid` (no underscore), `object_id`, `msi_res_id`.
-pub(crate) const AZURE_ML_NAMES: SelectorNames =
-    SelectorNames { client_id: "clientid", object_id: "object_id", resource_id: "msi_res_id" };
+pub(crate) const AZURE_ML_NAMES: SelectorNames = SelectorNames {
+    client_id: "clientid",
+    object_id: "object_id",
+    resource_id: "msi_res_id",
+};
 
 #[cfg(test)]
 mod tests {
@@ -121,7 +133,10 @@ mod tests {
     fn each_platform_spells_the_selector_its_own_way() {
         let res = UserAssignedId::ResourceId("/subscriptions/s/rg".into());
         assert_eq!(res.query_pair(&IMDS_NAMES), ("msi_res_id", "/subscriptions/s/rg"));
-        assert_eq!(res.query_pair(&APP_SERVICE_NAMES), ("mi_res_id", "/subscriptions/s/rg"));
+        assert_eq!(
+            res.query_pair(&APP_SERVICE_NAMES),
+            ("mi_res_id", "/subscriptions/s/rg")
+        );
         let client = UserAssignedId::ClientId("c".into());
         assert_eq!(client.query_pair(&AZURE_ML_NAMES), ("clientid", "c"));
         assert_eq!(client.query_pair(&APP_SERVICE_NAMES), ("client_id", "c"));

@@ -29,15 +29,27 @@ fn in_an_hour() -> String {
 async fn sends_exactly_the_app_service_request_for_each_selector() {
     let cases = [
         (None, None),
-        (Some(UserAssignedId::ClientId("cid".into())), Some(("client_id", "cid"))),
-        (Some(UserAssignedId::ObjectId("oid".into())), Some(("object_id", "oid"))),
+        (
+            Some(UserAssignedId::ClientId("cid".into())),
+            Some(("client_id", "cid")),
+        ),
+        (
+            Some(UserAssignedId::ObjectId("oid".into())),
+            Some(("object_id", "oid")),
+        ),
         // App Service ignores `msi_res_id`: a resource id must go as `mi_res_id`.
-        (Some(UserAssignedId::ResourceId("/subscriptions/s/rg/x".into())), Some(("mi_res_id", "/subscriptions/s/rg/x"))),
+        (
+            Some(UserAssignedId::ResourceId("/subscriptions/s/rg/x".into())),
+            Some(("mi_res_id", "/subscriptions/s/rg/x")),
+        ),
     ];
     for (id, selector) in cases {
         let server = TestServer::replies(vec![app_service_token("app-token", in_an_hour())]).await;
         let endpoint = server.url("/msi/token");
-        let credential = credential(&[("IDENTITY_ENDPOINT", &endpoint), ("IDENTITY_HEADER", HEADER)], id.clone());
+        let credential = credential(
+            &[("IDENTITY_ENDPOINT", &endpoint), ("IDENTITY_HEADER", HEADER)],
+            id.clone(),
+        );
         let token = credential.get_token(&[SCOPE], None).await.unwrap();
         assert_eq!(token.token.secret(), "app-token");
         assert!((3590..=3600).contains(&lifetime(&token)));
@@ -67,11 +79,20 @@ async fn a_refusal_fails_with_the_platform_message_and_never_the_header() {
         Some(UserAssignedId::ResourceId("/subscriptions/s/x".into())),
     );
     let err = credential.get_token(&[SCOPE], None).await.unwrap_err();
-    assert_eq!((err.kind(), err.status()), (ErrorKind::AuthenticationFailed, Some(400)));
+    assert_eq!(
+        (err.kind(), err.status()),
+        (ErrorKind::AuthenticationFailed, Some(400))
+    );
     let msg = err.to_string();
-    assert!(msg.contains("Unable to load requested managed identity") && msg.contains("corr-7"), "{msg}");
+    assert!(
+        msg.contains("Unable to load requested managed identity") && msg.contains("corr-7"),
+        "{msg}"
+    );
     assert!(msg.contains("mi_res_id=/subscriptions/s/x"), "{msg}");
-    assert!(!msg.contains(HEADER) && !format!("{err:?}").contains(HEADER), "{msg}");
+    assert!(
+        !msg.contains(HEADER) && !format!("{err:?}").contains(HEADER),
+        "{msg}"
+    );
     assert_eq!(server.requests().len(), 1, "400 is not retried");
 }
 
@@ -80,7 +101,10 @@ async fn retries_on_azure_cores_schedule_then_reports_a_non_json_answer_as_unava
     let bad_gateway = Reply::text(502, "Bad Gateway");
     let server = TestServer::replies(vec![bad_gateway]).await;
     let endpoint = server.url("/msi/token");
-    let credential = credential(&[("IDENTITY_ENDPOINT", &endpoint), ("IDENTITY_HEADER", HEADER)], None);
+    let credential = credential(
+        &[("IDENTITY_ENDPOINT", &endpoint), ("IDENTITY_HEADER", HEADER)],
+        None,
+    );
     let err = credential.get_token(&[SCOPE], None).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
     let requests = server.requests();
@@ -91,9 +115,16 @@ async fn retries_on_azure_cores_schedule_then_reports_a_non_json_answer_as_unava
 
 #[tokio::test]
 async fn a_wrong_header_is_explained() {
-    let server = TestServer::replies(vec![Reply::json(401, r#"{"statusCode":401,"message":"Unauthorized"}"#)]).await;
+    let server = TestServer::replies(vec![Reply::json(
+        401,
+        r#"{"statusCode":401,"message":"Unauthorized"}"#,
+    )])
+    .await;
     let endpoint = server.url("/msi/token");
-    let credential = credential(&[("IDENTITY_ENDPOINT", &endpoint), ("IDENTITY_HEADER", HEADER)], None);
+    let credential = credential(
+        &[("IDENTITY_ENDPOINT", &endpoint), ("IDENTITY_HEADER", HEADER)],
+        None,
+    );
     let err = credential.get_token(&[SCOPE], None).await.unwrap_err();
     assert_eq!(err.status(), Some(401));
     assert!(err.to_string().contains("IDENTITY_HEADER was refused"), "{err}");
@@ -101,7 +132,10 @@ async fn a_wrong_header_is_explained() {
 
 #[test]
 fn a_malformed_endpoint_is_refused_naming_the_variable() {
-    let mut options = super::options(&[("IDENTITY_ENDPOINT", "localhost:42/token"), ("IDENTITY_HEADER", HEADER)]);
+    let mut options = super::options(&[
+        ("IDENTITY_ENDPOINT", "localhost:42/token"),
+        ("IDENTITY_HEADER", HEADER),
+    ]);
     options.user_assigned_id = None;
     let err = crate::credential::managed_identity::ManagedIdentityCredential::new(Some(options)).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::InvalidInput);

@@ -31,7 +31,8 @@ fn token_dir() -> TokenDir {
 /// An agent that challenges with `realm` and accepts `Basic KEY`, answering `token_body`.
 async fn agent(realm: String, token_body: Value) -> TestServer {
     TestServer::start(move |r: &Recorded| match r.header("authorization") {
-        None => Reply::json(401, r#"{"error":"unauthorized"}"#).header("WWW-Authenticate", &format!("Basic realm={realm}")),
+        None => Reply::json(401, r#"{"error":"unauthorized"}"#)
+            .header("WWW-Authenticate", &format!("Basic realm={realm}")),
         Some(a) if a == format!("Basic {KEY}") => Reply::json(200, token_body.to_string()),
         Some(_) => Reply::json(401, r#"{"error":"bad key"}"#),
     })
@@ -44,7 +45,9 @@ fn token_body(extra: Value) -> Value {
         "access_token": "arc-token", "expires_in": "3600", "expires_on": (now + 3600).to_string(),
         "resource": "https://vault.azure.net/", "token_type": "Bearer"
     });
-    body.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+    body.as_object_mut()
+        .unwrap()
+        .extend(extra.as_object().unwrap().clone());
     body
 }
 
@@ -65,17 +68,29 @@ async fn answers_the_challenge_with_the_key_and_sends_exactly_two_requests() {
     let server = agent(key_file.display().to_string(), token_body(json!({}))).await;
     let credential = arc(&server, &dir.tokens, None);
     assert_eq!(credential.source(), ManagedIdentitySource::AzureArc);
-    assert_eq!(credential.get_token(&[SCOPE], None).await.unwrap().token.secret(), "arc-token");
+    assert_eq!(
+        credential.get_token(&[SCOPE], None).await.unwrap().token.secret(),
+        "arc-token"
+    );
     let requests = server.requests();
     assert_eq!(requests.len(), 2);
     for r in &requests {
-        assert_eq!((r.method.as_str(), r.path.as_str()), ("GET", "/metadata/identity/oauth2/token"));
-        assert_eq!(r.query_pairs(), [("api-version", "2020-06-01"), ("resource", RESOURCE)]);
+        assert_eq!(
+            (r.method.as_str(), r.path.as_str()),
+            ("GET", "/metadata/identity/oauth2/token")
+        );
+        assert_eq!(
+            r.query_pairs(),
+            [("api-version", "2020-06-01"), ("resource", RESOURCE)]
+        );
         assert_eq!(r.header("metadata"), Some("true"));
         assert!(r.body.is_empty());
     }
     assert_eq!(requests[0].header("authorization"), None);
-    assert_eq!(requests[1].header("authorization"), Some(format!("Basic {KEY}").as_str()));
+    assert_eq!(
+        requests[1].header("authorization"),
+        Some(format!("Basic {KEY}").as_str())
+    );
 }
 
 #[tokio::test]
@@ -92,7 +107,10 @@ async fn the_agent_file_selects_arc_at_its_default_endpoint() {
     opts.platform.arc_default_endpoint = Some(server.url("/metadata/identity/oauth2/token"));
     let credential = ManagedIdentityCredential::new(Some(opts)).unwrap();
     assert_eq!(credential.source(), ManagedIdentitySource::AzureArc);
-    assert_eq!(credential.get_token(&[SCOPE], None).await.unwrap().token.secret(), "arc-token");
+    assert_eq!(
+        credential.get_token(&[SCOPE], None).await.unwrap().token.secret(),
+        "arc-token"
+    );
     assert_eq!(server.requests().len(), 2);
 }
 
@@ -107,20 +125,42 @@ async fn a_realm_outside_the_rules_is_never_read_or_answered() {
     std::fs::write(dir.tokens.join("big.key"), "k".repeat(4097)).unwrap();
     std::os::unix::fs::symlink(root.join("outside.key"), dir.tokens.join("link.key")).unwrap();
     let cases = [
-        (root.join("outside.key").display().to_string(), "outside the Azure Arc token directory"),
-        (format!("{}/../tokens/good.key", dir.tokens.display()), "without `..`"),
-        (dir.tokens.join("link.key").display().to_string(), "outside the Azure Arc token directory"),
-        (dir.tokens.join("plain.txt").display().to_string(), "not name a .key file"),
-        (dir.tokens.join("big.key").display().to_string(), "more than the 4096 bytes"),
+        (
+            root.join("outside.key").display().to_string(),
+            "outside the Azure Arc token directory",
+        ),
+        (
+            format!("{}/../tokens/good.key", dir.tokens.display()),
+            "without `..`",
+        ),
+        (
+            dir.tokens.join("link.key").display().to_string(),
+            "outside the Azure Arc token directory",
+        ),
+        (
+            dir.tokens.join("plain.txt").display().to_string(),
+            "not name a .key file",
+        ),
+        (
+            dir.tokens.join("big.key").display().to_string(),
+            "more than the 4096 bytes",
+        ),
         ("relative.key".to_owned(), "absolute path"),
     ];
     for (realm, expected) in cases {
         let server = agent(realm.clone(), token_body(json!({}))).await;
-        let err = arc(&server, &dir.tokens, None).get_token(&[SCOPE], None).await.unwrap_err();
+        let err = arc(&server, &dir.tokens, None)
+            .get_token(&[SCOPE], None)
+            .await
+            .unwrap_err();
         assert_eq!(err.kind(), ErrorKind::AuthenticationFailed, "{realm}: {err}");
         assert!(err.to_string().contains(expected), "{realm}: {err}");
         assert!(!err.to_string().contains(KEY) && !format!("{err:?}").contains(KEY));
-        assert_eq!(server.requests().len(), 1, "{realm}: the challenge was not answered");
+        assert_eq!(
+            server.requests().len(),
+            1,
+            "{realm}: the challenge was not answered"
+        );
     }
 }
 
@@ -132,15 +172,27 @@ async fn a_missing_or_malformed_challenge_fails() {
         Reply::json(401, "{}").header("WWW-Authenticate", "Bearer realm=/x.key"),
     ] {
         let server = TestServer::replies(vec![reply]).await;
-        let err = arc(&server, &dir.tokens, None).get_token(&[SCOPE], None).await.unwrap_err();
+        let err = arc(&server, &dir.tokens, None)
+            .get_token(&[SCOPE], None)
+            .await
+            .unwrap_err();
         assert_eq!(err.kind(), ErrorKind::AuthenticationFailed);
         assert!(err.to_string().contains("WWW-Authenticate"), "{err}");
     }
     // Not a challenge at all: a token without the 401 step is not trusted.
     let server = TestServer::replies(vec![Reply::json(200, token_body(json!({})).to_string())]).await;
-    let err = arc(&server, &dir.tokens, None).get_token(&[SCOPE], None).await.unwrap_err();
-    assert_eq!((err.kind(), err.status()), (ErrorKind::AuthenticationFailed, Some(200)));
-    assert!(err.to_string().contains("expected a 401 challenge") && !err.to_string().contains("arc-token"), "{err}");
+    let err = arc(&server, &dir.tokens, None)
+        .get_token(&[SCOPE], None)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (err.kind(), err.status()),
+        (ErrorKind::AuthenticationFailed, Some(200))
+    );
+    assert!(
+        err.to_string().contains("expected a 401 challenge") && !err.to_string().contains("arc-token"),
+        "{err}"
+    );
 }
 
 #[tokio::test]
@@ -149,8 +201,14 @@ async fn a_refused_key_fails_without_quoting_it() {
     let key_file = dir.tokens.join("k.key");
     std::fs::write(&key_file, "a-different-key").unwrap();
     let server = agent(key_file.display().to_string(), token_body(json!({}))).await;
-    let err = arc(&server, &dir.tokens, None).get_token(&[SCOPE], None).await.unwrap_err();
-    assert_eq!((err.kind(), err.status()), (ErrorKind::AuthenticationFailed, Some(401)));
+    let err = arc(&server, &dir.tokens, None)
+        .get_token(&[SCOPE], None)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (err.kind(), err.status()),
+        (ErrorKind::AuthenticationFailed, Some(401))
+    );
     assert!(!err.to_string().contains("a-different-key"));
     assert_eq!(server.requests().len(), 2, "401 is never retried");
 }
@@ -162,25 +220,66 @@ async fn a_user_assigned_token_must_echo_the_requested_id() {
     std::fs::write(&key_file, KEY).unwrap();
     let realm = key_file.display().to_string();
     let cases = [
-        (UserAssignedId::ClientId("ABC-1".into()), json!({"client_id": "abc-1"}), true),
+        (
+            UserAssignedId::ClientId("ABC-1".into()),
+            json!({"client_id": "abc-1"}),
+            true,
+        ),
         (UserAssignedId::ClientId("abc-1".into()), json!({}), false),
-        (UserAssignedId::ClientId("abc-1".into()), json!({"client_id": "system-identity"}), false),
-        (UserAssignedId::ObjectId("o-1".into()), json!({"object_id": "o-1"}), true),
-        (UserAssignedId::ObjectId("o-1".into()), json!({"client_id": "o-1"}), false),
-        (UserAssignedId::ResourceId("/s/r/id".into()), json!({"msi_res_id": "/S/R/ID"}), true),
-        (UserAssignedId::ResourceId("/s/r/id".into()), json!({"mi_res_id": "/s/r/id"}), true),
-        (UserAssignedId::ResourceId("/s/r/id".into()), json!({"msi_res_id": "/s/r/other"}), false),
+        (
+            UserAssignedId::ClientId("abc-1".into()),
+            json!({"client_id": "system-identity"}),
+            false,
+        ),
+        (
+            UserAssignedId::ObjectId("o-1".into()),
+            json!({"object_id": "o-1"}),
+            true,
+        ),
+        (
+            UserAssignedId::ObjectId("o-1".into()),
+            json!({"client_id": "o-1"}),
+            false,
+        ),
+        (
+            UserAssignedId::ResourceId("/s/r/id".into()),
+            json!({"msi_res_id": "/S/R/ID"}),
+            true,
+        ),
+        (
+            UserAssignedId::ResourceId("/s/r/id".into()),
+            json!({"mi_res_id": "/s/r/id"}),
+            true,
+        ),
+        (
+            UserAssignedId::ResourceId("/s/r/id".into()),
+            json!({"msi_res_id": "/s/r/other"}),
+            false,
+        ),
     ];
     for (id, echo, accepted) in cases {
         let server = agent(realm.clone(), token_body(echo.clone())).await;
-        let result = arc(&server, &dir.tokens, Some(id.clone())).get_token(&[SCOPE], None).await;
+        let result = arc(&server, &dir.tokens, Some(id.clone()))
+            .get_token(&[SCOPE], None)
+            .await;
         let (name, value) = id.query_pair(&crate::credential::managed_identity::user_assigned_id::IMDS_NAMES);
-        assert_eq!(server.requests()[0].query_pairs(), [("api-version", "2020-06-01"), ("resource", RESOURCE), (name, value)]);
+        assert_eq!(
+            server.requests()[0].query_pairs(),
+            [
+                ("api-version", "2020-06-01"),
+                ("resource", RESOURCE),
+                (name, value)
+            ]
+        );
         match (result, accepted) {
             (Ok(token), true) => assert_eq!(token.token.secret(), "arc-token"),
             (Err(err), false) => {
                 assert_eq!(err.kind(), ErrorKind::AuthenticationFailed, "{id:?} {echo}");
-                assert!(err.to_string().contains("did not confirm the requested user-assigned identity"), "{err}");
+                assert!(
+                    err.to_string()
+                        .contains("did not confirm the requested user-assigned identity"),
+                    "{err}"
+                );
                 assert!(!err.to_string().contains("arc-token"));
             }
             (other, _) => panic!("{id:?} with echo {echo}: unexpected {other:?}"),

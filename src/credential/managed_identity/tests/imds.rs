@@ -45,7 +45,11 @@ async fn sends_exactly_the_system_assigned_request() {
     let token = imds(&server, None).get_token(&[SCOPE], None).await.unwrap();
     assert_eq!(token.token.secret(), "imds-token");
     assert_eq!(token.token_type, "Bearer");
-    assert!((86390..=86399).contains(&lifetime(&token)), "{}", lifetime(&token));
+    assert!(
+        (86390..=86399).contains(&lifetime(&token)),
+        "{}",
+        lifetime(&token)
+    );
     // A day-long token is refreshed at half its life.
     let refresh_in = (token.refresh_on.unwrap() - time::OffsetDateTime::now_utc()).whole_seconds();
     assert!((43190..=43199).contains(&refresh_in), "{refresh_in}");
@@ -53,7 +57,10 @@ async fn sends_exactly_the_system_assigned_request() {
     assert_eq!(requests.len(), 1);
     let r = &requests[0];
     assert_eq!((r.method.as_str(), r.path.as_str()), ("GET", PATH));
-    assert_eq!(r.query_pairs(), [("api-version", "2018-02-01"), ("resource", RESOURCE)]);
+    assert_eq!(
+        r.query_pairs(),
+        [("api-version", "2018-02-01"), ("resource", RESOURCE)]
+    );
     assert_eq!(r.header("metadata"), Some("true"));
     assert_eq!(r.header("authorization"), None);
     assert_eq!(r.header("x-identity-header"), None);
@@ -85,14 +92,21 @@ async fn accepts_integer_expiries_and_json_numbers() {
     ] {
         let server = TestServer::replies(vec![Reply::json(200, body.to_string())]).await;
         let token = imds(&server, None).get_token(&[SCOPE], None).await.unwrap();
-        assert!((3590..=3600).contains(&lifetime(&token)), "{body}: {}", lifetime(&token));
+        assert!(
+            (3590..=3600).contains(&lifetime(&token)),
+            "{body}: {}",
+            lifetime(&token)
+        );
         assert_eq!(token.refresh_on, None, "{body}");
     }
 }
 
 #[tokio::test]
 async fn identity_not_found_is_unavailable_and_names_the_id_that_was_sent() {
-    let not_found = Reply::json(400, r#"{"error":"invalid_request","error_description":"Identity not found"}"#);
+    let not_found = Reply::json(
+        400,
+        r#"{"error":"invalid_request","error_description":"Identity not found"}"#,
+    );
     let server = TestServer::replies(vec![not_found]).await;
     let err = imds(&server, Some(UserAssignedId::ClientId("11111111-2222".into())))
         .get_token(&[SCOPE], None)
@@ -100,12 +114,21 @@ async fn identity_not_found_is_unavailable_and_names_the_id_that_was_sent() {
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Unavailable);
     let msg = err.to_string();
-    for part in ["client id 11111111-2222", "client_id=11111111-2222", "Identity not found", "assign"] {
+    for part in [
+        "client id 11111111-2222",
+        "client_id=11111111-2222",
+        "Identity not found",
+        "assign",
+    ] {
         assert!(msg.contains(part), "{part}: {msg}");
     }
     assert_eq!(server.requests().len(), 1, "400 is not retried");
 
-    let server = TestServer::replies(vec![Reply::json(400, r#"{"error":"invalid_request","error_description":"Identity not found"}"#)]).await;
+    let server = TestServer::replies(vec![Reply::json(
+        400,
+        r#"{"error":"invalid_request","error_description":"Identity not found"}"#,
+    )])
+    .await;
     let err = imds(&server, None).get_token(&[SCOPE], None).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Unavailable);
     assert!(err.to_string().contains("system-assigned"), "{err}");
@@ -113,13 +136,20 @@ async fn identity_not_found_is_unavailable_and_names_the_id_that_was_sent() {
 
 #[tokio::test]
 async fn docker_desktops_403_and_non_imds_answers_are_unavailable() {
-    let docker = Reply::text(403, "connecting to 169.254.169.254:80: connecting to 169.254.169.254:80: dial tcp 169.254.169.254:80: connectex: A socket operation was attempted to an unreachable network.");
+    let docker = Reply::text(
+        403,
+        "connecting to 169.254.169.254:80: connecting to 169.254.169.254:80: dial tcp 169.254.169.254:80: connectex: A socket operation was attempted to an unreachable network.",
+    );
     let server = TestServer::replies(vec![docker]).await;
     let err = imds(&server, None).get_token(&[SCOPE], None).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Unavailable);
     assert!(err.to_string().contains("unreachable"), "{err}");
 
-    let html = Reply { status: 200, headers: vec![("Content-Type".into(), "text/html".into())], body: "<html>hi</html>".into() };
+    let html = Reply {
+        status: 200,
+        headers: vec![("Content-Type".into(), "text/html".into())],
+        body: "<html>hi</html>".into(),
+    };
     let server = TestServer::replies(vec![html]).await;
     let err = imds(&server, None).get_token(&[SCOPE], None).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
@@ -127,9 +157,16 @@ async fn docker_desktops_403_and_non_imds_answers_are_unavailable() {
 
 #[tokio::test]
 async fn other_refusals_fail_with_the_status_and_a_token_less_answer_names_the_field() {
-    let server = TestServer::replies(vec![Reply::json(403, r#"{"error":"forbidden","error_description":"nope"}"#)]).await;
+    let server = TestServer::replies(vec![Reply::json(
+        403,
+        r#"{"error":"forbidden","error_description":"nope"}"#,
+    )])
+    .await;
     let err = imds(&server, None).get_token(&[SCOPE], None).await.unwrap_err();
-    assert_eq!((err.kind(), err.status()), (ErrorKind::AuthenticationFailed, Some(403)));
+    assert_eq!(
+        (err.kind(), err.status()),
+        (ErrorKind::AuthenticationFailed, Some(403))
+    );
     assert!(err.to_string().contains("forbidden: nope"), "{err}");
 
     let server = TestServer::replies(vec![Reply::json(200, r#"{"expires_in":"3600"}"#)]).await;
@@ -140,7 +177,10 @@ async fn other_refusals_fail_with_the_status_and_a_token_less_answer_names_the_f
 
 #[tokio::test(start_paused = true)]
 async fn retries_5xx_404_and_429_on_the_imds_schedule() {
-    let mut replies: Vec<Reply> = [500, 404, 429, 503, 502].iter().map(|s| Reply::json(*s, "{}")).collect();
+    let mut replies: Vec<Reply> = [500, 404, 429, 503, 502]
+        .iter()
+        .map(|s| Reply::json(*s, "{}"))
+        .collect();
     replies.push(imds_token("after-retries", 3600));
     let server = TestServer::replies(replies).await;
     let token = imds(&server, None).get_token(&[SCOPE], None).await.unwrap();
@@ -148,14 +188,21 @@ async fn retries_5xx_404_and_429_on_the_imds_schedule() {
     let requests = server.requests();
     assert_eq!(requests.len(), 6);
     assert_eq!(gaps(&requests), secs(&[0.0, 1.6, 3.2, 6.4, 12.8]));
-    assert!(requests.iter().all(|r| r.header("metadata") == Some("true") && r.query == requests[0].query));
+    assert!(
+        requests
+            .iter()
+            .all(|r| r.header("metadata") == Some("true") && r.query == requests[0].query)
+    );
 }
 
 #[tokio::test(start_paused = true)]
 async fn gone_uses_the_longer_schedule_and_exhaustion_fails_with_the_last_status() {
     let server = TestServer::replies(vec![Reply::json(410, r#"{"error":"gone"}"#)]).await;
     let err = imds(&server, None).get_token(&[SCOPE], None).await.unwrap_err();
-    assert_eq!((err.kind(), err.status()), (ErrorKind::AuthenticationFailed, Some(410)));
+    assert_eq!(
+        (err.kind(), err.status()),
+        (ErrorKind::AuthenticationFailed, Some(410))
+    );
     assert!(err.to_string().contains("after 5 retries"), "{err}");
     let requests = server.requests();
     assert_eq!(requests.len(), 6);
@@ -164,8 +211,11 @@ async fn gone_uses_the_longer_schedule_and_exhaustion_fails_with_the_last_status
 
 #[tokio::test(start_paused = true)]
 async fn retry_after_sets_the_delay() {
-    let throttled = Reply::json(429, r#"{"error":"invalid_request","error_description":"Temporarily throttled, too many requests"}"#)
-        .header("Retry-After", "7");
+    let throttled = Reply::json(
+        429,
+        r#"{"error":"invalid_request","error_description":"Temporarily throttled, too many requests"}"#,
+    )
+    .header("Retry-After", "7");
     let server = TestServer::replies(vec![throttled.clone(), throttled, imds_token("t", 3600)]).await;
     imds(&server, None).get_token(&[SCOPE], None).await.unwrap();
     assert_eq!(gaps(&server.requests()), secs(&[7.0, 7.0]));
@@ -173,7 +223,11 @@ async fn retry_after_sets_the_delay() {
 
 #[tokio::test(start_paused = true)]
 async fn throttling_that_outlasts_the_retries_explains_caching() {
-    let server = TestServer::replies(vec![Reply::json(429, r#"{"error":"invalid_request","error_description":"Temporarily throttled, too many requests"}"#)]).await;
+    let server = TestServer::replies(vec![Reply::json(
+        429,
+        r#"{"error":"invalid_request","error_description":"Temporarily throttled, too many requests"}"#,
+    )])
+    .await;
     let err = imds(&server, None).get_token(&[SCOPE], None).await.unwrap_err();
     assert_eq!(err.status(), Some(429));
     assert!(err.to_string().contains("reuse one credential"), "{err}");
@@ -185,12 +239,18 @@ async fn the_probe_goes_first_without_the_metadata_header_and_is_remembered() {
     // A real IMDS answers a request without `Metadata: true` with 400.
     let server = TestServer::start(|r| match r.header("metadata") {
         Some("true") => imds_token("t", 3600),
-        _ => Reply::json(400, r#"{"error":"invalid_request","error_description":"Required metadata header not specified"}"#),
+        _ => Reply::json(
+            400,
+            r#"{"error":"invalid_request","error_description":"Required metadata header not specified"}"#,
+        ),
     })
     .await;
     let credential = probing(server.url(""));
     credential.get_token(&[SCOPE], None).await.unwrap();
-    credential.get_token(&["https://storage.azure.com/.default"], None).await.unwrap();
+    credential
+        .get_token(&["https://storage.azure.com/.default"], None)
+        .await
+        .unwrap();
     let requests = server.requests();
     assert_eq!(requests.len(), 3, "one probe, then two real requests");
     assert_eq!(requests[0].header("metadata"), None);
@@ -208,7 +268,11 @@ async fn a_failed_probe_is_unavailable_and_not_remembered() {
     let credential = probing(server.url(""));
     let err = credential.get_token(&[SCOPE], None).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Unavailable);
-    assert_eq!(server.requests().len(), 1, "a failed probe is not followed by a real request");
+    assert_eq!(
+        server.requests().len(),
+        1,
+        "a failed probe is not followed by a real request"
+    );
     credential.get_token(&[SCOPE], None).await.unwrap();
     let requests = server.requests();
     assert_eq!(requests.len(), 3, "the next call probed again");
@@ -224,7 +288,10 @@ async fn no_listener_makes_the_probe_unavailable_without_retrying() {
     let credential = probing(format!("http://127.0.0.1:{port}"));
     let err = credential.get_token(&[SCOPE], None).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Unavailable);
-    assert!(err.to_string().contains("no response from the IMDS endpoint"), "{err}");
+    assert!(
+        err.to_string().contains("no response from the IMDS endpoint"),
+        "{err}"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -240,7 +307,10 @@ async fn a_listener_that_never_answers_makes_the_probe_give_up() {
     let started = tokio::time::Instant::now();
     let err = probing(base).get_token(&[SCOPE], None).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
-    assert_eq!(started.elapsed(), crate::credential::managed_identity::imds::PROBE_TIMEOUT);
+    assert_eq!(
+        started.elapsed(),
+        crate::credential::managed_identity::imds::PROBE_TIMEOUT
+    );
     hold.abort();
 }
 
@@ -259,9 +329,14 @@ async fn pod_identity_host_turns_the_probe_off() {
 #[test]
 fn a_malformed_pod_identity_host_is_refused_naming_the_variable() {
     for bad in ["not a url", "ftp://host", "http://host/?x=1"] {
-        let err = ManagedIdentityCredential::new(Some(options(&[("AZURE_POD_IDENTITY_AUTHORITY_HOST", bad)]))).unwrap_err();
+        let err =
+            ManagedIdentityCredential::new(Some(options(&[("AZURE_POD_IDENTITY_AUTHORITY_HOST", bad)])))
+                .unwrap_err();
         assert_eq!(err.kind(), ErrorKind::InvalidInput, "{bad}");
-        assert!(err.to_string().contains("AZURE_POD_IDENTITY_AUTHORITY_HOST"), "{err}");
+        assert!(
+            err.to_string().contains("AZURE_POD_IDENTITY_AUTHORITY_HOST"),
+            "{err}"
+        );
     }
 }
 
@@ -271,7 +346,13 @@ async fn no_listener_for_a_real_request_is_unavailable_after_the_connection_retr
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         listener.local_addr().unwrap().port()
     };
-    let credential = credential(&[("AZURE_POD_IDENTITY_AUTHORITY_HOST", &format!("http://127.0.0.1:{port}"))], None);
+    let credential = credential(
+        &[(
+            "AZURE_POD_IDENTITY_AUTHORITY_HOST",
+            &format!("http://127.0.0.1:{port}"),
+        )],
+        None,
+    );
     let err = credential.get_token(&[SCOPE], None).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Unavailable);
     assert!(err.to_string().contains("no response from"), "{err}");

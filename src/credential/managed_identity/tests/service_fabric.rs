@@ -24,12 +24,22 @@ fn sf_token(token: &str) -> Reply {
 async fn pinned_server(replies: Vec<Reply>) -> (TestServer, String) {
     let (config, thumbprint) = self_signed_tls();
     let queue = std::sync::Mutex::new(std::collections::VecDeque::from(replies));
-    let server = TestServer::start_tls(config, move |_| queue.lock().unwrap().pop_front().expect("a scripted reply")).await;
+    let server = TestServer::start_tls(config, move |_| {
+        queue.lock().unwrap().pop_front().expect("a scripted reply")
+    })
+    .await;
     (server, thumbprint)
 }
 
 fn sf(endpoint: &str, thumbprint: &str) -> Arc<ManagedIdentityCredential> {
-    credential(&[("IDENTITY_ENDPOINT", endpoint), ("IDENTITY_HEADER", SECRET), ("IDENTITY_SERVER_THUMBPRINT", thumbprint)], None)
+    credential(
+        &[
+            ("IDENTITY_ENDPOINT", endpoint),
+            ("IDENTITY_HEADER", SECRET),
+            ("IDENTITY_SERVER_THUMBPRINT", thumbprint),
+        ],
+        None,
+    )
 }
 
 #[tokio::test]
@@ -42,8 +52,14 @@ async fn sends_exactly_the_service_fabric_request_to_the_pinned_server() {
     let requests = server.requests();
     assert_eq!(requests.len(), 1);
     let r = &requests[0];
-    assert_eq!((r.method.as_str(), r.path.as_str()), ("GET", "/metadata/identity/oauth2/token"));
-    assert_eq!(r.query_pairs(), [("api-version", "2019-07-01-preview"), ("resource", RESOURCE)]);
+    assert_eq!(
+        (r.method.as_str(), r.path.as_str()),
+        ("GET", "/metadata/identity/oauth2/token")
+    );
+    assert_eq!(
+        r.query_pairs(),
+        [("api-version", "2019-07-01-preview"), ("resource", RESOURCE)]
+    );
     assert_eq!(r.header("secret"), Some(SECRET));
     assert_eq!(r.header("metadata"), None);
     assert!(r.body.is_empty());
@@ -52,9 +68,17 @@ async fn sends_exactly_the_service_fabric_request_to_the_pinned_server() {
 #[tokio::test]
 async fn the_thumbprint_matches_in_any_case_and_with_colons() {
     let (server, thumbprint) = pinned_server(vec![sf_token("t")]).await;
-    let colons: Vec<String> = thumbprint.to_lowercase().as_bytes().chunks(2).map(|c| String::from_utf8(c.to_vec()).unwrap()).collect();
+    let colons: Vec<String> = thumbprint
+        .to_lowercase()
+        .as_bytes()
+        .chunks(2)
+        .map(|c| String::from_utf8(c.to_vec()).unwrap())
+        .collect();
     let credential = sf(&server.url("/token"), &colons.join(":"));
-    assert_eq!(credential.get_token(&[SCOPE], None).await.unwrap().token.secret(), "t");
+    assert_eq!(
+        credential.get_token(&[SCOPE], None).await.unwrap().token.secret(),
+        "t"
+    );
 }
 
 #[tokio::test]
@@ -68,7 +92,10 @@ async fn a_thumbprint_mismatch_fails_before_the_secret_is_sent() {
     let err = credential.get_token(&[SCOPE], None).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::AuthenticationFailed, "{err}");
     let msg = err.to_string();
-    assert!(msg.contains(&thumbprint) && msg.contains(&wrong) && msg.contains("was not sent"), "{msg}");
+    assert!(
+        msg.contains(&thumbprint) && msg.contains(&wrong) && msg.contains("was not sent"),
+        "{msg}"
+    );
     assert!(!msg.contains(SECRET));
     assert!(server.requests().is_empty(), "no request reached the server");
 }
@@ -79,7 +106,10 @@ async fn plain_http_is_refused_before_anything_is_sent() {
     let mut opts = options(&[
         ("IDENTITY_ENDPOINT", &server.url("/token")),
         ("IDENTITY_HEADER", SECRET),
-        ("IDENTITY_SERVER_THUMBPRINT", "00112233445566778899AABBCCDDEEFF00112233"),
+        (
+            "IDENTITY_SERVER_THUMBPRINT",
+            "00112233445566778899AABBCCDDEEFF00112233",
+        ),
     ]);
     opts.user_assigned_id = None;
     let err = ManagedIdentityCredential::new(Some(opts)).unwrap_err();
@@ -91,17 +121,32 @@ async fn plain_http_is_refused_before_anything_is_sent() {
 
 #[test]
 fn a_malformed_thumbprint_and_a_user_assigned_id_are_refused() {
-    let pairs = [("IDENTITY_ENDPOINT", "https://localhost:2377/token"), ("IDENTITY_HEADER", SECRET), ("IDENTITY_SERVER_THUMBPRINT", "not-a-thumbprint")];
+    let pairs = [
+        ("IDENTITY_ENDPOINT", "https://localhost:2377/token"),
+        ("IDENTITY_HEADER", SECRET),
+        ("IDENTITY_SERVER_THUMBPRINT", "not-a-thumbprint"),
+    ];
     let err = ManagedIdentityCredential::new(Some(options(&pairs))).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::InvalidInput);
     assert!(err.to_string().contains("IDENTITY_SERVER_THUMBPRINT"), "{err}");
 
-    let pairs = [("IDENTITY_ENDPOINT", "https://localhost:2377/token"), ("IDENTITY_HEADER", SECRET), ("IDENTITY_SERVER_THUMBPRINT", "00112233445566778899AABBCCDDEEFF00112233")];
+    let pairs = [
+        ("IDENTITY_ENDPOINT", "https://localhost:2377/token"),
+        ("IDENTITY_HEADER", SECRET),
+        (
+            "IDENTITY_SERVER_THUMBPRINT",
+            "00112233445566778899AABBCCDDEEFF00112233",
+        ),
+    ];
     let mut opts = options(&pairs);
     opts.user_assigned_id = Some(UserAssignedId::ClientId("c".into()));
     let err = ManagedIdentityCredential::new(Some(opts)).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::InvalidInput);
-    assert!(err.to_string().contains("Service Fabric cannot select a user-assigned identity"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("Service Fabric cannot select a user-assigned identity"),
+        "{err}"
+    );
 }
 
 #[tokio::test]
@@ -110,22 +155,51 @@ async fn a_claims_refresh_names_the_token_it_replaces() {
     let credential = sf(&server.url("/token"), &thumbprint);
     credential.get_token(&[SCOPE], None).await.unwrap();
     let claims = TokenRequestOptions::default().with_claims("{}");
-    assert_eq!(credential.get_token(&[SCOPE], Some(claims)).await.unwrap().token.secret(), "second-token");
+    assert_eq!(
+        credential
+            .get_token(&[SCOPE], Some(claims))
+            .await
+            .unwrap()
+            .token
+            .secret(),
+        "second-token"
+    );
     let requests = server.requests();
-    let expected_hash: String = ring::digest::digest(&ring::digest::SHA256, b"first-token").as_ref().iter().map(|b| format!("{b:02x}")).collect();
+    let expected_hash: String = ring::digest::digest(&ring::digest::SHA256, b"first-token")
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
     assert_eq!(
         requests[1].query_pairs(),
-        [("api-version", "2019-07-01-preview"), ("resource", RESOURCE), ("token_sha256_to_refresh", expected_hash.as_str())]
+        [
+            ("api-version", "2019-07-01-preview"),
+            ("resource", RESOURCE),
+            ("token_sha256_to_refresh", expected_hash.as_str())
+        ]
     );
 }
 
 #[tokio::test]
 async fn errors_carry_the_service_fabric_code_and_hint() {
-    let refusal = Reply::json(404, r#"{"error":{"code":"ManagedIdentityNotFound","message":"no identity"}}"#);
+    let refusal = Reply::json(
+        404,
+        r#"{"error":{"code":"ManagedIdentityNotFound","message":"no identity"}}"#,
+    );
     let (server, thumbprint) = pinned_server(vec![refusal]).await;
-    let err = sf(&server.url("/token"), &thumbprint).get_token(&[SCOPE], None).await.unwrap_err();
-    assert_eq!((err.kind(), err.status()), (ErrorKind::AuthenticationFailed, Some(404)));
-    assert!(err.to_string().contains("ManagedIdentityNotFound: no identity") && err.to_string().contains("manifest"), "{err}");
+    let err = sf(&server.url("/token"), &thumbprint)
+        .get_token(&[SCOPE], None)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (err.kind(), err.status()),
+        (ErrorKind::AuthenticationFailed, Some(404))
+    );
+    assert!(
+        err.to_string().contains("ManagedIdentityNotFound: no identity")
+            && err.to_string().contains("manifest"),
+        "{err}"
+    );
     assert_eq!(server.requests().len(), 1, "404 is not retried");
 }
 
