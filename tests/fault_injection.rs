@@ -7,6 +7,8 @@
 #[path = "../src/credential/test_server.rs"]
 mod test_server;
 
+mod support;
+
 use std::{
     collections::HashSet,
     net::SocketAddr,
@@ -494,52 +496,16 @@ async fn webhook_refuses_oversized_and_endless_bodies_and_serves_the_others() {
 async fn webhook_sigterm_lets_in_flight_admissions_finish() {
     use std::{
         io::{BufRead, BufReader},
-        process::{Command, Stdio},
+        process::Command,
     };
 
-    use azure_wi::webhook::certs::{CertBundle, CertNames};
     use rustls::pki_types::{CertificateDer, ServerName, pem::PemObject};
     const HOST: &str = "azure-wi-webhook-webhook-service.azure-workload-identity-system.svc";
     const IN_FLIGHT: usize = 20;
     install_crypto();
-    let dir = tempfile::tempdir().unwrap();
-    let certs = dir.path().join("certs");
-    std::fs::create_dir(&certs).unwrap();
-    let bundle = CertBundle::generate(
-        &CertNames::upstream("azure-workload-identity-system").dns_names(),
-        time::OffsetDateTime::now_utc(),
-    )
-    .unwrap();
-    std::fs::write(certs.join("tls.crt"), &bundle.cert_pem).unwrap();
-    std::fs::write(certs.join("tls.key"), &bundle.key_pem).unwrap();
-    let accounts = dir.path().join("serviceaccounts.json");
-    let list = json!({"apiVersion": "v1", "kind": "List", "items": [{
-        "apiVersion": "v1", "kind": "ServiceAccount",
-        "metadata": {"name": "web", "namespace": "team-a",
-            "annotations": {"azure.workload.identity/client-id": "0000aaaa-0000-0000-0000-000000000000"}}
-    }]});
-    std::fs::write(&accounts, serde_json::to_vec(&list).unwrap()).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_azure-wi"))
-        .args(["webhook", "--webhook-host", "127.0.0.1", "--webhook-port", "0"])
-        .args([
-            "--health-addr",
-            "127.0.0.1:0",
-            "--metrics-addr",
-            "127.0.0.1:0",
-            "--log-level",
-            "info",
-        ])
-        .arg("--webhook-cert-dir")
-        .arg(&certs)
-        .arg("--service-account-file")
-        .arg(&accounts)
-        .env("AZURE_TENANT_ID", "11111111-1111-1111-1111-111111111111")
-        .env_remove("KUBECONFIG")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let files = support::OfflineWebhook::new();
+    let bundle = &files.bundle;
+    let mut child = files.command("info").spawn().unwrap();
     let (tx, rx) = std::sync::mpsc::channel::<serde_json::Value>();
     let stderr = child.stderr.take().unwrap();
     let reader = std::thread::spawn(move || {

@@ -297,49 +297,12 @@ async fn the_proxy_at_trace_logs_no_secret() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_webhook_at_trace_logs_no_identity_header() {
-    use azure_wi::webhook::certs::{CertBundle, CertNames};
     use rustls::pki_types::{CertificateDer, pem::PemObject};
     const HOST: &str = "azure-wi-webhook-webhook-service.azure-workload-identity-system.svc";
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let dir = tempfile::tempdir().unwrap();
-    let certs = dir.path().join("certs");
-    std::fs::create_dir(&certs).unwrap();
-    let bundle = CertBundle::generate(
-        &CertNames::upstream("azure-workload-identity-system").dns_names(),
-        time::OffsetDateTime::now_utc(),
-    )
-    .unwrap();
-    std::fs::write(certs.join("tls.crt"), &bundle.cert_pem).unwrap();
-    std::fs::write(certs.join("tls.key"), &bundle.key_pem).unwrap();
-    let accounts = dir.path().join("serviceaccounts.json");
-    let list = json!({"apiVersion": "v1", "kind": "List", "items": [{
-        "apiVersion": "v1", "kind": "ServiceAccount",
-        "metadata": {"name": "web", "namespace": "team-a",
-            "annotations": {"azure.workload.identity/client-id": "0000aaaa-0000-0000-0000-000000000000"}}
-    }]});
-    std::fs::write(&accounts, serde_json::to_vec(&list).unwrap()).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_azure-wi"))
-        .args(["webhook", "--webhook-host", "127.0.0.1", "--webhook-port", "0"])
-        .args([
-            "--health-addr",
-            "127.0.0.1:0",
-            "--metrics-addr",
-            "127.0.0.1:0",
-            "--log-level",
-            "trace",
-        ])
-        .arg("--webhook-cert-dir")
-        .arg(&certs)
-        .arg("--service-account-file")
-        .arg(&accounts)
-        .env("AZURE_TENANT_ID", "11111111-1111-1111-1111-111111111111")
-        .env_remove("KUBECONFIG")
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let files = support::OfflineWebhook::new();
+    let bundle = &files.bundle;
+    let mut child = files.command("trace").env_remove("RUST_LOG").spawn().unwrap();
     let tail = StderrTail::new(&mut child);
     let listening = tail.record("listening").await;
     let field = |name: &str| {

@@ -2,14 +2,15 @@
 //! an admission over TLS, metrics, JSON logs, and a clean exit on SIGTERM.
 #![cfg(feature = "cli")]
 
+mod support;
+
 use std::{
     io::{BufRead, BufReader},
-    process::{Command, Stdio},
+    process::Command,
     sync::mpsc,
     time::Duration,
 };
 
-use azure_wi::webhook::certs::{CertBundle, CertNames};
 use rustls::pki_types::{CertificateDer, pem::PemObject};
 use serde_json::{Value, json};
 
@@ -33,45 +34,9 @@ fn review(service_account: &str) -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_webhook_process_serves_admissions_and_stops_cleanly_on_sigterm() {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let dir = tempfile::tempdir().unwrap();
-    let certs = dir.path().join("certs");
-    std::fs::create_dir(&certs).unwrap();
-    let bundle = CertBundle::generate(
-        &CertNames::upstream("azure-workload-identity-system").dns_names(),
-        time::OffsetDateTime::now_utc(),
-    )
-    .unwrap();
-    std::fs::write(certs.join("tls.crt"), &bundle.cert_pem).unwrap();
-    std::fs::write(certs.join("tls.key"), &bundle.key_pem).unwrap();
-    let accounts = dir.path().join("serviceaccounts.json");
-    let list = json!({"apiVersion": "v1", "kind": "List", "items": [{
-        "apiVersion": "v1", "kind": "ServiceAccount",
-        "metadata": {"name": "web", "namespace": "team-a",
-            "annotations": {"azure.workload.identity/client-id": "0000aaaa-0000-0000-0000-000000000000"}}
-    }]});
-    std::fs::write(&accounts, serde_json::to_vec(&list).unwrap()).unwrap();
-
-    let mut child = Command::new(env!("CARGO_BIN_EXE_azure-wi"))
-        .args(["webhook", "--webhook-host", "127.0.0.1", "--webhook-port", "0"])
-        .args([
-            "--health-addr",
-            "127.0.0.1:0",
-            "--metrics-addr",
-            "127.0.0.1:0",
-            "--log-level",
-            "info",
-        ])
-        .arg("--webhook-cert-dir")
-        .arg(&certs)
-        .arg("--service-account-file")
-        .arg(&accounts)
-        .env("AZURE_TENANT_ID", "11111111-1111-1111-1111-111111111111")
-        .env_remove("KUBECONFIG")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let files = support::OfflineWebhook::new();
+    let bundle = &files.bundle;
+    let mut child = files.command("info").spawn().unwrap();
 
     // Every stderr line is a JSON log record; collect them on a thread.
     let (lines_tx, lines_rx) = mpsc::channel::<Value>();

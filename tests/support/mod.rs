@@ -174,3 +174,64 @@ pub fn env_value(container: &Value, name: &str) -> Option<String> {
         .find(|(n, _)| n == name)
         .and_then(|(_, value)| value)
 }
+
+// --- the webhook as a process, offline ---
+
+/// Files for running `azure-wi webhook` without an API server: a serving certificate for the
+/// upstream Service name in `certs/` and a ServiceAccount list (`web` in `team-a`, with a client
+/// id) for `--service-account-file`. Dropping it removes the files.
+pub struct OfflineWebhook {
+    /// Holds `certs/` and `serviceaccounts.json`.
+    pub dir: tempfile::TempDir,
+    /// The serving certificate and its CA, to trust it from a client.
+    pub bundle: azure_wi::webhook::certs::CertBundle,
+}
+
+impl OfflineWebhook {
+    /// Writes the certificate and the ServiceAccount list.
+    pub fn new() -> Self {
+        use azure_wi::webhook::certs::{CertBundle, CertNames};
+        let dir = tempfile::tempdir().unwrap();
+        let certs = dir.path().join("certs");
+        std::fs::create_dir(&certs).unwrap();
+        let bundle = CertBundle::generate(
+            &CertNames::upstream("azure-workload-identity-system").dns_names(),
+            time::OffsetDateTime::now_utc(),
+        )
+        .unwrap();
+        std::fs::write(certs.join("tls.crt"), &bundle.cert_pem).unwrap();
+        std::fs::write(certs.join("tls.key"), &bundle.key_pem).unwrap();
+        let list = json!({"apiVersion": "v1", "kind": "List", "items": [{
+            "apiVersion": "v1", "kind": "ServiceAccount",
+            "metadata": {"name": "web", "namespace": "team-a",
+                "annotations": {"azure.workload.identity/client-id": "0000aaaa-0000-0000-0000-000000000000"}}
+        }]});
+        std::fs::write(
+            dir.path().join("serviceaccounts.json"),
+            serde_json::to_vec(&list).unwrap(),
+        )
+        .unwrap();
+        Self { dir, bundle }
+    }
+
+    /// `azure-wi webhook` on ephemeral loopback ports serving these files at `log_level`, with
+    /// stdin and stdout closed and stderr (the JSON log) piped.
+    pub fn command(&self, log_level: &str) -> std::process::Command {
+        use std::process::Stdio;
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_azure-wi"));
+        command
+            .args(["webhook", "--webhook-host", "127.0.0.1", "--webhook-port", "0"])
+            .args(["--health-addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0"])
+            .args(["--log-level", log_level])
+            .arg("--webhook-cert-dir")
+            .arg(self.dir.path().join("certs"))
+            .arg("--service-account-file")
+            .arg(self.dir.path().join("serviceaccounts.json"))
+            .env("AZURE_TENANT_ID", "11111111-1111-1111-1111-111111111111")
+            .env_remove("KUBECONFIG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        command
+    }
+}
