@@ -12,7 +12,7 @@ use url::Url;
 use super::{
     IDENTITY_ENDPOINT, IDENTITY_HEADER, UserAssignedId, endpoint_url, local_client,
     response::{Received, send},
-    secret_header,
+    secret_header, token_url,
     user_assigned_id::APP_SERVICE_NAMES,
 };
 use crate::credential::{AccessToken, Error, Result, Secret, http::RetryPolicy};
@@ -56,17 +56,13 @@ impl AppService {
     }
 
     pub(crate) async fn request_token(&self, resource: &str) -> Result<AccessToken> {
-        let mut url = self.url.clone();
-        {
-            let mut query = url.query_pairs_mut();
-            query
-                .append_pair("api-version", API_VERSION)
-                .append_pair("resource", resource);
-            if let Some(id) = &self.user_assigned_id {
-                let (name, value) = id.query_pair(&APP_SERVICE_NAMES);
-                query.append_pair(name, value);
-            }
-        }
+        let url = token_url(
+            &self.url,
+            API_VERSION,
+            resource,
+            self.user_assigned_id.as_ref(),
+            &APP_SERVICE_NAMES,
+        );
         let build = || {
             self.client
                 .get(url.clone())

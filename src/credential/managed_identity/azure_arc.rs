@@ -22,6 +22,7 @@ use super::{
     arc_key_file::{platform_token_dir, read_key, realm_path},
     endpoint_url, local_client,
     response::{Received, send},
+    token_url,
     user_assigned_id::IMDS_NAMES,
 };
 use crate::credential::{AccessToken, Error, Result, expiry::TokenResponse, http::RetryPolicy};
@@ -92,17 +93,13 @@ impl AzureArc {
     }
 
     pub(crate) async fn request_token(&self, resource: &str) -> Result<AccessToken> {
-        let mut url = self.url.clone();
-        {
-            let mut query = url.query_pairs_mut();
-            query
-                .append_pair("api-version", API_VERSION)
-                .append_pair("resource", resource);
-            if let Some(id) = &self.user_assigned_id {
-                let (name, value) = id.query_pair(&IMDS_NAMES);
-                query.append_pair(name, value);
-            }
-        }
+        let url = token_url(
+            &self.url,
+            API_VERSION,
+            resource,
+            self.user_assigned_id.as_ref(),
+            &IMDS_NAMES,
+        );
         let first = || self.client.get(url.clone()).header("Metadata", "true");
         let (challenge, _) = send(NAME, self.url.as_str(), first, &RetryPolicy::DEFAULT).await?;
         if challenge.status != 401 {

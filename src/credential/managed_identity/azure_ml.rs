@@ -13,7 +13,7 @@ use url::Url;
 use super::{
     MSI_ENDPOINT, MSI_SECRET, UserAssignedId, endpoint_url, local_client,
     response::{Received, send},
-    secret_header,
+    secret_header, token_url,
     user_assigned_id::AZURE_ML_NAMES,
 };
 use crate::credential::{AccessToken, Error, Result, Secret, http::RetryPolicy};
@@ -57,17 +57,13 @@ impl AzureMl {
     }
 
     pub(crate) async fn request_token(&self, resource: &str) -> Result<AccessToken> {
-        let mut url = self.url.clone();
-        {
-            let mut query = url.query_pairs_mut();
-            query
-                .append_pair("api-version", API_VERSION)
-                .append_pair("resource", resource);
-            if let Some(id) = &self.user_assigned_id {
-                let (name, value) = id.query_pair(&AZURE_ML_NAMES);
-                query.append_pair(name, value);
-            }
-        }
+        let url = token_url(
+            &self.url,
+            API_VERSION,
+            resource,
+            self.user_assigned_id.as_ref(),
+            &AZURE_ML_NAMES,
+        );
         let build = || self.client.get(url.clone()).header("secret", self.header.clone());
         let (received, request_time) = send(NAME, self.url.as_str(), build, &RetryPolicy::DEFAULT).await?;
         if received.is_success() {

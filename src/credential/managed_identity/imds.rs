@@ -98,18 +98,13 @@ impl Imds {
     }
 
     fn token_url(&self, resource: &str) -> Url {
-        let mut url = self.url.clone();
-        {
-            let mut query = url.query_pairs_mut();
-            query
-                .append_pair("api-version", API_VERSION)
-                .append_pair("resource", resource);
-            if let Some(id) = &self.user_assigned_id {
-                let (name, value) = id.query_pair(&IMDS_NAMES);
-                query.append_pair(name, value);
-            }
-        }
-        url
+        super::token_url(
+            &self.url,
+            API_VERSION,
+            resource,
+            self.user_assigned_id.as_ref(),
+            &IMDS_NAMES,
+        )
     }
 
     /// The error for a non-2xx answer (after retries).

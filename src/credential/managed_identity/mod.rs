@@ -274,6 +274,29 @@ pub(crate) fn scope_to_resource(credential: &'static str, scopes: &[&str]) -> Re
     Ok(resource.to_owned())
 }
 
+/// `base` with the query every managed identity endpoint takes: `api-version`, `resource`, and the
+/// user-assigned identity under this platform's parameter name.
+pub(crate) fn token_url(
+    base: &Url,
+    api_version: &str,
+    resource: &str,
+    user_assigned_id: Option<&UserAssignedId>,
+    names: &user_assigned_id::SelectorNames,
+) -> Url {
+    let mut url = base.clone();
+    {
+        let mut query = url.query_pairs_mut();
+        query
+            .append_pair("api-version", api_version)
+            .append_pair("resource", resource);
+        if let Some(id) = user_assigned_id {
+            let (name, value) = id.query_pair(names);
+            query.append_pair(name, value);
+        }
+    }
+    url
+}
+
 /// The URL in variable `var`, which must be an absolute http(s) URL with a host.
 pub(crate) fn endpoint_url(env: &Env, var: &str, credential: &'static str) -> Result<Url> {
     let value = env
