@@ -87,8 +87,24 @@ impl ClientAssertion for TokenFile {
     }
 }
 
+/// How often a read that found no file is tried. The kubelet swaps the `..data` symlink to a new
+/// directory and then removes the old one, so a read that resolved the old directory just before
+/// its removal finds nothing although the new token is in place: reading again resolves the new
+/// one. A file that is really missing fails every try.
+const TOKEN_FILE_READS: usize = 3;
+
 async fn read_token_file(path: &Path) -> Result<Secret> {
-    let contents = tokio::fs::read_to_string(path).await.map_err(|e| {
+    let mut read = tokio::fs::read_to_string(path).await;
+    for _ in 1..TOKEN_FILE_READS {
+        match &read {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                tokio::task::yield_now().await;
+                read = tokio::fs::read_to_string(path).await;
+            }
+            _ => break,
+        }
+    }
+    let contents = read.map_err(|e| {
         Error::authentication_failed(
             CREDENTIAL,
             format!(
