@@ -1,32 +1,26 @@
-//! Load generator for `azure-wi webhook`.
+//! Load generator and stand-in servers for azure-wi's side-by-side benchmarks.
 //!
-//! `loadgen run` opens `--concurrency` TLS connections to the webhook (keep-alive, HTTP/1.1), and
-//! on each sends AdmissionReviews back to back for `--duration` after a `--warmup`. It reports
-//! throughput, latency percentiles (p50/p90/p99/p99.9/max), failures, and the server's resident
-//! memory read from `/proc/<pid>/status` (`--pid`): VmRSS at the end and VmHWM (peak).
-//!
-//! `loadgen write-cert --dir DIR` writes a CA (`ca.crt`) and a serving certificate
-//! (`tls.crt`/`tls.key`) for `--name` and `127.0.0.1`, to start the webhook with.
+//! - `loadgen run` opens `--concurrency` keep-alive connections (TLS, or plain HTTP with
+//!   `--plain`) and sends requests back to back (or at a fixed `--rate`) for `--duration` after a
+//!   `--warmup`: AdmissionReviews to a webhook by default, or any method, path and headers (e.g.
+//!   IMDS token requests to a token proxy with `--method GET --header 'Metadata: true'
+//!   --expect-token`). It reports throughput, latency percentiles (p50/p90/p99/p99.9/max),
+//!   failures, and the server's resident memory read from `/proc/<pid>/status` (`--pid`).
+//! - `loadgen write-cert --dir DIR` writes a CA (`ca.crt`) and a serving certificate
+//!   (`tls.crt`/`tls.key`) for `--name` and `127.0.0.1`.
+//! - `loadgen floor` is the physical floor: a bare rustls + hyper server answering a fixed small
+//!   AdmissionReview (see `floor.rs`).
+//! - `loadgen entra` is a stand-in for Microsoft Entra reached as an HTTPS proxy (see `entra.rs`).
 
-use std::{
-    net::SocketAddr,
-    path::{Path, PathBuf},
-    sync::{
-        Arc,
-        atomic::{AtomicBool, AtomicU64, Ordering},
-    },
-    time::{Duration, Instant},
-};
+mod cert;
+mod entra;
+mod floor;
+mod review;
+mod run;
 
-use anyhow::{Context, bail};
-use bytes::Bytes;
+use std::path::PathBuf;
+
 use clap::{Parser, Subcommand};
-use http_body_util::{BodyExt, Full};
-use hyper::{Request, client::conn::http1};
-use hyper_util::rt::TokioIo;
-use rustls::pki_types::{CertificateDer, ServerName, pem::PemObject};
-use serde_json::{Value, json};
-use tokio::net::TcpStream;
 
 #[derive(Parser)]
 #[command(about)]
@@ -37,9 +31,9 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Sends AdmissionReviews at a fixed concurrency and reports the figures.
-    Run(RunArgs),
-    /// Writes ca.crt, tls.crt and tls.key for a local webhook.
+    /// Sends requests at a fixed concurrency (or rate) and reports the figures.
+    Run(run::RunArgs),
+    /// Writes ca.crt, tls.crt and tls.key for a local server.
     WriteCert {
         /// Directory to write into (created if needed).
         #[arg(long)]
@@ -51,338 +45,29 @@ enum Command {
         )]
         name: String,
     },
-}
-
-#[derive(clap::Args)]
-struct RunArgs {
-    /// The webhook's address (loopback only).
-    #[arg(long, default_value = "127.0.0.1:9443")]
-    addr: SocketAddr,
-    /// CA certificate to trust (from `write-cert`).
-    #[arg(long)]
-    ca: PathBuf,
-    /// Server name to verify.
-    #[arg(
-        long,
-        default_value = "azure-wi-webhook-webhook-service.azure-workload-identity-system.svc"
-    )]
-    server_name: String,
-    /// Request path.
-    #[arg(long, default_value = "/mutate-v1-pod")]
-    path: String,
-    /// Connections, each with one request in flight.
-    #[arg(long, default_value_t = 32)]
-    concurrency: usize,
-    /// Measured duration, in seconds.
-    #[arg(long, default_value_t = 20)]
-    duration: u64,
-    /// Unmeasured warm-up, in seconds.
-    #[arg(long, default_value_t = 2)]
-    warmup: u64,
-    /// AdmissionReview to send (JSON); default: a two-container Deployment pod in `--namespace`.
-    #[arg(long)]
-    review: Option<PathBuf>,
-    /// Namespace of the default review.
-    #[arg(long, default_value = "bench")]
-    namespace: String,
-    /// ServiceAccount of the default review.
-    #[arg(long, default_value = "workload")]
-    service_account: String,
-    /// PID of the server, to report its memory.
-    #[arg(long)]
-    pid: Option<u32>,
-    /// Require `allowed: true` in every answer (otherwise any 200 AdmissionReview counts).
-    #[arg(long)]
-    expect_allowed: bool,
-    /// Open-loop mode: send this many requests per second in all (spread evenly over the
-    /// connections) instead of back to back. Latency is measured from each request's scheduled
-    /// send time, so a stalled server is not hidden (no coordinated omission).
-    #[arg(long)]
-    rate: Option<f64>,
+    /// Serves a fixed small AdmissionReview over TLS: the floor for the webhook benchmark.
+    Floor(floor::FloorArgs),
+    /// A stand-in for Microsoft Entra, reached as an HTTPS proxy.
+    Entra(entra::EntraArgs),
 }
 
 fn main() -> anyhow::Result<()> {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    match Cli::parse().command {
-        Command::WriteCert { dir, name } => write_cert(&dir, &name),
-        Command::Run(args) => {
-            let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
-            tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(threads)
-                .enable_all()
-                .build()?
-                .block_on(run(args))
-        }
+    let command = Cli::parse().command;
+    if let Command::WriteCert { dir, name } = &command {
+        return cert::write_cert(dir, name);
     }
-}
-
-fn write_cert(dir: &Path, name: &str) -> anyhow::Result<()> {
-    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair, SanType};
-    std::fs::create_dir_all(dir)?;
-    let ca_key = KeyPair::generate()?;
-    let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, "azure-wi loadgen CA");
-    let ca_cert = ca_params.self_signed(&ca_key)?;
-    let issuer = Issuer::new(ca_params, &ca_key);
-    let key = KeyPair::generate()?;
-    let mut params = CertificateParams::new(vec![name.to_owned()])?;
-    params
-        .subject_alt_names
-        .push(SanType::IpAddress([127, 0, 0, 1].into()));
-    let cert = params.signed_by(&key, &issuer)?;
-    std::fs::write(dir.join("ca.crt"), ca_cert.pem())?;
-    std::fs::write(dir.join("tls.crt"), cert.pem())?;
-    std::fs::write(dir.join("tls.key"), key.serialize_pem())?;
-    println!("wrote {}/{{ca.crt,tls.crt,tls.key}} for {name}", dir.display());
-    Ok(())
-}
-
-fn default_review(namespace: &str, service_account: &str) -> Value {
-    json!({
-        "apiVersion": "admission.k8s.io/v1",
-        "kind": "AdmissionReview",
-        "request": {
-            "uid": "00000000-0000-0000-0000-000000000001",
-            "kind": {"group": "", "version": "v1", "kind": "Pod"},
-            "resource": {"group": "", "version": "v1", "resource": "pods"},
-            "namespace": namespace,
-            "operation": "CREATE",
-            "userInfo": {"username": "system:serviceaccount:kube-system:replicaset-controller"},
-            "object": {
-                "apiVersion": "v1",
-                "kind": "Pod",
-                "metadata": {
-                    "generateName": "workload-6d4cf56db6-",
-                    "labels": {"app": "workload", "azure.workload.identity/use": "true", "pod-template-hash": "6d4cf56db6"},
-                    "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "workload-6d4cf56db6",
-                        "uid": "8b0b6a3e-0d2f-4c55-9b39-3d2b7f1f0a11", "controller": true, "blockOwnerDeletion": true}]
-                },
-                "spec": {
-                    "serviceAccountName": service_account,
-                    "containers": [
-                        {"name": "app", "image": "registry.example/app:1.2.3", "ports": [{"containerPort": 8080}],
-                         "env": [{"name": "LOG_LEVEL", "value": "info"}],
-                         "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}},
-                         "volumeMounts": [{"name": "kube-api-access-abcde", "mountPath": "/var/run/secrets/kubernetes.io/serviceaccount", "readOnly": true}]},
-                        {"name": "sidecar", "image": "registry.example/sidecar:4.5.6"}
-                    ],
-                    "volumes": [{"name": "kube-api-access-abcde", "projected": {"sources": [
-                        {"serviceAccountToken": {"expirationSeconds": 3607, "path": "token"}}]}}],
-                    "restartPolicy": "Always",
-                    "terminationGracePeriodSeconds": 30,
-                    "dnsPolicy": "ClusterFirst"
-                }
-            },
-            "oldObject": null,
-            "dryRun": false,
-            "options": {"apiVersion": "meta.k8s.io/v1", "kind": "CreateOptions"}
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads)
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        match command {
+            Command::Run(args) => run::run(args).await,
+            Command::Floor(args) => floor::serve(args).await,
+            Command::Entra(args) => entra::serve(args).await,
+            Command::WriteCert { .. } => unreachable!("handled above"),
         }
     })
-}
-
-struct Shared {
-    measuring: AtomicBool,
-    stop: AtomicBool,
-    failures: AtomicU64,
-    reconnects: AtomicU64,
-}
-
-async fn run(args: RunArgs) -> anyhow::Result<()> {
-    if !args.addr.ip().is_loopback() {
-        bail!("--addr must be a loopback address");
-    }
-    let ca = std::fs::read(&args.ca).with_context(|| format!("cannot read {}", args.ca.display()))?;
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in CertificateDer::pem_slice_iter(&ca) {
-        roots.add(cert?)?;
-    }
-    let mut tls = rustls::ClientConfig::builder()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    tls.alpn_protocols = vec![b"http/1.1".to_vec()];
-    let connector = tokio_rustls::TlsConnector::from(Arc::new(tls));
-    let server_name = ServerName::try_from(args.server_name.clone())?;
-    let body = match &args.review {
-        Some(path) => Bytes::from(std::fs::read(path)?),
-        None => Bytes::from(serde_json::to_vec(&default_review(
-            &args.namespace,
-            &args.service_account,
-        ))?),
-    };
-
-    let shared = Arc::new(Shared {
-        measuring: AtomicBool::new(false),
-        stop: AtomicBool::new(false),
-        failures: AtomicU64::new(0),
-        reconnects: AtomicU64::new(0),
-    });
-    let mut workers = Vec::new();
-    for index in 0..args.concurrency {
-        let (connector, server_name, body, shared) = (
-            connector.clone(),
-            server_name.clone(),
-            body.clone(),
-            shared.clone(),
-        );
-        let (addr, path, authority) = (args.addr, args.path.clone(), args.server_name.clone());
-        let expect_allowed = args.expect_allowed;
-        let period = match args.rate {
-            Some(rate) if rate > 0.0 => Some(Duration::from_secs_f64(args.concurrency as f64 / rate)),
-            Some(_) => bail!("--rate must be positive"),
-            None => None,
-        };
-        workers.push(tokio::spawn(async move {
-            worker(
-                addr,
-                connector,
-                server_name,
-                authority,
-                path,
-                body,
-                shared,
-                expect_allowed,
-                period.map(|p| (p, index as f64 / args.concurrency as f64)),
-            )
-            .await
-        }));
-    }
-
-    tokio::time::sleep(Duration::from_secs(args.warmup)).await;
-    shared.measuring.store(true, Ordering::SeqCst);
-    let started = Instant::now();
-    let mut peak_rss_kib = 0;
-    while started.elapsed() < Duration::from_secs(args.duration) {
-        tokio::time::sleep(Duration::from_millis(250)).await;
-        if let Some(pid) = args.pid {
-            peak_rss_kib = peak_rss_kib.max(proc_status_kib(pid, "VmRSS:").unwrap_or(0));
-        }
-    }
-    shared.measuring.store(false, Ordering::SeqCst);
-    let elapsed = started.elapsed();
-    shared.stop.store(true, Ordering::SeqCst);
-
-    let mut latencies = Vec::new();
-    for worker in workers {
-        latencies.extend(worker.await??);
-    }
-    latencies.sort_unstable();
-    let count = latencies.len();
-    let pct = |p: f64| -> f64 {
-        if count == 0 {
-            return f64::NAN;
-        }
-        let index = ((p / 100.0) * count as f64).ceil() as usize;
-        latencies[index.clamp(1, count) - 1] as f64 / 1000.0
-    };
-    let throughput = count as f64 / elapsed.as_secs_f64();
-    let failures = shared.failures.load(Ordering::SeqCst);
-    let report = json!({
-        "concurrency": args.concurrency,
-        "duration_s": elapsed.as_secs_f64(),
-        "requests": count,
-        "failures": failures,
-        "reconnects": shared.reconnects.load(Ordering::SeqCst),
-        "throughput_rps": (throughput * 10.0).round() / 10.0,
-        "latency_ms": {"p50": pct(50.0), "p90": pct(90.0), "p99": pct(99.0), "p99_9": pct(99.9),
-                        "max": latencies.last().map_or(f64::NAN, |v| *v as f64 / 1000.0)},
-        "server_rss_mib": args.pid.and_then(|pid| proc_status_kib(pid, "VmRSS:")).map(|k| k as f64 / 1024.0),
-        "server_rss_peak_during_run_mib": args.pid.map(|_| peak_rss_kib as f64 / 1024.0),
-        "server_vmhwm_mib": args.pid.and_then(|pid| proc_status_kib(pid, "VmHWM:")).map(|k| k as f64 / 1024.0),
-        "request_bytes": body.len(),
-        "rate_rps": args.rate,
-    });
-    println!(
-        "{count} requests in {:.1} s at concurrency {}: {throughput:.0} req/s, {failures} failed; latency p50 {:.3} ms, p99 {:.3} ms, p99.9 {:.3} ms",
-        elapsed.as_secs_f64(),
-        args.concurrency,
-        pct(50.0),
-        pct(99.0),
-        pct(99.9)
-    );
-    println!("{report}");
-    if failures > 0 {
-        bail!("{failures} requests failed");
-    }
-    Ok(())
-}
-
-#[allow(clippy::too_many_arguments)]
-async fn worker(
-    addr: SocketAddr,
-    connector: tokio_rustls::TlsConnector,
-    server_name: ServerName<'static>,
-    authority: String,
-    path: String,
-    body: Bytes,
-    shared: Arc<Shared>,
-    expect_allowed: bool,
-    schedule: Option<(Duration, f64)>,
-) -> anyhow::Result<Vec<u32>> {
-    let period = schedule.map(|(period, _)| period);
-    let mut latencies = Vec::with_capacity(1 << 16);
-    // Open loop: the connections' first sends are spread evenly over one period.
-    let mut next_send = schedule.map(|(period, phase)| tokio::time::Instant::now() + period.mul_f64(phase));
-    let mut sender: Option<http1::SendRequest<Full<Bytes>>> = None;
-    while !shared.stop.load(Ordering::Relaxed) {
-        let mut conn = match sender.take() {
-            Some(conn) if !conn.is_closed() => conn,
-            previous => {
-                if previous.is_some() {
-                    shared.reconnects.fetch_add(1, Ordering::Relaxed);
-                }
-                let tcp = TcpStream::connect(addr).await?;
-                tcp.set_nodelay(true)?;
-                let tls = connector.connect(server_name.clone(), tcp).await?;
-                let (conn, driver) = http1::handshake(TokioIo::new(tls)).await?;
-                tokio::spawn(driver);
-                conn
-            }
-        };
-        let request = Request::post(&path)
-            .header("host", &authority)
-            .header("content-type", "application/json")
-            .body(Full::new(body.clone()))?;
-        let started = match (next_send.as_mut(), period) {
-            (Some(next), Some(period)) => {
-                tokio::time::sleep_until(*next).await;
-                let scheduled = next.into_std();
-                *next += period;
-                scheduled
-            }
-            _ => Instant::now(),
-        };
-        let ok = async {
-            conn.ready().await.ok()?;
-            let response = conn.send_request(request).await.ok()?;
-            let status = response.status();
-            let bytes = response.into_body().collect().await.ok()?.to_bytes();
-            let answer: Value = serde_json::from_slice(&bytes).ok()?;
-            let allowed = answer.pointer("/response/allowed").and_then(Value::as_bool)?;
-            (status == 200 && (allowed || !expect_allowed)).then_some(())
-        }
-        .await
-        .is_some();
-        let micros = started.elapsed().as_micros().min(u128::from(u32::MAX)) as u32;
-        if shared.measuring.load(Ordering::Relaxed) {
-            if ok {
-                latencies.push(micros);
-            } else {
-                shared.failures.fetch_add(1, Ordering::Relaxed);
-            }
-        }
-        if ok {
-            sender = Some(conn);
-        }
-    }
-    Ok(latencies)
-}
-
-/// A `kB` field of `/proc/<pid>/status`.
-fn proc_status_kib(pid: u32, field: &str) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with(field))?;
-    line.split_whitespace().nth(1)?.parse().ok()
 }

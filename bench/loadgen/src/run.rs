@@ -1,0 +1,420 @@
+//! `loadgen run`: requests over keep-alive connections, closed loop (back to back) or open loop
+//! (`--rate`), and the figures as one JSON line.
+//!
+//! Each of `--concurrency` connections (TLS, or plain HTTP with `--plain`) has one request in
+//! flight. Every answer is checked (`--expect-allowed`, `--expect-token` or the default
+//! AdmissionReview check); a failed check counts as a failure and the connection is reopened.
+
+use std::{
+    net::SocketAddr,
+    path::PathBuf,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, AtomicU64, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context, bail};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::{Method, Request, StatusCode, client::conn::http1};
+use hyper_util::rt::TokioIo;
+use rustls::pki_types::{CertificateDer, ServerName, pem::PemObject};
+use serde_json::{Value, json};
+use tokio::net::TcpStream;
+
+use crate::review::default_review;
+
+#[derive(clap::Args)]
+pub struct RunArgs {
+    /// The server's address (loopback only).
+    #[arg(long, default_value = "127.0.0.1:9443")]
+    addr: SocketAddr,
+    /// Plain HTTP instead of TLS (no `--ca` needed).
+    #[arg(long)]
+    plain: bool,
+    /// CA certificate to trust (from `write-cert`); required unless `--plain`.
+    #[arg(long, required_unless_present = "plain")]
+    ca: Option<PathBuf>,
+    /// Server name to verify (TLS) and to send as `Host` (TLS only; plain HTTP sends `--addr`).
+    #[arg(
+        long,
+        default_value = "azure-wi-webhook-webhook-service.azure-workload-identity-system.svc"
+    )]
+    server_name: String,
+    /// Request method: POST sends the review (or `--body`), GET sends no body.
+    #[arg(long, default_value = "POST")]
+    method: Method,
+    /// Request path and query.
+    #[arg(long, default_value = "/mutate-v1-pod")]
+    path: String,
+    /// Extra request header `Name: value` (repeatable), e.g. `Metadata: true`.
+    #[arg(long = "header", value_parser = parse_header)]
+    headers: Vec<(String, String)>,
+    /// Connections, each with one request in flight.
+    #[arg(long, default_value_t = 32)]
+    concurrency: usize,
+    /// Measured duration, in seconds.
+    #[arg(long, default_value_t = 20)]
+    duration: u64,
+    /// Unmeasured warm-up, in seconds.
+    #[arg(long, default_value_t = 2)]
+    warmup: u64,
+    /// AdmissionReview to send (JSON); default: a two-container Deployment pod in `--namespace`.
+    #[arg(long)]
+    review: Option<PathBuf>,
+    /// Namespace of the default review.
+    #[arg(long, default_value = "bench")]
+    namespace: String,
+    /// ServiceAccount of the default review.
+    #[arg(long, default_value = "workload")]
+    service_account: String,
+    /// PID of the server, to report its memory.
+    #[arg(long)]
+    pid: Option<u32>,
+    /// Require `allowed: true` in every answer (otherwise any 200 AdmissionReview counts).
+    #[arg(long, conflicts_with = "expect_token")]
+    expect_allowed: bool,
+    /// Require HTTP 200 and a JSON body with a non-empty `access_token` (token endpoints).
+    #[arg(long)]
+    expect_token: bool,
+    /// Open-loop mode: send this many requests per second in all (spread evenly over the
+    /// connections) instead of back to back. Latency is measured from each request's scheduled
+    /// send time, so a stalled server is not hidden (no coordinated omission).
+    #[arg(long)]
+    rate: Option<f64>,
+}
+
+fn parse_header(value: &str) -> Result<(String, String), String> {
+    let (name, val) = value
+        .split_once(':')
+        .ok_or_else(|| format!("header {value:?} must be `Name: value`"))?;
+    Ok((name.trim().to_owned(), val.trim().to_owned()))
+}
+
+/// What makes an answer a success.
+#[derive(Clone, Copy)]
+enum Expect {
+    /// HTTP 200 and an AdmissionReview with `response.allowed` (`Allowed`: it must be true).
+    Review,
+    Allowed,
+    /// HTTP 200 and a non-empty `access_token`.
+    Token,
+}
+
+impl Expect {
+    fn check(self, status: StatusCode, body: &[u8]) -> bool {
+        if status != StatusCode::OK {
+            return false;
+        }
+        match self {
+            Self::Review | Self::Allowed => serde_json::from_slice::<Value>(body)
+                .ok()
+                .and_then(|answer| answer.pointer("/response/allowed").and_then(Value::as_bool))
+                .is_some_and(|allowed| allowed || matches!(self, Self::Review)),
+            Self::Token => has_access_token(body),
+        }
+    }
+}
+
+/// Whether a JSON body has a non-empty string `access_token`, without building a tree: a scan
+/// for `"access_token"`, `:` and an opening quote followed by a character other than `"`. Kept
+/// cheap so the client spends its CPU on the wire, not on checking (the servers' own tests check
+/// the answers in full).
+fn has_access_token(body: &[u8]) -> bool {
+    const KEY: &[u8] = b"\"access_token\"";
+    let Some(at) = body.windows(KEY.len()).position(|w| w == KEY) else {
+        return false;
+    };
+    let mut rest = body[at + KEY.len()..]
+        .iter()
+        .skip_while(|b| b.is_ascii_whitespace());
+    if rest.next() != Some(&b':') {
+        return false;
+    }
+    let mut rest = rest.skip_while(|b| b.is_ascii_whitespace());
+    rest.next() == Some(&b'"') && rest.next().is_some_and(|b| *b != b'"')
+}
+
+/// How a worker opens connections.
+#[derive(Clone)]
+enum Connector {
+    Plain,
+    Tls(tokio_rustls::TlsConnector, ServerName<'static>),
+}
+
+impl Connector {
+    async fn connect(&self, addr: SocketAddr) -> anyhow::Result<http1::SendRequest<Full<Bytes>>> {
+        let tcp = TcpStream::connect(addr).await?;
+        tcp.set_nodelay(true)?;
+        Ok(match self {
+            Self::Plain => {
+                let (conn, driver) = http1::handshake(TokioIo::new(tcp)).await?;
+                tokio::spawn(driver);
+                conn
+            }
+            Self::Tls(connector, name) => {
+                let tls = connector.connect(name.clone(), tcp).await?;
+                let (conn, driver) = http1::handshake(TokioIo::new(tls)).await?;
+                tokio::spawn(driver);
+                conn
+            }
+        })
+    }
+}
+
+/// The request every worker sends (cloned per request).
+#[derive(Clone)]
+struct Template {
+    method: Method,
+    path: String,
+    host: String,
+    headers: Vec<(String, String)>,
+    body: Bytes,
+}
+
+impl Template {
+    fn build(&self) -> anyhow::Result<Request<Full<Bytes>>> {
+        let mut request = Request::builder()
+            .method(self.method.clone())
+            .uri(&self.path)
+            .header("host", &self.host);
+        if self.method == Method::POST {
+            request = request.header("content-type", "application/json");
+        }
+        for (name, value) in &self.headers {
+            request = request.header(name, value);
+        }
+        Ok(request.body(Full::new(self.body.clone()))?)
+    }
+}
+
+struct Shared {
+    measuring: AtomicBool,
+    stop: AtomicBool,
+    failures: AtomicU64,
+    reconnects: AtomicU64,
+}
+
+/// Runs the load and prints a human line and a JSON line.
+pub async fn run(args: RunArgs) -> anyhow::Result<()> {
+    if !args.addr.ip().is_loopback() {
+        bail!("--addr must be a loopback address");
+    }
+    let connector = if args.plain {
+        Connector::Plain
+    } else {
+        let ca_path = args.ca.as_ref().context("--ca is required for TLS")?;
+        let ca = std::fs::read(ca_path).with_context(|| format!("cannot read {}", ca_path.display()))?;
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in CertificateDer::pem_slice_iter(&ca) {
+            roots.add(cert?)?;
+        }
+        let mut tls = rustls::ClientConfig::builder()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        tls.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Connector::Tls(
+            tokio_rustls::TlsConnector::from(Arc::new(tls)),
+            ServerName::try_from(args.server_name.clone())?,
+        )
+    };
+    let body = if args.method != Method::POST {
+        Bytes::new()
+    } else {
+        match &args.review {
+            Some(path) => Bytes::from(std::fs::read(path)?),
+            None => Bytes::from(serde_json::to_vec(&default_review(
+                &args.namespace,
+                &args.service_account,
+            ))?),
+        }
+    };
+    let template = Template {
+        method: args.method.clone(),
+        path: args.path.clone(),
+        host: if args.plain {
+            args.addr.to_string()
+        } else {
+            args.server_name.clone()
+        },
+        headers: args.headers.clone(),
+        body,
+    };
+    let expect = match (args.expect_allowed, args.expect_token) {
+        (_, true) => Expect::Token,
+        (true, _) => Expect::Allowed,
+        _ => Expect::Review,
+    };
+    let period = match args.rate {
+        Some(rate) if rate > 0.0 => Some(Duration::from_secs_f64(args.concurrency as f64 / rate)),
+        Some(_) => bail!("--rate must be positive"),
+        None => None,
+    };
+
+    let shared = Arc::new(Shared {
+        measuring: AtomicBool::new(false),
+        stop: AtomicBool::new(false),
+        failures: AtomicU64::new(0),
+        reconnects: AtomicU64::new(0),
+    });
+    let mut workers = Vec::new();
+    for index in 0..args.concurrency {
+        let (connector, template, shared) = (connector.clone(), template.clone(), shared.clone());
+        let addr = args.addr;
+        let schedule = period.map(|p| (p, index as f64 / args.concurrency as f64));
+        workers.push(tokio::spawn(async move {
+            worker(addr, connector, template, shared, expect, schedule).await
+        }));
+    }
+
+    tokio::time::sleep(Duration::from_secs(args.warmup)).await;
+    shared.measuring.store(true, Ordering::SeqCst);
+    let started = Instant::now();
+    let mut peak_rss_kib = 0;
+    while started.elapsed() < Duration::from_secs(args.duration) {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        if let Some(pid) = args.pid {
+            peak_rss_kib = peak_rss_kib.max(proc_status_kib(pid, "VmRSS:").unwrap_or(0));
+        }
+    }
+    shared.measuring.store(false, Ordering::SeqCst);
+    let elapsed = started.elapsed();
+    shared.stop.store(true, Ordering::SeqCst);
+
+    let mut latencies = Vec::new();
+    for worker in workers {
+        latencies.extend(worker.await??);
+    }
+    latencies.sort_unstable();
+    let count = latencies.len();
+    let pct = |p: f64| -> f64 {
+        if count == 0 {
+            return f64::NAN;
+        }
+        let index = ((p / 100.0) * count as f64).ceil() as usize;
+        latencies[index.clamp(1, count) - 1] as f64 / 1000.0
+    };
+    let throughput = count as f64 / elapsed.as_secs_f64();
+    let failures = shared.failures.load(Ordering::SeqCst);
+    let report = json!({
+        "concurrency": args.concurrency,
+        "duration_s": elapsed.as_secs_f64(),
+        "requests": count,
+        "failures": failures,
+        "reconnects": shared.reconnects.load(Ordering::SeqCst),
+        "throughput_rps": (throughput * 10.0).round() / 10.0,
+        "latency_ms": {"p50": pct(50.0), "p90": pct(90.0), "p99": pct(99.0), "p99_9": pct(99.9),
+                        "max": latencies.last().map_or(f64::NAN, |v| *v as f64 / 1000.0)},
+        "server_rss_mib": args.pid.and_then(|pid| proc_status_kib(pid, "VmRSS:")).map(|k| k as f64 / 1024.0),
+        "server_rss_peak_during_run_mib": args.pid.map(|_| peak_rss_kib as f64 / 1024.0),
+        "server_vmhwm_mib": args.pid.and_then(|pid| proc_status_kib(pid, "VmHWM:")).map(|k| k as f64 / 1024.0),
+        "request_bytes": template.body.len(),
+        "rate_rps": args.rate,
+    });
+    println!(
+        "{count} requests in {:.1} s at concurrency {}: {throughput:.0} req/s, {failures} failed; latency p50 {:.3} ms, p99 {:.3} ms, p99.9 {:.3} ms",
+        elapsed.as_secs_f64(),
+        args.concurrency,
+        pct(50.0),
+        pct(99.0),
+        pct(99.9)
+    );
+    println!("{report}");
+    if failures > 0 {
+        bail!("{failures} requests failed");
+    }
+    Ok(())
+}
+
+async fn worker(
+    addr: SocketAddr,
+    connector: Connector,
+    template: Template,
+    shared: Arc<Shared>,
+    expect: Expect,
+    schedule: Option<(Duration, f64)>,
+) -> anyhow::Result<Vec<u32>> {
+    let period = schedule.map(|(period, _)| period);
+    let mut latencies = Vec::with_capacity(1 << 16);
+    // Open loop: the connections' first sends are spread evenly over one period.
+    let mut next_send = schedule.map(|(period, phase)| tokio::time::Instant::now() + period.mul_f64(phase));
+    let mut sender: Option<http1::SendRequest<Full<Bytes>>> = None;
+    while !shared.stop.load(Ordering::Relaxed) {
+        let mut conn = match sender.take() {
+            Some(conn) if !conn.is_closed() => conn,
+            previous => {
+                if previous.is_some() {
+                    shared.reconnects.fetch_add(1, Ordering::Relaxed);
+                }
+                connector.connect(addr).await?
+            }
+        };
+        let request = template.build()?;
+        let started = match (next_send.as_mut(), period) {
+            (Some(next), Some(period)) => {
+                tokio::time::sleep_until(*next).await;
+                let scheduled = next.into_std();
+                *next += period;
+                scheduled
+            }
+            _ => Instant::now(),
+        };
+        let ok = async {
+            conn.ready().await.ok()?;
+            let response = conn.send_request(request).await.ok()?;
+            let status = response.status();
+            let bytes = response.into_body().collect().await.ok()?.to_bytes();
+            expect.check(status, &bytes).then_some(())
+        }
+        .await
+        .is_some();
+        let micros = started.elapsed().as_micros().min(u128::from(u32::MAX)) as u32;
+        if shared.measuring.load(Ordering::Relaxed) {
+            if ok {
+                latencies.push(micros);
+            } else {
+                shared.failures.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        if ok {
+            sender = Some(conn);
+        }
+    }
+    Ok(latencies)
+}
+
+/// A `kB` field of `/proc/<pid>/status`.
+fn proc_status_kib(pid: u32, field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with(field))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_answers_are_recognised() {
+        assert!(has_access_token(
+            br#"{"access_token":"ey.x.y","expires_in":3599}"#
+        ));
+        assert!(has_access_token(br#"{"a":1, "access_token" : "t"}"#));
+        assert!(!has_access_token(br#"{"access_token":""}"#));
+        assert!(!has_access_token(br#"{"error":"invalid_request"}"#));
+        assert!(!has_access_token(br#"{"access_token":null}"#));
+        assert!(Expect::Token.check(StatusCode::OK, br#"{"access_token":"t"}"#));
+        assert!(!Expect::Token.check(StatusCode::BAD_REQUEST, br#"{"access_token":"t"}"#));
+    }
+
+    #[test]
+    fn review_answers_are_checked() {
+        let denied = br#"{"response":{"allowed":false}}"#;
+        assert!(Expect::Review.check(StatusCode::OK, denied));
+        assert!(!Expect::Allowed.check(StatusCode::OK, denied));
+        assert!(Expect::Allowed.check(StatusCode::OK, br#"{"response":{"uid":"u","allowed":true}}"#));
+        assert!(!Expect::Review.check(StatusCode::OK, b"ok"));
+    }
+}
