@@ -205,6 +205,7 @@ async fn entra(state: &State, scheme: &str, request: Request<Incoming>) -> Answe
         }
         _ => {
             state.counts.refused.fetch_add(1, Ordering::Relaxed);
+            eprintln!("refused: no route for {} {path}", request.method());
             reply(
                 StatusCode::NOT_FOUND,
                 &json!({"error": "invalid_request", "error_description": format!("AADSTS90002: no route for {path} (tenant {tenant})")}),
@@ -224,6 +225,13 @@ fn exchange(state: &State, base: &str, body: &[u8]) -> Answer {
         return refuse(state, "client_assertion_type must be the JWT bearer type");
     }
     if field("client_assertion") != Some(state.assertion.as_str()) {
+        let got = field("client_assertion").unwrap_or_default();
+        let first_difference = got.bytes().zip(state.assertion.bytes()).position(|(a, b)| a != b);
+        eprintln!(
+            "client_assertion refused: {} bytes (expected {}), first difference at {first_difference:?}",
+            got.len(),
+            state.assertion.len()
+        );
         return refuse(state, "client_assertion is missing or is not the federated token");
     }
     let Some(client_id) = field("client_id").filter(|c| !c.is_empty()) else {
@@ -257,6 +265,7 @@ fn exchange(state: &State, base: &str, body: &[u8]) -> Answer {
 
 fn refuse(state: &State, why: &str) -> Answer {
     state.counts.refused.fetch_add(1, Ordering::Relaxed);
+    eprintln!("refused: {why}");
     reply(
         StatusCode::BAD_REQUEST,
         &json!({"error": "invalid_request", "error_description": format!("AADSTS900144: {why}")}),
