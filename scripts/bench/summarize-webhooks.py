@@ -1,5 +1,6 @@
 """Summarises scripts/bench/webhooks' JSON lines: median [min-max] per webhook, ratio of medians
-(ours / upstream) and the goal of issue 9 for each figure, as a Markdown table.
+(ours / upstream) and the goal of issue 9 for each figure, as a Markdown table; then, when the
+floor contender ran (a bare TLS server answering a fixed review), each webhook's distance to it.
 
 usage: summarize-webhooks.py RESULTS.jsonl
 """
@@ -56,6 +57,18 @@ def main():
         if label.startswith("start to ready"):
             verdict = f"ours < 100 ms: {'met' if max(ours) < 100 else 'MISSED'}"
         print(f"| {label} | {cell(ours)} | {cell(theirs)} | {ratio:.3g} | {verdict} |")
+    floor = [r for r in rounds if r["impl"] == "floor"]
+    if floor:
+        print(f"\nThe floor: a bare rustls + hyper server answering a fixed small review, same client, "
+              f"same rounds ({len(floor)}); ratio = webhook / floor (median of each)\n")
+        print("| figure | floor | azure-wi / floor | upstream / floor |")
+        print("| --- | --- | --- | --- |")
+        for label, get, _ in figures:
+            if label.startswith(("RSS", "start to ready")) or "achieved" in label:
+                continue
+            f = [get(r) for r in floor]
+            o, u = (statistics.median(get(r) for r in by[i]) for i in ("ours", "upstream"))
+            print(f"| {label} | {cell(f)} | {o / statistics.median(f):.3g} | {u / statistics.median(f):.3g} |")
     failures = sum(r["failures"] for r in rounds)
     print(f"\nfailed requests in all runs: {failures}; load averages during rounds: "
           + ", ".join(r["loadavg"].split()[0] for r in rounds))
