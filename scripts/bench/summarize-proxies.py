@@ -35,8 +35,12 @@ def main():
     if not rounds:
         sys.exit("no round has results for both proxies")
     figures = list(FIGURES)
+    at = 4  # the fixed-rate figures go after the saturation latencies
+    if all(r.get("wrk_throughput_rps") for r in rows):
+        figures.insert(1, ("throughput at saturation, wrk (req/s)", lambda r: r["wrk_throughput_rps"]))
+        at += 1
     for rate in reversed(list(rows[0]["rates"])):
-        figures[4:4] = [
+        figures[at:at] = [
             (f"{rate} req/s: achieved (req/s)", lambda r, k=rate: r["rates"][k]["achieved_rps"]),
             (f"{rate} req/s: p50 (ms)", lambda r, k=rate: r["rates"][k]["latency_ms"]["p50"]),
             (f"{rate} req/s: p99 (ms)", lambda r, k=rate: r["rates"][k]["latency_ms"]["p99"]),
