@@ -20,10 +20,10 @@ use std::{
     time::Duration,
 };
 
-use async_trait::async_trait;
 use azure_wi::credential::{
     AccessToken, Env, ErrorKind, ManagedIdentityCredential, ManagedIdentityCredentialOptions,
-    TokenCredential, TokenRequestOptions, WorkloadIdentityCredential, WorkloadIdentityCredentialOptions,
+    TokenCredential, TokenFuture, TokenRequestOptions, WorkloadIdentityCredential,
+    WorkloadIdentityCredentialOptions,
 };
 use serde_json::json;
 use test_server::{Reply, TestServer};
@@ -254,17 +254,12 @@ async fn imds_answering_garbage_or_a_token_without_expiry_is_a_clear_failure() {
 #[derive(Debug)]
 struct Fixed;
 
-#[async_trait]
 impl TokenCredential for Fixed {
-    async fn get_token(
-        &self,
-        _: &[&str],
-        _: Option<TokenRequestOptions>,
-    ) -> azure_wi::credential::Result<AccessToken> {
-        Ok(AccessToken::new(
+    fn get_token<'a>(&'a self, _: &'a [&'a str], _: Option<TokenRequestOptions>) -> TokenFuture<'a> {
+        TokenFuture::ready(Ok(AccessToken::new(
             "proxy-token",
             time::OffsetDateTime::now_utc() + time::Duration::hours(1),
-        ))
+        )))
     }
 }
 

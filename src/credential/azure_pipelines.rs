@@ -15,7 +15,7 @@ use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue};
 use serde::Deserialize;
 
 use super::{
-    AccessToken, Env, Error, Result, Secret, TokenCredential, TokenRequestOptions,
+    Env, Error, Result, Secret, TokenCredential, TokenFuture, TokenRequestOptions,
     client_assertion::{
         AssertionExchange, ClientAssertion, ClientAssertionCredentialOptions, excerpt, scrub,
     },
@@ -224,10 +224,13 @@ impl AzurePipelinesCredential {
     }
 }
 
-#[async_trait]
 impl TokenCredential for AzurePipelinesCredential {
-    async fn get_token(&self, scopes: &[&str], options: Option<TokenRequestOptions>) -> Result<AccessToken> {
-        self.exchange.get_token(scopes, options.as_ref()).await
+    fn get_token<'a>(
+        &'a self,
+        scopes: &'a [&'a str],
+        options: Option<TokenRequestOptions>,
+    ) -> TokenFuture<'a> {
+        self.exchange.get_token(scopes, options)
     }
 }
 

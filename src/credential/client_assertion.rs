@@ -20,7 +20,7 @@ use serde::Deserialize;
 use time::OffsetDateTime;
 
 use super::{
-    AccessToken, Env, Error, Result, Secret, TokenCredential, TokenRequestOptions,
+    AccessToken, Env, Error, Result, Secret, TokenCredential, TokenFuture, TokenRequestOptions,
     authority::{self, AuthorityError},
     cache::TokenCache,
     expiry::parse_token_response,
@@ -151,10 +151,13 @@ impl ClientAssertionCredential {
     }
 }
 
-#[async_trait]
 impl TokenCredential for ClientAssertionCredential {
-    async fn get_token(&self, scopes: &[&str], options: Option<TokenRequestOptions>) -> Result<AccessToken> {
-        self.exchange.get_token(scopes, options.as_ref()).await
+    fn get_token<'a>(
+        &'a self,
+        scopes: &'a [&'a str],
+        options: Option<TokenRequestOptions>,
+    ) -> TokenFuture<'a> {
+        self.exchange.get_token(scopes, options)
     }
 }
 
@@ -228,17 +231,28 @@ impl AssertionExchange {
         &self.authority
     }
 
-    /// Validates the request, then answers it from the cache or the network.
-    pub(crate) async fn get_token(
+    /// Answers from the cache when a fresh token is there (a ready future, nothing allocated),
+    /// else validates the request and goes to the network.
+    pub(crate) fn get_token<'a>(
+        self: &'a Arc<Self>,
+        scopes: &'a [&'a str],
+        options: Option<TokenRequestOptions>,
+    ) -> TokenFuture<'a> {
+        // Validation can wait: only validated requests are ever stored, so invalid scopes or
+        // tenants never hit the cache.
+        if let Some(token) = self.cache.fresh(scopes, options.as_ref()) {
+            return TokenFuture::ready(Ok(token));
+        }
+        TokenFuture::new(async move { self.fetch_token(scopes, options.as_ref()).await })
+    }
+
+    /// Validates the request, then answers it from the cache (filled by a concurrent caller
+    /// meanwhile) or the network.
+    async fn fetch_token(
         self: &Arc<Self>,
         scopes: &[&str],
         options: Option<&TokenRequestOptions>,
     ) -> Result<AccessToken> {
-        // The hot path: a fresh cached token, before anything allocates. Validation can wait: only
-        // validated requests are ever stored, so invalid scopes or tenants never hit the cache.
-        if let Some(token) = self.cache.fresh(scopes, options) {
-            return Ok(token);
-        }
         authority::validate_scopes(scopes)
             .map_err(|e| Error::invalid_input(self.credential, e.to_string()))?;
         if let Some(tenant) = options

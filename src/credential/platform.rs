@@ -19,10 +19,8 @@ use std::{
     },
 };
 
-use async_trait::async_trait;
-
 use super::{
-    AccessToken, Env, Error, ErrorKind, Result, TokenCredential, TokenRequestOptions,
+    AccessToken, Env, Error, ErrorKind, Result, TokenCredential, TokenFuture, TokenRequestOptions,
     managed_identity::{ManagedIdentityCredential, ManagedIdentityCredentialOptions, UserAssignedId},
     workload_identity::{WorkloadIdentityCredential, WorkloadIdentityCredentialOptions},
 };
@@ -82,13 +80,24 @@ impl ChainedTokenCredential {
     }
 }
 
-#[async_trait]
 impl TokenCredential for ChainedTokenCredential {
-    async fn get_token(&self, scopes: &[&str], options: Option<TokenRequestOptions>) -> Result<AccessToken> {
+    fn get_token<'a>(
+        &'a self,
+        scopes: &'a [&'a str],
+        options: Option<TokenRequestOptions>,
+    ) -> TokenFuture<'a> {
+        // Once a credential has worked, the chain is that credential (its future, unboxed).
         let selected = self.selected.load(Ordering::Acquire);
         if let Some(source) = self.sources.get(selected) {
-            return source.get_token(scopes, options).await;
+            return source.get_token(scopes, options);
         }
+        TokenFuture::new(self.select(scopes, options))
+    }
+}
+
+impl ChainedTokenCredential {
+    /// Tries each credential in order until one answers (azure-identity's chain rules).
+    async fn select(&self, scopes: &[&str], options: Option<TokenRequestOptions>) -> Result<AccessToken> {
         let mut attempts: Vec<Error> = Vec::with_capacity(self.sources.len());
         for (i, source) in self.sources.iter().enumerate() {
             match source.get_token(scopes, options.clone()).await {
@@ -180,10 +189,9 @@ struct Unbuilt {
     reason: String,
 }
 
-#[async_trait]
 impl TokenCredential for Unbuilt {
-    async fn get_token(&self, _: &[&str], _: Option<TokenRequestOptions>) -> Result<AccessToken> {
-        Err(Error::unavailable(self.name, self.reason.clone()))
+    fn get_token<'a>(&'a self, _: &'a [&'a str], _: Option<TokenRequestOptions>) -> TokenFuture<'a> {
+        TokenFuture::ready(Err(Error::unavailable(self.name, self.reason.clone())))
     }
 }
 
@@ -237,10 +245,13 @@ impl PlatformCredential {
     }
 }
 
-#[async_trait]
 impl TokenCredential for PlatformCredential {
-    async fn get_token(&self, scopes: &[&str], options: Option<TokenRequestOptions>) -> Result<AccessToken> {
-        self.chain.get_token(scopes, options).await
+    fn get_token<'a>(
+        &'a self,
+        scopes: &'a [&'a str],
+        options: Option<TokenRequestOptions>,
+    ) -> TokenFuture<'a> {
+        self.chain.get_token(scopes, options)
     }
 }
 
@@ -268,11 +279,10 @@ mod tests {
         }
     }
 
-    #[async_trait]
     impl TokenCredential for Fixed {
-        async fn get_token(&self, _: &[&str], _: Option<TokenRequestOptions>) -> Result<AccessToken> {
+        fn get_token<'a>(&'a self, _: &'a [&'a str], _: Option<TokenRequestOptions>) -> TokenFuture<'a> {
             self.calls.fetch_add(1, Ordering::SeqCst);
-            (self.result)()
+            TokenFuture::ready((self.result)())
         }
     }
 

@@ -19,7 +19,7 @@ use std::{
 use async_trait::async_trait;
 
 use super::{
-    AccessToken, Env, Error, Result, Secret, TokenCredential, TokenRequestOptions,
+    Env, Error, Result, Secret, TokenCredential, TokenFuture, TokenRequestOptions,
     client_assertion::{AssertionExchange, ClientAssertion, ClientAssertionCredentialOptions},
 };
 
@@ -188,10 +188,13 @@ fn missing(var: &str) -> Error {
     )
 }
 
-#[async_trait]
 impl TokenCredential for WorkloadIdentityCredential {
-    async fn get_token(&self, scopes: &[&str], options: Option<TokenRequestOptions>) -> Result<AccessToken> {
-        self.exchange.get_token(scopes, options.as_ref()).await
+    fn get_token<'a>(
+        &'a self,
+        scopes: &'a [&'a str],
+        options: Option<TokenRequestOptions>,
+    ) -> TokenFuture<'a> {
+        self.exchange.get_token(scopes, options)
     }
 }
 

@@ -44,13 +44,11 @@ use std::{
 use reqwest::header::HeaderValue;
 use url::Url;
 
-use async_trait::async_trait;
-
 pub use user_assigned_id::UserAssignedId;
 
 use crate::credential::{
-    AccessToken, Env, Error, Result, Secret, TokenCredential, TokenRequestOptions, cache::TokenCache,
-    http::client_builder,
+    AccessToken, Env, Error, Result, Secret, TokenCredential, TokenFuture, TokenRequestOptions,
+    cache::TokenCache, http::client_builder,
 };
 
 /// The name errors carry before a source is known.
@@ -505,22 +503,39 @@ impl fmt::Debug for ManagedIdentityCredential {
     }
 }
 
-#[async_trait]
 impl TokenCredential for ManagedIdentityCredential {
-    async fn get_token(&self, scopes: &[&str], options: Option<TokenRequestOptions>) -> Result<AccessToken> {
+    fn get_token<'a>(
+        &'a self,
+        scopes: &'a [&'a str],
+        options: Option<TokenRequestOptions>,
+    ) -> TokenFuture<'a> {
         let (endpoint, cache) = match &self.inner {
-            Inner::WorkloadIdentity(credential) => return credential.get_token(scopes, options).await,
+            Inner::WorkloadIdentity(credential) => return credential.get_token(scopes, options),
             Inner::Endpoint { endpoint, cache } => (endpoint, cache),
         };
         // Fast path before any allocation: a fresh token cached under these scopes (only scopes
-        // that passed `scope_to_resource` ever reach the cache). See BENCHMARKS.md.
+        // that passed `scope_to_resource` ever reach the cache) is a ready future. See
+        // BENCHMARKS.md.
         let wants_claims = options
             .as_ref()
             .and_then(|o| o.claims.as_deref())
             .is_some_and(|c| !c.is_empty());
         if !wants_claims && let Some(token) = cache.fresh(scopes, None) {
-            return Ok(token);
+            return TokenFuture::ready(Ok(token));
         }
+        TokenFuture::new(self.fetch_token(endpoint, cache, scopes, options))
+    }
+}
+
+impl ManagedIdentityCredential {
+    /// The cache miss: validates the scope, then fetches (or joins a fetch in flight).
+    async fn fetch_token(
+        &self,
+        endpoint: &Arc<Endpoint>,
+        cache: &TokenCache,
+        scopes: &[&str],
+        options: Option<TokenRequestOptions>,
+    ) -> Result<AccessToken> {
         let resource = scope_to_resource(self.source.credential_name(), scopes)?;
         // Managed identity ignores tenant_id and enable_cae: they must not split the cache.
         let claims = options.and_then(|o| o.claims).filter(|c| !c.is_empty());
