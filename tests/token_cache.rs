@@ -134,12 +134,17 @@ async fn a_cache_hit_is_a_ready_future_through_every_credential() {
         assert!(hit.is_ready(), "{name}: a fresh cached token is a ready future");
         assert_eq!(hit.await.unwrap().token, first.token, "{name}");
         // Claims always go to the network, and their token replaces the cached one.
-        let claims = TokenRequestOptions::default().with_claims(r#"{"access_token":{"nbf":{"essential":true}}}"#);
+        let claims =
+            TokenRequestOptions::default().with_claims(r#"{"access_token":{"nbf":{"essential":true}}}"#);
         let challenged = credential.get_token(&[VAULT], Some(claims));
         assert!(!challenged.is_ready(), "{name}: claims bypass the cache");
         challenged.await.unwrap();
     }
-    assert_eq!(entra.request_count(), 3 * 2, "one exchange and one claims exchange each");
+    assert_eq!(
+        entra.request_count(),
+        3 * 2,
+        "one exchange and one claims exchange each"
+    );
     assert_eq!(app_service.request_count(), 2);
 }
 
@@ -158,7 +163,10 @@ async fn the_refresh_time_is_honoured_on_the_real_clock() {
     // request to Entra, as in azure-identity).
     for _ in 0..3 {
         let late = credential.get_token(&[VAULT], None);
-        assert!(!late.is_ready(), "a token past its refresh time is not served by the fast path");
+        assert!(
+            !late.is_ready(),
+            "a token past its refresh time is not served by the fast path"
+        );
         assert_eq!(late.await.unwrap().token.secret(), "token-1");
     }
     assert_eq!(entra.request_count(), 1, "the refresh is throttled");
@@ -177,10 +185,7 @@ async fn alternating_scopes_each_get_their_own_token() {
     }
     // A tenant is part of the key too.
     let other_tenant = TokenRequestOptions::default().with_tenant_id(TENANT);
-    let with_tenant = credential
-        .get_token(&[VAULT], Some(other_tenant))
-        .await
-        .unwrap();
+    let with_tenant = credential.get_token(&[VAULT], Some(other_tenant)).await.unwrap();
     assert_ne!(with_tenant.token.secret(), vault);
     assert_eq!(secret(&*credential, VAULT).await, vault);
     assert_eq!(entra.request_count(), 3);

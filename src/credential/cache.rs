@@ -584,9 +584,15 @@ mod tests {
         let (cache, mut f) = (TokenCache::new(), Fetcher::new(3600));
         let other: &[&str] = &["https://storage.azure.com/.default"];
         get(&cache, &f).await.unwrap();
-        assert_eq!(hot_entry(&cache), Some((vec![SCOPE[0].to_owned()], "token-1".to_owned())));
+        assert_eq!(
+            hot_entry(&cache),
+            Some((vec![SCOPE[0].to_owned()], "token-1".to_owned()))
+        );
         cache.get_token(other, None, f.fetch()).await.unwrap();
-        assert_eq!(hot_entry(&cache), Some((vec![other[0].to_owned()], "token-2".to_owned())));
+        assert_eq!(
+            hot_entry(&cache),
+            Some((vec![other[0].to_owned()], "token-2".to_owned()))
+        );
         // The first key is still served (by the map), and does not take the hot entry back.
         assert_eq!(get(&cache, &f).await.unwrap(), "token-1");
         assert_eq!(hot_entry(&cache).unwrap().1, "token-2");

@@ -25,6 +25,7 @@ mod azure_ml;
 mod cloud_shell;
 mod imds;
 pub(crate) mod response;
+mod secret_endpoint;
 mod service_fabric;
 mod thumbprint;
 mod user_assigned_id;
