@@ -34,6 +34,34 @@ pub fn stdout_json(output: &Output) -> serde_json::Value {
     })
 }
 
+/// The Python interpreter of the venv with azure-identity (`scripts/test.d/20-python-clients.sh`,
+/// run here when the venv is missing; the test fails when it cannot be installed).
+pub fn python_with_azure_identity() -> std::path::PathBuf {
+    let cache = std::env::var_os("AZWI_CACHE")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            std::path::PathBuf::from(std::env::var_os("HOME").expect("HOME is set")).join(".cache/azure-wi")
+        });
+    let python = cache.join("python-clients/bin/python");
+    if !python.exists() {
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/test.d/20-python-clients.sh");
+        let status = std::process::Command::new("bash")
+            .arg(script)
+            .status()
+            .expect("bash runs");
+        assert!(
+            status.success(),
+            "{script} failed: Python azure-identity is required for this test"
+        );
+    }
+    assert!(
+        python.exists(),
+        "{} is missing after the install script",
+        python.display()
+    );
+    python
+}
+
 // --- webhook fixtures ---
 
 use std::collections::BTreeMap;
