@@ -5,13 +5,24 @@
 //! needed by Automation). A resource id is sent as `mi_res_id`: App Service ignores `msi_res_id`.
 
 use super::{
-    IDENTITY_ENDPOINT, IDENTITY_HEADER, UserAssignedId, response::Received, secret_endpoint::SecretEndpoint,
+    IDENTITY_ENDPOINT, IDENTITY_HEADER, UserAssignedId,
+    response::Received,
+    secret_endpoint::{Platform, SecretEndpoint},
     user_assigned_id::APP_SERVICE_NAMES,
 };
 use crate::credential::{AccessToken, Error, Result};
 
 const NAME: &str = "ManagedIdentityCredential (App Service)";
-const API_VERSION: &str = "2019-08-01";
+const PLATFORM: Platform = Platform {
+    name: NAME,
+    endpoint_var: IDENTITY_ENDPOINT,
+    secret_var: IDENTITY_HEADER,
+    api_version: "2019-08-01",
+    names: &APP_SERVICE_NAMES,
+    secret_header: "X-IDENTITY-HEADER",
+    // Ignored by App Service, needed by Automation.
+    metadata: true,
+};
 
 /// The App Service source.
 #[derive(Debug)]
@@ -22,18 +33,12 @@ impl AppService {
         env: &crate::credential::Env,
         user_assigned_id: Option<UserAssignedId>,
     ) -> Result<Self> {
-        SecretEndpoint::new(env, NAME, IDENTITY_ENDPOINT, IDENTITY_HEADER, user_assigned_id).map(Self)
+        SecretEndpoint::new(env, &PLATFORM, user_assigned_id).map(Self)
     }
 
     pub(crate) async fn request_token(&self, resource: &str) -> Result<AccessToken> {
         self.0
-            .get_token(
-                API_VERSION,
-                resource,
-                &APP_SERVICE_NAMES,
-                "X-IDENTITY-HEADER",
-                true,
-            )
+            .get_token(resource)
             .await?
             .map_err(|received| self.refusal(&received))
     }

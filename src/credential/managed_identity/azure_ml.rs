@@ -6,13 +6,23 @@
 //! identity explicitly if a signed-in user's token is not wanted.
 
 use super::{
-    MSI_ENDPOINT, MSI_SECRET, UserAssignedId, response::Received, secret_endpoint::SecretEndpoint,
+    MSI_ENDPOINT, MSI_SECRET, UserAssignedId,
+    response::Received,
+    secret_endpoint::{Platform, SecretEndpoint},
     user_assigned_id::AZURE_ML_NAMES,
 };
 use crate::credential::{AccessToken, Error, Result};
 
 const NAME: &str = "ManagedIdentityCredential (Azure ML)";
-const API_VERSION: &str = "2017-09-01";
+const PLATFORM: Platform = Platform {
+    name: NAME,
+    endpoint_var: MSI_ENDPOINT,
+    secret_var: MSI_SECRET,
+    api_version: "2017-09-01",
+    names: &AZURE_ML_NAMES,
+    secret_header: "secret",
+    metadata: false,
+};
 
 /// The Azure ML source.
 #[derive(Debug)]
@@ -23,12 +33,12 @@ impl AzureMl {
         env: &crate::credential::Env,
         user_assigned_id: Option<UserAssignedId>,
     ) -> Result<Self> {
-        SecretEndpoint::new(env, NAME, MSI_ENDPOINT, MSI_SECRET, user_assigned_id).map(Self)
+        SecretEndpoint::new(env, &PLATFORM, user_assigned_id).map(Self)
     }
 
     pub(crate) async fn request_token(&self, resource: &str) -> Result<AccessToken> {
         self.0
-            .get_token(API_VERSION, resource, &AZURE_ML_NAMES, "secret", false)
+            .get_token(resource)
             .await?
             .map_err(|received| self.refusal(&received))
     }

@@ -15,12 +15,24 @@ use super::{
 };
 use crate::credential::{AccessToken, Env, Result, Secret, http::RetryPolicy};
 
-/// An endpoint guarded by a secret header.
-pub(crate) struct SecretEndpoint {
+/// What differs between the platforms that use this shape.
+pub(crate) struct Platform {
     /// The credential name errors carry.
     pub(crate) name: &'static str,
-    /// The variable the secret came from (named in `Debug` and in hints).
-    secret_var: &'static str,
+    pub(crate) endpoint_var: &'static str,
+    pub(crate) secret_var: &'static str,
+    pub(crate) api_version: &'static str,
+    /// The query parameter names of a user-assigned id.
+    pub(crate) names: &'static SelectorNames,
+    /// The request header that carries the secret.
+    pub(crate) secret_header: &'static str,
+    /// Whether `Metadata: true` is sent too.
+    pub(crate) metadata: bool,
+}
+
+/// An endpoint guarded by a secret header.
+pub(crate) struct SecretEndpoint {
+    platform: &'static Platform,
     pub(crate) url: Url,
     pub(crate) secret: Secret,
     header: HeaderValue,
@@ -30,29 +42,26 @@ pub(crate) struct SecretEndpoint {
 
 impl fmt::Debug for SecretEndpoint {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct(self.name)
+        f.debug_struct(self.platform.name)
             .field("url", &self.url.as_str())
-            .field(self.secret_var, &self.secret)
+            .field(self.platform.secret_var, &self.secret)
             .field("user_assigned_id", &self.user_assigned_id)
             .finish()
     }
 }
 
 impl SecretEndpoint {
-    /// Reads `endpoint_var` (an http(s) URL) and `secret_var` (a valid header value); either
-    /// missing makes the source unavailable.
+    /// Reads the platform's endpoint variable (an http(s) URL) and secret variable (a valid
+    /// header value); either missing makes the source unavailable.
     pub(crate) fn new(
         env: &Env,
-        name: &'static str,
-        endpoint_var: &'static str,
-        secret_var: &'static str,
+        platform: &'static Platform,
         user_assigned_id: Option<UserAssignedId>,
     ) -> Result<Self> {
-        let url = endpoint_url(env, endpoint_var, name)?;
-        let (secret, header) = secret_header(env, secret_var, name)?;
+        let url = endpoint_url(env, platform.endpoint_var, platform.name)?;
+        let (secret, header) = secret_header(env, platform.secret_var, platform.name)?;
         Ok(Self {
-            name,
-            secret_var,
+            platform,
             url,
             secret,
             header,
@@ -61,39 +70,35 @@ impl SecretEndpoint {
         })
     }
 
-    /// `GET {url}?api-version=..&resource=..[&<id parameter>]` with the secret in `secret_header`
-    /// (and `Metadata: true` when `metadata`), retried by the default policy. A success is parsed
-    /// into a token; any other answer comes back for the source to explain.
+    /// `GET {url}?api-version=..&resource=..[&<id parameter>]` with the secret header, retried by
+    /// the default policy. A success is parsed into a token; any other answer comes back for the
+    /// source to explain.
     pub(crate) async fn get_token(
         &self,
-        api_version: &str,
         resource: &str,
-        names: &SelectorNames,
-        secret_header: &'static str,
-        metadata: bool,
     ) -> Result<std::result::Result<AccessToken, Received>> {
+        let p = self.platform;
         let url = token_url(
             &self.url,
-            api_version,
+            p.api_version,
             resource,
             self.user_assigned_id.as_ref(),
-            names,
+            p.names,
         );
         let build = || {
             let request = self
                 .client
                 .get(url.clone())
-                .header(secret_header, self.header.clone());
-            if metadata {
+                .header(p.secret_header, self.header.clone());
+            if p.metadata {
                 request.header("Metadata", "true")
             } else {
                 request
             }
         };
-        let (received, request_time) =
-            send(self.name, self.url.as_str(), build, &RetryPolicy::DEFAULT).await?;
+        let (received, request_time) = send(p.name, self.url.as_str(), build, &RetryPolicy::DEFAULT).await?;
         if received.is_success() {
-            return Ok(Ok(received.token(self.name, request_time)?.token));
+            return Ok(Ok(received.token(p.name, request_time)?.token));
         }
         Ok(Err(received))
     }
