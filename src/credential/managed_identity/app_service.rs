@@ -5,15 +5,15 @@
 //! needed by Automation). A resource id is sent as `mi_res_id`: App Service ignores `msi_res_id`.
 
 use super::{
-    IDENTITY_ENDPOINT, IDENTITY_HEADER, UserAssignedId,
+    IDENTITY_ENDPOINT, IDENTITY_HEADER,
     response::Received,
     secret_endpoint::{Platform, SecretEndpoint},
     user_assigned_id::APP_SERVICE_NAMES,
 };
-use crate::credential::{AccessToken, Error, Result};
+use crate::credential::Error;
 
 const NAME: &str = "ManagedIdentityCredential (App Service)";
-const PLATFORM: Platform = Platform {
+pub(crate) const PLATFORM: Platform = Platform {
     name: NAME,
     endpoint_var: IDENTITY_ENDPOINT,
     secret_var: IDENTITY_HEADER,
@@ -22,56 +22,38 @@ const PLATFORM: Platform = Platform {
     secret_header: "X-IDENTITY-HEADER",
     // Ignored by App Service, needed by Automation.
     metadata: true,
+    refusal,
 };
 
-/// The App Service source.
-#[derive(Debug)]
-pub(crate) struct AppService(SecretEndpoint);
-
-impl AppService {
-    pub(crate) fn new(
-        env: &crate::credential::Env,
-        user_assigned_id: Option<UserAssignedId>,
-    ) -> Result<Self> {
-        SecretEndpoint::new(env, &PLATFORM, user_assigned_id).map(Self)
+/// Explains an answer other than a token.
+fn refusal(endpoint: &SecretEndpoint, received: &Received) -> Error {
+    let server = received.server_message(&[&endpoint.secret]);
+    if !received.speaks_json() {
+        return Error::unavailable(
+            NAME,
+            format!(
+                "{IDENTITY_ENDPOINT}={} did not answer like an App Service identity endpoint ({server})",
+                endpoint.url
+            ),
+        );
     }
-
-    pub(crate) async fn request_token(&self, resource: &str) -> Result<AccessToken> {
-        self.0
-            .get_token(resource)
-            .await?
-            .map_err(|received| self.refusal(&received))
-    }
-
-    fn refusal(&self, received: &Received) -> Error {
-        let server = received.server_message(&[&self.0.secret]);
-        if !received.speaks_json() {
-            return Error::unavailable(
-                NAME,
-                format!(
-                    "{IDENTITY_ENDPOINT}={} did not answer like an App Service identity endpoint ({server})",
-                    self.0.url
-                ),
-            );
+    let hint = match (&endpoint.user_assigned_id, received.status) {
+        (Some(id), 400 | 404) => {
+            let (name, value) = id.query_pair(&APP_SERVICE_NAMES);
+            format!(
+                "the user-assigned identity with {} {value} (sent as {name}={value}) may not be assigned to \
+                 this app; add it under Identity > User assigned, or correct the {}",
+                id.kind_name(),
+                id.kind_name()
+            )
         }
-        let hint = match (&self.0.user_assigned_id, received.status) {
-            (Some(id), 400 | 404) => {
-                let (name, value) = id.query_pair(&APP_SERVICE_NAMES);
-                format!(
-                    "the user-assigned identity with {} {value} (sent as {name}={value}) may not be assigned to \
-                     this app; add it under Identity > User assigned, or correct the {}",
-                    id.kind_name(),
-                    id.kind_name()
-                )
-            }
-            (None, 400 | 404) => {
-                "enable the app's system-assigned identity, or select a user-assigned identity".to_owned()
-            }
-            (_, 401 | 403) => {
-                format!("{IDENTITY_HEADER} was refused; it is set by the platform, do not override it")
-            }
-            _ => "check the app's managed identity configuration".to_owned(),
-        };
-        Error::authentication_failed(NAME, format!("{server}; {hint}")).with_status(received.status)
-    }
+        (None, 400 | 404) => {
+            "enable the app's system-assigned identity, or select a user-assigned identity".to_owned()
+        }
+        (_, 401 | 403) => {
+            format!("{IDENTITY_HEADER} was refused; it is set by the platform, do not override it")
+        }
+        _ => "check the app's managed identity configuration".to_owned(),
+    };
+    Error::authentication_failed(NAME, format!("{server}; {hint}")).with_status(received.status)
 }

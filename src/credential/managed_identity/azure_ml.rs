@@ -6,15 +6,15 @@
 //! identity explicitly if a signed-in user's token is not wanted.
 
 use super::{
-    MSI_ENDPOINT, MSI_SECRET, UserAssignedId,
+    MSI_ENDPOINT, MSI_SECRET,
     response::Received,
     secret_endpoint::{Platform, SecretEndpoint},
     user_assigned_id::AZURE_ML_NAMES,
 };
-use crate::credential::{AccessToken, Error, Result};
+use crate::credential::Error;
 
 const NAME: &str = "ManagedIdentityCredential (Azure ML)";
-const PLATFORM: Platform = Platform {
+pub(crate) const PLATFORM: Platform = Platform {
     name: NAME,
     endpoint_var: MSI_ENDPOINT,
     secret_var: MSI_SECRET,
@@ -22,48 +22,30 @@ const PLATFORM: Platform = Platform {
     names: &AZURE_ML_NAMES,
     secret_header: "secret",
     metadata: false,
+    refusal,
 };
 
-/// The Azure ML source.
-#[derive(Debug)]
-pub(crate) struct AzureMl(SecretEndpoint);
-
-impl AzureMl {
-    pub(crate) fn new(
-        env: &crate::credential::Env,
-        user_assigned_id: Option<UserAssignedId>,
-    ) -> Result<Self> {
-        SecretEndpoint::new(env, &PLATFORM, user_assigned_id).map(Self)
+/// Explains an answer other than a token.
+fn refusal(endpoint: &SecretEndpoint, received: &Received) -> Error {
+    let server = received.server_message(&[&endpoint.secret]);
+    if !received.speaks_json() {
+        return Error::unavailable(
+            NAME,
+            format!(
+                "{MSI_ENDPOINT}={} did not answer like an Azure ML identity endpoint ({server})",
+                endpoint.url
+            ),
+        );
     }
-
-    pub(crate) async fn request_token(&self, resource: &str) -> Result<AccessToken> {
-        self.0
-            .get_token(resource)
-            .await?
-            .map_err(|received| self.refusal(&received))
-    }
-
-    fn refusal(&self, received: &Received) -> Error {
-        let server = received.server_message(&[&self.0.secret]);
-        if !received.speaks_json() {
-            return Error::unavailable(
-                NAME,
-                format!(
-                    "{MSI_ENDPOINT}={} did not answer like an Azure ML identity endpoint ({server})",
-                    self.0.url
-                ),
-            );
+    let hint = match &endpoint.user_assigned_id {
+        Some(id) => {
+            let (name, value) = id.query_pair(&AZURE_ML_NAMES);
+            format!(
+                "check that the identity with {} {value} (sent as {name}={value}) is assigned to the compute",
+                id.kind_name()
+            )
         }
-        let hint = match &self.0.user_assigned_id {
-            Some(id) => {
-                let (name, value) = id.query_pair(&AZURE_ML_NAMES);
-                format!(
-                    "check that the identity with {} {value} (sent as {name}={value}) is assigned to the compute",
-                    id.kind_name()
-                )
-            }
-            None => "check that the compute has a managed identity".to_owned(),
-        };
-        Error::authentication_failed(NAME, format!("{server}; {hint}")).with_status(received.status)
-    }
+        None => "check that the compute has a managed identity".to_owned(),
+    };
+    Error::authentication_failed(NAME, format!("{server}; {hint}")).with_status(received.status)
 }

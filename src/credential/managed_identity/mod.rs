@@ -47,6 +47,8 @@ use url::Url;
 
 pub use user_assigned_id::UserAssignedId;
 
+use secret_endpoint::SecretEndpoint;
+
 use crate::credential::{
     AccessToken, Env, Error, Result, Secret, TokenCredential, TokenFuture, TokenRequestOptions,
     cache::TokenCache, http::client_builder,
@@ -366,10 +368,10 @@ pub(crate) fn built(
 #[derive(Debug)]
 enum Endpoint {
     Imds(imds::Imds),
-    AppService(app_service::AppService),
+    AppService(SecretEndpoint),
     ServiceFabric(service_fabric::ServiceFabric),
     AzureArc(azure_arc::AzureArc),
-    AzureMl(azure_ml::AzureMl),
+    AzureMl(SecretEndpoint),
     CloudShell(cloud_shell::CloudShell),
 }
 
@@ -467,12 +469,16 @@ impl ManagedIdentityCredential {
                 }));
             }
             ManagedIdentitySource::Imds => Endpoint::Imds(imds::Imds::new(&options)?),
-            ManagedIdentitySource::AppService => Endpoint::AppService(app_service::AppService::new(env, id)?),
+            ManagedIdentitySource::AppService => {
+                Endpoint::AppService(SecretEndpoint::new(env, &app_service::PLATFORM, id)?)
+            }
             ManagedIdentitySource::ServiceFabric => {
                 Endpoint::ServiceFabric(service_fabric::ServiceFabric::new(env, id.as_ref())?)
             }
             ManagedIdentitySource::AzureArc => Endpoint::AzureArc(azure_arc::AzureArc::new(&options)?),
-            ManagedIdentitySource::AzureMl => Endpoint::AzureMl(azure_ml::AzureMl::new(env, id)?),
+            ManagedIdentitySource::AzureMl => {
+                Endpoint::AzureMl(SecretEndpoint::new(env, &azure_ml::PLATFORM, id)?)
+            }
             ManagedIdentitySource::CloudShell => {
                 Endpoint::CloudShell(cloud_shell::CloudShell::new(env, id.as_ref())?)
             }

@@ -13,7 +13,7 @@ use super::{
     secret_header, token_url,
     user_assigned_id::SelectorNames,
 };
-use crate::credential::{AccessToken, Env, Result, Secret, http::RetryPolicy};
+use crate::credential::{AccessToken, Env, Error, Result, Secret, http::RetryPolicy};
 
 /// What differs between the platforms that use this shape.
 pub(crate) struct Platform {
@@ -28,6 +28,8 @@ pub(crate) struct Platform {
     pub(crate) secret_header: &'static str,
     /// Whether `Metadata: true` is sent too.
     pub(crate) metadata: bool,
+    /// Explains an answer other than a token.
+    pub(crate) refusal: fn(&SecretEndpoint, &Received) -> Error,
 }
 
 /// An endpoint guarded by a secret header.
@@ -71,12 +73,8 @@ impl SecretEndpoint {
     }
 
     /// `GET {url}?api-version=..&resource=..[&<id parameter>]` with the secret header, retried by
-    /// the default policy. A success is parsed into a token; any other answer comes back for the
-    /// source to explain.
-    pub(crate) async fn get_token(
-        &self,
-        resource: &str,
-    ) -> Result<std::result::Result<AccessToken, Received>> {
+    /// the default policy; an answer other than a token is explained by the platform's `refusal`.
+    pub(crate) async fn request_token(&self, resource: &str) -> Result<AccessToken> {
         let p = self.platform;
         let url = token_url(
             &self.url,
@@ -98,8 +96,8 @@ impl SecretEndpoint {
         };
         let (received, request_time) = send(p.name, self.url.as_str(), build, &RetryPolicy::DEFAULT).await?;
         if received.is_success() {
-            return Ok(Ok(received.token(p.name, request_time)?.token));
+            return Ok(received.token(p.name, request_time)?.token);
         }
-        Ok(Err(received))
+        Err((p.refusal)(self, &received))
     }
 }
