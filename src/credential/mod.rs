@@ -6,6 +6,11 @@
 //! come from the environment, read once, when the credential is built) and return
 //! `Result<Arc<Self>>`, ready to share between tasks.
 //!
+//! Every options struct, as in the Azure SDK for Rust, has public fields and `Default`: name the
+//! fields you set and end with `..Default::default()`, so that a field added later does not
+//! break your code. A field means the same under the same name in every options struct. Public
+//! enums are `#[non_exhaustive]`.
+//!
 //! ```no_run
 //! use azure_wi::credential::{PlatformCredential, TokenCredential};
 //!
