@@ -116,7 +116,9 @@ pub use azure_pipelines::{AzurePipelinesCredential, AzurePipelinesCredentialOpti
 pub use client_assertion::{ClientAssertion, ClientAssertionCredential, ClientAssertionCredentialOptions};
 pub use env::Env;
 pub use error::{Error, ErrorKind, Result};
-pub use managed_identity::{ManagedIdentityCredential, ManagedIdentityCredentialOptions, UserAssignedId};
+pub use managed_identity::{
+    ManagedIdentityCredential, ManagedIdentityCredentialOptions, ManagedIdentitySource, UserAssignedId,
+};
 pub use platform::{ChainedTokenCredential, PlatformCredential, PlatformCredentialOptions};
 pub use workload_identity::{WorkloadIdentityCredential, WorkloadIdentityCredentialOptions};
 
