@@ -66,8 +66,11 @@ fn benches(c: &mut Criterion) {
         ("IDENTITY_ENDPOINT", format!("{}/msi/token", app_service.url())),
         ("IDENTITY_HEADER", "bench-header".to_owned()),
     ]);
-    let mi = ManagedIdentityCredential::new(Some(ManagedIdentityCredentialOptions::default().with_env(env)))
-        .expect("App Service source");
+    let mi = ManagedIdentityCredential::new(Some(ManagedIdentityCredentialOptions {
+        env,
+        ..Default::default()
+    }))
+    .expect("App Service source");
     rt.block_on(mi.get_token(&[SCOPE], None)).unwrap();
     c.bench_function("managed_identity_app_service/cached", |b| {
         b.to_async(&rt)

@@ -229,10 +229,10 @@ async fn imds_answering_garbage_or_a_token_without_expiry_is_a_clear_failure() {
             .header("content-type", "application/json")
             .body(body)])
         .await;
-        let options = ManagedIdentityCredentialOptions::default().with_env(Env::from_pairs([(
-            "AZURE_POD_IDENTITY_AUTHORITY_HOST",
-            imds.url(),
-        )]));
+        let options = ManagedIdentityCredentialOptions {
+            env: Env::from_pairs([("AZURE_POD_IDENTITY_AUTHORITY_HOST", imds.url())]),
+            ..Default::default()
+        };
         let credential = ManagedIdentityCredential::new(Some(options)).unwrap();
         let error = credential
             .get_token(&["https://vault.azure.net/.default"], None)

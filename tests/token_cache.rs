@@ -104,17 +104,18 @@ async fn a_cache_hit_is_a_ready_future_through_every_credential() {
         )
     })
     .await;
-    let managed = ManagedIdentityCredential::new(Some(ManagedIdentityCredentialOptions::default().with_env(
-        Env::from_pairs([
+    let managed = ManagedIdentityCredential::new(Some(ManagedIdentityCredentialOptions {
+        env: Env::from_pairs([
             ("IDENTITY_ENDPOINT", format!("{}/msi/token", app_service.url())),
             ("IDENTITY_HEADER", "header".to_owned()),
         ]),
-    )))
+        ..Default::default()
+    }))
     .unwrap();
     let platform = PlatformCredential::new(Some(PlatformCredentialOptions {
-        workload_identity_tenant_id: Some(TENANT.into()),
-        workload_identity_client_id: Some(CLIENT.into()),
-        workload_identity_token_file: Some(file),
+        tenant_id: Some(TENANT.into()),
+        client_id: Some(CLIENT.into()),
+        token_file_path: Some(file),
         authority_host: Some(entra.url()),
         env: Env::from_pairs::<&str, &str>([]),
         ..Default::default()
@@ -134,8 +135,10 @@ async fn a_cache_hit_is_a_ready_future_through_every_credential() {
         assert!(hit.is_ready(), "{name}: a fresh cached token is a ready future");
         assert_eq!(hit.await.unwrap().token, first.token, "{name}");
         // Claims always go to the network, and their token replaces the cached one.
-        let claims =
-            TokenRequestOptions::default().with_claims(r#"{"access_token":{"nbf":{"essential":true}}}"#);
+        let claims = TokenRequestOptions {
+            claims: Some(r#"{"access_token":{"nbf":{"essential":true}}}"#.into()),
+            ..Default::default()
+        };
         let challenged = credential.get_token(&[VAULT], Some(claims));
         assert!(!challenged.is_ready(), "{name}: claims bypass the cache");
         challenged.await.unwrap();
@@ -184,7 +187,10 @@ async fn alternating_scopes_each_get_their_own_token() {
         assert_eq!(secret(&*credential, STORAGE).await, storage);
     }
     // A tenant is part of the key too.
-    let other_tenant = TokenRequestOptions::default().with_tenant_id(TENANT);
+    let other_tenant = TokenRequestOptions {
+        tenant_id: Some(TENANT.to_owned()),
+        ..Default::default()
+    };
     let with_tenant = credential.get_token(&[VAULT], Some(other_tenant)).await.unwrap();
     assert_ne!(with_tenant.token.secret(), vault);
     assert_eq!(secret(&*credential, VAULT).await, vault);

@@ -30,6 +30,9 @@ pub(crate) const SYSTEM_ACCESSTOKEN: &str = "SYSTEM_ACCESSTOKEN";
 const OIDC_API_VERSION: &str = "7.1";
 
 /// Options of [`AzurePipelinesCredential`].
+///
+/// Public fields and `Default`, as every options struct here: set the fields you need and end
+/// with `..Default::default()`.
 #[derive(Clone, Debug, Default)]
 pub struct AzurePipelinesCredentialOptions {
     /// The authority host. Default: `AZURE_AUTHORITY_HOST`, else the public cloud.

@@ -561,7 +561,10 @@ mod tests {
         assert!(cache.fresh(SCOPE, None).is_none());
         get(&cache, &f).await.unwrap();
         assert_eq!(cache.fresh(SCOPE, None).unwrap().token.secret(), "token-1");
-        let claims = TokenRequestOptions::default().with_claims("{}");
+        let claims = TokenRequestOptions {
+            claims: Some("{}".into()),
+            ..Default::default()
+        };
         assert!(cache.fresh(SCOPE, Some(&claims)).is_none());
         tokio::time::advance(Duration::from_secs(3301)).await;
         assert!(
@@ -598,7 +601,10 @@ mod tests {
         assert_eq!(hot_entry(&cache).unwrap().1, "token-2");
         // A token already inside its refresh window is never published, and clears its key's.
         f.lifetime = time::Duration::seconds(200);
-        let claims = TokenRequestOptions::default().with_claims("{}");
+        let claims = TokenRequestOptions {
+            claims: Some("{}".into()),
+            ..Default::default()
+        };
         let t = cache.get_token(other, Some(&claims), f.fetch()).await.unwrap();
         assert_eq!(t.token.secret(), "token-3");
         assert_eq!(hot_entry(&cache), None);
@@ -610,8 +616,10 @@ mod tests {
     async fn claims_bypass_the_lookup_and_replace_the_entry() {
         let (cache, f) = (TokenCache::new(), Fetcher::new(3600));
         get(&cache, &f).await.unwrap();
-        let options =
-            TokenRequestOptions::default().with_claims(r#"{"access_token":{"nbf":{"essential":true}}}"#);
+        let options = TokenRequestOptions {
+            claims: Some(r#"{"access_token":{"nbf":{"essential":true}}}"#.into()),
+            ..Default::default()
+        };
         let t = cache.get_token(SCOPE, Some(&options), f.fetch()).await.unwrap();
         assert_eq!(t.token.secret(), "token-2");
         assert_eq!(get(&cache, &f).await.unwrap(), "token-2");
@@ -621,7 +629,10 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn keys_cover_scopes_tenant_and_cae() {
         let (cache, f) = (TokenCache::new(), Fetcher::new(3600));
-        let tenant = TokenRequestOptions::default().with_tenant_id("other");
+        let tenant = TokenRequestOptions {
+            tenant_id: Some("other".into()),
+            ..Default::default()
+        };
         let cae = TokenRequestOptions {
             enable_cae: true,
             ..Default::default()

@@ -79,6 +79,9 @@ where
 }
 
 /// Options of [`ClientAssertionCredential`].
+///
+/// Public fields and `Default`, as every options struct here: set the fields you need and end
+/// with `..Default::default()`.
 #[derive(Clone, Debug, Default)]
 pub struct ClientAssertionCredentialOptions {
     /// The Microsoft Entra authority host, e.g. [`AzureCloud::UsGovernment`]'s. Default:
@@ -533,7 +536,10 @@ mod tests {
         let challenge = r#"{"access_token":{"nbf":{"essential":true,"value":"1"}}}"#;
         cred.get_token(
             &[SCOPE],
-            Some(TokenRequestOptions::default().with_claims(challenge)),
+            Some(TokenRequestOptions {
+                claims: Some(challenge.into()),
+                ..Default::default()
+            }),
         )
         .await
         .unwrap();
@@ -555,8 +561,9 @@ mod tests {
         let merged = claims_parameter(
             "t",
             Some(&TokenRequestOptions {
+                claims: Some(challenge.into()),
                 enable_cae: true,
-                ..TokenRequestOptions::default().with_claims(challenge)
+                ..Default::default()
             }),
         )
         .unwrap()
@@ -625,7 +632,10 @@ mod tests {
             (vec!["bad scope"], None),
             (
                 vec![SCOPE],
-                Some(TokenRequestOptions::default().with_tenant_id("bad/tenant?x")),
+                Some(TokenRequestOptions {
+                    tenant_id: Some("bad/tenant?x".into()),
+                    ..Default::default()
+                }),
             ),
         ] {
             let e = cred.get_token(&scopes, options).await.unwrap_err();
@@ -659,7 +669,10 @@ mod tests {
             Some(opts),
         )
         .unwrap();
-        let other = TokenRequestOptions::default().with_tenant_id("contoso.onmicrosoft.com");
+        let other = TokenRequestOptions {
+            tenant_id: Some("contoso.onmicrosoft.com".into()),
+            ..Default::default()
+        };
         cred.get_token(&[SCOPE], Some(other)).await.unwrap();
         assert_eq!(
             server.requests()[0].path(),
@@ -668,7 +681,10 @@ mod tests {
         let e = cred
             .get_token(
                 &[SCOPE],
-                Some(TokenRequestOptions::default().with_tenant_id("fabrikam")),
+                Some(TokenRequestOptions {
+                    tenant_id: Some("fabrikam".into()),
+                    ..Default::default()
+                }),
             )
             .await
             .unwrap_err();
@@ -686,7 +702,10 @@ mod tests {
         .unwrap();
         cred.get_token(
             &[SCOPE],
-            Some(TokenRequestOptions::default().with_tenant_id("fabrikam")),
+            Some(TokenRequestOptions {
+                tenant_id: Some("fabrikam".into()),
+                ..Default::default()
+            }),
         )
         .await
         .unwrap();

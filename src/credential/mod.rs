@@ -6,6 +6,11 @@
 //! come from the environment, read once, when the credential is built) and return
 //! `Result<Arc<Self>>`, ready to share between tasks.
 //!
+//! Every options struct, as in the Azure SDK for Rust, has public fields and `Default`: name the
+//! fields you set and end with `..Default::default()`, so that a field added later does not
+//! break your code. A field means the same under the same name in every options struct. Public
+//! enums are `#[non_exhaustive]`.
+//!
 //! ```no_run
 //! use azure_wi::credential::{PlatformCredential, TokenCredential};
 //!
@@ -112,7 +117,9 @@ pub use azure_pipelines::{AzurePipelinesCredential, AzurePipelinesCredentialOpti
 pub use client_assertion::{ClientAssertion, ClientAssertionCredential, ClientAssertionCredentialOptions};
 pub use env::Env;
 pub use error::{Error, ErrorKind, Result};
-pub use managed_identity::{ManagedIdentityCredential, ManagedIdentityCredentialOptions, UserAssignedId};
+pub use managed_identity::{
+    ManagedIdentityCredential, ManagedIdentityCredentialOptions, ManagedIdentitySource, UserAssignedId,
+};
 pub use platform::{ChainedTokenCredential, PlatformCredential, PlatformCredentialOptions};
 pub use token_future::TokenFuture;
 pub use workload_identity::{WorkloadIdentityCredential, WorkloadIdentityCredentialOptions};

@@ -13,6 +13,7 @@
 
 use std::{
     fmt,
+    path::PathBuf,
     sync::{
         Arc,
         atomic::{AtomicUsize, Ordering},
@@ -148,21 +149,44 @@ fn chain_error(name: &'static str, attempts: Vec<Error>) -> Error {
 }
 
 /// Options of [`PlatformCredential`]. Unset values come from the environment.
+///
+/// Each field has the name and meaning of the same field in the options of the credential it is
+/// passed to: [`WorkloadIdentityCredentialOptions`] (`tenant_id`, `client_id`,
+/// `token_file_path`, `authority_host`, `additionally_allowed_tenants`) or
+/// [`ManagedIdentityCredentialOptions`] (`user_assigned_id`); `env` goes to both. Public fields
+/// and `Default`, as every options struct here: set the fields you need and end with
+/// `..Default::default()`.
+///
+/// ```no_run
+/// use azure_wi::credential::{PlatformCredential, PlatformCredentialOptions, UserAssignedId};
+///
+/// # fn run() -> azure_wi::credential::Result<()> {
+/// // One user-assigned identity, whether the pod uses workload identity or the node's IMDS:
+/// let credential = PlatformCredential::new(Some(PlatformCredentialOptions {
+///     user_assigned_id: Some(UserAssignedId::ClientId("00000000-0000-0000-0000-000000000001".into())),
+///     ..Default::default()
+/// }))?;
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Clone, Debug, Default)]
 pub struct PlatformCredentialOptions {
-    /// The user-assigned managed identity to use when the chain reaches managed identity.
-    pub managed_identity: Option<UserAssignedId>,
-    /// Workload identity's client id. Default: the managed identity's client id when it is
-    /// given by client id, else `AZURE_CLIENT_ID`.
-    pub workload_identity_client_id: Option<String>,
     /// Workload identity's tenant. Default: `AZURE_TENANT_ID`.
-    pub workload_identity_tenant_id: Option<String>,
-    /// Workload identity's token file. Default: `AZURE_FEDERATED_TOKEN_FILE`.
-    pub workload_identity_token_file: Option<std::path::PathBuf>,
-    /// The authority host for workload identity. Default: `AZURE_AUTHORITY_HOST`, else the public
-    /// cloud.
+    pub tenant_id: Option<String>,
+    /// Workload identity's client id. Default: the client id of `user_assigned_id` when it is
+    /// given by client id, else `AZURE_CLIENT_ID`.
+    pub client_id: Option<String>,
+    /// Workload identity's projected service-account token. Default: `AZURE_FEDERATED_TOKEN_FILE`.
+    pub token_file_path: Option<PathBuf>,
+    /// Workload identity's authority host. Default: `AZURE_AUTHORITY_HOST`, else the public cloud.
     pub authority_host: Option<String>,
-    /// Where every variable is read.
+    /// Tenants besides the configured one that a request's `tenant_id` may name (`"*"`: any);
+    /// workload identity only (managed identity ignores a request's tenant).
+    pub additionally_allowed_tenants: Vec<String>,
+    /// The user-assigned managed identity to ask for when the chain reaches managed identity;
+    /// `None`: the system-assigned identity.
+    pub user_assigned_id: Option<UserAssignedId>,
+    /// Where every variable is read (the process environment by default).
     pub env: Env,
 }
 
@@ -201,22 +225,21 @@ impl PlatformCredential {
     /// stays in the chain as an unavailable attempt.
     pub fn new(options: Option<PlatformCredentialOptions>) -> Result<Arc<Self>> {
         let options = options.unwrap_or_default();
-        let wi_client_id =
-            options
-                .workload_identity_client_id
-                .clone()
-                .or_else(|| match &options.managed_identity {
-                    Some(UserAssignedId::ClientId(id)) => Some(id.clone()),
-                    _ => None,
-                });
+        let wi_client_id = options
+            .client_id
+            .clone()
+            .or_else(|| match &options.user_assigned_id {
+                Some(UserAssignedId::ClientId(id)) => Some(id.clone()),
+                _ => None,
+            });
         let workload: Arc<dyn TokenCredential> =
             match WorkloadIdentityCredential::new(Some(WorkloadIdentityCredentialOptions {
-                tenant_id: options.workload_identity_tenant_id.clone(),
+                tenant_id: options.tenant_id,
                 client_id: wi_client_id,
-                token_file_path: options.workload_identity_token_file.clone(),
-                authority_host: options.authority_host.clone(),
+                token_file_path: options.token_file_path,
+                authority_host: options.authority_host,
+                additionally_allowed_tenants: options.additionally_allowed_tenants,
                 env: options.env.clone(),
-                ..Default::default()
             })) {
                 Ok(c) => c,
                 Err(e) if e.kind() == ErrorKind::Unavailable => Arc::new(Unbuilt {
@@ -225,13 +248,14 @@ impl PlatformCredential {
                 }),
                 Err(e) => return Err(e),
             };
-        let mut mi_options = ManagedIdentityCredentialOptions::default()
-            .with_env(options.env.clone())
-            .with_imds_probe(true)
-            .with_workload_identity_excluded(true);
-        if let Some(id) = options.managed_identity.clone() {
-            mi_options = mi_options.with_user_assigned_id(id);
-        }
+        let mut mi_options = ManagedIdentityCredentialOptions {
+            user_assigned_id: options.user_assigned_id,
+            env: options.env,
+            ..Default::default()
+        };
+        // Off Azure the chain answers quickly; workload identity was tried just before.
+        mi_options.enable_imds_probe = true;
+        mi_options.exclude_workload_identity = true;
         let managed: Arc<dyn TokenCredential> = match ManagedIdentityCredential::new(Some(mi_options)) {
             Ok(c) => c,
             Err(e) if e.kind() == ErrorKind::Unavailable => Arc::new(Unbuilt {

@@ -126,16 +126,18 @@ impl fmt::Display for ManagedIdentitySource {
 
 /// Options of a [`ManagedIdentityCredential`].
 ///
-/// Build them with the `with_*` methods (the struct is `#[non_exhaustive]`):
+/// Public fields and `Default`, as every options struct here: set the fields you need and end
+/// with `..Default::default()`.
 ///
 /// ```
 /// use azure_wi::credential::managed_identity::{ManagedIdentityCredentialOptions, UserAssignedId};
 ///
-/// let options = ManagedIdentityCredentialOptions::default()
-///     .with_user_assigned_id(UserAssignedId::ClientId("00000000-0000-0000-0000-000000000001".into()));
+/// let options = ManagedIdentityCredentialOptions {
+///     user_assigned_id: Some(UserAssignedId::ClientId("00000000-0000-0000-0000-000000000001".into())),
+///     ..Default::default()
+/// };
 /// ```
 #[derive(Clone, Debug, Default)]
-#[non_exhaustive]
 pub struct ManagedIdentityCredentialOptions {
     /// The user-assigned identity to use; `None` asks for the system-assigned identity (or, on
     /// IMDS, the only identity of a resource that has exactly one). Service Fabric and Cloud
@@ -150,37 +152,29 @@ pub struct ManagedIdentityCredentialOptions {
     /// Skip the workload-identity branch of source selection (set by a chain that tries
     /// workload identity itself before managed identity).
     pub exclude_workload_identity: bool,
-    /// Test seams: platform paths and the IMDS base URL.
+    /// Test seams: platform paths and the IMDS base URL. Only in the crate's own tests, so that
+    /// every field of the struct stays public (`..Default::default()` needs that).
+    #[cfg(test)]
     pub(crate) platform: PlatformPaths,
 }
 
 impl ManagedIdentityCredentialOptions {
-    /// Selects a user-assigned identity.
-    #[must_use]
-    pub fn with_user_assigned_id(mut self, id: UserAssignedId) -> Self {
-        self.user_assigned_id = Some(id);
-        self
-    }
-
-    /// Reads the platform variables from `env` instead of the process environment.
-    #[must_use]
-    pub fn with_env(mut self, env: Env) -> Self {
-        self.env = env;
-        self
-    }
-
-    /// Turns the IMDS probe on or off (see [`Self::enable_imds_probe`]).
-    #[must_use]
-    pub fn with_imds_probe(mut self, enable: bool) -> Self {
-        self.enable_imds_probe = enable;
-        self
-    }
-
-    /// Skips the workload-identity branch (see [`Self::exclude_workload_identity`]).
-    #[must_use]
-    pub fn with_workload_identity_excluded(mut self, exclude: bool) -> Self {
-        self.exclude_workload_identity = exclude;
-        self
+    /// The platform locations: the defaults, or a test's replacements.
+    pub(crate) fn platform(&self) -> &PlatformPaths {
+        #[cfg(test)]
+        {
+            &self.platform
+        }
+        #[cfg(not(test))]
+        {
+            static PLATFORM_DEFAULTS: PlatformPaths = PlatformPaths {
+                imds_base: None,
+                arc_agent_file: None,
+                arc_token_dir: None,
+                arc_default_endpoint: None,
+            };
+            &PLATFORM_DEFAULTS
+        }
     }
 }
 
@@ -453,7 +447,7 @@ impl ManagedIdentityCredential {
         }
         let env = &options.env;
         let agent_installed = options
-            .platform
+            .platform()
             .arc_agent_file(env)
             .as_deref()
             .is_some_and(Path::exists);
@@ -547,7 +541,10 @@ impl ManagedIdentityCredential {
         // Managed identity ignores tenant_id and enable_cae: they must not split the cache.
         let claims = options.and_then(|o| o.claims).filter(|c| !c.is_empty());
         let has_claims = claims.is_some();
-        let key_options = claims.map(|c| TokenRequestOptions::default().with_claims(c));
+        let key_options = claims.map(|c| TokenRequestOptions {
+            claims: Some(c),
+            ..Default::default()
+        });
         let endpoint = endpoint.clone();
         cache
             .get_token(scopes, key_options.as_ref(), move || async move {
