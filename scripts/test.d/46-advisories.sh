@@ -10,7 +10,10 @@
 #      no prose), at AZWI_ADVISORY_SNAPSHOT, ../shared/advisories/rustsec.tsv (beside the clone)
 #      or $AZWI_CACHE/advisories/rustsec.tsv: `scripts/advisories.py build-db` turns it into a
 #      minimal database in the tools' format.
-# Without any of them the step fails (it never passes without having checked).
+# Without any of them (a fresh machine offline: the search tool's snapshots may not be committed,
+# and no registry this machine reaches serves the database) nothing is checked: the step says so
+# loudly, and scripts/test repeats it in its summary as NOT CHECKED; AZWI_REQUIRE_ADVISORIES=1
+# makes that a failure instead. It never reports advisories as clean without having checked.
 #
 # Both tools then read that one database with fetching disabled. A throwaway crate that locks a
 # known-vulnerable version (smallvec 1.6.0, RUSTSEC-2021-0003) must make both of them fail.
@@ -64,7 +67,11 @@ Give one of:
   AZWI_ADVISORY_SNAPSHOT=<a table from: scripts/advisories.py snapshot --git-dir <clone> --out FILE>
   or put that table at ../shared/advisories/rustsec.tsv or $cache/advisories/rustsec.tsv
 EOF
-    exit 1
+    [ "${AZWI_REQUIRE_ADVISORIES:-0}" = 1 ] && exit 1
+    note="advisories (cargo deny advisories, cargo audit): no RustSec database reachable from this machine"
+    echo "NOT CHECKED: $note" >&2
+    [ -n "${AZWI_NOT_CHECKED:-}" ] && echo "$note" >>"$AZWI_NOT_CHECKED"
+    exit 0
 fi
 count="$(find "$db/crates" -name 'RUSTSEC-*.md' | wc -l)"
 [ "$count" -gt 500 ] || { echo "advisory database at $db has only $count advisories" >&2; exit 1; }
