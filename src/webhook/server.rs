@@ -21,6 +21,7 @@ use std::{sync::Arc, time::Duration};
 use axum::{
     Router,
     body::Bytes,
+    extract::Request,
     extract::{DefaultBodyLimit, State, rejection::BytesRejection},
     http::{HeaderMap, StatusCode, header},
     response::{IntoResponse, Response},
@@ -33,6 +34,7 @@ use tower_http::timeout::TimeoutLayer;
 use super::{
     Denial,
     admission::{AdmissionRequest, invalid_review},
+    body_budget::{self, BodyBudget},
     config::Config,
     metrics::{Metrics, Outcome},
     mutation,
@@ -49,6 +51,9 @@ pub struct RequestLimits {
     pub max_body_bytes: usize,
     /// Longest time to read the body and answer.
     pub timeout: Duration,
+    /// Bytes of request bodies beyond the first 64 KiB of each that may be buffered at once,
+    /// across all connections (see [`super::body_budget`]).
+    pub max_buffered_bytes: usize,
 }
 
 impl Default for RequestLimits {
@@ -58,6 +63,8 @@ impl Default for RequestLimits {
         Self {
             max_body_bytes: 4 * 1024 * 1024,
             timeout: Duration::from_secs(9),
+            // Four maximal bodies at once; ordinary admissions stay within the free 64 KiB.
+            max_buffered_bytes: 16 * 1024 * 1024,
         }
     }
 }
@@ -75,9 +82,14 @@ pub struct WebhookState {
 
 /// The webhook router: `POST /mutate-v1-pod`.
 pub fn router(state: WebhookState, limits: RequestLimits) -> Router {
+    let budget = BodyBudget::new(limits.max_buffered_bytes.max(limits.max_body_bytes));
     Router::new()
         .route(MUTATE_PATH, post(mutate_pod))
         .layer(DefaultBodyLimit::max(limits.max_body_bytes))
+        .layer(axum::middleware::map_request(move |request: Request| {
+            let budget = budget.clone();
+            async move { request.map(|body| budget.wrap(body)) }
+        }))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             limits.timeout,
@@ -101,6 +113,19 @@ async fn mutate_pod(
     }
     let body = match body {
         Ok(body) => body,
+        Err(rejection) if body_budget::is_exhausted(&rejection) => {
+            let mut response = reject(
+                &state,
+                started,
+                StatusCode::SERVICE_UNAVAILABLE,
+                &format!("cannot read the request body: {rejection}"),
+            );
+            // The rest of the body is not read: the connection cannot carry another request.
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, axum::http::HeaderValue::from_static("close"));
+            return response;
+        }
         Err(rejection) => {
             let status = rejection.status();
             return reject(
