@@ -251,11 +251,11 @@ class Defaults(unittest.TestCase):
         self.assertEqual(self.objects[("ClusterRole", "azure-wi-webhook-manager-role")]["rules"], [
             {"apiGroups": [""], "resources": ["serviceaccounts"], "verbs": ["get", "list", "watch"]},
             {"apiGroups": ["admissionregistration.k8s.io"], "resources": ["mutatingwebhookconfigurations"],
-             "resourceNames": [MWC], "verbs": ["get", "update", "patch"]},
+             "resourceNames": [MWC], "verbs": ["get", "patch"]},
         ])
         self.assertEqual(self.objects[("Role", "azure-wi-webhook-manager-role")]["rules"], [
             {"apiGroups": [""], "resources": ["secrets"], "resourceNames": [SECRET],
-             "verbs": ["get", "update", "patch"]},
+             "verbs": ["get", "update"]},
         ])
         for kind in ("ClusterRoleBinding", "RoleBinding"):
             binding = self.objects[(kind, "azure-wi-webhook-manager-rolebinding")]
