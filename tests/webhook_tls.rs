@@ -388,12 +388,21 @@ async fn certificate_files_replaced_under_load_fail_no_request_and_are_served() 
             let url = format!("https://{HOST}:{}/hello", server.addr.port());
             workers.push(tokio::spawn(async move {
                 while !stop.load(Ordering::Relaxed) {
-                    match client.get(&url).send().await {
-                        Ok(r) if r.status() == 200 && r.text().await.is_ok_and(|t| t == "hello") => {
-                            ok.fetch_add(1, Ordering::Relaxed)
+                    let result = async {
+                        let response = client.get(&url).send().await.map_err(|e| format!("{e:?}"))?;
+                        let status = response.status();
+                        let text = response.text().await.map_err(|e| format!("{e:?}"))?;
+                        if status == 200 && text == "hello" {
+                            Ok(())
+                        } else {
+                            Err(format!("{status}: {text}"))
                         }
-                        other => {
-                            eprintln!("request failed: {other:?}");
+                    }
+                    .await;
+                    match result {
+                        Ok(()) => ok.fetch_add(1, Ordering::Relaxed),
+                        Err(error) => {
+                            eprintln!("request failed: {error}");
                             failed.fetch_add(1, Ordering::Relaxed)
                         }
                     };
