@@ -7,8 +7,11 @@ root=$PWD
 target="${CARGO_TARGET_DIR:-$root/target}"
 export CARGO_TARGET_DIR="$target"
 
+# AZWI_CARGO_ARGS: extra cargo arguments (e.g. `--config profile.release.package.azure-wi.codegen-units=2`
+# gives this checkout's build its own file names in a target directory shared with other checkouts).
 build() {
-  cargo build --locked --release --quiet --bin azure-wi
+  # shellcheck disable=SC2086
+  cargo build --locked --release --quiet --bin azure-wi ${AZWI_CARGO_ARGS:-}
   (cd bench/loadgen && cargo build --locked --release --quiet)
   # Copies: the target directory may be shared with other builds that replace these files.
   mkdir -p "$work/bin"

@@ -296,6 +296,9 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         .with_root_certificates(roots)
         .with_no_client_auth();
     tls.alpn_protocols = vec![b"http/1.1".to_vec()];
+    // Full handshakes only, as the API server's Go client makes (no session cache): a resumed
+    // session would not show a new certificate.
+    tls.resumption = rustls::client::Resumption::disabled();
     let connector = tokio_rustls::TlsConnector::from(Arc::new(tls));
     let server_name = ServerName::try_from(args.server_name.clone())?;
     let body = match &args.review {
