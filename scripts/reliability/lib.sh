@@ -1,6 +1,6 @@
 # Shared by the scripts in scripts/reliability/: builds (release), a webhook process serving
 # certificate files and a ServiceAccount file (no API server), and small checks. Sourced, not run.
-# shellcheck shell=bash
+# shellcheck shell=bash disable=SC2034 # the variables are for the sourcing scripts
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 root=$PWD
