@@ -304,6 +304,14 @@ async fn entra_slower_than_the_read_timeout_fails_naming_the_timeout() {
     // The request is sent once and retried three times (azure-core's policy for timeouts), each
     // attempt given the whole read timeout, with short backoffs in between: on the paused clock
     // the failure comes after 4 x 60 s plus the backoffs, not earlier and not much later.
+    // (The accepting thread runs on the real clock and may lag behind the paused one: wait for it,
+    // in real time and bounded, before counting.)
+    for _ in 0..500 {
+        if accepted.load(Ordering::SeqCst) >= 4 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
     assert_eq!(accepted.load(Ordering::SeqCst), 4, "{message}");
     assert!(
         waited >= Duration::from_secs(4 * 60) && waited < Duration::from_secs(4 * 60 + 30),
