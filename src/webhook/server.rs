@@ -9,6 +9,7 @@
 //! | --- | --- |
 //! | not `Content-Type: application/json` | 415 |
 //! | body over the limit (4 MiB by default) | 413 |
+//! | body past 64 KiB while the shared body budget (16 MiB) is spent ([`super::body_budget`]) | 503, `Connection: close` |
 //! | body not an AdmissionReview v1/v1beta1 (no uid to answer) | 400, naming the problem |
 //! | a review without a pod object (e.g. a misrouted DELETE) | 200, `allowed: false`, code 400 |
 //! | ServiceAccount missing, or the API server unreachable | 200, `allowed: false` with the reason |
