@@ -26,8 +26,7 @@ use std::{
     net::SocketAddr,
     path::{Path, PathBuf},
     sync::{
-        Arc,
-        Mutex,
+        Arc, Mutex,
         atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering},
     },
     time::{Duration, Instant},
@@ -390,8 +389,13 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     };
     let throughput = count as f64 / elapsed.as_secs_f64();
     let failures = shared.failures.load(Ordering::SeqCst);
-    let mut certificates: Vec<([u8; 32], (u64, f64))> =
-        shared.certificates.lock().unwrap().iter().map(|(k, v)| (*k, *v)).collect();
+    let mut certificates: Vec<([u8; 32], (u64, f64))> = shared
+        .certificates
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| (*k, *v))
+        .collect();
     certificates.sort_by(|a, b| a.1.1.total_cmp(&b.1.1));
     let certificates: Vec<Value> = certificates
         .iter()
@@ -605,7 +609,11 @@ async fn hostile(args: HostileArgs) -> anyhow::Result<()> {
     for i in 0..args.endless + args.slow_loris {
         let endless = i < args.endless;
         let (connector, server_name, counters) = (connector.clone(), server_name.clone(), counters.clone());
-        let (addr, host, drip) = (args.addr, args.server_name.clone(), Duration::from_millis(args.drip_ms));
+        let (addr, host, drip) = (
+            args.addr,
+            args.server_name.clone(),
+            Duration::from_millis(args.drip_ms),
+        );
         tasks.spawn(async move {
             while tokio::time::Instant::now() < deadline {
                 let attempt = async {
