@@ -247,7 +247,9 @@ fn read_audit(path: &Path, user: &str) -> Vec<Call> {
         let Ok(event) = serde_json::from_str::<Value>(line) else {
             continue;
         };
-        if event["user"]["username"] != user || event["stage"] != "ResponseComplete" {
+        // A watch is logged when its response starts (it completes only when the client leaves).
+        let stage = event["stage"].as_str().unwrap_or_default();
+        if event["user"]["username"] != user || !matches!(stage, "ResponseStarted" | "ResponseComplete") {
             continue;
         }
         let object = &event["objectRef"];
