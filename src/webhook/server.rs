@@ -466,6 +466,52 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_large_body_while_the_budget_is_spent_is_503_and_closes_the_connection() {
+        use crate::webhook::body_budget::FREE_BYTES;
+        const MIB: usize = 1024 * 1024;
+        let limits = RequestLimits {
+            max_body_bytes: MIB,
+            max_buffered_bytes: MIB,
+            ..RequestLimits::default()
+        };
+        let app = router(state(), limits);
+        // One body takes nearly the whole budget (all but its free 64 KiB) and stays open.
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(2);
+        let held = Request::post(MUTATE_PATH)
+            .header("content-type", "application/json")
+            .body(Body::from_stream(futures::stream::poll_fn(move |cx| {
+                rx.poll_recv(cx)
+            })))
+            .unwrap();
+        let first = tokio::spawn(app.clone().oneshot(held));
+        tx.send(Ok(Bytes::from(vec![b' '; MIB - 1000]))).await.unwrap();
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+        // Another large body finds no room: 503 at once, and the connection is to be closed.
+        let second = Request::post(MUTATE_PATH)
+            .header("content-type", "application/json")
+            .body(Body::from(vec![b' '; FREE_BYTES + 100 * 1024]))
+            .unwrap();
+        let response = app.clone().oneshot(second).await.unwrap();
+        let (parts, body) = response.into_parts();
+        let text = axum::body::to_bytes(body, usize::MAX).await.unwrap();
+        let text = String::from_utf8_lossy(&text);
+        assert_eq!(parts.status, StatusCode::SERVICE_UNAVAILABLE, "{text}");
+        assert_eq!(parts.headers[header::CONNECTION], "close");
+        assert!(text.contains("too many large admission requests"), "{text}");
+        // A small review passes meanwhile (the first 64 KiB of every body are free).
+        let review = serde_json::to_vec(&review("admission.k8s.io/v1", "team-a", "app")).unwrap();
+        let (status, _) = post(app.clone(), "application/json", review).await;
+        assert_eq!(status, StatusCode::OK);
+        // Once the first body is gone, a large one fits again (and is then judged on its content).
+        drop(tx);
+        first.await.unwrap().unwrap();
+        let (status, _) = post(app, "application/json", vec![b' '; FREE_BYTES + 100 * 1024]).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+    }
+
+    #[tokio::test]
     async fn malformed_json_is_a_clear_400() {
         let (status, text) = post(
             router(state(), RequestLimits::default()),
