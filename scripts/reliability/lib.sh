@@ -9,13 +9,18 @@ export CARGO_TARGET_DIR="$target"
 
 # AZWI_CARGO_ARGS: extra cargo arguments (e.g. `--config profile.release.package.azure-wi.codegen-units=2`
 # gives this checkout's build its own file names in a target directory shared with other checkouts).
+# AZWI_BIN and LOADGEN_BIN: use these binaries instead of building.
 build() {
-  # shellcheck disable=SC2086
-  cargo build --locked --release --quiet --bin azure-wi ${AZWI_CARGO_ARGS:-}
-  (cd bench/loadgen && cargo build --locked --release --quiet)
-  # Copies: the target directory may be shared with other builds that replace these files.
   mkdir -p "$work/bin"
-  cp "$target/release/azure-wi" "$target/release/azure-wi-loadgen" "$work/bin/"
+  if [ -n "${AZWI_BIN:-}" ] && [ -n "${LOADGEN_BIN:-}" ]; then
+    cp "$AZWI_BIN" "$work/bin/azure-wi"; cp "$LOADGEN_BIN" "$work/bin/azure-wi-loadgen"
+  else
+    # shellcheck disable=SC2086
+    cargo build --locked --release --quiet --bin azure-wi ${AZWI_CARGO_ARGS:-}
+    (cd bench/loadgen && cargo build --locked --release --quiet)
+    # Copies: the target directory may be shared with other builds that replace these files.
+    cp "$target/release/azure-wi" "$target/release/azure-wi-loadgen" "$work/bin/"
+  fi
   webhook_bin="$work/bin/azure-wi"
   loadgen="$work/bin/azure-wi-loadgen"
 }
