@@ -499,6 +499,10 @@ async fn the_chart_grants_exactly_what_the_webhook_uses() {
         "requests the chart's rules do not cover: {outside:#?}"
     );
     assert!(
+        unexpected_discovery.is_empty(),
+        "non-resource requests beyond discovery: {unexpected_discovery:#?}"
+    );
+    assert!(
         unused.is_empty(),
         "the chart grants what the webhook never used: {unused:#?}"
     );
