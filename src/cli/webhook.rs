@@ -210,6 +210,7 @@ impl WebhookArgs {
         let limits = RequestLimits {
             max_body_bytes: max_request_bytes,
             timeout: Duration::from_secs(request_timeout_seconds),
+            ..RequestLimits::default()
         };
         let options = ServeOptions {
             drain_timeout: Duration::from_secs(shutdown_timeout_seconds),

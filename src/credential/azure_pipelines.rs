@@ -19,7 +19,7 @@ use super::{
     client_assertion::{
         AssertionExchange, ClientAssertion, ClientAssertionCredentialOptions, excerpt, scrub,
     },
-    http::{RetryPolicy, send_with_retry, shared_client},
+    http::{self, RetryPolicy, send_with_retry, shared_client},
 };
 
 const CREDENTIAL: &str = "AzurePipelinesCredential";
@@ -124,7 +124,11 @@ impl ClientAssertion for OidcToken {
         .map_err(|e| {
             Error::authentication_failed(
                 CREDENTIAL,
-                format!("cannot reach the OIDC endpoint {}: {e}", url.path()),
+                format!(
+                    "cannot reach the OIDC endpoint {}: {}",
+                    url.path(),
+                    http::describe(&e)
+                ),
             )
             .with_source(e)
         })?;

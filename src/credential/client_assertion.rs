@@ -24,7 +24,7 @@ use super::{
     authority::{self, AuthorityError},
     cache::TokenCache,
     expiry::parse_token_response,
-    http::{RetryPolicy, client_request_id, send_with_retry, shared_client},
+    http::{self, RetryPolicy, client_request_id, send_with_retry, shared_client},
 };
 
 /// The `client_assertion_type` of a JWT bearer assertion.
@@ -346,7 +346,7 @@ impl AssertionExchange {
         .map_err(|e| {
             Error::authentication_failed(
                 self.credential,
-                format!("cannot reach Microsoft Entra ID at {url}: {e}"),
+                format!("cannot reach Microsoft Entra ID at {url}: {}", http::describe(&e)),
             )
             .with_source(e)
         })?;
@@ -354,7 +354,7 @@ impl AssertionExchange {
         let bytes = response.bytes().await.map_err(|e| {
             Error::authentication_failed(
                 self.credential,
-                format!("reading the answer of {url} failed: {e}"),
+                format!("reading the answer of {url} failed: {}", http::describe(&e)),
             )
             .with_source(e)
         })?;

@@ -11,6 +11,7 @@
 
 pub mod admission;
 pub mod annotations;
+pub mod body_budget;
 pub mod certs;
 pub mod cloud;
 pub mod config;

@@ -96,6 +96,12 @@ impl TestBed {
     /// Starts a new control plane whose API server has `env` in its environment (e.g.
     /// `HTTPS_PROXY`, through which it then calls webhooks).
     pub async fn start_with_env(env: &[(&str, &str)]) -> TestBed {
+        TestBed::start_with(env, &[]).await
+    }
+
+    /// Starts a new control plane whose API server has `env` in its environment and `args` added
+    /// to its flags (e.g. `--audit-policy-file=...`).
+    pub async fn start_with(env: &[(&str, &str)], args: &[String]) -> TestBed {
         let apiserver_env: Vec<(String, String)> =
             env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         let _ = rustls::crypto::ring::default_provider().install_default();
@@ -143,7 +149,10 @@ impl TestBed {
             "--disable-admission-plugins=ServiceAccount".into(),
             "--profiling=false".into(),
             "--v=1".into(),
-        ];
+        ]
+        .into_iter()
+        .chain(args.iter().cloned())
+        .collect::<Vec<String>>();
         let kubeconfig = write(
             &dir,
             "kubeconfig",
