@@ -188,14 +188,10 @@ impl WebhookArgs {
                     timeout: Duration::from_secs(service_account_lookup_timeout_seconds),
                     ..LookupOptions::default()
                 };
-                let synced = readiness.condition("service-accounts");
-                let (accounts, driver) = ServiceAccounts::watch(
-                    client.clone(),
-                    options,
-                    metrics.clone(),
-                    synced,
-                    shutdown.clone(),
-                );
+                // Readiness does not wait for the cache: until it has synced, lookups are direct
+                // GETs (see `service_accounts`).
+                let (accounts, driver) =
+                    ServiceAccounts::watch(client.clone(), options, metrics.clone(), shutdown.clone());
                 tokio::spawn(driver);
                 accounts
             }

@@ -22,7 +22,7 @@ use kube::{
 use tokio::sync::OnceCell;
 
 use super::{
-    pki::{self, Pki},
+    pki::{self, CertAndKey, Pki},
     process::{Process, free_port},
 };
 
@@ -187,6 +187,16 @@ impl TestBed {
         let kubeconfig = Kubeconfig::read_from(&self.kubeconfig)?;
         let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default()).await?;
         Ok(Client::try_from(config)?)
+    }
+
+    /// Writes a kubeconfig for the user of a client certificate issued by [`Pki::client_cert`]
+    /// (e.g. one with narrower RBAC than the admin) and returns its path.
+    pub fn kubeconfig_for(&self, name: &str, cert: &CertAndKey) -> PathBuf {
+        write(
+            &self.dir,
+            &format!("kubeconfig-{name}"),
+            &kubeconfig_yaml(&self.url, &self.ca_pem, &cert.cert_pem, &cert.key_pem),
+        )
     }
 
     /// The test bed's CA, for issuing serving certificates to test servers.
