@@ -24,8 +24,10 @@ async fn main() -> ExitCode {
         .next()
         .unwrap_or_else(|| "https://management.azure.com/.default".to_owned());
 
-    let options = ManagedIdentityCredentialOptions::default()
-        .with_user_assigned_id(UserAssignedId::ClientId(client_id));
+    let options = ManagedIdentityCredentialOptions {
+        user_assigned_id: Some(UserAssignedId::ClientId(client_id)),
+        ..Default::default()
+    };
     let credential = match ManagedIdentityCredential::new(Some(options)) {
         Ok(credential) => credential,
         Err(e) => {

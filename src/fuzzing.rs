@@ -6,11 +6,10 @@
 
 use std::sync::{Arc, OnceLock};
 
-use async_trait::async_trait;
 use time::{Duration, OffsetDateTime};
 
 use crate::credential::{
-    self, AccessToken, Env, TokenCredential, TokenRequestOptions,
+    self, AccessToken, Env, TokenCredential, TokenFuture, TokenRequestOptions,
     client_assertion::{entra_error, excerpt, scrub},
     expiry::parse_token_response_with_extras,
     managed_identity::{arc_key_file::realm_path, response::Received},
@@ -139,13 +138,12 @@ const PROXY_TOKEN: &str = "fuzz-proxy-token";
 #[derive(Debug)]
 struct FixedCredential;
 
-#[async_trait]
 impl TokenCredential for FixedCredential {
-    async fn get_token(&self, _: &[&str], _: Option<TokenRequestOptions>) -> credential::Result<AccessToken> {
-        Ok(AccessToken::new(
+    fn get_token<'a>(&'a self, _: &'a [&'a str], _: Option<TokenRequestOptions>) -> TokenFuture<'a> {
+        TokenFuture::ready(Ok(AccessToken::new(
             PROXY_TOKEN,
             OffsetDateTime::now_utc() + Duration::hours(1),
-        ))
+        )))
     }
 }
 

@@ -529,3 +529,119 @@ async fn dry_run_create_is_mutated_and_not_stored() {
         "a dry-run pod was stored"
     );
 }
+
+/// The webhook is ready, and mutates correctly, before its ServiceAccount cache has synced: here
+/// the cache can never sync (its user may `get` ServiceAccounts but not `list` or `watch` them), so
+/// every lookup is a direct GET to the real API server.
+#[tokio::test(flavor = "multi_thread")]
+async fn admission_before_the_cache_has_synced_is_mutated_from_a_direct_get() {
+    use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
+
+    let bed = TestBed::shared().await;
+    let client = bed.client().await;
+    let ns = bed.namespace("unsynced").await;
+    let client_id = "00000000-0000-0000-0000-0000000005c0";
+    create_service_account(
+        &client,
+        &ns,
+        "app",
+        &[
+            ("azure.workload.identity/client-id", client_id),
+            ("azure.workload.identity/tenant-id", "tenant-of-sa"),
+        ],
+    )
+    .await;
+    // A user allowed to GET ServiceAccounts, nothing more.
+    let user = format!("lookup-only-{ns}");
+    let role: ClusterRole = serde_json::from_value(json!({
+        "metadata": {"name": user},
+        "rules": [{"apiGroups": [""], "resources": ["serviceaccounts"], "verbs": ["get"]}]
+    }))
+    .unwrap();
+    Api::<ClusterRole>::all(client.clone())
+        .create(&PostParams::default(), &role)
+        .await
+        .expect("create ClusterRole");
+    let binding: ClusterRoleBinding = serde_json::from_value(json!({
+        "metadata": {"name": user},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": user},
+        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": user}]
+    }))
+    .unwrap();
+    Api::<ClusterRoleBinding>::all(client.clone())
+        .create(&PostParams::default(), &binding)
+        .await
+        .expect("create ClusterRoleBinding");
+    let kubeconfig = bed.kubeconfig_for(&user, &bed.pki().client_cert(&user, "e2e-limited"));
+
+    // `start` returns once /readyz answers 200, which it must without a synced cache.
+    let webhook = Webhook::start_with_kubeconfig(bed, "unsynced", &kubeconfig, &[]).await;
+    // `pod` runs as ServiceAccount `app`.
+    let review = json!({
+        "apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+        "request": {
+            "uid": "0000-unsynced", "namespace": ns, "operation": "CREATE",
+            "kind": {"group": "", "version": "v1", "kind": "Pod"},
+            "resource": {"group": "", "version": "v1", "resource": "pods"},
+            "object": pod("unsynced")
+        }
+    });
+    let https = reqwest::Client::builder()
+        .tls_certs_only([reqwest::Certificate::from_pem(bed.ca_pem.as_bytes()).expect("ca")])
+        .build()
+        .expect("https client");
+    let answer: Value = https
+        .post(webhook.url())
+        .json(&review)
+        .send()
+        .await
+        .expect("admission request")
+        .json()
+        .await
+        .expect("AdmissionReview answer");
+    let response = &answer["response"];
+    assert_eq!(response["allowed"], true, "{answer}");
+    assert_eq!(response["patchType"], "JSONPatch", "{answer}");
+    use base64::Engine as _;
+    let patch: json_patch::Patch = serde_json::from_slice(
+        &base64::engine::general_purpose::STANDARD
+            .decode(response["patch"].as_str().expect("patch"))
+            .expect("base64 patch"),
+    )
+    .expect("JSON patch");
+    let mut patched = review["request"]["object"].clone();
+    json_patch::patch(&mut patched, &patch).expect("the patch applies to the pod");
+    let volume = reserved_volume("unsynced");
+    // As the patch adds it (the API server's defaulting adds `defaultMode` when storing a pod).
+    assert_eq!(
+        patched["spec"]["volumes"],
+        json!([{"name": volume, "projected": {"sources": [{"serviceAccountToken": {
+            "audience": "api://AzureADTokenExchange", "expirationSeconds": 3600,
+            "path": "token/azure-identity-token"}}]}}]),
+        "{patched:#}"
+    );
+    for name in ["busybox-1", "busybox-2"] {
+        assert_injected(
+            container(&patched, "containers", name),
+            &volume,
+            client_id,
+            "tenant-of-sa",
+        );
+    }
+
+    // The answer came from a direct GET: the cache has not synced, and one miss found the account.
+    let metrics = reqwest::get(format!("http://127.0.0.1:{}/metrics", webhook.metrics_port))
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("metrics text");
+    assert!(
+        metrics.contains("azwi_service_account_cache_synced 0"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(r#"azwi_service_account_cache_misses_total{result="found"} 1"#),
+        "{metrics}"
+    );
+}

@@ -20,10 +20,10 @@ use std::{
     time::Duration,
 };
 
-use async_trait::async_trait;
 use azure_wi::credential::{
     AccessToken, Env, ErrorKind, ManagedIdentityCredential, ManagedIdentityCredentialOptions,
-    TokenCredential, TokenRequestOptions, WorkloadIdentityCredential, WorkloadIdentityCredentialOptions,
+    TokenCredential, TokenFuture, TokenRequestOptions, WorkloadIdentityCredential,
+    WorkloadIdentityCredentialOptions,
 };
 use serde_json::json;
 use test_server::{Reply, TestServer};
@@ -229,10 +229,10 @@ async fn imds_answering_garbage_or_a_token_without_expiry_is_a_clear_failure() {
             .header("content-type", "application/json")
             .body(body)])
         .await;
-        let options = ManagedIdentityCredentialOptions::default().with_env(Env::from_pairs([(
-            "AZURE_POD_IDENTITY_AUTHORITY_HOST",
-            imds.url(),
-        )]));
+        let options = ManagedIdentityCredentialOptions {
+            env: Env::from_pairs([("AZURE_POD_IDENTITY_AUTHORITY_HOST", imds.url())]),
+            ..Default::default()
+        };
         let credential = ManagedIdentityCredential::new(Some(options)).unwrap();
         let error = credential
             .get_token(&["https://vault.azure.net/.default"], None)
@@ -249,22 +249,87 @@ async fn imds_answering_garbage_or_a_token_without_expiry_is_a_clear_failure() {
     }
 }
 
+// --- Microsoft Entra slower than the HTTP client's read timeout ---
+
+/// A token endpoint that accepts connections, lets the request sit in the socket and never
+/// answers. A plain thread (not a task): it must not depend on the test's paused clock.
+fn stalling_server() -> (SocketAddr, Arc<AtomicUsize>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let count = accepted.clone();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming() {
+            let Ok(stream) = stream else { break };
+            count.fetch_add(1, Ordering::SeqCst);
+            held.push(stream);
+        }
+    });
+    (addr, accepted)
+}
+
+/// The default read timeout (60 s) on tokio's paused clock: the runtime has nothing to do while
+/// the server stalls, so the clock jumps to the next timer and the test takes no real minute.
+#[tokio::test(start_paused = true)]
+async fn entra_slower_than_the_read_timeout_fails_naming_the_timeout() {
+    let (addr, accepted) = stalling_server();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("token");
+    std::fs::write(&file, "sa-jwt").unwrap();
+    let entra_url = format!("http://{addr}");
+    install_crypto();
+    let credential = WorkloadIdentityCredential::new(Some(WorkloadIdentityCredentialOptions {
+        tenant_id: Some("tenant-1".into()),
+        client_id: Some("client-1".into()),
+        token_file_path: Some(file),
+        authority_host: Some(entra_url),
+        env: Env::from_pairs::<&str, &str>([]),
+        ..Default::default()
+    }))
+    .unwrap();
+    let started = tokio::time::Instant::now();
+    let error = credential
+        .get_token(&["https://vault.azure.net/.default"], None)
+        .await
+        .expect_err("a token endpoint that never answers");
+    let waited = started.elapsed();
+    let message = error.to_string();
+    assert_eq!(error.kind(), ErrorKind::AuthenticationFailed, "{message}");
+    assert!(
+        message.contains("cannot reach Microsoft Entra ID")
+            && message.contains("no answer within the HTTP client's 60 s read timeout"),
+        "{message}"
+    );
+    // The request is sent once and retried three times (azure-core's policy for timeouts), each
+    // attempt given the whole read timeout, with short backoffs in between: on the paused clock
+    // the failure comes after 4 x 60 s plus the backoffs, not earlier and not much later.
+    // (The accepting thread runs on the real clock and may lag behind the paused one: wait for it,
+    // in real time and bounded, before counting.)
+    for _ in 0..500 {
+        if accepted.load(Ordering::SeqCst) >= 4 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert_eq!(accepted.load(Ordering::SeqCst), 4, "{message}");
+    assert!(
+        waited >= Duration::from_secs(4 * 60) && waited < Duration::from_secs(4 * 60 + 30),
+        "failed after {waited:?} of (paused) clock time: {message}"
+    );
+}
+
 // --- the token proxy under slow and disconnecting clients ---
 
 #[derive(Debug)]
 struct Fixed;
 
-#[async_trait]
 impl TokenCredential for Fixed {
-    async fn get_token(
-        &self,
-        _: &[&str],
-        _: Option<TokenRequestOptions>,
-    ) -> azure_wi::credential::Result<AccessToken> {
-        Ok(AccessToken::new(
+    fn get_token<'a>(&'a self, _: &'a [&'a str], _: Option<TokenRequestOptions>) -> TokenFuture<'a> {
+        TokenFuture::ready(Ok(AccessToken::new(
             "proxy-token",
             time::OffsetDateTime::now_utc() + time::Duration::hours(1),
-        ))
+        )))
     }
 }
 
@@ -393,6 +458,7 @@ async fn start_webhook(max_body_bytes: usize) -> SocketAddr {
         RequestLimits {
             max_body_bytes,
             timeout: Duration::from_secs(9),
+            ..RequestLimits::default()
         },
     );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -417,6 +483,7 @@ fn review() -> serde_json::Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn webhook_refuses_oversized_and_endless_bodies_and_serves_the_others() {
+    install_crypto();
     const LIMIT: usize = 64 * 1024;
     let addr = start_webhook(LIMIT).await;
     let url = format!("http://{addr}/mutate-v1-pod");
@@ -490,80 +557,194 @@ async fn webhook_refuses_oversized_and_endless_bodies_and_serves_the_others() {
     }
 }
 
-// --- the webhook process under SIGTERM with requests in flight ---
+// --- the webhook as a process: SIGTERM, endless bodies and slow clients ---
+
+const HOST: &str = "azure-wi-webhook-webhook-service.azure-workload-identity-system.svc";
+
+/// `azure-wi webhook` as a process (offline: certificate and ServiceAccount files), ready.
+struct WebhookProcess {
+    child: std::process::Child,
+    webhook: SocketAddr,
+    tls: tokio_rustls::TlsConnector,
+    reader: Option<std::thread::JoinHandle<()>>,
+    _files: support::OfflineWebhook,
+}
+
+impl WebhookProcess {
+    async fn start(extra: &[&str]) -> Self {
+        use std::io::{BufRead, BufReader};
+
+        use rustls::pki_types::{CertificateDer, pem::PemObject};
+        install_crypto();
+        let files = support::OfflineWebhook::new();
+        let mut child = files.command("info").args(extra).spawn().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel::<serde_json::Value>();
+        let stderr = child.stderr.take().unwrap();
+        let reader = std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Ok(record) = serde_json::from_str(&line) {
+                    let _ = tx.send(record);
+                }
+            }
+        });
+        let listening = loop {
+            let record = rx
+                .recv_timeout(Duration::from_secs(30))
+                .expect("the webhook logs its addresses");
+            if record["message"] == "listening" {
+                break record;
+            }
+        };
+        let webhook: SocketAddr = listening["webhook"].as_str().unwrap().parse().unwrap();
+        let health: SocketAddr = listening["health"].as_str().unwrap().parse().unwrap();
+        let plain = reqwest::Client::builder().no_proxy().build().unwrap();
+        let mut ready = false;
+        for _ in 0..500 {
+            if plain
+                .get(format!("http://{health}/readyz"))
+                .send()
+                .await
+                .is_ok_and(|r| r.status() == 200)
+            {
+                ready = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(ready, "/readyz never became ready");
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in CertificateDer::pem_slice_iter(files.bundle.ca_cert_pem.as_bytes()) {
+            roots.add(cert.unwrap()).unwrap();
+        }
+        let mut config =
+            rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+                .with_safe_default_protocol_versions()
+                .unwrap()
+                .with_root_certificates(roots)
+                .with_no_client_auth();
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Self {
+            child,
+            webhook,
+            tls: tokio_rustls::TlsConnector::from(Arc::new(config)),
+            reader: Some(reader),
+            _files: files,
+        }
+    }
+
+    async fn connect(&self) -> std::io::Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>> {
+        let tcp = tokio::net::TcpStream::connect(self.webhook).await?;
+        self.tls
+            .connect(rustls::pki_types::ServerName::try_from(HOST).unwrap(), tcp)
+            .await
+    }
+
+    /// A `kB` field of the process's `/proc/<pid>/status` (VmHWM: peak resident memory).
+    fn status_kib(&self, field: &str) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        status
+            .lines()
+            .find(|l| l.starts_with(field))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no {field} in /proc/<pid>/status"))
+    }
+
+    fn sigterm(&self) {
+        let status = std::process::Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// Waits for the process to exit (after SIGTERM) and returns its status.
+    fn wait(mut self) -> std::process::ExitStatus {
+        let exit = self.child.wait().unwrap();
+        if let Some(reader) = self.reader.take() {
+            reader.join().unwrap();
+        }
+        exit
+    }
+}
+
+impl Drop for WebhookProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+    }
+}
+
+/// One admission answer as read off the wire.
+struct Answer {
+    status: u16,
+    allowed: bool,
+    /// `Connection: close`: the server asked the client to go away after this answer.
+    close: bool,
+}
+
+/// Sends one AdmissionReview on a keep-alive HTTP/1.1 connection and reads the answer.
+async fn admit<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
+    stream: &mut S,
+    body: &[u8],
+) -> std::io::Result<Answer> {
+    let head = format!(
+        "POST /mutate-v1-pod HTTP/1.1\r\nHost: {HOST}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await?;
+    stream.write_all(body).await?;
+    stream.flush().await?;
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 8192];
+    let eof = || std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "closed before the answer");
+    let header_end = loop {
+        if let Some(at) = answer.windows(4).position(|w| w == b"\r\n\r\n") {
+            break at + 4;
+        }
+        match stream.read(&mut buf).await? {
+            0 => return Err(eof()),
+            n => answer.extend_from_slice(&buf[..n]),
+        }
+    };
+    let head = String::from_utf8_lossy(&answer[..header_end]).to_ascii_lowercase();
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let header = |name: &str| {
+        head.lines()
+            .find_map(|l| l.strip_prefix(name).map(|v| v.trim().to_owned()))
+    };
+    let length: usize = header("content-length:")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let close = header("connection:").is_some_and(|v| v == "close");
+    while answer.len() < header_end + length {
+        match stream.read(&mut buf).await? {
+            0 => return Err(eof()),
+            n => answer.extend_from_slice(&buf[..n]),
+        }
+    }
+    let json: serde_json::Value =
+        serde_json::from_slice(&answer[header_end..header_end + length]).unwrap_or(serde_json::Value::Null);
+    Ok(Answer {
+        status,
+        allowed: json["response"]["allowed"] == true,
+        close,
+    })
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn webhook_sigterm_lets_in_flight_admissions_finish() {
-    use std::{
-        io::{BufRead, BufReader},
-        process::Command,
-    };
-
-    use rustls::pki_types::{CertificateDer, ServerName, pem::PemObject};
-    const HOST: &str = "azure-wi-webhook-webhook-service.azure-workload-identity-system.svc";
     const IN_FLIGHT: usize = 20;
-    install_crypto();
-    let files = support::OfflineWebhook::new();
-    let bundle = &files.bundle;
-    let mut child = files.command("info").spawn().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel::<serde_json::Value>();
-    let stderr = child.stderr.take().unwrap();
-    let reader = std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Ok(record) = serde_json::from_str(&line)
-                && tx.send(record).is_err()
-            {
-                break;
-            }
-        }
-    });
-    let listening = loop {
-        let record = rx
-            .recv_timeout(Duration::from_secs(30))
-            .expect("the webhook logs its addresses");
-        if record["message"] == "listening" {
-            break record;
-        }
-    };
-    let webhook: SocketAddr = listening["webhook"].as_str().unwrap().parse().unwrap();
-    let health: SocketAddr = listening["health"].as_str().unwrap().parse().unwrap();
-    let plain = reqwest::Client::builder().no_proxy().build().unwrap();
-    let mut ready = false;
-    for _ in 0..500 {
-        if plain
-            .get(format!("http://{health}/readyz"))
-            .send()
-            .await
-            .is_ok_and(|r| r.status() == 200)
-        {
-            ready = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert!(ready, "/readyz never became ready");
-
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in CertificateDer::pem_slice_iter(bundle.ca_cert_pem.as_bytes()) {
-        roots.add(cert.unwrap()).unwrap();
-    }
-    let tls = Arc::new(
-        rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_root_certificates(roots)
-            .with_no_client_auth(),
-    );
+    let webhook = WebhookProcess::start(&[]).await;
     let body = serde_json::to_vec(&review()).unwrap();
     let half = body.len() / 2;
     // Requests in flight: headers and half the body sent, the rest held back until after SIGTERM.
     let mut streams = Vec::new();
     for _ in 0..IN_FLIGHT {
-        let tcp = tokio::net::TcpStream::connect(webhook).await.unwrap();
-        let mut stream = tokio_rustls::TlsConnector::from(tls.clone())
-            .connect(ServerName::try_from(HOST).unwrap(), tcp)
-            .await
-            .unwrap();
+        let mut stream = webhook.connect().await.unwrap();
         let head = format!(
             "POST /mutate-v1-pod HTTP/1.1\r\nHost: {HOST}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
             body.len()
@@ -575,11 +756,7 @@ async fn webhook_sigterm_lets_in_flight_admissions_finish() {
     }
     // Give the server the chance to read what was sent (it is waiting for the rest of the body).
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
+    webhook.sigterm();
     tokio::time::sleep(Duration::from_millis(100)).await;
     let mut allowed = 0;
     for mut stream in streams {
@@ -599,7 +776,185 @@ async fn webhook_sigterm_lets_in_flight_admissions_finish() {
         }
     }
     assert_eq!(allowed, IN_FLIGHT, "in-flight admissions failed after SIGTERM");
-    let exit = child.wait().unwrap();
+    let exit = webhook.wait();
     assert!(exit.success(), "the webhook exited with {exit}");
-    reader.join().unwrap();
+}
+
+/// SIGTERM while keep-alive clients send admissions back to back: every request sent on an open
+/// connection is answered `allowed`, every client is told to go away (`Connection: close`, the
+/// lame-duck period) and leaves, and the process exits 0. (The long run at a fixed rate is
+/// scripts/reliability/sigterm.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhook_sigterm_under_load_fails_no_request_and_sends_every_client_away() {
+    const CLIENTS: usize = 16;
+    const BEFORE: usize = 30; // answers per client before SIGTERM
+    let webhook = Arc::new(WebhookProcess::start(&[]).await);
+    let body = Arc::new(serde_json::to_vec(&review()).unwrap());
+    let answered = Arc::new(AtomicUsize::new(0));
+    let mut clients = tokio::task::JoinSet::new();
+    for _ in 0..CLIENTS {
+        let (webhook, body, answered) = (webhook.clone(), body.clone(), answered.clone());
+        clients.spawn(async move {
+            let mut stream = webhook.connect().await.unwrap();
+            let (mut ok, mut failed) = (0usize, Vec::new());
+            loop {
+                match admit(&mut stream, &body).await {
+                    Ok(answer) if answer.status == 200 && answer.allowed => {
+                        ok += 1;
+                        answered.fetch_add(1, Ordering::Relaxed);
+                        if answer.close {
+                            return (ok, failed, true);
+                        }
+                    }
+                    Ok(answer) => failed.push(format!("status {}", answer.status)),
+                    Err(error) => {
+                        failed.push(error.to_string());
+                        return (ok, failed, false);
+                    }
+                }
+            }
+        });
+    }
+    // Bounded so that a broken server fails the test instead of hanging it.
+    for _ in 0..3000 {
+        if answered.load(Ordering::Relaxed) >= CLIENTS * BEFORE {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(answered.load(Ordering::Relaxed) >= CLIENTS * BEFORE);
+    webhook.sigterm();
+    let (mut total, mut sent_away, mut failures) = (0, 0, Vec::new());
+    while let Some(result) = clients.join_next().await {
+        let (ok, failed, told) = result.unwrap();
+        total += ok;
+        sent_away += usize::from(told);
+        failures.extend(failed);
+    }
+    assert!(
+        failures.is_empty(),
+        "{} requests failed: {failures:?}",
+        failures.len()
+    );
+    assert_eq!(sent_away, CLIENTS, "clients not told to go away before the close");
+    assert!(total >= CLIENTS * BEFORE);
+    let webhook = Arc::into_inner(webhook).expect("the clients are done");
+    let exit = webhook.wait();
+    assert!(exit.success(), "the webhook exited with {exit}");
+}
+
+/// Hostile clients against the process with its default limits (4 MiB bodies, 10 s to send the
+/// headers): ENDLESS connections send chunked bodies without end as fast as the server reads,
+/// SLOW ones dribble their headers. The peak resident memory (VmHWM) stays within a bound, every
+/// endless body is cut and every slow client is closed, and well-behaved admissions are answered
+/// meanwhile. (Longer runs with the figures: scripts/reliability/hostile-memory.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhook_memory_stays_bounded_under_endless_bodies_and_slow_clients() {
+    const ENDLESS: usize = 200;
+    const SLOW: usize = 50;
+    const ADMISSIONS: usize = 200;
+    const BOUND_MIB: u64 = 64;
+    let webhook = Arc::new(WebhookProcess::start(&[]).await);
+    let body = serde_json::to_vec(&review()).unwrap();
+    // Idle figure after some admissions (allocator pools, TLS and JSON buffers warmed up).
+    {
+        let mut stream = webhook.connect().await.unwrap();
+        for _ in 0..50 {
+            assert!(admit(&mut stream, &body).await.unwrap().allowed);
+        }
+    }
+    let idle = webhook.status_kib("VmHWM:");
+
+    let max_body: usize = 4 * 1024 * 1024;
+    let mut endless = tokio::task::JoinSet::new();
+    for _ in 0..ENDLESS {
+        let webhook = webhook.clone();
+        endless.spawn(async move {
+            let mut stream = webhook.connect().await.unwrap();
+            let head = format!(
+                "POST /mutate-v1-pod HTTP/1.1\r\nHost: {HOST}\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+            );
+            stream.write_all(head.as_bytes()).await.unwrap();
+            let chunk = format!("{:x}\r\n{}\r\n", 16384, " ".repeat(16384));
+            let mut sent = 0usize;
+            // Cut when a write fails (the server answered 413 and closed); never cut means
+            // four times the limit went through (socket buffers take a few MiB unread).
+            while sent < 4 * max_body {
+                if stream.write_all(chunk.as_bytes()).await.is_err() {
+                    return (sent, true);
+                }
+                sent += 16384;
+            }
+            (sent, false)
+        });
+    }
+    let mut slow = tokio::task::JoinSet::new();
+    for _ in 0..SLOW {
+        let webhook = webhook.clone();
+        slow.spawn(async move {
+            let mut stream = webhook.connect().await.unwrap();
+            let mut buf = [0u8; 1024];
+            for byte in b"POST /mutate-v1-pod HTTP/1.1\r\nHost: x\r\nX-Slow: "
+                .iter()
+                .chain(std::iter::repeat(&b'a'))
+            {
+                if stream.write_all(&[*byte]).await.is_err() {
+                    return true;
+                }
+                let _ = stream.flush().await;
+                // Bounded: a server that never closes the connection fails the test.
+                tokio::select! {
+                    () = tokio::time::sleep(Duration::from_millis(500)) => {}
+                    // An answer (408) or the close: the server ended it.
+                    _ = stream.read(&mut buf) => return true,
+                }
+            }
+            false
+        });
+    }
+    // Well-behaved admissions meanwhile, on fresh connections.
+    let mut admitted = 0;
+    for _ in 0..ADMISSIONS {
+        let mut stream = webhook.connect().await.unwrap();
+        if admit(&mut stream, &body)
+            .await
+            .is_ok_and(|a| a.status == 200 && a.allowed)
+        {
+            admitted += 1;
+        }
+    }
+    let mut cut = 0;
+    let mut most = 0;
+    while let Some(result) = endless.join_next().await {
+        let (sent, was_cut) = result.unwrap();
+        most = most.max(sent);
+        cut += usize::from(was_cut);
+    }
+    let peak = webhook.status_kib("VmHWM:");
+    let closed = tokio::time::timeout(Duration::from_secs(60), async {
+        let mut closed = 0;
+        while let Some(result) = slow.join_next().await {
+            closed += usize::from(result.unwrap());
+        }
+        closed
+    })
+    .await
+    .expect("slow clients are closed by the server");
+    eprintln!(
+        "VmHWM idle {} MiB, peak {} MiB under {ENDLESS} endless bodies and {SLOW} slow clients; \
+         endless bodies cut {cut}/{ENDLESS} (at most {} KiB sent); slow clients closed {closed}/{SLOW}; \
+         admissions {admitted}/{ADMISSIONS}",
+        idle / 1024,
+        peak / 1024,
+        most / 1024
+    );
+    assert_eq!(admitted, ADMISSIONS);
+    assert_eq!(cut, ENDLESS, "endless bodies were read past four times the limit");
+    assert_eq!(closed, SLOW);
+    assert!(
+        peak.saturating_sub(idle) < BOUND_MIB * 1024,
+        "peak resident memory grew from {} MiB to {} MiB",
+        idle / 1024,
+        peak / 1024
+    );
 }

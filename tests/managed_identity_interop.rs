@@ -14,11 +14,9 @@ mod support;
 #[path = "../src/credential/managed_identity/test_server.rs"]
 mod mi_test_server;
 
-use std::path::PathBuf;
-
 use mi_test_server::{Recorded, Reply, TestServer, self_signed_tls};
 use serde_json::json;
-use support::{run_azure_wi, stdout_json};
+use support::{python_with_azure_identity as python, run_azure_wi, stdout_json};
 
 const SCOPE: &str = "https://vault.azure.net/.default";
 const SECRET: &str = "interop-identity-s3cret";
@@ -38,32 +36,6 @@ elif kind != "none":
 token = ManagedIdentityCredential(**kwargs).get_token(scope)
 print(json.dumps({"access_token": token.token, "expires_on": token.expires_on}))
 "#;
-
-fn python() -> PathBuf {
-    let cache = std::env::var_os("AZWI_CACHE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var_os("HOME").expect("HOME is set")).join(".cache/azure-wi")
-        });
-    let python = cache.join("python-clients/bin/python");
-    if !python.exists() {
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/test.d/20-python-clients.sh");
-        let status = std::process::Command::new("bash")
-            .arg(script)
-            .status()
-            .expect("bash runs");
-        assert!(
-            status.success(),
-            "{script} failed: Python azure-identity is required for this test"
-        );
-    }
-    assert!(
-        python.exists(),
-        "{} is missing after the install script",
-        python.display()
-    );
-    python
-}
 
 /// A token response every platform parser accepts (MSAL wants `expires_in` from IMDS and
 /// `expires_on` from App Service, Azure ML and Service Fabric).
@@ -118,7 +90,7 @@ struct Case {
 }
 
 async fn run_case(
-    python: &PathBuf,
+    python: &std::path::Path,
     server: &TestServer,
     base: &str,
     case: &Case,

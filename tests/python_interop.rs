@@ -8,10 +8,8 @@
 
 mod support;
 
-use std::path::PathBuf;
-
 use support::{
-    run_azure_wi, stdout_json,
+    python_with_azure_identity as python, run_azure_wi, stdout_json,
     test_server::{RecordedRequest, Reply, TestServer},
 };
 
@@ -23,32 +21,6 @@ from azure.identity import WorkloadIdentityCredential
 token = WorkloadIdentityCredential().get_token(sys.argv[1])
 print(json.dumps({"access_token": token.token, "expires_on": token.expires_on}))
 "#;
-
-fn python() -> PathBuf {
-    let cache = std::env::var_os("AZWI_CACHE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var_os("HOME").expect("HOME is set")).join(".cache/azure-wi")
-        });
-    let python = cache.join("python-clients/bin/python");
-    if !python.exists() {
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/test.d/20-python-clients.sh");
-        let status = std::process::Command::new("bash")
-            .arg(script)
-            .status()
-            .expect("bash runs");
-        assert!(
-            status.success(),
-            "{script} failed: Python azure-identity is required for this test"
-        );
-    }
-    assert!(
-        python.exists(),
-        "{} is missing after the install script",
-        python.display()
-    );
-    python
-}
 
 fn relevant(r: &RecordedRequest) -> (String, String, Option<String>, Vec<(String, String)>) {
     let content_type = r.header("content-type").map(str::to_owned);

@@ -297,11 +297,9 @@ async fn the_proxy_at_trace_logs_no_secret() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_webhook_at_trace_logs_no_identity_header() {
-    use rustls::pki_types::{CertificateDer, pem::PemObject};
-    const HOST: &str = "azure-wi-webhook-webhook-service.azure-workload-identity-system.svc";
     let _ = rustls::crypto::ring::default_provider().install_default();
     let files = support::OfflineWebhook::new();
-    let bundle = &files.bundle;
+
     let mut child = files.command("trace").env_remove("RUST_LOG").spawn().unwrap();
     let tail = StderrTail::new(&mut child);
     let listening = tail.record("listening").await;
@@ -329,23 +327,7 @@ async fn the_webhook_at_trace_logs_no_identity_header() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert!(ready, "/readyz never became ready");
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in CertificateDer::pem_slice_iter(bundle.ca_cert_pem.as_bytes()) {
-        roots.add(cert.unwrap()).unwrap();
-    }
-    let tls = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    let client = reqwest::Client::builder()
-        .tls_backend_preconfigured(tls)
-        .resolve(HOST, webhook)
-        .no_proxy()
-        .build()
-        .unwrap();
+    let client = files.client(webhook);
     let review = json!({
         "apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
         "request": {
@@ -361,7 +343,7 @@ async fn the_webhook_at_trace_logs_no_identity_header() {
         }
     });
     let answer: Value = client
-        .post(format!("https://{HOST}:{}/mutate-v1-pod", webhook.port()))
+        .post(support::OfflineWebhook::mutate_url(webhook))
         .json(&review)
         .send()
         .await

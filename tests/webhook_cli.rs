@@ -11,10 +11,7 @@ use std::{
     time::Duration,
 };
 
-use rustls::pki_types::{CertificateDer, pem::PemObject};
 use serde_json::{Value, json};
-
-const HOST: &str = "azure-wi-webhook-webhook-service.azure-workload-identity-system.svc";
 
 fn review(service_account: &str) -> Value {
     json!({
@@ -35,7 +32,7 @@ fn review(service_account: &str) -> Value {
 async fn the_webhook_process_serves_admissions_and_stops_cleanly_on_sigterm() {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let files = support::OfflineWebhook::new();
-    let bundle = &files.bundle;
+
     let mut child = files.command("info").spawn().unwrap();
 
     // Every stderr line is a JSON log record; collect them on a thread.
@@ -91,24 +88,8 @@ async fn the_webhook_process_serves_admissions_and_stops_cleanly_on_sigterm() {
         200
     );
 
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in CertificateDer::pem_slice_iter(bundle.ca_cert_pem.as_bytes()) {
-        roots.add(cert.unwrap()).unwrap();
-    }
-    let tls = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    let client = reqwest::Client::builder()
-        .tls_backend_preconfigured(tls)
-        .resolve(HOST, webhook)
-        .no_proxy()
-        .build()
-        .unwrap();
-    let url = format!("https://{HOST}:{}/mutate-v1-pod", webhook.port());
+    let client = files.client(webhook);
+    let url = support::OfflineWebhook::mutate_url(webhook);
     let answer: Value = client
         .post(&url)
         .json(&review("web"))

@@ -343,3 +343,113 @@ async fn shutdown_finishes_in_flight_requests_and_refuses_new_connections() {
     assert_eq!(in_flight.await.unwrap().unwrap(), "finished");
     server.task.await.unwrap();
 }
+
+/// Replaces tls.crt/tls.key in place (truncate and write, certificate first): what a tool that
+/// rewrites the files does. The watcher may read a torn pair in between and must keep the old one.
+fn rewrite(dir: &Path, cert: &str, key: &str) {
+    std::fs::write(dir.join("tls.crt"), cert).unwrap();
+    std::fs::write(dir.join("tls.key"), key).unwrap();
+}
+
+/// Certificate files replaced ten times while workers send requests (half of them handshaking
+/// for every request), once with the kubelet's `..data` symlink swap and once with plain
+/// rewrites: no request fails, and after every swap new handshakes get the new certificate (by
+/// its DER, i.e. its fingerprint). The long run at a fixed rate is scripts/reliability/cert-swap.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn certificate_files_replaced_under_load_fail_no_request_and_are_served() {
+    for kubelet in [true, false] {
+        let dir = tempfile::tempdir().unwrap();
+        let names = CertNames::upstream("azure-workload-identity-system").dns_names();
+        let mut current = bundle();
+        let write = |generation: u32, b: &CertBundle| {
+            if kubelet {
+                kubelet_write(dir.path(), generation, &b.cert_pem, &b.key_pem);
+            } else {
+                rewrite(dir.path(), &b.cert_pem, &b.key_pem);
+            }
+        };
+        write(0, &current);
+        let metrics = Metrics::new();
+        let resolver = Arc::new(CertResolver::new(metrics.clone(), None));
+        let shutdown = Shutdown::new();
+        let watcher = tokio::spawn({
+            let (dir, resolver, shutdown) = (dir.path().to_owned(), resolver.clone(), shutdown.clone());
+            async move { watch_cert_dir(&dir, resolver, Duration::from_millis(20), shutdown).await }
+        });
+        wait_until(|| resolver.current().is_some()).await;
+        let server = start(resolver.clone(), TlsMinVersion::Tls13, hello_router()).await;
+
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (ok, failed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let mut workers = Vec::new();
+        for worker in 0..8 {
+            let client = http_client(&current.ca_cert_pem, worker % 2 == 0, server.addr);
+            let (stop, ok, failed) = (stop.clone(), ok.clone(), failed.clone());
+            let url = format!("https://{HOST}:{}/hello", server.addr.port());
+            workers.push(tokio::spawn(async move {
+                while !stop.load(Ordering::Relaxed) {
+                    let result = async {
+                        let response = client.get(&url).send().await.map_err(|e| format!("{e:?}"))?;
+                        let status = response.status();
+                        let text = response.text().await.map_err(|e| format!("{e:?}"))?;
+                        if status == 200 && text == "hello" {
+                            Ok(())
+                        } else {
+                            Err(format!("{status}: {text}"))
+                        }
+                    }
+                    .await;
+                    match result {
+                        Ok(()) => ok.fetch_add(1, Ordering::Relaxed),
+                        Err(error) => {
+                            eprintln!("request failed: {error}");
+                            failed.fetch_add(1, Ordering::Relaxed)
+                        }
+                    };
+                }
+            }));
+        }
+        for generation in 1..=10 {
+            let target = ok.load(Ordering::Relaxed) + 30;
+            wait_until(|| ok.load(Ordering::Relaxed) >= target || failed.load(Ordering::Relaxed) > 0).await;
+            // Same CA, new leaf: the clients keep trusting it.
+            current = current.renew_leaf(&names, OffsetDateTime::now_utc()).unwrap();
+            write(generation, &current);
+            let expected = leaf_der(&current);
+            // Bounded wait for the watcher, then a fresh handshake must get the new leaf.
+            for _ in 0..2000 {
+                if served_leaf(server.addr, &current.ca_cert_pem).await.ok().as_ref() == Some(&expected) {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            assert_eq!(
+                served_leaf(server.addr, &current.ca_cert_pem).await.unwrap(),
+                expected,
+                "generation {generation} ({}) is not served",
+                if kubelet { "kubelet swap" } else { "rewrite" }
+            );
+        }
+        let target = ok.load(Ordering::Relaxed) + 30;
+        wait_until(|| ok.load(Ordering::Relaxed) >= target || failed.load(Ordering::Relaxed) > 0).await;
+        stop.store(true, Ordering::Relaxed);
+        for worker in workers {
+            worker.await.unwrap();
+        }
+        assert_eq!(
+            failed.load(Ordering::Relaxed),
+            0,
+            "requests failed during file swaps (kubelet: {kubelet})"
+        );
+        assert!(ok.load(Ordering::Relaxed) >= 330);
+        assert!(
+            metrics.encode().contains("azwi_certificate_reloads_total 10"),
+            "{}",
+            metrics.encode()
+        );
+        shutdown.trigger();
+        watcher.await.unwrap();
+        server.shutdown.trigger();
+        server.task.await.unwrap();
+    }
+}

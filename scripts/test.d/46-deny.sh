@@ -1,10 +1,7 @@
 #!/usr/bin/env bash
 # Dependency policy (deny.toml): licenses, banned crates (OpenSSL, aws-lc, native-tls), duplicate
 # versions (warnings) and sources, with a pinned cargo-deny installed from crates.io into the cache.
-#
-# Advisories are not checked here: cargo-deny fetches the RustSec advisory database from GitHub,
-# which this test network cannot reach, and it has no offline source for it. Where GitHub is
-# reachable, run `AZWI_DENY_ADVISORIES=1 scripts/test.d/46-deny.sh`.
+# Security advisories are checked by 46-advisories.sh (cargo deny and cargo audit, offline).
 set -euo pipefail
 CARGO_DENY_VERSION=0.20.2
 cache="${AZWI_CACHE:-$HOME/.cache/azure-wi}"
@@ -14,9 +11,6 @@ if ! { [ -x "$deny" ] && "$deny" --version | grep -qx "cargo-deny $CARGO_DENY_VE
 fi
 "$deny" --version
 checks=(licenses bans sources)
-if [ "${AZWI_DENY_ADVISORIES:-0}" = 1 ]; then
-    checks+=(advisories)
-fi
 "$deny" --all-features check "${checks[@]}"
 # The Key Vault interop crate pulls the Azure SDK: it obeys the same policy.
 "$deny" --manifest-path tests/interop/keyvault/Cargo.toml --config deny.toml check "${checks[@]}"

@@ -159,10 +159,10 @@ impl TokenCommand {
             CredentialChoice::Auto => {
                 self.refuse(&[("service-connection-id", self.service_connection_id.is_some())])?;
                 PlatformCredential::new(Some(PlatformCredentialOptions {
-                    managed_identity: self.user_assigned_id(),
-                    workload_identity_client_id: self.client_id.clone(),
-                    workload_identity_tenant_id: self.tenant_id.clone(),
-                    workload_identity_token_file: self.token_file.clone(),
+                    user_assigned_id: self.user_assigned_id(),
+                    client_id: self.client_id.clone(),
+                    tenant_id: self.tenant_id.clone(),
+                    token_file_path: self.token_file.clone(),
                     env: env.clone(),
                     ..Default::default()
                 }))?
@@ -173,11 +173,11 @@ impl TokenCommand {
                     ("token-file", self.token_file.is_some()),
                     ("service-connection-id", self.service_connection_id.is_some()),
                 ])?;
-                let mut options = ManagedIdentityCredentialOptions::default().with_env(env.clone());
-                if let Some(id) = self.user_assigned_id() {
-                    options = options.with_user_assigned_id(id);
-                }
-                ManagedIdentityCredential::new(Some(options))?
+                ManagedIdentityCredential::new(Some(ManagedIdentityCredentialOptions {
+                    user_assigned_id: self.user_assigned_id(),
+                    env: env.clone(),
+                    ..Default::default()
+                }))?
             }
             CredentialChoice::WorkloadIdentity => {
                 self.refuse(&[

@@ -188,14 +188,10 @@ impl WebhookArgs {
                     timeout: Duration::from_secs(service_account_lookup_timeout_seconds),
                     ..LookupOptions::default()
                 };
-                let synced = readiness.condition("service-accounts");
-                let (accounts, driver) = ServiceAccounts::watch(
-                    client.clone(),
-                    options,
-                    metrics.clone(),
-                    synced,
-                    shutdown.clone(),
-                );
+                // Readiness does not wait for the cache: until it has synced, lookups are direct
+                // GETs (see `service_accounts`).
+                let (accounts, driver) =
+                    ServiceAccounts::watch(client.clone(), options, metrics.clone(), shutdown.clone());
                 tokio::spawn(driver);
                 accounts
             }
@@ -210,6 +206,7 @@ impl WebhookArgs {
         let limits = RequestLimits {
             max_body_bytes: max_request_bytes,
             timeout: Duration::from_secs(request_timeout_seconds),
+            ..RequestLimits::default()
         };
         let options = ServeOptions {
             drain_timeout: Duration::from_secs(shutdown_timeout_seconds),

@@ -111,8 +111,11 @@ impl AccessToken {
     }
 }
 
-/// Options of one token request. `#[non_exhaustive]`: start from `default()` and use the
-/// `with_*` methods.
+/// Options of one token request.
+///
+/// Like every options struct of this crate (and of the Azure SDK for Rust), its fields are public
+/// and it implements `Default`: name the fields you set and end with `..Default::default()`, so
+/// that fields added in later versions do not break your code.
 ///
 /// ```no_run
 /// use azure_wi::credential::{TokenCredential, TokenRequestOptions, WorkloadIdentityCredential};
@@ -121,13 +124,16 @@ impl AccessToken {
 /// let credential = WorkloadIdentityCredential::new(None)?;
 /// // After a resource answered 401 with a claims challenge (CAE, conditional access):
 /// let challenge = r#"{"access_token":{"nbf":{"essential":true,"value":"1726077595"}}}"#;
-/// let options = TokenRequestOptions::default().with_claims(challenge).with_enable_cae(true);
+/// let options = TokenRequestOptions {
+///     claims: Some(challenge.into()),
+///     enable_cae: true,
+///     ..Default::default()
+/// };
 /// let token = credential.get_token(&["https://graph.microsoft.com/.default"], Some(options)).await?;
 /// # Ok(())
 /// # }
 /// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-#[non_exhaustive]
 pub struct TokenRequestOptions {
     /// Additional claims, e.g. from a CAE or conditional-access challenge. A request with claims
     /// always goes to the network.
@@ -137,29 +143,6 @@ pub struct TokenRequestOptions {
     pub tenant_id: Option<String>,
     /// Requests a token for continuous access evaluation.
     pub enable_cae: bool,
-}
-
-impl TokenRequestOptions {
-    /// Options asking for a token in `tenant_id`.
-    #[must_use]
-    pub fn with_tenant_id(mut self, tenant_id: impl Into<String>) -> Self {
-        self.tenant_id = Some(tenant_id.into());
-        self
-    }
-
-    /// Options carrying a claims challenge.
-    #[must_use]
-    pub fn with_claims(mut self, claims: impl Into<String>) -> Self {
-        self.claims = Some(claims.into());
-        self
-    }
-
-    /// Asks for a token for continuous access evaluation (or not).
-    #[must_use]
-    pub fn with_enable_cae(mut self, enable_cae: bool) -> Self {
-        self.enable_cae = enable_cae;
-        self
-    }
 }
 
 #[cfg(test)]

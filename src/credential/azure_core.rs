@@ -80,14 +80,13 @@ impl_azure_core_credential!(
 mod tests {
     use std::sync::Arc;
 
-    use async_trait::async_trait;
     use azure_core::credentials::TokenCredential as CoreTokenCredential;
     use serde_json::json;
     use time::{Duration, OffsetDateTime};
 
     use super::*;
     use crate::credential::{
-        ClientAssertionCredentialOptions, Env, ErrorKind, Result, Secret, TokenRequestOptions,
+        ClientAssertionCredentialOptions, Env, ErrorKind, Secret, TokenFuture, TokenRequestOptions,
         test_server::{Reply, TestServer},
     };
 
@@ -101,18 +100,17 @@ mod tests {
         asked: std::sync::Mutex<Vec<String>>,
     }
 
-    #[async_trait]
     impl TokenCredential for Fixed {
-        async fn get_token(&self, scopes: &[&str], _: Option<TokenRequestOptions>) -> Result<AccessToken> {
+        fn get_token<'a>(&'a self, scopes: &'a [&'a str], _: Option<TokenRequestOptions>) -> TokenFuture<'a> {
             self.asked
                 .lock()
                 .unwrap()
                 .extend(scopes.iter().map(|s| s.to_string()));
-            match &self.outcome {
+            TokenFuture::ready(match &self.outcome {
                 Ok(token) => Ok(token.clone()),
                 Err(ErrorKind::Unavailable) => Err(Error::unavailable("Fixed", "not here")),
                 Err(_) => Err(Error::authentication_failed("Fixed", "refused").with_status(401)),
-            }
+            })
         }
     }
 

@@ -15,11 +15,11 @@ use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue};
 use serde::Deserialize;
 
 use super::{
-    AccessToken, Env, Error, Result, Secret, TokenCredential, TokenRequestOptions,
+    Env, Error, Result, Secret, TokenCredential, TokenFuture, TokenRequestOptions,
     client_assertion::{
         AssertionExchange, ClientAssertion, ClientAssertionCredentialOptions, excerpt, scrub,
     },
-    http::{RetryPolicy, send_with_retry, shared_client},
+    http::{self, RetryPolicy, send_with_retry, shared_client},
 };
 
 const CREDENTIAL: &str = "AzurePipelinesCredential";
@@ -30,6 +30,9 @@ pub(crate) const SYSTEM_ACCESSTOKEN: &str = "SYSTEM_ACCESSTOKEN";
 const OIDC_API_VERSION: &str = "7.1";
 
 /// Options of [`AzurePipelinesCredential`].
+///
+/// Public fields and `Default`, as every options struct here: set the fields you need and end
+/// with `..Default::default()`.
 #[derive(Clone, Debug, Default)]
 pub struct AzurePipelinesCredentialOptions {
     /// The authority host. Default: `AZURE_AUTHORITY_HOST`, else the public cloud.
@@ -121,7 +124,11 @@ impl ClientAssertion for OidcToken {
         .map_err(|e| {
             Error::authentication_failed(
                 CREDENTIAL,
-                format!("cannot reach the OIDC endpoint {}: {e}", url.path()),
+                format!(
+                    "cannot reach the OIDC endpoint {}: {}",
+                    url.path(),
+                    http::describe(&e)
+                ),
             )
             .with_source(e)
         })?;
@@ -224,10 +231,13 @@ impl AzurePipelinesCredential {
     }
 }
 
-#[async_trait]
 impl TokenCredential for AzurePipelinesCredential {
-    async fn get_token(&self, scopes: &[&str], options: Option<TokenRequestOptions>) -> Result<AccessToken> {
-        self.exchange.get_token(scopes, options.as_ref()).await
+    fn get_token<'a>(
+        &'a self,
+        scopes: &'a [&'a str],
+        options: Option<TokenRequestOptions>,
+    ) -> TokenFuture<'a> {
+        self.exchange.get_token(scopes, options)
     }
 }
 

@@ -20,11 +20,11 @@ use serde::Deserialize;
 use time::OffsetDateTime;
 
 use super::{
-    AccessToken, Env, Error, Result, Secret, TokenCredential, TokenRequestOptions,
+    AccessToken, Env, Error, Result, Secret, TokenCredential, TokenFuture, TokenRequestOptions,
     authority::{self, AuthorityError},
     cache::TokenCache,
     expiry::parse_token_response,
-    http::{RetryPolicy, client_request_id, send_with_retry, shared_client},
+    http::{self, RetryPolicy, client_request_id, send_with_retry, shared_client},
 };
 
 /// The `client_assertion_type` of a JWT bearer assertion.
@@ -79,6 +79,9 @@ where
 }
 
 /// Options of [`ClientAssertionCredential`].
+///
+/// Public fields and `Default`, as every options struct here: set the fields you need and end
+/// with `..Default::default()`.
 #[derive(Clone, Debug, Default)]
 pub struct ClientAssertionCredentialOptions {
     /// The Microsoft Entra authority host, e.g. [`AzureCloud::UsGovernment`]'s. Default:
@@ -151,10 +154,13 @@ impl ClientAssertionCredential {
     }
 }
 
-#[async_trait]
 impl TokenCredential for ClientAssertionCredential {
-    async fn get_token(&self, scopes: &[&str], options: Option<TokenRequestOptions>) -> Result<AccessToken> {
-        self.exchange.get_token(scopes, options.as_ref()).await
+    fn get_token<'a>(
+        &'a self,
+        scopes: &'a [&'a str],
+        options: Option<TokenRequestOptions>,
+    ) -> TokenFuture<'a> {
+        self.exchange.get_token(scopes, options)
     }
 }
 
@@ -228,17 +234,28 @@ impl AssertionExchange {
         &self.authority
     }
 
-    /// Validates the request, then answers it from the cache or the network.
-    pub(crate) async fn get_token(
+    /// Answers from the cache when a fresh token is there (a ready future, nothing allocated),
+    /// else validates the request and goes to the network.
+    pub(crate) fn get_token<'a>(
+        self: &'a Arc<Self>,
+        scopes: &'a [&'a str],
+        options: Option<TokenRequestOptions>,
+    ) -> TokenFuture<'a> {
+        // Validation can wait: only validated requests are ever stored, so invalid scopes or
+        // tenants never hit the cache.
+        if let Some(token) = self.cache.fresh(scopes, options.as_ref()) {
+            return TokenFuture::ready(Ok(token));
+        }
+        TokenFuture::new(async move { self.fetch_token(scopes, options.as_ref()).await })
+    }
+
+    /// Validates the request, then answers it from the cache (filled by a concurrent caller
+    /// meanwhile) or the network.
+    async fn fetch_token(
         self: &Arc<Self>,
         scopes: &[&str],
         options: Option<&TokenRequestOptions>,
     ) -> Result<AccessToken> {
-        // The hot path: a fresh cached token, before anything allocates. Validation can wait: only
-        // validated requests are ever stored, so invalid scopes or tenants never hit the cache.
-        if let Some(token) = self.cache.fresh(scopes, options) {
-            return Ok(token);
-        }
         authority::validate_scopes(scopes)
             .map_err(|e| Error::invalid_input(self.credential, e.to_string()))?;
         if let Some(tenant) = options
@@ -329,7 +346,7 @@ impl AssertionExchange {
         .map_err(|e| {
             Error::authentication_failed(
                 self.credential,
-                format!("cannot reach Microsoft Entra ID at {url}: {e}"),
+                format!("cannot reach Microsoft Entra ID at {url}: {}", http::describe(&e)),
             )
             .with_source(e)
         })?;
@@ -337,7 +354,7 @@ impl AssertionExchange {
         let bytes = response.bytes().await.map_err(|e| {
             Error::authentication_failed(
                 self.credential,
-                format!("reading the answer of {url} failed: {e}"),
+                format!("reading the answer of {url} failed: {}", http::describe(&e)),
             )
             .with_source(e)
         })?;
@@ -519,7 +536,10 @@ mod tests {
         let challenge = r#"{"access_token":{"nbf":{"essential":true,"value":"1"}}}"#;
         cred.get_token(
             &[SCOPE],
-            Some(TokenRequestOptions::default().with_claims(challenge)),
+            Some(TokenRequestOptions {
+                claims: Some(challenge.into()),
+                ..Default::default()
+            }),
         )
         .await
         .unwrap();
@@ -541,8 +561,9 @@ mod tests {
         let merged = claims_parameter(
             "t",
             Some(&TokenRequestOptions {
+                claims: Some(challenge.into()),
                 enable_cae: true,
-                ..TokenRequestOptions::default().with_claims(challenge)
+                ..Default::default()
             }),
         )
         .unwrap()
@@ -611,7 +632,10 @@ mod tests {
             (vec!["bad scope"], None),
             (
                 vec![SCOPE],
-                Some(TokenRequestOptions::default().with_tenant_id("bad/tenant?x")),
+                Some(TokenRequestOptions {
+                    tenant_id: Some("bad/tenant?x".into()),
+                    ..Default::default()
+                }),
             ),
         ] {
             let e = cred.get_token(&scopes, options).await.unwrap_err();
@@ -645,7 +669,10 @@ mod tests {
             Some(opts),
         )
         .unwrap();
-        let other = TokenRequestOptions::default().with_tenant_id("contoso.onmicrosoft.com");
+        let other = TokenRequestOptions {
+            tenant_id: Some("contoso.onmicrosoft.com".into()),
+            ..Default::default()
+        };
         cred.get_token(&[SCOPE], Some(other)).await.unwrap();
         assert_eq!(
             server.requests()[0].path(),
@@ -654,7 +681,10 @@ mod tests {
         let e = cred
             .get_token(
                 &[SCOPE],
-                Some(TokenRequestOptions::default().with_tenant_id("fabrikam")),
+                Some(TokenRequestOptions {
+                    tenant_id: Some("fabrikam".into()),
+                    ..Default::default()
+                }),
             )
             .await
             .unwrap_err();
@@ -672,7 +702,10 @@ mod tests {
         .unwrap();
         cred.get_token(
             &[SCOPE],
-            Some(TokenRequestOptions::default().with_tenant_id("fabrikam")),
+            Some(TokenRequestOptions {
+                tenant_id: Some("fabrikam".into()),
+                ..Default::default()
+            }),
         )
         .await
         .unwrap();

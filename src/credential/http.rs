@@ -266,6 +266,39 @@ pub(crate) fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Durati
     Some(at.duration_since(now).unwrap_or(Duration::ZERO))
 }
 
+/// Describes a failed request for an error message: reqwest's own `Display` names only the URL,
+/// so the causes follow (`connection refused`, a TLS refusal), and a timeout says which one and
+/// how long it was.
+pub(crate) fn describe(error: &reqwest::Error) -> String {
+    let mut text = String::new();
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(error);
+    while let Some(current) = cause {
+        let part = current.to_string();
+        if !text.contains(&part) {
+            if !text.is_empty() {
+                text.push_str(": ");
+            }
+            text.push_str(&part);
+        }
+        cause = current.source();
+    }
+    if error.is_timeout() {
+        let which = if error.is_connect() {
+            format!(
+                "could not connect within the {} s connect timeout",
+                CONNECT_TIMEOUT.as_secs()
+            )
+        } else {
+            format!(
+                "timed out: no answer within the HTTP client's {} s read timeout",
+                READ_TIMEOUT.as_secs()
+            )
+        };
+        return format!("{which} ({text})");
+    }
+    if text.is_empty() { error.to_string() } else { text }
+}
+
 /// Sends the request `build` makes, replaying it per `policy`. Returns the last response when the
 /// status retries are exhausted (the caller interprets it) and the last error when the
 /// connection retries are.
@@ -337,6 +370,14 @@ mod tests {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .unwrap()
+    }
+
+    #[test]
+    fn the_timeouts_are_azure_core_s() {
+        // azure-core's defaults; a stalled token endpoint fails after READ_TIMEOUT per attempt
+        // (tests/fault_injection.rs::entra_slower_than_the_read_timeout_fails_naming_the_timeout).
+        assert_eq!(READ_TIMEOUT, Duration::from_secs(60));
+        assert_eq!(CONNECT_TIMEOUT, Duration::from_secs(20));
     }
 
     #[test]

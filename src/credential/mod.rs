@@ -6,6 +6,11 @@
 //! come from the environment, read once, when the credential is built) and return
 //! `Result<Arc<Self>>`, ready to share between tasks.
 //!
+//! Every options struct, as in the Azure SDK for Rust, has public fields and `Default`: name the
+//! fields you set and end with `..Default::default()`, so that a field added later does not
+//! break your code. A field means the same under the same name in every options struct. Public
+//! enums are `#[non_exhaustive]`.
+//!
 //! ```no_run
 //! use azure_wi::credential::{PlatformCredential, TokenCredential};
 //!
@@ -100,6 +105,7 @@ mod azure_pipelines;
 pub(crate) mod client_assertion;
 pub mod managed_identity;
 mod platform;
+mod token_future;
 mod workload_identity;
 
 #[cfg(feature = "azure-core")]
@@ -111,20 +117,36 @@ pub use azure_pipelines::{AzurePipelinesCredential, AzurePipelinesCredentialOpti
 pub use client_assertion::{ClientAssertion, ClientAssertionCredential, ClientAssertionCredentialOptions};
 pub use env::Env;
 pub use error::{Error, ErrorKind, Result};
-pub use managed_identity::{ManagedIdentityCredential, ManagedIdentityCredentialOptions, UserAssignedId};
+pub use managed_identity::{
+    ManagedIdentityCredential, ManagedIdentityCredentialOptions, ManagedIdentitySource, UserAssignedId,
+};
 pub use platform::{ChainedTokenCredential, PlatformCredential, PlatformCredentialOptions};
+pub use token_future::TokenFuture;
 pub use workload_identity::{WorkloadIdentityCredential, WorkloadIdentityCredentialOptions};
-
-use async_trait::async_trait;
 
 /// A source of Microsoft Entra access tokens.
 ///
-/// Implementations cache tokens: calling `get_token` for every outgoing request is cheap.
-#[async_trait]
+/// Implementations cache tokens: calling `get_token` for every outgoing request is cheap. A
+/// fresh cached token comes back as an already complete [`TokenFuture`], without allocating;
+/// the trait is object safe (`Arc<dyn TokenCredential>`).
 pub trait TokenCredential: Send + Sync + std::fmt::Debug {
     /// Returns an access token for `scopes`, from the cache when one is still fresh.
     ///
     /// `options` carries the tenant and claims of the request; a credential that cannot honour
     /// them returns an error of kind [`ErrorKind::InvalidInput`] naming the option.
-    async fn get_token(&self, scopes: &[&str], options: Option<TokenRequestOptions>) -> Result<AccessToken>;
+    ///
+    /// ```no_run
+    /// use azure_wi::credential::{PlatformCredential, TokenCredential};
+    ///
+    /// # async fn run() -> azure_wi::credential::Result<()> {
+    /// let credential = PlatformCredential::new(None)?;
+    /// let token = credential.get_token(&["https://vault.azure.net/.default"], None).await?;
+    /// println!("expires on {}", token.expires_on);
+    /// # Ok(()) }
+    /// ```
+    fn get_token<'a>(
+        &'a self,
+        scopes: &'a [&'a str],
+        options: Option<TokenRequestOptions>,
+    ) -> TokenFuture<'a>;
 }

@@ -13,16 +13,15 @@
 
 use std::{
     fmt,
+    path::PathBuf,
     sync::{
         Arc,
         atomic::{AtomicUsize, Ordering},
     },
 };
 
-use async_trait::async_trait;
-
 use super::{
-    AccessToken, Env, Error, ErrorKind, Result, TokenCredential, TokenRequestOptions,
+    AccessToken, Env, Error, ErrorKind, Result, TokenCredential, TokenFuture, TokenRequestOptions,
     managed_identity::{ManagedIdentityCredential, ManagedIdentityCredentialOptions, UserAssignedId},
     workload_identity::{WorkloadIdentityCredential, WorkloadIdentityCredentialOptions},
 };
@@ -82,13 +81,24 @@ impl ChainedTokenCredential {
     }
 }
 
-#[async_trait]
 impl TokenCredential for ChainedTokenCredential {
-    async fn get_token(&self, scopes: &[&str], options: Option<TokenRequestOptions>) -> Result<AccessToken> {
+    fn get_token<'a>(
+        &'a self,
+        scopes: &'a [&'a str],
+        options: Option<TokenRequestOptions>,
+    ) -> TokenFuture<'a> {
+        // Once a credential has worked, the chain is that credential (its future, unboxed).
         let selected = self.selected.load(Ordering::Acquire);
         if let Some(source) = self.sources.get(selected) {
-            return source.get_token(scopes, options).await;
+            return source.get_token(scopes, options);
         }
+        TokenFuture::new(self.select(scopes, options))
+    }
+}
+
+impl ChainedTokenCredential {
+    /// Tries each credential in order until one answers (azure-identity's chain rules).
+    async fn select(&self, scopes: &[&str], options: Option<TokenRequestOptions>) -> Result<AccessToken> {
         let mut attempts: Vec<Error> = Vec::with_capacity(self.sources.len());
         for (i, source) in self.sources.iter().enumerate() {
             match source.get_token(scopes, options.clone()).await {
@@ -139,21 +149,44 @@ fn chain_error(name: &'static str, attempts: Vec<Error>) -> Error {
 }
 
 /// Options of [`PlatformCredential`]. Unset values come from the environment.
+///
+/// Each field has the name and meaning of the same field in the options of the credential it is
+/// passed to: [`WorkloadIdentityCredentialOptions`] (`tenant_id`, `client_id`,
+/// `token_file_path`, `authority_host`, `additionally_allowed_tenants`) or
+/// [`ManagedIdentityCredentialOptions`] (`user_assigned_id`); `env` goes to both. Public fields
+/// and `Default`, as every options struct here: set the fields you need and end with
+/// `..Default::default()`.
+///
+/// ```no_run
+/// use azure_wi::credential::{PlatformCredential, PlatformCredentialOptions, UserAssignedId};
+///
+/// # fn run() -> azure_wi::credential::Result<()> {
+/// // One user-assigned identity, whether the pod uses workload identity or the node's IMDS:
+/// let credential = PlatformCredential::new(Some(PlatformCredentialOptions {
+///     user_assigned_id: Some(UserAssignedId::ClientId("00000000-0000-0000-0000-000000000001".into())),
+///     ..Default::default()
+/// }))?;
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Clone, Debug, Default)]
 pub struct PlatformCredentialOptions {
-    /// The user-assigned managed identity to use when the chain reaches managed identity.
-    pub managed_identity: Option<UserAssignedId>,
-    /// Workload identity's client id. Default: the managed identity's client id when it is
-    /// given by client id, else `AZURE_CLIENT_ID`.
-    pub workload_identity_client_id: Option<String>,
     /// Workload identity's tenant. Default: `AZURE_TENANT_ID`.
-    pub workload_identity_tenant_id: Option<String>,
-    /// Workload identity's token file. Default: `AZURE_FEDERATED_TOKEN_FILE`.
-    pub workload_identity_token_file: Option<std::path::PathBuf>,
-    /// The authority host for workload identity. Default: `AZURE_AUTHORITY_HOST`, else the public
-    /// cloud.
+    pub tenant_id: Option<String>,
+    /// Workload identity's client id. Default: the client id of `user_assigned_id` when it is
+    /// given by client id, else `AZURE_CLIENT_ID`.
+    pub client_id: Option<String>,
+    /// Workload identity's projected service-account token. Default: `AZURE_FEDERATED_TOKEN_FILE`.
+    pub token_file_path: Option<PathBuf>,
+    /// Workload identity's authority host. Default: `AZURE_AUTHORITY_HOST`, else the public cloud.
     pub authority_host: Option<String>,
-    /// Where every variable is read.
+    /// Tenants besides the configured one that a request's `tenant_id` may name (`"*"`: any);
+    /// workload identity only (managed identity ignores a request's tenant).
+    pub additionally_allowed_tenants: Vec<String>,
+    /// The user-assigned managed identity to ask for when the chain reaches managed identity;
+    /// `None`: the system-assigned identity.
+    pub user_assigned_id: Option<UserAssignedId>,
+    /// Where every variable is read (the process environment by default).
     pub env: Env,
 }
 
@@ -180,10 +213,9 @@ struct Unbuilt {
     reason: String,
 }
 
-#[async_trait]
 impl TokenCredential for Unbuilt {
-    async fn get_token(&self, _: &[&str], _: Option<TokenRequestOptions>) -> Result<AccessToken> {
-        Err(Error::unavailable(self.name, self.reason.clone()))
+    fn get_token<'a>(&'a self, _: &'a [&'a str], _: Option<TokenRequestOptions>) -> TokenFuture<'a> {
+        TokenFuture::ready(Err(Error::unavailable(self.name, self.reason.clone())))
     }
 }
 
@@ -193,22 +225,21 @@ impl PlatformCredential {
     /// stays in the chain as an unavailable attempt.
     pub fn new(options: Option<PlatformCredentialOptions>) -> Result<Arc<Self>> {
         let options = options.unwrap_or_default();
-        let wi_client_id =
-            options
-                .workload_identity_client_id
-                .clone()
-                .or_else(|| match &options.managed_identity {
-                    Some(UserAssignedId::ClientId(id)) => Some(id.clone()),
-                    _ => None,
-                });
+        let wi_client_id = options
+            .client_id
+            .clone()
+            .or_else(|| match &options.user_assigned_id {
+                Some(UserAssignedId::ClientId(id)) => Some(id.clone()),
+                _ => None,
+            });
         let workload: Arc<dyn TokenCredential> =
             match WorkloadIdentityCredential::new(Some(WorkloadIdentityCredentialOptions {
-                tenant_id: options.workload_identity_tenant_id.clone(),
+                tenant_id: options.tenant_id,
                 client_id: wi_client_id,
-                token_file_path: options.workload_identity_token_file.clone(),
-                authority_host: options.authority_host.clone(),
+                token_file_path: options.token_file_path,
+                authority_host: options.authority_host,
+                additionally_allowed_tenants: options.additionally_allowed_tenants,
                 env: options.env.clone(),
-                ..Default::default()
             })) {
                 Ok(c) => c,
                 Err(e) if e.kind() == ErrorKind::Unavailable => Arc::new(Unbuilt {
@@ -217,13 +248,14 @@ impl PlatformCredential {
                 }),
                 Err(e) => return Err(e),
             };
-        let mut mi_options = ManagedIdentityCredentialOptions::default()
-            .with_env(options.env.clone())
-            .with_imds_probe(true)
-            .with_workload_identity_excluded(true);
-        if let Some(id) = options.managed_identity.clone() {
-            mi_options = mi_options.with_user_assigned_id(id);
-        }
+        let mut mi_options = ManagedIdentityCredentialOptions {
+            user_assigned_id: options.user_assigned_id,
+            env: options.env,
+            ..Default::default()
+        };
+        // Off Azure the chain answers quickly; workload identity was tried just before.
+        mi_options.enable_imds_probe = true;
+        mi_options.exclude_workload_identity = true;
         let managed: Arc<dyn TokenCredential> = match ManagedIdentityCredential::new(Some(mi_options)) {
             Ok(c) => c,
             Err(e) if e.kind() == ErrorKind::Unavailable => Arc::new(Unbuilt {
@@ -237,10 +269,13 @@ impl PlatformCredential {
     }
 }
 
-#[async_trait]
 impl TokenCredential for PlatformCredential {
-    async fn get_token(&self, scopes: &[&str], options: Option<TokenRequestOptions>) -> Result<AccessToken> {
-        self.chain.get_token(scopes, options).await
+    fn get_token<'a>(
+        &'a self,
+        scopes: &'a [&'a str],
+        options: Option<TokenRequestOptions>,
+    ) -> TokenFuture<'a> {
+        self.chain.get_token(scopes, options)
     }
 }
 
@@ -268,11 +303,10 @@ mod tests {
         }
     }
 
-    #[async_trait]
     impl TokenCredential for Fixed {
-        async fn get_token(&self, _: &[&str], _: Option<TokenRequestOptions>) -> Result<AccessToken> {
+        fn get_token<'a>(&'a self, _: &'a [&'a str], _: Option<TokenRequestOptions>) -> TokenFuture<'a> {
             self.calls.fetch_add(1, Ordering::SeqCst);
-            (self.result)()
+            TokenFuture::ready((self.result)())
         }
     }
 

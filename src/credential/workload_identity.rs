@@ -19,7 +19,7 @@ use std::{
 use async_trait::async_trait;
 
 use super::{
-    AccessToken, Env, Error, Result, Secret, TokenCredential, TokenRequestOptions,
+    Env, Error, Result, Secret, TokenCredential, TokenFuture, TokenRequestOptions,
     client_assertion::{AssertionExchange, ClientAssertion, ClientAssertionCredentialOptions},
 };
 
@@ -32,6 +32,21 @@ pub(crate) const AZURE_CLIENT_ID: &str = "AZURE_CLIENT_ID";
 pub(crate) const AZURE_FEDERATED_TOKEN_FILE: &str = "AZURE_FEDERATED_TOKEN_FILE";
 
 /// Options of [`WorkloadIdentityCredential`]. Unset fields come from the environment.
+///
+/// Public fields and `Default`, as every options struct here: set the fields you need and end
+/// with `..Default::default()`.
+///
+/// ```no_run
+/// use azure_wi::credential::{WorkloadIdentityCredential, WorkloadIdentityCredentialOptions};
+///
+/// # fn run() -> azure_wi::credential::Result<()> {
+/// let credential = WorkloadIdentityCredential::new(Some(WorkloadIdentityCredentialOptions {
+///     token_file_path: Some("/var/run/secrets/azure/tokens/azure-identity-token".into()),
+///     ..Default::default()
+/// }))?;
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Clone, Debug, Default)]
 pub struct WorkloadIdentityCredentialOptions {
     /// The Microsoft Entra tenant. Default: `AZURE_TENANT_ID`.
@@ -47,15 +62,6 @@ pub struct WorkloadIdentityCredentialOptions {
     pub additionally_allowed_tenants: Vec<String>,
     /// Where the variables are read.
     pub env: Env,
-}
-
-impl WorkloadIdentityCredentialOptions {
-    /// Whether `env` holds everything the credential needs (tenant, client id, token file).
-    pub fn is_configured(env: &Env) -> bool {
-        [AZURE_TENANT_ID, AZURE_CLIENT_ID, AZURE_FEDERATED_TOKEN_FILE]
-            .iter()
-            .all(|v| env.is_set(v))
-    }
 }
 
 /// Authenticates a Kubernetes workload with its projected service-account token.
@@ -174,6 +180,14 @@ impl WorkloadIdentityCredential {
     pub fn token_file_path(&self) -> &Path {
         &self.token_file
     }
+
+    /// Whether `env` holds everything the credential needs without options: `AZURE_TENANT_ID`,
+    /// `AZURE_CLIENT_ID` and `AZURE_FEDERATED_TOKEN_FILE` (what the webhook injects).
+    pub fn is_configured(env: &Env) -> bool {
+        [AZURE_TENANT_ID, AZURE_CLIENT_ID, AZURE_FEDERATED_TOKEN_FILE]
+            .iter()
+            .all(|v| env.is_set(v))
+    }
 }
 
 fn missing(var: &str) -> Error {
@@ -188,10 +202,13 @@ fn missing(var: &str) -> Error {
     )
 }
 
-#[async_trait]
 impl TokenCredential for WorkloadIdentityCredential {
-    async fn get_token(&self, scopes: &[&str], options: Option<TokenRequestOptions>) -> Result<AccessToken> {
-        self.exchange.get_token(scopes, options.as_ref()).await
+    fn get_token<'a>(
+        &'a self,
+        scopes: &'a [&'a str],
+        options: Option<TokenRequestOptions>,
+    ) -> TokenFuture<'a> {
+        self.exchange.get_token(scopes, options)
     }
 }
 
@@ -288,7 +305,7 @@ mod tests {
                     .filter(|(i, _)| *i != skip)
                     .map(|(_, kv)| *kv),
             );
-            assert!(!WorkloadIdentityCredentialOptions::is_configured(&env));
+            assert!(!WorkloadIdentityCredential::is_configured(&env));
             let e = WorkloadIdentityCredential::new(Some(WorkloadIdentityCredentialOptions {
                 env,
                 ..Default::default()
@@ -298,9 +315,7 @@ mod tests {
             assert!(e.to_string().contains(full[skip].0), "{e}");
             assert!(e.to_string().contains("azure.workload.identity/use"), "{e}");
         }
-        assert!(WorkloadIdentityCredentialOptions::is_configured(
-            &Env::from_pairs(full)
-        ));
+        assert!(WorkloadIdentityCredential::is_configured(&Env::from_pairs(full)));
     }
 
     #[tokio::test]

@@ -147,26 +147,20 @@ impl fmt::Debug for Credentials {
 mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
 
-    use async_trait::async_trait;
     use time::OffsetDateTime;
 
     use super::*;
-    use crate::credential::TokenRequestOptions;
+    use crate::credential::{TokenFuture, TokenRequestOptions};
 
     #[derive(Debug)]
     struct Named(String);
 
-    #[async_trait]
     impl TokenCredential for Named {
-        async fn get_token(
-            &self,
-            scopes: &[&str],
-            _: Option<TokenRequestOptions>,
-        ) -> credential::Result<AccessToken> {
-            Ok(AccessToken::new(
+        fn get_token<'a>(&'a self, scopes: &'a [&'a str], _: Option<TokenRequestOptions>) -> TokenFuture<'a> {
+            TokenFuture::ready(Ok(AccessToken::new(
                 format!("{}|{}", self.0, scopes.join(" ")),
                 OffsetDateTime::now_utc(),
-            ))
+            )))
         }
     }
 

@@ -147,7 +147,10 @@ pub(super) fn http_builder(options: &ServeOptions) -> auto::Builder<TokioExecuto
         .http1()
         .timer(TokioTimer::new())
         .keep_alive(true)
-        .header_read_timeout(options.header_read_timeout);
+        .header_read_timeout(options.header_read_timeout)
+        // Read buffer per connection (hyper's default grows to ~400 KiB while a large body
+        // streams in): 64 KiB keeps many connections with large bodies cheap.
+        .max_buf_size(64 * 1024);
     // HTTP/2 has no header-read timeout: pings find dead peers instead.
     builder
         .http2()

@@ -162,8 +162,12 @@ struct Request {
 impl AdmissionRequest {
     /// Decodes an AdmissionReview body and checks that it asks about a pod.
     pub fn decode(body: &[u8]) -> Result<Self, AdmissionError> {
-        let value: Value = serde_json::from_slice(body).map_err(AdmissionError::MalformedJson)?;
-        let review: Review = serde_json::from_value(value).map_err(AdmissionError::InvalidReview)?;
+        // One pass from bytes to the review (the pod stays a raw `Value` tree inside it): a
+        // syntax error is malformed JSON, valid JSON of the wrong shape is not a review.
+        let review: Review = serde_json::from_slice(body).map_err(|error| match error.classify() {
+            serde_json::error::Category::Data => AdmissionError::InvalidReview(error),
+            _ => AdmissionError::MalformedJson(error),
+        })?;
         let api_version = review.api_version.unwrap_or_default();
         let api_version =
             ReviewVersion::parse(&api_version).ok_or(AdmissionError::UnsupportedVersion(api_version))?;

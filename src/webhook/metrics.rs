@@ -5,6 +5,7 @@
 //! | `azwi_mutation_request` | histogram (seconds), upstream's name and buckets | `namespace` |
 //! | `azwi_admission_requests_total` | counter | `outcome` = `mutated` \| `denied` \| `error` |
 //! | `azwi_service_account_cache_misses_total` | counter | `result` = `found` \| `not_found` \| `error` |
+//! | `azwi_service_account_cache_synced` | gauge (1 once the ServiceAccount cache holds a complete list) | |
 //! | `azwi_certificate_reloads_total` | counter | |
 //! | `azwi_certificate_expiry_timestamp_seconds` | gauge (unix seconds of the serving certificate's `notAfter`) | |
 //!
@@ -85,6 +86,8 @@ pub struct Metrics {
     pub admissions: Family<OutcomeLabels, Counter>,
     /// `azwi_service_account_cache_misses_total`: ServiceAccount cache misses by GET result.
     pub service_account_misses: Family<MissLabels, Counter>,
+    /// `azwi_service_account_cache_synced`: 1 once the ServiceAccount cache has a complete list.
+    pub service_account_cache_synced: Gauge,
     /// `azwi_certificate_reloads_total`: serving certificates loaded after the first.
     pub certificate_reloads: Counter,
     /// `azwi_certificate_expiry_timestamp_seconds`: `notAfter` of the serving certificate.
@@ -105,6 +108,7 @@ impl Metrics {
             Family::new_with_constructor(|| Histogram::new(MUTATION_BUCKETS));
         let admissions = Family::<OutcomeLabels, Counter>::default();
         let service_account_misses = Family::<MissLabels, Counter>::default();
+        let service_account_cache_synced = Gauge::default();
         let certificate_reloads = Counter::default();
         let certificate_expiry = Gauge::default();
 
@@ -125,6 +129,11 @@ impl Metrics {
             service_account_misses.clone(),
         );
         registry.register(
+            "azwi_service_account_cache_synced",
+            "1 once the ServiceAccount cache holds a complete list (lookups before that use direct GETs)",
+            service_account_cache_synced.clone(),
+        );
+        registry.register(
             "azwi_certificate_reloads",
             "Serving certificates loaded after the first (rotation or file change)",
             certificate_reloads.clone(),
@@ -138,6 +147,7 @@ impl Metrics {
             mutation_request,
             admissions,
             service_account_misses,
+            service_account_cache_synced,
             certificate_reloads,
             certificate_expiry,
             registry: Arc::new(registry),

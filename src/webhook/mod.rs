@@ -3,7 +3,7 @@
 //! webhook (v1.6.0), and optionally the token proxy.
 //!
 //! Data flow: [`server`] (HTTPS, `/mutate-v1-pod`) -> [`admission::AdmissionRequest::decode`] ->
-//! [`service_accounts`] (reflector cache, direct GET on a miss) -> [`mutation::mutate`] (pure: raw
+//! [`service_accounts`] (compact watch-fed cache, direct GET before it has synced and on a miss) -> [`mutation::mutate`] (pure: raw
 //! pod JSON + [`mutation::ServiceAccount`] + [`config::Config`] -> JSON Patch or [`Denial`]) ->
 //! [`admission::AdmissionRequest::respond`].
 //! Around it: [`tls`] (certificate resolver and file reload), [`certs`] (self-managed CA and
@@ -11,6 +11,7 @@
 
 pub mod admission;
 pub mod annotations;
+pub mod body_budget;
 pub mod certs;
 pub mod cloud;
 pub mod config;
@@ -21,6 +22,8 @@ pub mod mutation;
 mod patch_builder;
 pub mod proxy_containers;
 pub mod server;
+pub mod service_account_cache;
+pub mod service_account_meta;
 pub mod service_accounts;
 pub mod tls;
 pub mod token_layout;

@@ -9,6 +9,7 @@
 //! | --- | --- |
 //! | not `Content-Type: application/json` | 415 |
 //! | body over the limit (4 MiB by default) | 413 |
+//! | body past 64 KiB while the shared body budget (16 MiB) is spent ([`super::body_budget`]) | 503, `Connection: close` |
 //! | body not an AdmissionReview v1/v1beta1 (no uid to answer) | 400, naming the problem |
 //! | a review without a pod object (e.g. a misrouted DELETE) | 200, `allowed: false`, code 400 |
 //! | ServiceAccount missing, or the API server unreachable | 200, `allowed: false` with the reason |
@@ -21,6 +22,7 @@ use std::{sync::Arc, time::Duration};
 use axum::{
     Router,
     body::Bytes,
+    extract::Request,
     extract::{DefaultBodyLimit, State, rejection::BytesRejection},
     http::{HeaderMap, StatusCode, header},
     response::{IntoResponse, Response},
@@ -33,6 +35,7 @@ use tower_http::timeout::TimeoutLayer;
 use super::{
     Denial,
     admission::{AdmissionRequest, invalid_review},
+    body_budget::{self, BodyBudget},
     config::Config,
     metrics::{Metrics, Outcome},
     mutation,
@@ -49,6 +52,9 @@ pub struct RequestLimits {
     pub max_body_bytes: usize,
     /// Longest time to read the body and answer.
     pub timeout: Duration,
+    /// Bytes of request bodies beyond the first 64 KiB of each that may be buffered at once,
+    /// across all connections (see [`super::body_budget`]).
+    pub max_buffered_bytes: usize,
 }
 
 impl Default for RequestLimits {
@@ -58,6 +64,8 @@ impl Default for RequestLimits {
         Self {
             max_body_bytes: 4 * 1024 * 1024,
             timeout: Duration::from_secs(9),
+            // Four maximal bodies at once; ordinary admissions stay within the free 64 KiB.
+            max_buffered_bytes: 16 * 1024 * 1024,
         }
     }
 }
@@ -75,9 +83,14 @@ pub struct WebhookState {
 
 /// The webhook router: `POST /mutate-v1-pod`.
 pub fn router(state: WebhookState, limits: RequestLimits) -> Router {
+    let budget = BodyBudget::new(limits.max_buffered_bytes.max(limits.max_body_bytes));
     Router::new()
         .route(MUTATE_PATH, post(mutate_pod))
         .layer(DefaultBodyLimit::max(limits.max_body_bytes))
+        .layer(axum::middleware::map_request(move |request: Request| {
+            let budget = budget.clone();
+            async move { request.map(|body| budget.wrap(body)) }
+        }))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             limits.timeout,
@@ -101,6 +114,19 @@ async fn mutate_pod(
     }
     let body = match body {
         Ok(body) => body,
+        Err(rejection) if body_budget::is_exhausted(&rejection) => {
+            let mut response = reject(
+                &state,
+                started,
+                StatusCode::SERVICE_UNAVAILABLE,
+                &format!("cannot read the request body: {rejection}"),
+            );
+            // The rest of the body is not read: the connection cannot carry another request.
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, axum::http::HeaderValue::from_static("close"));
+            return response;
+        }
         Err(rejection) => {
             let status = rejection.status();
             return reject(
@@ -437,6 +463,52 @@ mod tests {
         )
         .await;
         assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    }
+
+    #[tokio::test]
+    async fn a_large_body_while_the_budget_is_spent_is_503_and_closes_the_connection() {
+        use crate::webhook::body_budget::FREE_BYTES;
+        const MIB: usize = 1024 * 1024;
+        let limits = RequestLimits {
+            max_body_bytes: MIB,
+            max_buffered_bytes: MIB,
+            ..RequestLimits::default()
+        };
+        let app = router(state(), limits);
+        // One body takes nearly the whole budget (all but its free 64 KiB) and stays open.
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(2);
+        let held = Request::post(MUTATE_PATH)
+            .header("content-type", "application/json")
+            .body(Body::from_stream(futures::stream::poll_fn(move |cx| {
+                rx.poll_recv(cx)
+            })))
+            .unwrap();
+        let first = tokio::spawn(app.clone().oneshot(held));
+        tx.send(Ok(Bytes::from(vec![b' '; MIB - 1000]))).await.unwrap();
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+        // Another large body finds no room: 503 at once, and the connection is to be closed.
+        let second = Request::post(MUTATE_PATH)
+            .header("content-type", "application/json")
+            .body(Body::from(vec![b' '; FREE_BYTES + 100 * 1024]))
+            .unwrap();
+        let response = app.clone().oneshot(second).await.unwrap();
+        let (parts, body) = response.into_parts();
+        let text = axum::body::to_bytes(body, usize::MAX).await.unwrap();
+        let text = String::from_utf8_lossy(&text);
+        assert_eq!(parts.status, StatusCode::SERVICE_UNAVAILABLE, "{text}");
+        assert_eq!(parts.headers[header::CONNECTION], "close");
+        assert!(text.contains("too many large admission requests"), "{text}");
+        // A small review passes meanwhile (the first 64 KiB of every body are free).
+        let review = serde_json::to_vec(&review("admission.k8s.io/v1", "team-a", "app")).unwrap();
+        let (status, _) = post(app.clone(), "application/json", review).await;
+        assert_eq!(status, StatusCode::OK);
+        // Once the first body is gone, a large one fits again (and is then judged on its content).
+        drop(tx);
+        first.await.unwrap().unwrap();
+        let (status, _) = post(app, "application/json", vec![b' '; FREE_BYTES + 100 * 1024]).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
     }
 
     #[tokio::test]

@@ -1,18 +1,20 @@
-//! ServiceAccounts for the mutation: a memory-lean reflector cache with a direct GET on a miss.
+//! ServiceAccounts for the mutation: a compact watch-fed cache, with a direct GET on a miss.
 //!
-//! - The cache is a kube-runtime reflector over a *metadata* watch of every ServiceAccount, each
-//!   object stripped to its name, namespace and `azure.workload.identity/*` annotations before it
-//!   is stored (so 10,000 ServiceAccounts with large `secrets` lists cost a few MiB).
-//! - A miss (e.g. a ServiceAccount created a moment before its pod, before the watch delivered it)
-//!   triggers one direct GET. Concurrent misses for the same (namespace, name) share that GET, and
-//!   GETs are rate-limited (token bucket) so a burst of pods naming a missing ServiceAccount
-//!   cannot flood the API server.
+//! - The cache ([`AccountCache`]) follows a metadata-only watch of every ServiceAccount and keeps,
+//!   per ServiceAccount, its name and `azure.workload.identity/*` annotations, nothing else (the
+//!   decoder of [`AccountMeta`] skips every other field without allocating it).
+//! - The webhook does not wait for the cache: until its first complete list has arrived
+//!   ([`ServiceAccounts::is_synced`]), and on any miss afterwards (e.g. a ServiceAccount created a
+//!   moment before its pod, before the watch delivered it), a lookup makes one direct GET.
+//!   Concurrent lookups of the same (namespace, name) share that GET, and GETs are rate-limited
+//!   (token bucket) so a burst of pods cannot flood the API server; a lookup waiting for the rate
+//!   limit takes the cache's answer if the cache has synced in the meantime.
 //! - Every lookup is bounded by a timeout shorter than the API server's webhook timeout (10 s by
 //!   default), so the webhook answers with a clear denial instead of timing out.
 //! - [`ServiceAccounts::from_static`] serves a fixed list instead (offline preview, benchmarks).
 
 use std::{
-    collections::{BTreeMap, HashMap},
+    collections::HashMap,
     fmt,
     sync::{Arc, Mutex},
     time::Duration,
@@ -22,28 +24,21 @@ use futures::{
     FutureExt, StreamExt,
     future::{BoxFuture, Shared},
 };
-use k8s_openapi::api::core::v1::ServiceAccount as K8sServiceAccount;
 use kube::{
     Api, Client,
-    core::PartialObjectMeta,
-    runtime::{
-        WatchStreamExt,
-        reflector::{self, ObjectRef, Store},
-        watcher,
-    },
+    runtime::{WatchStreamExt, watcher},
 };
 use tokio::time::Instant;
 
+pub use super::service_account_meta::ANNOTATION_PREFIX;
 use super::{
     metrics::{Metrics, MissResult},
     mutation::ServiceAccount,
+    service_account_cache::AccountCache,
+    service_account_meta::AccountMeta,
 };
-use crate::server::{ReadinessCondition, Shutdown};
+use crate::server::Shutdown;
 
-/// The annotation prefix the mutation reads; every other annotation is dropped from the cache.
-pub const ANNOTATION_PREFIX: &str = "azure.workload.identity/";
-
-type CachedAccount = PartialObjectMeta<K8sServiceAccount>;
 type Key = (String, String);
 
 /// Why a ServiceAccount could not be provided.
@@ -100,7 +95,7 @@ impl Default for LookupOptions {
 #[derive(Clone)]
 enum Source {
     Cluster {
-        store: Store<CachedAccount>,
+        cache: Arc<AccountCache>,
         client: Option<Client>,
     },
     Static(Arc<HashMap<Key, ServiceAccount>>),
@@ -121,7 +116,7 @@ pub struct ServiceAccounts {
 impl fmt::Debug for ServiceAccounts {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let source = match &self.source {
-            Source::Cluster { store, .. } => format!("cluster ({} cached)", store.len()),
+            Source::Cluster { cache, .. } => format!("cluster ({} cached)", cache.len()),
             Source::Static(map) => format!("static ({})", map.len()),
         };
         f.debug_struct("ServiceAccounts")
@@ -132,33 +127,34 @@ impl fmt::Debug for ServiceAccounts {
 
 impl ServiceAccounts {
     /// Starts watching every ServiceAccount of the cluster. The returned future drives the watch
-    /// (spawn it); `synced` is set once the first full list is in the cache.
+    /// (spawn it); lookups work at once (direct GETs until the cache has synced).
     pub fn watch(
         client: Client,
         options: LookupOptions,
         metrics: Metrics,
-        synced: ReadinessCondition,
         shutdown: Shutdown,
     ) -> (Self, impl Future<Output = ()> + Send + 'static) {
-        let (store, writer) = reflector::store::<CachedAccount>();
-        // `Api<PartialObjectMeta<_>>` makes metadata-only list and watch requests.
-        let api: Api<CachedAccount> = Api::all(client.clone());
-        let stream = watcher::watcher(api, watcher::Config::default().any_semantic())
-            .default_backoff()
-            .modify(strip)
-            .reflect(writer);
-        let ready_store = store.clone();
+        let cache = Arc::new(AccountCache::new());
+        // `AccountMeta` is a metadata-only resource: list and watch ask for `PartialObjectMetadata`.
+        let api: Api<AccountMeta> = Api::all(client.clone());
+        let stream = watcher::watcher(api, watcher::Config::default().any_semantic()).default_backoff();
+        let (feed, synced_gauge) = (cache.clone(), metrics.service_account_cache_synced.clone());
         let driver = async move {
-            // Readiness comes from the events themselves: the store has the full list once
-            // `InitDone` has passed through `reflect`. (Waiting on `Store::wait_until_ready` here
-            // would share its single waker slot with other waiters.)
+            let started = Instant::now();
             let drain = stream.for_each(|event| {
                 match event {
-                    Ok(watcher::Event::InitDone) if !synced.is_met() => {
-                        tracing::info!(count = ready_store.len(), "ServiceAccount cache synced");
-                        synced.set(true);
+                    Ok(event) => {
+                        let first_sync = matches!(event, watcher::Event::InitDone) && !feed.is_synced();
+                        feed.apply(event);
+                        if first_sync {
+                            synced_gauge.set(1);
+                            tracing::info!(
+                                count = feed.len(),
+                                elapsed_ms = started.elapsed().as_millis() as u64,
+                                "ServiceAccount cache synced"
+                            );
+                        }
                     }
-                    Ok(_) => {}
                     Err(error) => {
                         tracing::warn!(%error, "ServiceAccount watch failed; retrying with backoff")
                     }
@@ -170,18 +166,18 @@ impl ServiceAccounts {
                 () = drain => {}
             }
         };
-        (Self::from_store(store, Some(client), options, metrics), driver)
+        (Self::from_cache(cache, Some(client), options, metrics), driver)
     }
 
-    /// Lookups over an existing reflector store (fed by the caller), with `client` for misses
-    /// (`None`: a miss means not found).
-    pub fn from_store(
-        store: Store<CachedAccount>,
+    /// Lookups over an existing cache (fed by the caller), with `client` for misses (`None`: a
+    /// miss means not found).
+    pub fn from_cache(
+        cache: Arc<AccountCache>,
         client: Option<Client>,
         options: LookupOptions,
         metrics: Metrics,
     ) -> Self {
-        Self::with_source(Source::Cluster { store, client }, options, metrics)
+        Self::with_source(Source::Cluster { cache, client }, options, metrics)
     }
 
     /// A fixed set of ServiceAccounts, keyed by (namespace, name); nothing else exists.
@@ -210,28 +206,17 @@ impl ServiceAccounts {
     /// Number of ServiceAccounts held.
     pub fn len(&self) -> usize {
         match &self.source {
-            Source::Cluster { store, .. } => store.len(),
+            Source::Cluster { cache, .. } => cache.len(),
             Source::Static(map) => map.len(),
         }
     }
 
-    /// Whether the cache holds a complete list (always true for a static set).
-    ///
-    /// Polls the store's readiness once without registering a waker that matters; do not combine
-    /// with a task awaiting `Store::wait_until_ready` on the same store.
+    /// Whether the cache holds a complete list (always true for a static set). Until then every
+    /// lookup asks the API server directly.
     pub fn is_synced(&self) -> bool {
         match &self.source {
-            Source::Cluster { store, .. } => {
-                store.wait_until_ready().now_or_never().is_some_and(|r| r.is_ok())
-            }
+            Source::Cluster { cache, .. } => cache.is_synced(),
             Source::Static(_) => true,
-        }
-    }
-
-    #[cfg(test)]
-    async fn ready_for_test(self) {
-        if let Source::Cluster { store, .. } = &self.source {
-            let _ = store.wait_until_ready().await;
         }
     }
 
@@ -242,7 +227,7 @@ impl ServiceAccounts {
 
     /// The ServiceAccount `name` in `namespace`, from the cache or, on a miss, from the API server.
     pub async fn get(&self, namespace: &str, name: &str) -> Result<ServiceAccount, LookupError> {
-        let (store, client) = match &self.source {
+        let (cache, client) = match &self.source {
             Source::Static(map) => {
                 return map
                     .get(&(namespace.to_owned(), name.to_owned()))
@@ -252,10 +237,10 @@ impl ServiceAccounts {
                         name: name.to_owned(),
                     });
             }
-            Source::Cluster { store, client } => (store, client),
+            Source::Cluster { cache, client } => (cache, client),
         };
-        if let Some(cached) = store.get(&ObjectRef::new(name).within(namespace)) {
-            return Ok(convert(name, &cached.metadata.annotations));
+        if let Some(cached) = cache.get(namespace, name) {
+            return Ok(cached);
         }
         let not_found = || LookupError::NotFound {
             namespace: namespace.to_owned(),
@@ -266,7 +251,7 @@ impl ServiceAccounts {
             return Err(not_found());
         };
         let deadline = Instant::now() + self.options.timeout;
-        let fetch = self.shared_get(client, namespace, name, deadline);
+        let fetch = self.shared_get(cache, client, namespace, name, deadline);
         let outcome = match tokio::time::timeout_at(deadline, fetch).await {
             Ok(outcome) => outcome,
             Err(_) => Err(format!("no answer within {:?}", self.options.timeout)),
@@ -294,6 +279,7 @@ impl ServiceAccounts {
     /// The GET for (namespace, name), shared with every concurrent miss for the same key.
     fn shared_get(
         &self,
+        cache: &Arc<AccountCache>,
         client: &Client,
         namespace: &str,
         name: &str,
@@ -304,9 +290,10 @@ impl ServiceAccounts {
         if let Some(shared) = in_flight.get(&key) {
             return shared.clone();
         }
-        let api: Api<K8sServiceAccount> = Api::namespaced(client.clone(), namespace);
+        // A metadata-only GET, decoded as leanly as the watch's objects.
+        let api: Api<AccountMeta> = Api::namespaced(client.clone(), namespace);
         let (limiter, registry, owned_key) = (self.limiter.clone(), self.in_flight.clone(), key.clone());
-        let name = name.to_owned();
+        let (cache, namespace, name) = (cache.clone(), namespace.to_owned(), name.to_owned());
         let fut = async move {
             let result = async {
                 let wait = limiter
@@ -316,9 +303,17 @@ impl ServiceAccounts {
                 if Instant::now() + wait > deadline {
                     return Err("too many ServiceAccount lookups in flight (rate limited)".to_owned());
                 }
-                tokio::time::sleep(wait).await;
+                if !wait.is_zero() {
+                    tokio::time::sleep(wait).await;
+                    // The cache may have synced (or received the account) while this waited.
+                    if cache.is_synced()
+                        && let Some(cached) = cache.get(&namespace, &name)
+                    {
+                        return Ok(Some(cached));
+                    }
+                }
                 match api.get_opt(&name).await {
-                    Ok(found) => Ok(found.map(|sa| convert(&name, &sa.metadata.annotations))),
+                    Ok(found) => Ok(found.map(|sa| to_service_account(&name, sa))),
                     Err(error) => Err(error.to_string()),
                 }
             }
@@ -336,35 +331,10 @@ impl ServiceAccounts {
     }
 }
 
-/// Drops everything the mutation does not read.
-fn strip(object: &mut CachedAccount) {
-    let meta = &mut object.metadata;
-    meta.managed_fields = None;
-    meta.labels = None;
-    meta.owner_references = None;
-    meta.finalizers = None;
-    meta.generate_name = None;
-    meta.uid = None;
-    meta.creation_timestamp = None;
-    meta.generation = None;
-    if let Some(annotations) = &mut meta.annotations {
-        annotations.retain(|k, _| k.starts_with(ANNOTATION_PREFIX));
-        if annotations.is_empty() {
-            meta.annotations = None;
-        }
-    }
-}
-
-fn convert(name: &str, annotations: &Option<BTreeMap<String, String>>) -> ServiceAccount {
-    let annotations = annotations
-        .iter()
-        .flatten()
-        .filter(|(k, _)| k.starts_with(ANNOTATION_PREFIX))
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
+fn to_service_account(name: &str, sa: AccountMeta) -> ServiceAccount {
     ServiceAccount {
         name: name.to_owned(),
-        annotations,
+        annotations: sa.metadata.annotations.unwrap_or_default(),
     }
 }
 
@@ -403,29 +373,9 @@ impl TokenBucket {
     }
 }
 
-/// A ServiceAccount as the metadata watch delivers it (for feeding a reflector store in tests).
-pub fn cached_account(namespace: &str, name: &str, annotations: &[(&str, &str)]) -> CachedAccount {
-    let metadata = kube::api::ObjectMeta {
-        name: Some(name.to_owned()),
-        namespace: Some(namespace.to_owned()),
-        annotations: Some(
-            annotations
-                .iter()
-                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-                .collect(),
-        ),
-        ..Default::default()
-    };
-    PartialObjectMeta {
-        types: None,
-        metadata,
-        _phantom: std::marker::PhantomData,
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
+    use std::{collections::BTreeMap, sync::Arc};
 
     use kube::runtime::watcher::Event;
     use serde_json::json;
@@ -443,34 +393,31 @@ mod tests {
         })
     }
 
-    fn accounts_with(
-        handler: Option<Arc<Handler>>,
-    ) -> (ServiceAccounts, reflector::store::Writer<CachedAccount>, Metrics) {
-        let (store, writer) = reflector::store::<CachedAccount>();
+    fn accounts_with(handler: Option<Arc<Handler>>) -> (ServiceAccounts, Arc<AccountCache>, Metrics) {
+        let cache = Arc::new(AccountCache::new());
         let client = handler.map(|h| fake_client(h).0);
         let metrics = Metrics::new();
         (
-            ServiceAccounts::from_store(store, client, LookupOptions::default(), metrics.clone()),
-            writer,
+            ServiceAccounts::from_cache(cache.clone(), client, LookupOptions::default(), metrics.clone()),
+            cache,
             metrics,
         )
     }
 
     #[tokio::test]
-    async fn cached_accounts_come_from_the_store_without_api_calls() {
+    async fn cached_accounts_come_from_the_cache_without_api_calls() {
         let handler: Arc<Handler> = Arc::new(|_| panic!("no API call expected"));
-        let (accounts, mut writer, _) = accounts_with(Some(handler));
-        let mut sa = cached_account(
+        let (accounts, cache, _) = accounts_with(Some(handler));
+        let sa = AccountMeta::new(
             "team-a",
             "app",
             &[(CLIENT_ID, "1111"), ("kubectl.kubernetes.io/x", "y")],
         );
-        strip(&mut sa);
         assert!(!accounts.is_synced());
-        writer.apply_watcher_event(&Event::Init);
-        writer.apply_watcher_event(&Event::InitApply(sa));
+        cache.apply(Event::Init);
+        cache.apply(Event::InitApply(sa));
         assert!(!accounts.is_synced());
-        writer.apply_watcher_event(&Event::InitDone);
+        cache.apply(Event::InitDone);
         assert!(accounts.is_synced());
 
         let found = accounts.get("team-a", "app").await.unwrap();
@@ -482,18 +429,18 @@ mod tests {
         assert_eq!(accounts.len(), 1);
 
         // A later watch event updates and deletes.
-        let updated = cached_account("team-a", "app", &[(CLIENT_ID, "2222")]);
-        writer.apply_watcher_event(&Event::Apply(updated.clone()));
+        let updated = AccountMeta::new("team-a", "app", &[(CLIENT_ID, "2222")]);
+        cache.apply(Event::Apply(updated.clone()));
         assert_eq!(
             accounts.get("team-a", "app").await.unwrap().annotations[CLIENT_ID],
             "2222"
         );
-        writer.apply_watcher_event(&Event::Delete(updated));
+        cache.apply(Event::Delete(updated));
         assert!(accounts.is_empty());
     }
 
     #[tokio::test]
-    async fn the_watch_lists_metadata_strips_it_and_reports_sync() {
+    async fn the_watch_lists_metadata_keeps_only_the_annotations_and_reports_sync() {
         let handler: Arc<Handler> = Arc::new(|r| {
             assert!(r.path.starts_with("/api/v1/serviceaccounts?"), "{}", r.path);
             if r.path.contains("watch=true") {
@@ -512,72 +459,74 @@ mod tests {
             ))
         });
         let (client, log) = fake_client(handler);
-        let readiness = crate::server::Readiness::new();
-        let synced = readiness.condition("service-accounts");
+        let metrics = Metrics::new();
         let shutdown = Shutdown::new();
         let (accounts, driver) = ServiceAccounts::watch(
             client,
             LookupOptions::default(),
-            Metrics::new(),
-            synced,
+            metrics.clone(),
             shutdown.clone(),
         );
+        assert!(!accounts.is_synced());
         let task = tokio::spawn(driver);
-        if tokio::time::timeout(Duration::from_secs(20), accounts.clone().ready_for_test())
-            .await
-            .is_err()
-        {
-            panic!(
-                "the store never became ready; requests: {:?}",
-                log.lock().unwrap()
-            );
-        }
-        // Readiness follows the store (the driver sets it right after the list is in).
-        let became_ready = async {
-            while !readiness.is_ready() {
+        let synced = async {
+            while !accounts.is_synced() {
                 tokio::time::sleep(Duration::from_millis(5)).await;
             }
         };
-        if tokio::time::timeout(Duration::from_secs(20), became_ready)
+        if tokio::time::timeout(Duration::from_secs(20), synced)
             .await
             .is_err()
         {
-            panic!("/readyz never saw the ServiceAccount cache as synced");
+            panic!("the cache never synced; requests: {:?}", log.lock().unwrap());
         }
-        assert!(accounts.is_synced());
+        assert!(metrics.encode().contains("azwi_service_account_cache_synced 1"));
         assert_eq!(
             accounts.get("team-a", "app").await.unwrap().annotations,
             BTreeMap::from([(CLIENT_ID.to_owned(), "5555".to_owned())])
         );
-        match &accounts.source {
-            Source::Cluster { store, .. } => {
-                let cached = store.get(&ObjectRef::new("app").within("team-a")).unwrap();
-                assert!(cached.metadata.managed_fields.is_none(), "managedFields kept");
-                assert_eq!(cached.metadata.annotations.as_ref().map(BTreeMap::len), Some(1));
-            }
-            Source::Static(_) => unreachable!(),
-        }
+        assert_eq!(accounts.len(), 1);
+        // The cached lookup made no request besides the list and the watch.
+        assert!(
+            log.lock()
+                .unwrap()
+                .iter()
+                .all(|r| r.path.starts_with("/api/v1/serviceaccounts?")),
+            "{:?}",
+            log.lock().unwrap()
+        );
         shutdown.trigger();
         task.await.unwrap();
     }
 
-    #[test]
-    fn strip_keeps_only_names_and_workload_identity_annotations() {
-        let mut sa = cached_account("ns", "sa", &[(CLIENT_ID, "1"), ("a", "b")]);
-        sa.metadata.labels = Some([("l".to_owned(), "v".to_owned())].into());
-        sa.metadata.uid = Some("uid".into());
-        strip(&mut sa);
-        assert_eq!(sa.metadata.name.as_deref(), Some("sa"));
-        assert_eq!(sa.metadata.namespace.as_deref(), Some("ns"));
-        assert_eq!(
-            sa.metadata.annotations,
-            Some([(CLIENT_ID.to_owned(), "1".to_owned())].into())
-        );
-        assert!(sa.metadata.labels.is_none() && sa.metadata.uid.is_none());
-
-        let mut plain = cached_account("ns", "sa", &[("a", "b")]);
-        strip(&mut plain);
-        assert!(plain.metadata.annotations.is_none());
+    #[tokio::test]
+    async fn before_the_cache_has_synced_a_lookup_gets_the_account_directly() {
+        // The list never answers: the cache stays unsynced, yet lookups are answered.
+        let handler: Arc<Handler> = Arc::new(|r| {
+            if r.path.starts_with("/api/v1/serviceaccounts?") {
+                return None;
+            }
+            assert_eq!(r.path, "/api/v1/namespaces/team-a/serviceaccounts/app");
+            Some((200, sa_json("team-a", "app", "6666")))
+        });
+        let (client, log) = fake_client(handler);
+        let shutdown = Shutdown::new();
+        let (accounts, driver) =
+            ServiceAccounts::watch(client, LookupOptions::default(), Metrics::new(), shutdown.clone());
+        let task = tokio::spawn(driver);
+        let found = accounts.get("team-a", "app").await.unwrap();
+        assert!(!accounts.is_synced());
+        assert_eq!(found.annotations[CLIENT_ID], "6666");
+        assert_eq!(found.annotations.len(), 1, "{:?}", found.annotations);
+        let gets = log
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|r| r.path.starts_with("/api/v1/namespaces/"))
+            .count();
+        assert_eq!(gets, 1);
+        shutdown.trigger();
+        task.await.unwrap();
     }
 
     #[tokio::test]
@@ -586,7 +535,7 @@ mod tests {
             assert_eq!(r.path, "/api/v1/namespaces/team-a/serviceaccounts/new-sa");
             Some((200, sa_json("team-a", "new-sa", "3333")))
         });
-        let (accounts, _writer, metrics) = accounts_with(Some(handler));
+        let (accounts, _cache, metrics) = accounts_with(Some(handler));
         let found = accounts.get("team-a", "new-sa").await.unwrap();
         assert_eq!(
             found.annotations,
@@ -602,7 +551,7 @@ mod tests {
     #[tokio::test]
     async fn a_missing_account_is_a_clear_not_found() {
         let handler: Arc<Handler> = Arc::new(|_| Some(not_found("serviceaccounts", "ghost")));
-        let (accounts, _writer, metrics) = accounts_with(Some(handler));
+        let (accounts, _cache, metrics) = accounts_with(Some(handler));
         let error = accounts.get("team-a", "ghost").await.unwrap_err();
         assert!(matches!(error, LookupError::NotFound { .. }));
         let message = error.to_string();
@@ -621,7 +570,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn an_unreachable_api_server_is_a_bounded_unavailable() {
         let handler: Arc<Handler> = Arc::new(|_| None);
-        let (accounts, _writer, metrics) = accounts_with(Some(handler));
+        let (accounts, _cache, metrics) = accounts_with(Some(handler));
         let error = accounts.get("team-a", "app").await.unwrap_err();
         match &error {
             LookupError::Unavailable { reason, .. } => {
@@ -641,10 +590,10 @@ mod tests {
     async fn concurrent_misses_for_one_account_share_one_get() {
         let gate = Arc::new(tokio::sync::Semaphore::new(0));
         let handler: Arc<Handler> = Arc::new(|_| Some((200, sa_json("team-a", "app", "4444"))));
-        let (store, _writer) = reflector::store::<CachedAccount>();
+        let cache = Arc::new(AccountCache::new());
         let (client, log) = fake_client(handler);
         let accounts =
-            ServiceAccounts::from_store(store, Some(client), LookupOptions::default(), Metrics::new());
+            ServiceAccounts::from_cache(cache, Some(client), LookupOptions::default(), Metrics::new());
         let lookups: Vec<_> = (0..20)
             .map(|_| {
                 let (accounts, gate) = (accounts.clone(), gate.clone());
@@ -670,14 +619,14 @@ mod tests {
             let name = r.path.rsplit('/').next().unwrap_or_default().to_owned();
             Some(not_found("serviceaccounts", &name))
         });
-        let (store, _writer) = reflector::store::<CachedAccount>();
+        let cache = Arc::new(AccountCache::new());
         let (client, log) = fake_client(handler);
         let options = LookupOptions {
             timeout: Duration::from_secs(1),
             gets_per_second: 10.0,
             burst: 5,
         };
-        let accounts = ServiceAccounts::from_store(store, Some(client), options, Metrics::new());
+        let accounts = ServiceAccounts::from_cache(cache, Some(client), options, Metrics::new());
         let results = futures::future::join_all((0..100).map(|i| {
             let accounts = accounts.clone();
             async move { accounts.get("team-a", &format!("sa-{i}")).await }
@@ -710,7 +659,7 @@ mod tests {
 
     #[tokio::test]
     async fn without_a_client_a_miss_is_not_found() {
-        let (accounts, _writer, _) = accounts_with(None);
+        let (accounts, _cache, _) = accounts_with(None);
         assert!(matches!(
             accounts.get("a", "b").await,
             Err(LookupError::NotFound { .. })

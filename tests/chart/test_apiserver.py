@@ -240,12 +240,12 @@ class OnTheApiServer(unittest.TestCase):
             ("watch", "serviceaccounts", "", None, None),
             ("get", "mutatingwebhookconfigurations", "admissionregistration.k8s.io", MWC, None),
             ("patch", "mutatingwebhookconfigurations", "admissionregistration.k8s.io", MWC, None),
-            ("update", "mutatingwebhookconfigurations", "admissionregistration.k8s.io", MWC, None),
             ("get", "secrets", "", SECRET, NS),
             ("update", "secrets", "", SECRET, NS),
-            ("patch", "secrets", "", SECRET, NS),
         ]
         denied = [
+            ("update", "mutatingwebhookconfigurations", "admissionregistration.k8s.io", MWC, None),
+            ("patch", "secrets", "", SECRET, NS),
             ("create", "serviceaccounts", "", None, "team-a"),
             ("get", "mutatingwebhookconfigurations", "admissionregistration.k8s.io", "someone-else", None),
             ("patch", "mutatingwebhookconfigurations", "admissionregistration.k8s.io", "someone-else", None),

@@ -22,7 +22,7 @@ use kube::{
 use tokio::sync::OnceCell;
 
 use super::{
-    pki::{self, Pki},
+    pki::{self, CertAndKey, Pki},
     process::{Process, free_port},
 };
 
@@ -96,6 +96,12 @@ impl TestBed {
     /// Starts a new control plane whose API server has `env` in its environment (e.g.
     /// `HTTPS_PROXY`, through which it then calls webhooks).
     pub async fn start_with_env(env: &[(&str, &str)]) -> TestBed {
+        TestBed::start_with(env, &[]).await
+    }
+
+    /// Starts a new control plane whose API server has `env` in its environment and `args` added
+    /// to its flags (e.g. `--audit-policy-file=...`).
+    pub async fn start_with(env: &[(&str, &str)], args: &[String]) -> TestBed {
         let apiserver_env: Vec<(String, String)> =
             env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         let _ = rustls::crypto::ring::default_provider().install_default();
@@ -143,7 +149,10 @@ impl TestBed {
             "--disable-admission-plugins=ServiceAccount".into(),
             "--profiling=false".into(),
             "--v=1".into(),
-        ];
+        ]
+        .into_iter()
+        .chain(args.iter().cloned())
+        .collect::<Vec<String>>();
         let kubeconfig = write(
             &dir,
             "kubeconfig",
@@ -178,6 +187,16 @@ impl TestBed {
         let kubeconfig = Kubeconfig::read_from(&self.kubeconfig)?;
         let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default()).await?;
         Ok(Client::try_from(config)?)
+    }
+
+    /// Writes a kubeconfig for the user of a client certificate issued by [`Pki::client_cert`]
+    /// (e.g. one with narrower RBAC than the admin) and returns its path.
+    pub fn kubeconfig_for(&self, name: &str, cert: &CertAndKey) -> PathBuf {
+        write(
+            &self.dir,
+            &format!("kubeconfig-{name}"),
+            &kubeconfig_yaml(&self.url, &self.ca_pem, &cert.cert_pem, &cert.key_pem),
+        )
     }
 
     /// The test bed's CA, for issuing serving certificates to test servers.

@@ -69,12 +69,28 @@ impl Webhook {
         Webhook::spawn(bed, name, args).await
     }
 
+    /// [`Webhook::start`], but the webhook talks to the API server with `kubeconfig` (e.g. a
+    /// user with narrower RBAC than the admin).
+    pub async fn start_with_kubeconfig(
+        bed: &TestBed,
+        name: &str,
+        kubeconfig: &std::path::Path,
+        extra: &[&str],
+    ) -> Webhook {
+        let mut args = vec![format!("--kubeconfig={}", kubeconfig.display())];
+        args.extend(extra.iter().map(|a| a.to_string()));
+        Webhook::start(bed, name, &args.iter().map(String::as_str).collect::<Vec<_>>()).await
+    }
+
     async fn spawn(bed: &TestBed, name: &str, args: Vec<String>) -> Webhook {
         let (port, health_port, metrics_port) = (free_port(), free_port(), free_port());
         let mut cmd = Command::new(azure_wi_binary());
-        cmd.arg("webhook")
-            .arg(format!("--kubeconfig={}", bed.kubeconfig.display()))
-            .arg("--webhook-host=127.0.0.1")
+        cmd.arg("webhook");
+        // The test bed's admin kubeconfig unless the caller names another.
+        if !args.iter().any(|a| a.starts_with("--kubeconfig=")) {
+            cmd.arg(format!("--kubeconfig={}", bed.kubeconfig.display()));
+        }
+        cmd.arg("--webhook-host=127.0.0.1")
             .arg(format!("--webhook-port={port}"))
             .arg(format!("--health-addr=127.0.0.1:{health_port}"))
             .arg(format!("--metrics-addr=127.0.0.1:{metrics_port}"))
@@ -119,11 +135,12 @@ impl Webhook {
     }
 }
 
-/// The `azure-wi` binary: Cargo's for integration tests, else `$AZWI_BIN` (set by `scripts/demo`).
+/// The `azure-wi` binary: `$AZWI_BIN` when set (`scripts/demo` sets it), else Cargo's for integration tests.
 pub fn azure_wi_binary() -> PathBuf {
-    option_env!("CARGO_BIN_EXE_azure-wi")
+    // `AZWI_BIN` first: it pins a binary when the target directory is shared with other builds.
+    std::env::var_os("AZWI_BIN")
         .map(PathBuf::from)
-        .or_else(|| std::env::var_os("AZWI_BIN").map(PathBuf::from))
+        .or_else(|| option_env!("CARGO_BIN_EXE_azure-wi").map(PathBuf::from))
         .expect("the azure-wi binary: run under cargo test, or set AZWI_BIN")
 }
 

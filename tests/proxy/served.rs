@@ -232,3 +232,30 @@ async fn listens_on_loopback_only() {
     }
     served.shutdown().await;
 }
+
+/// Microsoft Entra accepting the exchange and never answering: the credential gives up after the
+/// HTTP client's read timeout (60 s, on tokio's paused clock here) and its retries, and the proxy
+/// answers 503 naming the timeout, which SDKs' IMDS retry policies retry.
+#[tokio::test(start_paused = true)]
+async fn entra_slower_than_the_read_timeout_is_503_naming_the_timeout() {
+    // A plain thread, not a task: the stall must not depend on the paused clock.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let stalling = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming().map_while(Result::ok) {
+            held.push(stream);
+        }
+    });
+    let served = Served::start(&format!("http://{stalling}"), false).await;
+    let (status, body) = imds_get(&support::client(), &served.imds_url(VAULT)).await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["error"], "service_unavailable");
+    let description = body["error_description"].as_str().unwrap();
+    assert!(
+        description.contains("cannot reach Microsoft Entra ID")
+            && description.contains("no answer within the HTTP client's 60 s read timeout"),
+        "{body}"
+    );
+    served.shutdown().await;
+}

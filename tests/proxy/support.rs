@@ -8,7 +8,6 @@ use std::{
     },
 };
 
-use async_trait::async_trait;
 use axum::{
     Router,
     body::Body,
@@ -16,7 +15,7 @@ use axum::{
     response::Response,
 };
 use azure_wi::{
-    credential::{self, AccessToken, Env, TokenCredential, TokenRequestOptions},
+    credential::{self, AccessToken, Env, TokenCredential, TokenFuture, TokenRequestOptions},
     proxy::{CredentialFactory, Proxy, ProxyConfig},
 };
 use serde_json::Value;
@@ -36,21 +35,16 @@ pub struct FakeCredential {
     failure: Option<fn() -> credential::Error>,
 }
 
-#[async_trait]
 impl TokenCredential for FakeCredential {
-    async fn get_token(
-        &self,
-        scopes: &[&str],
-        _: Option<TokenRequestOptions>,
-    ) -> credential::Result<AccessToken> {
+    fn get_token<'a>(&'a self, scopes: &'a [&'a str], _: Option<TokenRequestOptions>) -> TokenFuture<'a> {
         self.calls.lock().unwrap().push(scopes.join(" "));
         if let Some(failure) = self.failure {
-            return Err(failure());
+            return TokenFuture::ready(Err(failure()));
         }
-        Ok(AccessToken::new(
+        TokenFuture::ready(Ok(AccessToken::new(
             format!("token-for:{}:{}", self.client_id, scopes.join(" ")),
             OffsetDateTime::now_utc() + Duration::hours(1),
-        ))
+        )))
     }
 }
 

@@ -34,6 +34,34 @@ pub fn stdout_json(output: &Output) -> serde_json::Value {
     })
 }
 
+/// The Python interpreter of the venv with azure-identity (`scripts/test.d/20-python-clients.sh`,
+/// run here when the venv is missing; the test fails when it cannot be installed).
+pub fn python_with_azure_identity() -> std::path::PathBuf {
+    let cache = std::env::var_os("AZWI_CACHE")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            std::path::PathBuf::from(std::env::var_os("HOME").expect("HOME is set")).join(".cache/azure-wi")
+        });
+    let python = cache.join("python-clients/bin/python");
+    if !python.exists() {
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/test.d/20-python-clients.sh");
+        let status = std::process::Command::new("bash")
+            .arg(script)
+            .status()
+            .expect("bash runs");
+        assert!(
+            status.success(),
+            "{script} failed: Python azure-identity is required for this test"
+        );
+    }
+    assert!(
+        python.exists(),
+        "{} is missing after the install script",
+        python.display()
+    );
+    python
+}
+
 // --- webhook fixtures ---
 
 use std::collections::BTreeMap;
@@ -234,4 +262,35 @@ impl OfflineWebhook {
             .stderr(Stdio::piped());
         command
     }
+
+    /// An HTTPS client that trusts this certificate's CA and reaches the webhook at `addr` under
+    /// the service name the certificate was issued for ([`OfflineWebhook::HOST`]).
+    pub fn client(&self, addr: std::net::SocketAddr) -> reqwest::Client {
+        use rustls::pki_types::{CertificateDer, pem::PemObject};
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in CertificateDer::pem_slice_iter(self.bundle.ca_cert_pem.as_bytes()) {
+            roots.add(cert.unwrap()).unwrap();
+        }
+        let tls = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        reqwest::Client::builder()
+            .tls_backend_preconfigured(tls)
+            .resolve(Self::HOST, addr)
+            .no_proxy()
+            .build()
+            .unwrap()
+    }
+
+    /// The mutation URL of the webhook at `addr`.
+    pub fn mutate_url(addr: std::net::SocketAddr) -> String {
+        format!("https://{}:{}/mutate-v1-pod", Self::HOST, addr.port())
+    }
+
+    /// The webhook service name the certificate is issued for.
+    pub const HOST: &str = "azure-wi-webhook-webhook-service.azure-workload-identity-system.svc";
 }

@@ -4,13 +4,22 @@
 //! Each of `--concurrency` connections (TLS, or plain HTTP with `--plain`) has one request in
 //! flight. Every answer is checked (`--expect-allowed`, `--expect-token` or the default
 //! AdmissionReview check); a failed check counts as a failure and the connection is reopened.
+//!
+//! Fault runs: `--fresh-connections K` makes K of the connections handshake for every request (a
+//! certificate rotation only shows on new handshakes; TLS session resumption is off, as in the API
+//! server's Go client); every handshake's leaf certificate is fingerprinted (SHA-256) and the
+//! report lists each certificate seen with its handshake count. `--stop-on-go-away` makes a
+//! connection that receives `Connection: close` stop, as a client that moves to another replica
+//! (the shutdown test); the run then ends when every connection has gone. A refused or failed
+//! connection or handshake during the measured time counts as a failure (`connect_failures`).
 
 use std::{
+    collections::HashMap,
     net::SocketAddr,
     path::PathBuf,
     sync::{
-        Arc,
-        atomic::{AtomicBool, AtomicU64, Ordering},
+        Arc, Mutex,
+        atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering},
     },
     time::{Duration, Instant},
 };
@@ -18,13 +27,13 @@ use std::{
 use anyhow::{Context, bail};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
-use hyper::{Method, Request, StatusCode, client::conn::http1};
+use hyper::{HeaderMap, Method, Request, StatusCode, client::conn::http1};
 use hyper_util::rt::TokioIo;
-use rustls::pki_types::{CertificateDer, ServerName, pem::PemObject};
+use rustls::pki_types::ServerName;
 use serde_json::{Value, json};
 use tokio::net::TcpStream;
 
-use crate::review::default_review;
+use crate::{proc_status, review::default_review};
 
 #[derive(clap::Args)]
 pub struct RunArgs {
@@ -84,6 +93,13 @@ pub struct RunArgs {
     /// send time, so a stalled server is not hidden (no coordinated omission).
     #[arg(long)]
     rate: Option<f64>,
+    /// This many of the connections handshake anew for every request (the others keep alive).
+    #[arg(long, default_value_t = 0)]
+    fresh_connections: usize,
+    /// A connection that receives `Connection: close` stops instead of reconnecting; the run
+    /// ends early once every connection has stopped.
+    #[arg(long)]
+    stop_on_go_away: bool,
 }
 
 fn parse_header(value: &str) -> Result<(String, String), String> {
@@ -145,7 +161,12 @@ enum Connector {
 }
 
 impl Connector {
-    async fn connect(&self, addr: SocketAddr) -> anyhow::Result<http1::SendRequest<Full<Bytes>>> {
+    /// Opens a connection; a TLS handshake is counted and its leaf certificate recorded.
+    async fn connect(
+        &self,
+        addr: SocketAddr,
+        shared: &Shared,
+    ) -> anyhow::Result<http1::SendRequest<Full<Bytes>>> {
         let tcp = TcpStream::connect(addr).await?;
         tcp.set_nodelay(true)?;
         Ok(match self {
@@ -156,6 +177,10 @@ impl Connector {
             }
             Self::Tls(connector, name) => {
                 let tls = connector.connect(name.clone(), tcp).await?;
+                shared.handshakes.fetch_add(1, Ordering::Relaxed);
+                if let Some(leaf) = tls.get_ref().1.peer_certificates().and_then(|c| c.first()) {
+                    shared.record_certificate(leaf);
+                }
                 let (conn, driver) = http1::handshake(TokioIo::new(tls)).await?;
                 tokio::spawn(driver);
                 conn
@@ -194,7 +219,54 @@ struct Shared {
     measuring: AtomicBool,
     stop: AtomicBool,
     failures: AtomicU64,
+    connect_failures: AtomicU64,
     reconnects: AtomicU64,
+    handshakes: AtomicU64,
+    go_away: AtomicU64,
+    /// Connections whose worker has ended (`--stop-on-go-away`, or an error).
+    gone: AtomicUsize,
+    started: Instant,
+    /// Leaf certificate SHA-256 fingerprint -> (handshakes, first seen in seconds since the start).
+    certificates: Mutex<HashMap<[u8; 32], (u64, f64)>>,
+}
+
+impl Shared {
+    fn record_certificate(&self, leaf: &[u8]) {
+        let digest = ring::digest::digest(&ring::digest::SHA256, leaf);
+        let mut fingerprint = [0; 32];
+        fingerprint.copy_from_slice(digest.as_ref());
+        let at = self.started.elapsed().as_secs_f64();
+        let mut certificates = self.certificates.lock().unwrap_or_else(|e| e.into_inner());
+        certificates.entry(fingerprint).or_insert((0, at)).0 += 1;
+    }
+
+    /// The certificates seen, in the order first seen, as report entries.
+    fn certificates_report(&self) -> Vec<Value> {
+        let mut certificates: Vec<([u8; 32], (u64, f64))> = self
+            .certificates
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|(k, v)| (*k, *v))
+            .collect();
+        certificates.sort_by(|a, b| a.1.1.total_cmp(&b.1.1));
+        certificates
+            .iter()
+            .map(|(fingerprint, (handshakes, first_seen))| {
+                json!({"sha256": hex(fingerprint), "handshakes": handshakes,
+                       "first_seen_s": (first_seen * 10.0).round() / 10.0})
+            })
+            .collect()
+    }
+}
+
+/// How one connection behaves.
+#[derive(Clone, Copy)]
+struct WorkerOptions {
+    expect: Expect,
+    /// A new connection (and handshake) for every request.
+    fresh: bool,
+    stop_on_go_away: bool,
 }
 
 /// Runs the load and prints a human line and a JSON line.
@@ -202,19 +274,17 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     if !args.addr.ip().is_loopback() {
         bail!("--addr must be a loopback address");
     }
+    if args.fresh_connections > args.concurrency {
+        bail!("--fresh-connections cannot exceed --concurrency");
+    }
     let connector = if args.plain {
         Connector::Plain
     } else {
         let ca_path = args.ca.as_ref().context("--ca is required for TLS")?;
-        let ca = std::fs::read(ca_path).with_context(|| format!("cannot read {}", ca_path.display()))?;
-        let mut roots = rustls::RootCertStore::empty();
-        for cert in CertificateDer::pem_slice_iter(&ca) {
-            roots.add(cert?)?;
-        }
-        let mut tls = rustls::ClientConfig::builder()
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-        tls.alpn_protocols = vec![b"http/1.1".to_vec()];
+        let mut tls = crate::cert::client_config(ca_path)?;
+        // Full handshakes only, as the API server's Go client makes (no session cache): a resumed
+        // session would not show a new certificate.
+        tls.resumption = rustls::client::Resumption::disabled();
         Connector::Tls(
             tokio_rustls::TlsConnector::from(Arc::new(tls)),
             ServerName::try_from(args.server_name.clone())?,
@@ -257,15 +327,28 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         measuring: AtomicBool::new(false),
         stop: AtomicBool::new(false),
         failures: AtomicU64::new(0),
+        connect_failures: AtomicU64::new(0),
         reconnects: AtomicU64::new(0),
+        handshakes: AtomicU64::new(0),
+        go_away: AtomicU64::new(0),
+        gone: AtomicUsize::new(0),
+        started: Instant::now(),
+        certificates: Mutex::new(HashMap::new()),
     });
     let mut workers = Vec::new();
     for index in 0..args.concurrency {
         let (connector, template, shared) = (connector.clone(), template.clone(), shared.clone());
         let addr = args.addr;
         let schedule = period.map(|p| (p, index as f64 / args.concurrency as f64));
+        let options = WorkerOptions {
+            expect,
+            fresh: index < args.fresh_connections,
+            stop_on_go_away: args.stop_on_go_away,
+        };
         workers.push(tokio::spawn(async move {
-            worker(addr, connector, template, shared, expect, schedule).await
+            let latencies = worker(addr, connector, template, &shared, options, schedule).await;
+            shared.gone.fetch_add(1, Ordering::SeqCst);
+            latencies
         }));
     }
 
@@ -273,10 +356,12 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     shared.measuring.store(true, Ordering::SeqCst);
     let started = Instant::now();
     let mut peak_rss_kib = 0;
-    while started.elapsed() < Duration::from_secs(args.duration) {
-        tokio::time::sleep(Duration::from_millis(250)).await;
+    while started.elapsed() < Duration::from_secs(args.duration)
+        && shared.gone.load(Ordering::SeqCst) < args.concurrency
+    {
+        tokio::time::sleep(Duration::from_millis(100)).await;
         if let Some(pid) = args.pid {
-            peak_rss_kib = peak_rss_kib.max(proc_status_kib(pid, "VmRSS:").unwrap_or(0));
+            peak_rss_kib = peak_rss_kib.max(proc_status::kib(pid, "VmRSS:").unwrap_or(0));
         }
     }
     shared.measuring.store(false, Ordering::SeqCst);
@@ -298,18 +383,26 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     };
     let throughput = count as f64 / elapsed.as_secs_f64();
     let failures = shared.failures.load(Ordering::SeqCst);
+    let certificates = shared.certificates_report();
     let report = json!({
         "concurrency": args.concurrency,
         "duration_s": elapsed.as_secs_f64(),
         "requests": count,
         "failures": failures,
+        "connect_failures": shared.connect_failures.load(Ordering::SeqCst),
         "reconnects": shared.reconnects.load(Ordering::SeqCst),
+        "handshakes": shared.handshakes.load(Ordering::SeqCst),
+        "fresh_connections": args.fresh_connections,
+        "go_away_responses": shared.go_away.load(Ordering::SeqCst),
+        "connections_gone": shared.gone.load(Ordering::SeqCst),
+        "distinct_certificates": certificates.len(),
+        "certificates": certificates,
         "throughput_rps": (throughput * 10.0).round() / 10.0,
         "latency_ms": {"p50": pct(50.0), "p90": pct(90.0), "p99": pct(99.0), "p99_9": pct(99.9),
                         "max": latencies.last().map_or(f64::NAN, |v| *v as f64 / 1000.0)},
-        "server_rss_mib": args.pid.and_then(|pid| proc_status_kib(pid, "VmRSS:")).map(|k| k as f64 / 1024.0),
+        "server_rss_mib": args.pid.and_then(|pid| proc_status::kib(pid, "VmRSS:")).map(|k| k as f64 / 1024.0),
         "server_rss_peak_during_run_mib": args.pid.map(|_| peak_rss_kib as f64 / 1024.0),
-        "server_vmhwm_mib": args.pid.and_then(|pid| proc_status_kib(pid, "VmHWM:")).map(|k| k as f64 / 1024.0),
+        "server_vmhwm_mib": args.pid.and_then(|pid| proc_status::kib(pid, "VmHWM:")).map(|k| k as f64 / 1024.0),
         "request_bytes": template.body.len(),
         "rate_rps": args.rate,
     });
@@ -332,8 +425,8 @@ async fn worker(
     addr: SocketAddr,
     connector: Connector,
     template: Template,
-    shared: Arc<Shared>,
-    expect: Expect,
+    shared: &Shared,
+    options: WorkerOptions,
     schedule: Option<(Duration, f64)>,
 ) -> anyhow::Result<Vec<u32>> {
     let period = schedule.map(|(period, _)| period);
@@ -348,7 +441,18 @@ async fn worker(
                 if previous.is_some() {
                     shared.reconnects.fetch_add(1, Ordering::Relaxed);
                 }
-                connector.connect(addr).await?
+                match connector.connect(addr, shared).await {
+                    Ok(conn) => conn,
+                    Err(error) => {
+                        if shared.measuring.load(Ordering::Relaxed) {
+                            shared.connect_failures.fetch_add(1, Ordering::Relaxed);
+                            shared.failures.fetch_add(1, Ordering::Relaxed);
+                            eprintln!("connection failed: {error:#}");
+                        }
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                        continue;
+                    }
+                }
             }
         };
         let request = template.build()?;
@@ -361,12 +465,14 @@ async fn worker(
             }
             _ => Instant::now(),
         };
+        let mut go_away = false;
         let ok = async {
             conn.ready().await.ok()?;
             let response = conn.send_request(request).await.ok()?;
             let status = response.status();
+            go_away = says_close(response.headers());
             let bytes = response.into_body().collect().await.ok()?.to_bytes();
-            expect.check(status, &bytes).then_some(())
+            options.expect.check(status, &bytes).then_some(())
         }
         .await
         .is_some();
@@ -378,18 +484,31 @@ async fn worker(
                 shared.failures.fetch_add(1, Ordering::Relaxed);
             }
         }
-        if ok {
+        if go_away {
+            shared.go_away.fetch_add(1, Ordering::Relaxed);
+            if options.stop_on_go_away {
+                break;
+            }
+        }
+        if ok && !options.fresh {
             sender = Some(conn);
         }
     }
     Ok(latencies)
 }
 
-/// A `kB` field of `/proc/<pid>/status`.
-fn proc_status_kib(pid: u32, field: &str) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with(field))?;
-    line.split_whitespace().nth(1)?.parse().ok()
+/// Whether an answer's `Connection` header has the `close` option (the server goes away).
+fn says_close(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(hyper::header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|option| option.trim().eq_ignore_ascii_case("close"))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]
@@ -407,6 +526,49 @@ mod tests {
         assert!(!has_access_token(br#"{"access_token":null}"#));
         assert!(Expect::Token.check(StatusCode::OK, br#"{"access_token":"t"}"#));
         assert!(!Expect::Token.check(StatusCode::BAD_REQUEST, br#"{"access_token":"t"}"#));
+    }
+
+    #[test]
+    fn connection_close_is_a_go_away() {
+        let mut headers = HeaderMap::new();
+        assert!(!says_close(&headers));
+        headers.insert(hyper::header::CONNECTION, "keep-alive".parse().unwrap());
+        assert!(!says_close(&headers));
+        headers.insert(hyper::header::CONNECTION, "Close".parse().unwrap());
+        assert!(says_close(&headers));
+        headers.insert(hyper::header::CONNECTION, "upgrade, close".parse().unwrap());
+        assert!(says_close(&headers));
+    }
+
+    #[test]
+    fn fingerprints_are_lower_hex() {
+        assert_eq!(hex(&[0x00, 0xab, 0x7f]), "00ab7f");
+        let shared = Shared {
+            measuring: AtomicBool::new(false),
+            stop: AtomicBool::new(false),
+            failures: AtomicU64::new(0),
+            connect_failures: AtomicU64::new(0),
+            reconnects: AtomicU64::new(0),
+            handshakes: AtomicU64::new(0),
+            go_away: AtomicU64::new(0),
+            gone: AtomicUsize::new(0),
+            started: Instant::now(),
+            certificates: Mutex::new(HashMap::new()),
+        };
+        shared.record_certificate(b"one");
+        shared.record_certificate(b"two");
+        shared.record_certificate(b"one");
+        let report = shared.certificates_report();
+        assert_eq!(report.len(), 2);
+        let one = report
+            .iter()
+            .find(|c| c["handshakes"] == 2)
+            .expect("the certificate seen twice");
+        // SHA-256("one"), as `printf one | sha256sum` prints it.
+        assert_eq!(
+            one["sha256"],
+            "7692c3ad3540bb803c020b3aee66cd8887123234ea0c6e7143c0add73ff431ed"
+        );
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! azure-wi's ManagedIdentityCredential (and ClientAssertionCredential) vs azure_identity's
 //! ManagedIdentityCredential, all against one local App Service-style endpoint on the same runtime:
 //! cached `get_token` cost (nanoseconds per call, thread CPU time and wall time, median/min/max of
-//! 7 interleaved rounds; the ratio is per round, in percent), cold acquisition (a new
+//! 7 interleaved rounds; the ratio is per round, in percent; called on the concrete types, through
+//! `Arc<dyn TokenCredential>` of each library, and ours through `azure_core`'s trait as the Azure
+//! SDK's clients call it), cold acquisition (a new
 //! credential and its first token, median of 200), and the wire requests that 1,000 concurrent
 //! callers of one cold credential cause. Prints one JSON object.
 
@@ -136,10 +138,33 @@ async fn main() {
     let assertion_cached = || async {
         assertion.get_token(&[SCOPE], None).await.unwrap();
     };
-    // Interleaved rounds, so that each round compares the three under the same machine load.
+    // The way SDK clients hold credentials: behind `Arc<dyn …TokenCredential>`; and ours handed
+    // to the Azure SDK (azure-wi's `azure-core` feature).
+    let theirs_dyn: std::sync::Arc<dyn azure_core::credentials::TokenCredential> = theirs.clone();
+    let theirs_dyn_cached = || async {
+        theirs_dyn.get_token(&[SCOPE], None).await.unwrap();
+    };
+    let ours_dyn: std::sync::Arc<dyn azure_wi::credential::TokenCredential> = ours.clone();
+    let ours_dyn_cached = || async {
+        ours_dyn.get_token(&[SCOPE], None).await.unwrap();
+    };
+    let ours_core: std::sync::Arc<dyn azure_core::credentials::TokenCredential> = ours.clone();
+    let ours_core_cached = || async {
+        ours_core.get_token(&[SCOPE], None).await.unwrap();
+    };
+
+    // Interleaved rounds, so that each round compares them under the same machine load.
     let (mut theirs_wall, mut theirs_cpu, mut ours_wall, mut ours_cpu) = (vec![], vec![], vec![], vec![]);
     let (mut assertion_wall, mut assertion_cpu, mut ratios) = (vec![], vec![], vec![]);
+    let (mut theirs_dyn_cpu, mut ours_dyn_cpu, mut ours_core_cpu, mut dyn_ratios) = (vec![], vec![], vec![], vec![]);
     for _ in 0..ROUNDS {
+        let (_, theirs_c) = cached_run(&theirs_dyn_cached).await;
+        let (_, ours_c) = cached_run(&ours_dyn_cached).await;
+        let (_, core_c) = cached_run(&ours_core_cached).await;
+        theirs_dyn_cpu.push(theirs_c);
+        ours_dyn_cpu.push(ours_c);
+        ours_core_cpu.push(core_c);
+        dyn_ratios.push(ours_c / theirs_c);
         let (w, c) = cached_run(&theirs_cached).await;
         theirs_wall.push(w);
         theirs_cpu.push(c);
@@ -181,6 +206,10 @@ async fn main() {
             "azure_wi_managed_identity_cached_cpu_ns": stats(ours_cpu),
             "azure_wi_client_assertion_cached_cpu_ns": stats(assertion_cpu),
             "cached_cpu_ratio_azure_wi_over_azure_identity": stats(ratios.iter().map(|r| r * 100.0).collect()),
+            "azure_identity_managed_identity_dyn_cached_cpu_ns": stats(theirs_dyn_cpu),
+            "azure_wi_managed_identity_dyn_cached_cpu_ns": stats(ours_dyn_cpu),
+            "cached_cpu_ratio_dyn_azure_wi_over_azure_identity": stats(dyn_ratios.iter().map(|r| r * 100.0).collect()),
+            "azure_wi_managed_identity_as_azure_core_credential_cached_cpu_ns": stats(ours_core_cpu),
             "azure_identity_managed_identity_cached_wall_ns": stats(theirs_wall),
             "azure_wi_managed_identity_cached_wall_ns": stats(ours_wall),
             "azure_identity_managed_identity_cold_us": theirs_cold,

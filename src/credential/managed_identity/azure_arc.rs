@@ -56,7 +56,7 @@ impl AzureArc {
             endpoint_url(env, IDENTITY_ENDPOINT, NAME)?
         } else {
             let agent = options
-                .platform
+                .platform()
                 .arc_default_endpoint
                 .as_deref()
                 .unwrap_or(AGENT_ENDPOINT);
@@ -65,7 +65,7 @@ impl AzureArc {
             })?
         };
         let token_dir = match options
-            .platform
+            .platform()
             .arc_token_dir
             .clone()
             .or_else(|| platform_token_dir(env))

@@ -67,7 +67,7 @@ impl Imds {
         let pod_identity = options.env.var(AZURE_POD_IDENTITY_AUTHORITY_HOST);
         let base = pod_identity
             .clone()
-            .or_else(|| options.platform.imds_base.clone());
+            .or_else(|| options.platform().imds_base.clone());
         let url = match base {
             Some(base) => parse_base(&base, pod_identity.is_some())?,
             None => Url::parse(&format!("{DEFAULT_BASE}{TOKEN_PATH}")).expect("the IMDS URL is valid"),

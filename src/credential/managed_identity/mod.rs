@@ -25,6 +25,7 @@ mod azure_ml;
 mod cloud_shell;
 mod imds;
 pub(crate) mod response;
+mod secret_endpoint;
 mod service_fabric;
 mod thumbprint;
 mod user_assigned_id;
@@ -44,13 +45,13 @@ use std::{
 use reqwest::header::HeaderValue;
 use url::Url;
 
-use async_trait::async_trait;
-
 pub use user_assigned_id::UserAssignedId;
 
+use secret_endpoint::SecretEndpoint;
+
 use crate::credential::{
-    AccessToken, Env, Error, Result, Secret, TokenCredential, TokenRequestOptions, cache::TokenCache,
-    http::client_builder,
+    AccessToken, Env, Error, Result, Secret, TokenCredential, TokenFuture, TokenRequestOptions,
+    cache::TokenCache, http::client_builder,
 };
 
 /// The name errors carry before a source is known.
@@ -125,16 +126,18 @@ impl fmt::Display for ManagedIdentitySource {
 
 /// Options of a [`ManagedIdentityCredential`].
 ///
-/// Build them with the `with_*` methods (the struct is `#[non_exhaustive]`):
+/// Public fields and `Default`, as every options struct here: set the fields you need and end
+/// with `..Default::default()`.
 ///
 /// ```
 /// use azure_wi::credential::managed_identity::{ManagedIdentityCredentialOptions, UserAssignedId};
 ///
-/// let options = ManagedIdentityCredentialOptions::default()
-///     .with_user_assigned_id(UserAssignedId::ClientId("00000000-0000-0000-0000-000000000001".into()));
+/// let options = ManagedIdentityCredentialOptions {
+///     user_assigned_id: Some(UserAssignedId::ClientId("00000000-0000-0000-0000-000000000001".into())),
+///     ..Default::default()
+/// };
 /// ```
 #[derive(Clone, Debug, Default)]
-#[non_exhaustive]
 pub struct ManagedIdentityCredentialOptions {
     /// The user-assigned identity to use; `None` asks for the system-assigned identity (or, on
     /// IMDS, the only identity of a resource that has exactly one). Service Fabric and Cloud
@@ -149,37 +152,29 @@ pub struct ManagedIdentityCredentialOptions {
     /// Skip the workload-identity branch of source selection (set by a chain that tries
     /// workload identity itself before managed identity).
     pub exclude_workload_identity: bool,
-    /// Test seams: platform paths and the IMDS base URL.
+    /// Test seams: platform paths and the IMDS base URL. Only in the crate's own tests, so that
+    /// every field of the struct stays public (`..Default::default()` needs that).
+    #[cfg(test)]
     pub(crate) platform: PlatformPaths,
 }
 
 impl ManagedIdentityCredentialOptions {
-    /// Selects a user-assigned identity.
-    #[must_use]
-    pub fn with_user_assigned_id(mut self, id: UserAssignedId) -> Self {
-        self.user_assigned_id = Some(id);
-        self
-    }
-
-    /// Reads the platform variables from `env` instead of the process environment.
-    #[must_use]
-    pub fn with_env(mut self, env: Env) -> Self {
-        self.env = env;
-        self
-    }
-
-    /// Turns the IMDS probe on or off (see [`Self::enable_imds_probe`]).
-    #[must_use]
-    pub fn with_imds_probe(mut self, enable: bool) -> Self {
-        self.enable_imds_probe = enable;
-        self
-    }
-
-    /// Skips the workload-identity branch (see [`Self::exclude_workload_identity`]).
-    #[must_use]
-    pub fn with_workload_identity_excluded(mut self, exclude: bool) -> Self {
-        self.exclude_workload_identity = exclude;
-        self
+    /// The platform locations: the defaults, or a test's replacements.
+    pub(crate) fn platform(&self) -> &PlatformPaths {
+        #[cfg(test)]
+        {
+            &self.platform
+        }
+        #[cfg(not(test))]
+        {
+            static PLATFORM_DEFAULTS: PlatformPaths = PlatformPaths {
+                imds_base: None,
+                arc_agent_file: None,
+                arc_token_dir: None,
+                arc_default_endpoint: None,
+            };
+            &PLATFORM_DEFAULTS
+        }
     }
 }
 
@@ -367,10 +362,10 @@ pub(crate) fn built(
 #[derive(Debug)]
 enum Endpoint {
     Imds(imds::Imds),
-    AppService(app_service::AppService),
+    AppService(SecretEndpoint),
     ServiceFabric(service_fabric::ServiceFabric),
     AzureArc(azure_arc::AzureArc),
-    AzureMl(azure_ml::AzureMl),
+    AzureMl(SecretEndpoint),
     CloudShell(cloud_shell::CloudShell),
 }
 
@@ -452,7 +447,7 @@ impl ManagedIdentityCredential {
         }
         let env = &options.env;
         let agent_installed = options
-            .platform
+            .platform()
             .arc_agent_file(env)
             .as_deref()
             .is_some_and(Path::exists);
@@ -468,12 +463,16 @@ impl ManagedIdentityCredential {
                 }));
             }
             ManagedIdentitySource::Imds => Endpoint::Imds(imds::Imds::new(&options)?),
-            ManagedIdentitySource::AppService => Endpoint::AppService(app_service::AppService::new(env, id)?),
+            ManagedIdentitySource::AppService => {
+                Endpoint::AppService(SecretEndpoint::new(env, &app_service::PLATFORM, id)?)
+            }
             ManagedIdentitySource::ServiceFabric => {
                 Endpoint::ServiceFabric(service_fabric::ServiceFabric::new(env, id.as_ref())?)
             }
             ManagedIdentitySource::AzureArc => Endpoint::AzureArc(azure_arc::AzureArc::new(&options)?),
-            ManagedIdentitySource::AzureMl => Endpoint::AzureMl(azure_ml::AzureMl::new(env, id)?),
+            ManagedIdentitySource::AzureMl => {
+                Endpoint::AzureMl(SecretEndpoint::new(env, &azure_ml::PLATFORM, id)?)
+            }
             ManagedIdentitySource::CloudShell => {
                 Endpoint::CloudShell(cloud_shell::CloudShell::new(env, id.as_ref())?)
             }
@@ -505,27 +504,47 @@ impl fmt::Debug for ManagedIdentityCredential {
     }
 }
 
-#[async_trait]
 impl TokenCredential for ManagedIdentityCredential {
-    async fn get_token(&self, scopes: &[&str], options: Option<TokenRequestOptions>) -> Result<AccessToken> {
+    fn get_token<'a>(
+        &'a self,
+        scopes: &'a [&'a str],
+        options: Option<TokenRequestOptions>,
+    ) -> TokenFuture<'a> {
         let (endpoint, cache) = match &self.inner {
-            Inner::WorkloadIdentity(credential) => return credential.get_token(scopes, options).await,
+            Inner::WorkloadIdentity(credential) => return credential.get_token(scopes, options),
             Inner::Endpoint { endpoint, cache } => (endpoint, cache),
         };
         // Fast path before any allocation: a fresh token cached under these scopes (only scopes
-        // that passed `scope_to_resource` ever reach the cache). See BENCHMARKS.md.
+        // that passed `scope_to_resource` ever reach the cache) is a ready future. See
+        // BENCHMARKS.md.
         let wants_claims = options
             .as_ref()
             .and_then(|o| o.claims.as_deref())
             .is_some_and(|c| !c.is_empty());
         if !wants_claims && let Some(token) = cache.fresh(scopes, None) {
-            return Ok(token);
+            return TokenFuture::ready(Ok(token));
         }
+        TokenFuture::new(self.fetch_token(endpoint, cache, scopes, options))
+    }
+}
+
+impl ManagedIdentityCredential {
+    /// The cache miss: validates the scope, then fetches (or joins a fetch in flight).
+    async fn fetch_token(
+        &self,
+        endpoint: &Arc<Endpoint>,
+        cache: &TokenCache,
+        scopes: &[&str],
+        options: Option<TokenRequestOptions>,
+    ) -> Result<AccessToken> {
         let resource = scope_to_resource(self.source.credential_name(), scopes)?;
         // Managed identity ignores tenant_id and enable_cae: they must not split the cache.
         let claims = options.and_then(|o| o.claims).filter(|c| !c.is_empty());
         let has_claims = claims.is_some();
-        let key_options = claims.map(|c| TokenRequestOptions::default().with_claims(c));
+        let key_options = claims.map(|c| TokenRequestOptions {
+            claims: Some(c),
+            ..Default::default()
+        });
         let endpoint = endpoint.clone();
         cache
             .get_token(scopes, key_options.as_ref(), move || async move {

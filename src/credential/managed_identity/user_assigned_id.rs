@@ -16,7 +16,10 @@ use std::fmt;
 ///     "/subscriptions/0000/resourceGroups/rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities/app".into(),
 /// );
 /// assert_eq!(id.kind_name(), "resource id");
-/// let options = ManagedIdentityCredentialOptions::default().with_user_assigned_id(id);
+/// let options = ManagedIdentityCredentialOptions {
+///     user_assigned_id: Some(id),
+///     ..Default::default()
+/// };
 /// ```
 #[derive(Clone, PartialEq, Eq, Hash)]
 #[non_exhaustive]

@@ -6,7 +6,7 @@ use super::{RESOURCE, SCOPE, credential, imds_token, lifetime, options};
 use crate::credential::{
     ErrorKind, TokenCredential,
     managed_identity::{
-        ManagedIdentityCredential, UserAssignedId,
+        ManagedIdentityCredential, ManagedIdentityCredentialOptions, UserAssignedId,
         test_server::{Recorded, Reply, TestServer},
     },
 };
@@ -26,7 +26,8 @@ fn imds(server: &TestServer, id: Option<UserAssignedId>) -> std::sync::Arc<Manag
 
 /// A credential with the probe on, pointed at `server` without disabling the probe.
 fn probing(server_base: String) -> std::sync::Arc<ManagedIdentityCredential> {
-    let mut options = options(&[]).with_imds_probe(true);
+    let mut options = options(&[]);
+    options.enable_imds_probe = true;
     options.platform.imds_base = Some(server_base);
     ManagedIdentityCredential::new(Some(options)).unwrap()
 }
@@ -319,7 +320,11 @@ async fn pod_identity_host_turns_the_probe_off() {
     let server = TestServer::replies(vec![imds_token("t", 3600)]).await;
     let pairs = pod_identity(&server);
     let pairs: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let credential = ManagedIdentityCredential::new(Some(options(&pairs).with_imds_probe(true))).unwrap();
+    let credential = ManagedIdentityCredential::new(Some(ManagedIdentityCredentialOptions {
+        enable_imds_probe: true,
+        ..options(&pairs)
+    }))
+    .unwrap();
     credential.get_token(&[SCOPE], None).await.unwrap();
     let requests = server.requests();
     assert_eq!(requests.len(), 1);

@@ -28,12 +28,14 @@ pub(super) const RESOURCE: &str = "https://vault.azure.net";
 /// Options reading only `pairs`, with no Arc agent installed.
 pub(super) fn options(pairs: &[(&str, &str)]) -> ManagedIdentityCredentialOptions {
     let env = Env::from_pairs(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-    let mut options = ManagedIdentityCredentialOptions::default().with_env(env);
-    options.platform = PlatformPaths {
-        arc_agent_file: Some(PathBuf::from("/nonexistent/azcmagent/bin/himds")),
-        ..PlatformPaths::default()
-    };
-    options
+    ManagedIdentityCredentialOptions {
+        env,
+        platform: PlatformPaths {
+            arc_agent_file: Some(PathBuf::from("/nonexistent/azcmagent/bin/himds")),
+            ..PlatformPaths::default()
+        },
+        ..Default::default()
+    }
 }
 
 pub(super) fn credential(
@@ -209,7 +211,10 @@ async fn tenant_id_and_cae_are_ignored_and_do_not_split_the_cache() {
     let base = server.url("");
     let credential = credential(&[("AZURE_POD_IDENTITY_AUTHORITY_HOST", &base)], None);
     credential.get_token(&[SCOPE], None).await.unwrap();
-    let mut cae = TokenRequestOptions::default().with_tenant_id("other-tenant");
+    let mut cae = TokenRequestOptions {
+        tenant_id: Some("other-tenant".into()),
+        ..Default::default()
+    };
     cae.enable_cae = true;
     credential.get_token(&[SCOPE], Some(cae)).await.unwrap();
     let requests = server.requests();
@@ -231,7 +236,10 @@ async fn claims_force_a_new_request_but_are_never_sent() {
         credential.get_token(&[SCOPE], None).await.unwrap().token.secret(),
         "first"
     );
-    let claims = TokenRequestOptions::default().with_claims(r#"{"access_token":{"nbf":{"essential":true}}}"#);
+    let claims = TokenRequestOptions {
+        claims: Some(r#"{"access_token":{"nbf":{"essential":true}}}"#.into()),
+        ..Default::default()
+    };
     assert_eq!(
         credential
             .get_token(&[SCOPE], Some(claims))

@@ -61,7 +61,11 @@ fn capture() -> (Capture, tracing::subscriber::DefaultGuard) {
         .with_ansi(false)
         .with_writer(capture.clone())
         .finish();
-    (capture, tracing::subscriber::set_default(subscriber))
+    let guard = tracing::subscriber::set_default(subscriber);
+    // A callsite that another test's thread registered while this subscriber was being set may
+    // have cached "no interest" (seen once as a capture without TRACE events): recompute.
+    tracing::callsite::rebuild_interest_cache();
+    (capture, guard)
 }
 
 fn assert_absent(what: &str, text: &str, secrets: &[&str]) {

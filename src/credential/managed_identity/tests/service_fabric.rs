@@ -154,7 +154,10 @@ async fn a_claims_refresh_names_the_token_it_replaces() {
     let (server, thumbprint) = pinned_server(vec![sf_token("first-token"), sf_token("second-token")]).await;
     let credential = sf(&server.url("/token"), &thumbprint);
     credential.get_token(&[SCOPE], None).await.unwrap();
-    let claims = TokenRequestOptions::default().with_claims("{}");
+    let claims = TokenRequestOptions {
+        claims: Some("{}".into()),
+        ..Default::default()
+    };
     assert_eq!(
         credential
             .get_token(&[SCOPE], Some(claims))
