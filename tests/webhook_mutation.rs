@@ -9,7 +9,7 @@ use std::cell::Cell;
 use azure_wi::webhook::{
     ConfigArgs,
     config::CaSource,
-    mutation::{mutate_with, service_account_name},
+    mutation::{mutate_owned, mutate_with, service_account_name},
     token_layout::TokenLayout,
 };
 use json_patch::PatchOperation;
@@ -58,6 +58,21 @@ fn injects_the_four_variables_in_order_the_mount_and_the_volume() {
             "path": "token/azure-identity-token", "expirationSeconds": 3600, "audience": "api://AzureADTokenExchange"
         }}]}}])
     );
+}
+
+#[test]
+fn a_pod_handed_over_is_mutated_exactly_like_a_borrowed_one() {
+    // The admission handler hands the decoded pod over (no deep copy); `azure-wi mutate` and the
+    // tests borrow it. Same pod, same patch, in the "apps" namespace and in another one.
+    for namespace in ["apps", "elsewhere"] {
+        let borrowed = mutate_with(&pod(), namespace, &sa(), &config(), &|| unreachable!()).unwrap();
+        let owned = mutate_owned(pod(), namespace, &sa(), &config()).unwrap();
+        assert_eq!(
+            serde_json::to_value(&owned).unwrap(),
+            serde_json::to_value(&borrowed).unwrap()
+        );
+        assert!(!owned.is_empty());
+    }
 }
 
 #[test]

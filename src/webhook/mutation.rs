@@ -83,14 +83,47 @@ pub fn mutate_with(
     config: &Config,
     new_identity_header: &dyn Fn() -> Result<String, Denial>,
 ) -> Result<Vec<PatchOperation>, Denial> {
+    mutate_value(
+        pod.clone(),
+        request_namespace,
+        service_account,
+        config,
+        new_identity_header,
+    )
+}
+
+/// [`mutate`] of a pod the caller hands over (the admission handler, which needs the decoded pod
+/// no more): the patch's working copy is the pod itself instead of a deep copy of it.
+pub fn mutate_owned(
+    pod: Value,
+    request_namespace: &str,
+    service_account: &ServiceAccount,
+    config: &Config,
+) -> Result<Vec<PatchOperation>, Denial> {
+    mutate_value(
+        pod,
+        request_namespace,
+        service_account,
+        config,
+        &generate_identity_header,
+    )
+}
+
+fn mutate_value(
+    pod: Value,
+    request_namespace: &str,
+    service_account: &ServiceAccount,
+    config: &Config,
+    new_identity_header: &dyn Fn() -> Result<String, Denial>,
+) -> Result<Vec<PatchOperation>, Denial> {
     if !pod.is_object() {
         return Err(Denial::new("the admitted object is not a JSON object"));
     }
     if !pod.get("spec").is_some_and(Value::is_object) {
         return Err(Denial::new("the pod has no spec object"));
     }
-    let settings = PodSettings::read(pod, service_account, config)?;
-    let mut patch = PatchBuilder::new(pod);
+    let settings = PodSettings::read(&pod, service_account, config)?;
+    let mut patch = PatchBuilder::from_owned(pod);
 
     set_namespace(&mut patch, request_namespace)?;
     let identity = match settings.proxy {
@@ -100,7 +133,7 @@ pub fn mutate_with(
 
     let env = ContainerEnv::new(&settings, config, identity.as_ref());
     let layout = config.token_layout;
-    let volume_name = layout.volume_name(&pod_name_for_hash(pod));
+    let volume_name = layout.volume_name(&pod_name_for_hash(patch.doc()));
     let mount = json!({"name": volume_name, "mountPath": layout.mount_path(), "readOnly": true});
     for list in [INIT_CONTAINERS, CONTAINERS] {
         for index in 0..container_count(&patch, list)? {

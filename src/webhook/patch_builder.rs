@@ -55,12 +55,15 @@ pub(crate) fn pointer(steps: &[Step<'_>]) -> PointerBuf {
 }
 
 impl PatchBuilder {
-    /// Starts an empty patch against `doc`.
+    /// Starts an empty patch against a copy of `doc`.
+    #[cfg(test)]
     pub(crate) fn new(doc: &Value) -> Self {
-        Self {
-            doc: doc.clone(),
-            ops: Vec::new(),
-        }
+        Self::from_owned(doc.clone())
+    }
+
+    /// Starts an empty patch against `doc`, which becomes the working copy.
+    pub(crate) fn from_owned(doc: Value) -> Self {
+        Self { doc, ops: Vec::new() }
     }
 
     /// The document with every recorded operation applied.

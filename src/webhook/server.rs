@@ -137,7 +137,7 @@ async fn mutate_pod(
             );
         }
     };
-    let request = match AdmissionRequest::decode(&body) {
+    let mut request = match AdmissionRequest::decode(&body) {
         Ok(request) => request,
         Err(error) if has_uid(&body) => {
             // A review the API server can be answered on: say why in the review itself, so the
@@ -162,12 +162,14 @@ async fn mutate_pod(
         }
     };
 
+    // The pod moves into the mutation (its working copy); the log keeps two names.
+    let pod = std::mem::take(&mut request.object);
     let namespace = request.namespace.as_str();
-    let pod = &request.object;
-    let sa_name = mutation::service_account_name(pod);
-    let pod_name = pod_display_name(pod);
+    let sa_name = mutation::service_account_name(&pod).to_owned();
+    let pod_name = pod_display_name(&pod).to_owned();
+    let (sa_name, pod_name) = (sa_name.as_str(), pod_name.as_str());
     let (result, outcome) = match state.service_accounts.get(namespace, sa_name).await {
-        Ok(sa) => match mutation::mutate(pod, namespace, &sa, &state.config) {
+        Ok(sa) => match mutation::mutate_owned(pod, namespace, &sa, &state.config) {
             Ok(ops) => (Ok(ops), Outcome::mutated),
             Err(denial) => (Err(denial), Outcome::denied),
         },
@@ -243,13 +245,12 @@ fn is_json(headers: &HeaderMap) -> bool {
 /// have no name yet at admission).
 fn pod_display_name(pod: &Value) -> &str {
     let meta = |field: &str| {
-        pod.pointer(field)
+        pod.get("metadata")
+            .and_then(|m| m.get(field))
             .and_then(Value::as_str)
             .filter(|s| !s.is_empty())
     };
-    meta("/metadata/name")
-        .or_else(|| meta("/metadata/generateName"))
-        .unwrap_or("")
+    meta("name").or_else(|| meta("generateName")).unwrap_or("")
 }
 
 #[cfg(test)]
