@@ -121,37 +121,8 @@ async fn certificates_swap_while_requests_flow_without_a_single_failure() {
     resolver.set(first.serving_cert().unwrap());
     let server = start(resolver.clone(), TlsMinVersion::Tls13, hello_router()).await;
 
-    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let (ok, failed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
-    let mut workers = Vec::new();
-    for worker in 0..8 {
-        // Half the workers keep their connection; half handshake for every request.
-        let client = http_client(&first.ca_cert_pem, worker % 2 == 0, server.addr);
-        let (stop, ok, failed) = (stop.clone(), ok.clone(), failed.clone());
-        let url = format!("https://{HOST}:{}/hello", server.addr.port());
-        workers.push(tokio::spawn(async move {
-            while !stop.load(Ordering::Relaxed) {
-                let result = async {
-                    let response = client.get(&url).send().await.map_err(|e| format!("{e:?}"))?;
-                    let status = response.status();
-                    let text = response.text().await.map_err(|e| format!("{e:?}"))?;
-                    if status == 200 && text == "hello" {
-                        Ok(())
-                    } else {
-                        Err(format!("{status}: {text}"))
-                    }
-                }
-                .await;
-                match result {
-                    Ok(()) => ok.fetch_add(1, Ordering::Relaxed),
-                    Err(error) => {
-                        eprintln!("request failed: {error}");
-                        failed.fetch_add(1, Ordering::Relaxed)
-                    }
-                };
-            }
-        }));
-    }
+    let load = HelloLoad::start(&first.ca_cert_pem, server.addr);
+    let (ok, failed) = (load.ok.clone(), load.failed.clone());
 
     // Swap the serving certificate ten times while the workers run; each swap waits until more
     // requests have completed, so every certificate serves traffic.
@@ -173,10 +144,7 @@ async fn certificates_swap_while_requests_flow_without_a_single_failure() {
     while ok.load(Ordering::Relaxed) < target && failed.load(Ordering::Relaxed) == 0 {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    stop.store(true, Ordering::Relaxed);
-    for worker in workers {
-        worker.await.unwrap();
-    }
+    load.stop().await;
 
     assert_eq!(
         failed.load(Ordering::Relaxed),
@@ -255,6 +223,64 @@ fn kubelet_write(dir: &Path, generation: u32, cert: &str, key: &str) {
         let link = dir.join(name);
         if std::fs::symlink_metadata(&link).is_err() {
             std::os::unix::fs::symlink(Path::new("..data").join(name), &link).unwrap();
+        }
+    }
+}
+
+/// Eight clients calling `/hello` in a loop until stopped, half on one kept connection and half
+/// with a new TLS handshake per request (a certificate change only shows on new handshakes);
+/// counts successes and failures.
+struct HelloLoad {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    ok: Arc<AtomicUsize>,
+    failed: Arc<AtomicUsize>,
+    workers: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl HelloLoad {
+    fn start(ca_pem: &str, addr: SocketAddr) -> Self {
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (ok, failed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let mut workers = Vec::new();
+        for worker in 0..8 {
+            let client = http_client(ca_pem, worker % 2 == 0, addr);
+            let (stop, ok, failed) = (stop.clone(), ok.clone(), failed.clone());
+            let url = format!("https://{HOST}:{}/hello", addr.port());
+            workers.push(tokio::spawn(async move {
+                while !stop.load(Ordering::Relaxed) {
+                    let result = async {
+                        let response = client.get(&url).send().await.map_err(|e| format!("{e:?}"))?;
+                        let status = response.status();
+                        let text = response.text().await.map_err(|e| format!("{e:?}"))?;
+                        if status == 200 && text == "hello" {
+                            Ok(())
+                        } else {
+                            Err(format!("{status}: {text}"))
+                        }
+                    }
+                    .await;
+                    match result {
+                        Ok(()) => ok.fetch_add(1, Ordering::Relaxed),
+                        Err(error) => {
+                            eprintln!("request failed: {error}");
+                            failed.fetch_add(1, Ordering::Relaxed)
+                        }
+                    };
+                }
+            }));
+        }
+        Self {
+            stop,
+            ok,
+            failed,
+            workers,
+        }
+    }
+
+    async fn stop(self) {
+        self.stop.store(true, Ordering::Relaxed);
+        for worker in self.workers {
+            worker.await.unwrap();
         }
     }
 }
@@ -379,36 +405,8 @@ async fn certificate_files_replaced_under_load_fail_no_request_and_are_served() 
         wait_until(|| resolver.current().is_some()).await;
         let server = start(resolver.clone(), TlsMinVersion::Tls13, hello_router()).await;
 
-        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let (ok, failed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
-        let mut workers = Vec::new();
-        for worker in 0..8 {
-            let client = http_client(&current.ca_cert_pem, worker % 2 == 0, server.addr);
-            let (stop, ok, failed) = (stop.clone(), ok.clone(), failed.clone());
-            let url = format!("https://{HOST}:{}/hello", server.addr.port());
-            workers.push(tokio::spawn(async move {
-                while !stop.load(Ordering::Relaxed) {
-                    let result = async {
-                        let response = client.get(&url).send().await.map_err(|e| format!("{e:?}"))?;
-                        let status = response.status();
-                        let text = response.text().await.map_err(|e| format!("{e:?}"))?;
-                        if status == 200 && text == "hello" {
-                            Ok(())
-                        } else {
-                            Err(format!("{status}: {text}"))
-                        }
-                    }
-                    .await;
-                    match result {
-                        Ok(()) => ok.fetch_add(1, Ordering::Relaxed),
-                        Err(error) => {
-                            eprintln!("request failed: {error}");
-                            failed.fetch_add(1, Ordering::Relaxed)
-                        }
-                    };
-                }
-            }));
-        }
+        let load = HelloLoad::start(&current.ca_cert_pem, server.addr);
+        let (ok, failed) = (load.ok.clone(), load.failed.clone());
         for generation in 1..=10 {
             let target = ok.load(Ordering::Relaxed) + 30;
             wait_until(|| ok.load(Ordering::Relaxed) >= target || failed.load(Ordering::Relaxed) > 0).await;
@@ -432,10 +430,7 @@ async fn certificate_files_replaced_under_load_fail_no_request_and_are_served() 
         }
         let target = ok.load(Ordering::Relaxed) + 30;
         wait_until(|| ok.load(Ordering::Relaxed) >= target || failed.load(Ordering::Relaxed) > 0).await;
-        stop.store(true, Ordering::Relaxed);
-        for worker in workers {
-            worker.await.unwrap();
-        }
+        load.stop().await;
         assert_eq!(
             failed.load(Ordering::Relaxed),
             0,
