@@ -17,7 +17,7 @@ build() {
   else
     # shellcheck disable=SC2086
     cargo build --locked --release --quiet --bin azure-wi ${AZWI_CARGO_ARGS:-}
-    (cd bench/loadgen && cargo build --locked --release --quiet)
+    (cd bench/loadgen && CARGO_TARGET_DIR="$target" cargo build --locked --release --quiet)
     # Copies: the target directory may be shared with other builds that replace these files.
     cp "$target/release/azure-wi" "$target/release/azure-wi-loadgen" "$work/bin/"
   fi

@@ -118,14 +118,18 @@ mod tests {
 }
 
 /// The `nbf` claim of a JWT access token, if it is one (best effort: the value is informational).
+/// Only `nbf` is decoded: the other claims are skipped without building a JSON tree.
 pub(crate) fn jwt_not_before(token: &str) -> Option<i64> {
     use base64::Engine as _;
+    #[derive(serde::Deserialize)]
+    struct Claims {
+        nbf: Option<i64>,
+    }
     let payload = token.split('.').nth(1)?;
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(payload.trim_end_matches('='))
         .ok()?;
-    let claims: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
-    claims.get("nbf")?.as_i64()
+    serde_json::from_slice::<Claims>(&bytes).ok()?.nbf
 }
 
 #[cfg(test)]
