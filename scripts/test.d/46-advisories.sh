@@ -32,8 +32,6 @@ install() { # crate version
         cargo install --locked "$1" --version "$2" --root "$cache/cargo"
     fi
 }
-install cargo-deny "$CARGO_DENY_VERSION"
-install cargo-audit "$CARGO_AUDIT_VERSION"
 
 work="$cache/advisories/run"
 rm -rf "$work"
@@ -75,6 +73,11 @@ EOF
 fi
 count="$(find "$db/crates" -name 'RUSTSEC-*.md' | wc -l)"
 [ "$count" -gt 500 ] || { echo "advisory database at $db has only $count advisories" >&2; exit 1; }
+
+# The tools are installed only once there is a database to check against (a fresh machine
+# without one does not spend minutes compiling them for nothing).
+install cargo-deny "$CARGO_DENY_VERSION"
+install cargo-audit "$CARGO_AUDIT_VERSION"
 
 # deny.toml with the database pointed at $work/deny.
 config="$work/deny.toml"
