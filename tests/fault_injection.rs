@@ -559,7 +559,7 @@ async fn webhook_refuses_oversized_and_endless_bodies_and_serves_the_others() {
 
 // --- the webhook as a process: SIGTERM, endless bodies and slow clients ---
 
-const HOST: &str = "azure-wi-webhook-webhook-service.azure-workload-identity-system.svc";
+const HOST: &str = support::OfflineWebhook::HOST;
 
 /// `azure-wi webhook` as a process (offline: certificate and ServiceAccount files), ready.
 struct WebhookProcess {
@@ -574,7 +574,6 @@ impl WebhookProcess {
     async fn start(extra: &[&str]) -> Self {
         use std::io::{BufRead, BufReader};
 
-        use rustls::pki_types::{CertificateDer, pem::PemObject};
         install_crypto();
         let files = support::OfflineWebhook::new();
         let mut child = files.command("info").args(extra).spawn().unwrap();
@@ -597,31 +596,8 @@ impl WebhookProcess {
         };
         let webhook: SocketAddr = listening["webhook"].as_str().unwrap().parse().unwrap();
         let health: SocketAddr = listening["health"].as_str().unwrap().parse().unwrap();
-        let plain = reqwest::Client::builder().no_proxy().build().unwrap();
-        let mut ready = false;
-        for _ in 0..500 {
-            if plain
-                .get(format!("http://{health}/readyz"))
-                .send()
-                .await
-                .is_ok_and(|r| r.status() == 200)
-            {
-                ready = true;
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        assert!(ready, "/readyz never became ready");
-        let mut roots = rustls::RootCertStore::empty();
-        for cert in CertificateDer::pem_slice_iter(files.bundle.ca_cert_pem.as_bytes()) {
-            roots.add(cert.unwrap()).unwrap();
-        }
-        let mut config =
-            rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-                .with_safe_default_protocol_versions()
-                .unwrap()
-                .with_root_certificates(roots)
-                .with_no_client_auth();
+        support::OfflineWebhook::wait_ready(health).await;
+        let mut config = files.tls_config();
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
         Self {
             child,

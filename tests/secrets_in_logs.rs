@@ -312,21 +312,7 @@ async fn the_webhook_at_trace_logs_no_identity_header() {
             .unwrap()
     };
     let (webhook, health) = (field("webhook"), field("health"));
-    let plain = reqwest::Client::builder().no_proxy().build().unwrap();
-    let mut ready = false;
-    for _ in 0..500 {
-        if plain
-            .get(format!("http://{health}/readyz"))
-            .send()
-            .await
-            .is_ok_and(|r| r.status() == 200)
-        {
-            ready = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert!(ready, "/readyz never became ready");
+    support::OfflineWebhook::wait_ready(health).await;
     let client = files.client(webhook);
     let review = json!({
         "apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",

@@ -68,16 +68,7 @@ async fn the_webhook_process_serves_admissions_and_stops_cleanly_on_sigterm() {
 
     let plain = reqwest::Client::builder().no_proxy().build().unwrap();
     // Ready once the certificate files are loaded.
-    let mut ready = false;
-    for _ in 0..300 {
-        let response = plain.get(format!("http://{health}/readyz")).send().await.unwrap();
-        if response.status() == 200 {
-            ready = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert!(ready, "/readyz never became ready");
+    support::OfflineWebhook::wait_ready(health).await;
     assert_eq!(
         plain
             .get(format!("http://{health}/healthz"))

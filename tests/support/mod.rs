@@ -263,27 +263,50 @@ impl OfflineWebhook {
         command
     }
 
-    /// An HTTPS client that trusts this certificate's CA and reaches the webhook at `addr` under
-    /// the service name the certificate was issued for ([`OfflineWebhook::HOST`]).
-    pub fn client(&self, addr: std::net::SocketAddr) -> reqwest::Client {
+    /// A rustls client configuration that trusts this certificate's CA (ring provider).
+    pub fn tls_config(&self) -> rustls::ClientConfig {
         use rustls::pki_types::{CertificateDer, pem::PemObject};
         let mut roots = rustls::RootCertStore::empty();
         for cert in CertificateDer::pem_slice_iter(self.bundle.ca_cert_pem.as_bytes()) {
             roots.add(cert.unwrap()).unwrap();
         }
-        let tls = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
             rustls::crypto::ring::default_provider(),
         ))
         .with_safe_default_protocol_versions()
         .unwrap()
         .with_root_certificates(roots)
-        .with_no_client_auth();
+        .with_no_client_auth()
+    }
+
+    /// An HTTPS client that trusts this certificate's CA and reaches the webhook at `addr` under
+    /// the service name the certificate was issued for ([`OfflineWebhook::HOST`]).
+    pub fn client(&self, addr: std::net::SocketAddr) -> reqwest::Client {
         reqwest::Client::builder()
-            .tls_backend_preconfigured(tls)
+            .tls_backend_preconfigured(self.tls_config())
             .resolve(Self::HOST, addr)
             .no_proxy()
             .build()
             .unwrap()
+    }
+
+    /// Waits (up to 10 s) until the health server at `health` answers `/readyz` with 200.
+    pub async fn wait_ready(health: std::net::SocketAddr) {
+        let plain = reqwest::Client::builder().no_proxy().build().unwrap();
+        let mut ready = false;
+        for _ in 0..500 {
+            if plain
+                .get(format!("http://{health}/readyz"))
+                .send()
+                .await
+                .is_ok_and(|r| r.status() == 200)
+            {
+                ready = true;
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        assert!(ready, "/readyz never became ready");
     }
 
     /// The mutation URL of the webhook at `addr`.
