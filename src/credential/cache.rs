@@ -48,6 +48,13 @@ pub(crate) const REFRESH_MARGIN: Duration = Duration::from_secs(300);
 /// After a refresh attempt, the next proactive attempt waits this long.
 pub(crate) const REFRESH_RETRY_DELAY: Duration = Duration::from_secs(30);
 
+/// Whether the request carries claims (it then always goes to the network).
+fn wants_claims(options: Option<&TokenRequestOptions>) -> bool {
+    options
+        .and_then(|o| o.claims.as_deref())
+        .is_some_and(|c| !c.is_empty())
+}
+
 /// The owned key of an entry.
 #[derive(Clone, PartialEq, Eq)]
 struct CacheKey {
@@ -98,7 +105,18 @@ impl Equivalent<CacheKey> for LookupKey<'_> {
     }
 }
 
-impl LookupKey<'_> {
+impl<'a> LookupKey<'a> {
+    /// The key of a request: its scopes as given, a non-empty tenant, the CAE flag.
+    fn new(scopes: &'a [&'a str], options: Option<&'a TokenRequestOptions>) -> Self {
+        Self {
+            scopes,
+            tenant: options
+                .and_then(|o| o.tenant_id.as_deref())
+                .filter(|t| !t.is_empty()),
+            cae: options.is_some_and(|o| o.enable_cae),
+        }
+    }
+
     fn to_owned_key(&self) -> CacheKey {
         CacheKey {
             scopes: self.scopes.iter().map(|s| Box::from(*s)).collect(),
@@ -280,17 +298,8 @@ impl TokenCache {
         F: FnOnce() -> Fut + Send + 'static,
         Fut: Future<Output = Result<AccessToken>> + Send + 'static,
     {
-        let key = LookupKey {
-            scopes,
-            tenant: options
-                .and_then(|o| o.tenant_id.as_deref())
-                .filter(|t| !t.is_empty()),
-            cae: options.is_some_and(|o| o.enable_cae),
-        };
-        if options
-            .and_then(|o| o.claims.as_deref())
-            .is_some_and(|c| !c.is_empty())
-        {
+        let key = LookupKey::new(scopes, options);
+        if wants_claims(options) {
             let slot = self.slot(&key);
             slot.stamp_attempt(Instant::now());
             let token = fetch().await?;
@@ -346,19 +355,10 @@ impl TokenCache {
         scopes: &[&str],
         options: Option<&TokenRequestOptions>,
     ) -> Option<AccessToken> {
-        if options
-            .and_then(|o| o.claims.as_deref())
-            .is_some_and(|c| !c.is_empty())
-        {
+        if wants_claims(options) {
             return None;
         }
-        let key = LookupKey {
-            scopes,
-            tenant: options
-                .and_then(|o| o.tenant_id.as_deref())
-                .filter(|t| !t.is_empty()),
-            cae: options.is_some_and(|o| o.enable_cae),
-        };
+        let key = LookupKey::new(scopes, options);
         self.hot(&key).or_else(|| self.lookup(&key, Instant::now()).ok())
     }
 
