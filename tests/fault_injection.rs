@@ -627,11 +627,7 @@ impl WebhookProcess {
     }
 
     fn sigterm(&self) {
-        let status = std::process::Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
+        support::sigterm(&self.child);
     }
 
     /// Waits for the process to exit (after SIGTERM) and returns its status.

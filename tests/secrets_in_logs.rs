@@ -200,16 +200,6 @@ impl StderrTail {
     }
 }
 
-fn terminate(child: &mut std::process::Child) {
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let exit = child.wait().unwrap();
-    assert!(exit.success(), "exited with {exit}");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_proxy_at_trace_logs_no_secret() {
     const ASSERTION: &str = "proxy-sa-assertion-5ecret-71";
@@ -285,7 +275,7 @@ async fn the_proxy_at_trace_logs_no_secret() {
         .unwrap();
     assert_eq!(wrong.status(), 401);
     assert_eq!(entra.request_count(), 1, "one exchange, then the cache");
-    terminate(&mut child);
+    support::terminate(&mut child);
     let text = tail.finish();
     assert!(text.contains(r#""level":"TRACE""#), "no TRACE record:\n{text}");
     assert_absent(
@@ -347,7 +337,7 @@ async fn the_webhook_at_trace_logs_no_identity_header() {
     let mut headers = Vec::new();
     collect_env(&ops, "IDENTITY_HEADER", &mut headers);
     assert!(!headers.is_empty(), "no IDENTITY_HEADER in the patch: {patch}");
-    terminate(&mut child);
+    support::terminate(&mut child);
     let text = tail.finish();
     // `--log-level trace` is the webhook's most verbose setting; it keeps hyper, h2, rustls and
     // tower at info by design (RUST_LOG is not read), and nothing below INFO fires on this path:

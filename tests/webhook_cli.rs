@@ -6,7 +6,6 @@ mod support;
 
 use std::{
     io::{BufRead, BufReader},
-    process::Command,
     sync::mpsc,
     time::Duration,
 };
@@ -126,13 +125,7 @@ async fn the_webhook_process_serves_admissions_and_stops_cleanly_on_sigterm() {
         "{exposition}"
     );
 
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let exit = child.wait().unwrap();
-    assert!(exit.success(), "the webhook exited with {exit}");
+    support::terminate(&mut child);
     reader.join().unwrap();
     logs.extend(lines_rx.try_iter());
 

@@ -23,6 +23,22 @@ pub fn last_stderr_json(output: &Output) -> serde_json::Value {
     serde_json::from_str(last).unwrap_or_else(|e| panic!("last stderr line is not JSON ({e}): {stderr}"))
 }
 
+/// Sends SIGTERM to `child` (the graceful stop Kubernetes sends).
+pub fn sigterm(child: &std::process::Child) {
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+/// SIGTERM, then the process must exit successfully.
+pub fn terminate(child: &mut std::process::Child) {
+    sigterm(child);
+    let exit = child.wait().unwrap();
+    assert!(exit.success(), "exited with {exit}");
+}
+
 /// The JSON object printed on stdout.
 pub fn stdout_json(output: &Output) -> serde_json::Value {
     let stdout = String::from_utf8_lossy(&output.stdout);
