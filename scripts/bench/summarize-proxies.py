@@ -45,6 +45,7 @@ def main():
             (f"{rate} req/s: p50 (ms)", lambda r, k=rate: r["rates"][k]["latency_ms"]["p50"]),
             (f"{rate} req/s: p99 (ms)", lambda r, k=rate: r["rates"][k]["latency_ms"]["p99"]),
             (f"{rate} req/s: p99.9 (ms)", lambda r, k=rate: r["rates"][k]["latency_ms"]["p99_9"]),
+            (f"{rate} req/s: client send lag p99 (ms)", lambda r, k=rate: r["rates"][k]["send_lag_ms"]["p99"]),
         ]
     print(f"{len(rounds)} rounds each; median [min-max]\n")
     print("| figure | azure-wi | upstream v1.6.0 | ratio of medians (ours/upstream) | per-round ratio |")

@@ -42,6 +42,7 @@ def main():
             (f"{rate} req/s: p50 (ms)", lambda r, k=rate: r["rates"][k]["latency_ms"]["p50"], None),
             (f"{rate} req/s: p99 (ms)", lambda r, k=rate: r["rates"][k]["latency_ms"]["p99"], (1 / 3, "lower")),
             (f"{rate} req/s: p99.9 (ms)", lambda r, k=rate: r["rates"][k]["latency_ms"]["p99_9"], None),
+            (f"{rate} req/s: client send lag p99 (ms)", lambda r, k=rate: r["rates"][k]["send_lag_ms"]["p99"], None),
         ]
     print(f"{len(by['ours'])} rounds each; median [min-max]\n")
     print("| figure | azure-wi | upstream v1.6.0 | ratio (ours/upstream) | goal |")
@@ -64,7 +65,7 @@ def main():
         print("| figure | floor | azure-wi / floor | upstream / floor |")
         print("| --- | --- | --- | --- |")
         for label, get, _ in figures:
-            if label.startswith(("RSS", "start to ready")) or "achieved" in label:
+            if label.startswith(("RSS", "start to ready")) or "achieved" in label or "send lag" in label:
                 continue
             f = [get(r) for r in floor]
             o, u = (statistics.median(get(r) for r in by[i]) for i in ("ours", "upstream"))

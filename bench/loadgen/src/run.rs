@@ -89,8 +89,11 @@ pub struct RunArgs {
     #[arg(long)]
     expect_token: bool,
     /// Open-loop mode: send this many requests per second in all (spread evenly over the
-    /// connections) instead of back to back. Latency is measured from each request's scheduled
-    /// send time, so a stalled server is not hidden (no coordinated omission).
+    /// connections) instead of back to back. A request whose connection was still waiting for the
+    /// previous answer at its scheduled send time is measured from that scheduled time, so a
+    /// stalled server is not hidden (no coordinated omission). A request whose connection was free
+    /// is measured from the moment it is sent: the client's own timer lateness (tokio's timer
+    /// wheel has a 1 ms tick) is reported as `send_lag_ms`, not charged to the server.
     #[arg(long)]
     rate: Option<f64>,
     /// This many of the connections handshake anew for every request (the others keep alive).
@@ -368,19 +371,17 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let elapsed = started.elapsed();
     shared.stop.store(true, Ordering::SeqCst);
 
-    let mut latencies = Vec::new();
+    let (mut latencies, mut lags, mut late_sends) = (Vec::new(), Vec::new(), 0);
     for worker in workers {
-        latencies.extend(worker.await??);
+        let report = worker.await??;
+        latencies.extend(report.latencies);
+        lags.extend(report.lags);
+        late_sends += report.late_sends;
     }
     latencies.sort_unstable();
+    lags.sort_unstable();
     let count = latencies.len();
-    let pct = |p: f64| -> f64 {
-        if count == 0 {
-            return f64::NAN;
-        }
-        let index = ((p / 100.0) * count as f64).ceil() as usize;
-        latencies[index.clamp(1, count) - 1] as f64 / 1000.0
-    };
+    let pct = |p: f64| percentile_ms(&latencies, p);
     let throughput = count as f64 / elapsed.as_secs_f64();
     let failures = shared.failures.load(Ordering::SeqCst);
     let certificates = shared.certificates_report();
@@ -405,6 +406,8 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         "server_vmhwm_mib": args.pid.and_then(|pid| proc_status::kib(pid, "VmHWM:")).map(|k| k as f64 / 1024.0),
         "request_bytes": template.body.len(),
         "rate_rps": args.rate,
+        "send_lag_ms": period.map(|_| json!({"p50": percentile_ms(&lags, 50.0), "p99": percentile_ms(&lags, 99.0)})),
+        "late_sends": period.map(|_| late_sends),
     });
     println!(
         "{count} requests in {:.1} s at concurrency {}: {throughput:.0} req/s, {failures} failed; latency p50 {:.3} ms, p99 {:.3} ms, p99.9 {:.3} ms",
@@ -428,9 +431,13 @@ async fn worker(
     shared: &Shared,
     options: WorkerOptions,
     schedule: Option<(Duration, f64)>,
-) -> anyhow::Result<Vec<u32>> {
+) -> anyhow::Result<WorkerReport> {
     let period = schedule.map(|(period, _)| period);
     let mut latencies = Vec::with_capacity(1 << 16);
+    // Open loop only: the client's lateness for on-time sends, and the sends that were due while
+    // the connection was busy.
+    let (mut lags, mut late_sends) = (Vec::new(), 0u64);
+    let mut last_answer: Option<Instant> = None;
     // Open loop: the connections' first sends are spread evenly over one period.
     let mut next_send = schedule.map(|(period, phase)| tokio::time::Instant::now() + period.mul_f64(phase));
     let mut sender: Option<http1::SendRequest<Full<Bytes>>> = None;
@@ -458,10 +465,17 @@ async fn worker(
         let request = template.build()?;
         let started = match (next_send.as_mut(), period) {
             (Some(next), Some(period)) => {
-                tokio::time::sleep_until(*next).await;
                 let scheduled = next.into_std();
+                tokio::time::sleep_until(*next).await;
                 *next += period;
-                scheduled
+                let (origin, lag) = latency_origin(scheduled, Instant::now(), last_answer);
+                if shared.measuring.load(Ordering::Relaxed) {
+                    match lag {
+                        Some(lag) => lags.push(micros(lag)),
+                        None => late_sends += 1,
+                    }
+                }
+                origin
             }
             _ => Instant::now(),
         };
@@ -476,10 +490,10 @@ async fn worker(
         }
         .await
         .is_some();
-        let micros = started.elapsed().as_micros().min(u128::from(u32::MAX)) as u32;
+        last_answer = Some(Instant::now());
         if shared.measuring.load(Ordering::Relaxed) {
             if ok {
-                latencies.push(micros);
+                latencies.push(micros(started.elapsed()));
             } else {
                 shared.failures.fetch_add(1, Ordering::Relaxed);
             }
@@ -494,7 +508,52 @@ async fn worker(
             sender = Some(conn);
         }
     }
-    Ok(latencies)
+    Ok(WorkerReport {
+        latencies,
+        lags,
+        late_sends,
+    })
+}
+
+/// What one connection measured.
+struct WorkerReport {
+    /// Microseconds per successful request.
+    latencies: Vec<u32>,
+    /// Open loop: microseconds between the scheduled and the actual send of on-time requests.
+    lags: Vec<u32>,
+    /// Open loop: requests due while the connection still waited for the previous answer.
+    late_sends: u64,
+}
+
+/// Where an open-loop request's latency is measured from, and the client's own lateness.
+///
+/// If the previous answer on this connection came after the request was due, the server held the
+/// connection: the latency runs from the scheduled time (no coordinated omission) and there is no
+/// client lag. Otherwise the connection was free and only the client's timer was late: the latency
+/// runs from the actual send and the lag is reported apart.
+fn latency_origin(
+    scheduled: Instant,
+    woke: Instant,
+    last_answer: Option<Instant>,
+) -> (Instant, Option<Duration>) {
+    if last_answer.is_some_and(|at| at > scheduled) {
+        (scheduled, None)
+    } else {
+        (woke, Some(woke.saturating_duration_since(scheduled)))
+    }
+}
+
+fn micros(elapsed: Duration) -> u32 {
+    elapsed.as_micros().min(u128::from(u32::MAX)) as u32
+}
+
+/// The `p`th percentile (nearest rank) of sorted microseconds, in milliseconds.
+fn percentile_ms(sorted: &[u32], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let index = (p * sorted.len() as f64 / 100.0).ceil() as usize;
+    f64::from(sorted[index.clamp(1, sorted.len()) - 1]) / 1000.0
 }
 
 /// Whether an answer's `Connection` header has the `close` option (the server goes away).
@@ -514,6 +573,29 @@ fn hex(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_busy_connection_is_measured_from_the_schedule_and_a_free_one_from_the_send() {
+        let scheduled = Instant::now();
+        let woke = scheduled + Duration::from_micros(900);
+        // The previous answer arrived after the request was due: the server's delay counts.
+        let late_answer = Some(scheduled + Duration::from_micros(300));
+        assert_eq!(latency_origin(scheduled, woke, late_answer), (scheduled, None));
+        // The connection was free: the timer's 900 µs are the client's, reported as lag.
+        let early_answer = Some(scheduled - Duration::from_micros(300));
+        let expected = (woke, Some(Duration::from_micros(900)));
+        assert_eq!(latency_origin(scheduled, woke, early_answer), expected);
+        assert_eq!(latency_origin(scheduled, woke, None), expected);
+    }
+
+    #[test]
+    fn percentiles_are_nearest_rank_in_milliseconds() {
+        let sorted: Vec<u32> = (1..=1000).collect();
+        assert_eq!(percentile_ms(&sorted, 50.0), 0.5);
+        assert_eq!(percentile_ms(&sorted, 99.0), 0.99);
+        assert_eq!(percentile_ms(&sorted, 99.9), 0.999);
+        assert!(percentile_ms(&[], 99.0).is_nan());
+    }
 
     #[test]
     fn token_answers_are_recognised() {
