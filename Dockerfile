@@ -22,13 +22,16 @@ ARG IPTABLES_IMAGE=alpine:3.22
 FROM ${RUST_IMAGE} AS build
 # ring compiles a little C and assembly: it needs a C compiler and the musl headers. On Alpine the
 # Rust target is *-linux-musl, whose binaries are static by default (the runtime images have no libc).
+# scripts/release/build lays the code out by the link-order profile (the functions start-up and
+# admissions run, placed together: fewer resident pages); it needs python3, binutils (nm, c++filt)
+# and lld, whose --symbol-ordering-file it uses.
 # hadolint ignore=DL3018
-RUN apk add --no-cache musl-dev gcc
+RUN apk add --no-cache musl-dev gcc python3 binutils lld bash
 WORKDIR /src
 COPY . .
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
-    cargo build --release --locked --bin azure-wi \
+    scripts/release/build -- -C link-arg=-fuse-ld=lld \
  && cp target/release/azure-wi /azure-wi \
  && /azure-wi --version
 

@@ -16,7 +16,7 @@ build() {
     cp "$AZWI_BIN" "$work/bin/azure-wi"; cp "$LOADGEN_BIN" "$work/bin/azure-wi-loadgen"
   else
     # shellcheck disable=SC2086
-    cargo build --locked --release --quiet --bin azure-wi ${AZWI_CARGO_ARGS:-}
+    scripts/release/build ${AZWI_CARGO_ARGS:-}
     (cd bench/loadgen && CARGO_TARGET_DIR="$target" cargo build --locked --release --quiet)
     # Copies: the target directory may be shared with other builds that replace these files.
     cp "$target/release/azure-wi" "$target/release/azure-wi-loadgen" "$work/bin/"

@@ -451,7 +451,10 @@ class Images(unittest.TestCase):
         text = (ROOT / "Dockerfile").read_text()
         stages = re.findall(r"^FROM\s+\S+\s+AS\s+(\S+)", text, re.M)
         self.assertEqual(stages, ["build", "webhook", "proxy", "proxy-init"])
-        self.assertIn("--locked", text)
+        # The binary comes from the release build script, which builds from Cargo.lock (--locked).
+        build_step = re.search(r"^RUN --mount.*?(?=\n\S)", text, re.M | re.S).group(0)
+        self.assertIn("scripts/release/build", build_step)
+        self.assertIn("cargo rustc --release --locked", (ROOT / "scripts/release/build").read_text())
         self.assertRegex(text, r"COPY --from=build /azure-wi /proxy\n")
         self.assertRegex(text, r"COPY --from=build /azure-wi /azure-wi\n")
         for stage in ("webhook", "proxy"):
