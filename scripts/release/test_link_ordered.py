@@ -62,14 +62,14 @@ class Link(unittest.TestCase):
     def tearDownClass(cls):
         cls.dir.cleanup()
 
-    def build(self, names):
+    def build(self, names, *rustc_args):
         profile = os.path.join(self.dir.name, f"profile-{len(names)}.txt")
         with open(profile, "w") as f:
             f.write("# a comment line\n" + "\n".join(names) + "\n")
         env = dict(os.environ, RUSTFLAGS="-C symbol-mangling-version=v0",
                    CARGO_TARGET_DIR=os.path.join(self.dir.name, "target"))
         subprocess.run(["cargo", "rustc", "--quiet", "--", "-C", f"linker={WRAPPER}",
-                        "-C", f"link-arg=--azwi-link-order={profile}"],
+                        "-C", f"link-arg=--azwi-link-order={profile}", *rustc_args],
                        cwd=self.dir.name, env=env, check=True)
         deps = os.path.join(self.dir.name, "target", "debug", "deps")
         reports = sorted((os.path.join(deps, n) for n in os.listdir(deps) if n.endswith(".link-order")),
@@ -95,6 +95,12 @@ class Link(unittest.TestCase):
         order, report, _ = self.build(["layout_probe::first_in_source"])
         self.assertEqual(order[0], "layout_probe::first_in_source")
         self.assertIn("ordered: 1 of 1", report)
+
+    def test_another_linker_links_unordered_and_says_so(self):
+        order, report, ran = self.build(["layout_probe::first_in_source"], "-C", "link-arg=-fuse-ld=bfd")
+        self.assertIn("not ordered: the linker is not lld", report)
+        self.assertNotEqual(order[0], "layout_probe::first_in_source")
+        self.assertEqual(len(ran.split()), 4, "the program still links and runs")
 
 
 if __name__ == "__main__":
