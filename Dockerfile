@@ -1,32 +1,38 @@
 # syntax=docker/dockerfile:1.7
 #
-# Images of azure-wi. One build stage compiles the single static (musl) binary; three small images
-# take it:
+# Images of azure-wi. One build stage compiles the azure-wi binary (glibc, Debian 12); three small
+# images take it:
 #
 #   docker build --target webhook    -t <registry>/azure-wi/webhook:v0.1.0 .
 #   docker build --target proxy      -t <registry>/azure-wi/proxy:v0.1.0 .
 #   docker build --target proxy-init -t <registry>/azure-wi/proxy-init:v0.1.0 .
 #
-# Multi-arch: docker buildx build --platform linux/amd64,linux/arm64 --target webhook ... (the Alpine
-# Rust image builds for its own architecture, and musl binaries are static by default).
+# Multi-arch: docker buildx build --platform linux/amd64,linux/arm64 --target webhook ... (the Rust
+# image builds for its own architecture).
+#
+# glibc, not a static musl binary: the images run the build that BENCHMARKS.md measures. A musl
+# build of the same source spent 3.4x the CPU per admission (musl's allocator; BENCHMARKS.md
+# section 7), and with mimalloc instead it held 10 MiB idle instead of 7.9.
 #
 # Reproducible: dependencies come from Cargo.lock (--locked). The base images are referenced by tag
 # here because digests cannot be resolved on the machine that wrote this file; release builds pin
-# them by digest, e.g. `FROM rust:1.95-alpine@sha256:<digest>` (`docker buildx imagetools
-# inspect rust:1.95-alpine` prints it). The ARGs below take a tag or a tag@digest.
-ARG RUST_IMAGE=rust:1.95-alpine
-ARG RUNTIME_IMAGE=gcr.io/distroless/static-debian12:nonroot
+# them by digest, e.g. `FROM rust:1.95-bookworm@sha256:<digest>` (`docker buildx imagetools
+# inspect rust:1.95-bookworm` prints it). The ARGs below take a tag or a tag@digest.
+ARG RUST_IMAGE=rust:1.95-bookworm
+# glibc and libgcc of Debian 12, as in the build image; no shell, no package manager.
+ARG RUNTIME_IMAGE=gcr.io/distroless/cc-debian12:nonroot
 ARG IPTABLES_IMAGE=alpine:3.22
 
 # ---------------------------------------------------------------------------------------------
 FROM ${RUST_IMAGE} AS build
-# ring compiles a little C and assembly: it needs a C compiler and the musl headers. On Alpine the
-# Rust target is *-linux-musl, whose binaries are static by default (the runtime images have no libc).
-# scripts/release/build lays the code out by the link-order profile (the functions start-up and
-# admissions run, placed together: fewer resident pages); it needs python3, binutils (nm, c++filt)
-# and lld, whose --symbol-ordering-file it uses.
-# hadolint ignore=DL3018
-RUN apk add --no-cache musl-dev gcc python3 binutils lld bash
+# ring compiles a little C and assembly with the image's gcc. scripts/release/build lays the code out
+# by the link-order profile (the functions start-up and requests run, placed together: fewer
+# resident pages); it needs python3, binutils (nm, c++filt) and lld, whose --symbol-ordering-file it
+# uses (rustc links with lld by default on x86_64, not on arm64: -fuse-ld=lld asks for it on both).
+# hadolint ignore=DL3008
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends python3 binutils lld \
+ && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
