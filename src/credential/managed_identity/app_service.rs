@@ -6,12 +6,9 @@
 
 use super::{
     IDENTITY_ENDPOINT, IDENTITY_HEADER,
-    response::Received,
     secret_endpoint::{Platform, SecretEndpoint},
     user_assigned_id::APP_SERVICE_NAMES,
 };
-use crate::credential::Error;
-
 const NAME: &str = "ManagedIdentityCredential (App Service)";
 pub(crate) const PLATFORM: Platform = Platform {
     name: NAME,
@@ -22,22 +19,13 @@ pub(crate) const PLATFORM: Platform = Platform {
     secret_header: "X-IDENTITY-HEADER",
     // Ignored by App Service, needed by Automation.
     metadata: true,
-    refusal,
+    description: "an App Service",
+    hint,
 };
 
-/// Explains an answer other than a token.
-fn refusal(endpoint: &SecretEndpoint, received: &Received) -> Error {
-    let server = received.server_message(&[&endpoint.secret]);
-    if !received.speaks_json() {
-        return Error::unavailable(
-            NAME,
-            format!(
-                "{IDENTITY_ENDPOINT}={} did not answer like an App Service identity endpoint ({server})",
-                endpoint.url
-            ),
-        );
-    }
-    let hint = match (&endpoint.user_assigned_id, received.status) {
+/// What to check after a JSON answer other than a token.
+fn hint(endpoint: &SecretEndpoint, status: u16) -> String {
+    match (&endpoint.user_assigned_id, status) {
         (Some(id), 400 | 404) => {
             let (name, value) = id.query_pair(&APP_SERVICE_NAMES);
             format!(
@@ -54,6 +42,5 @@ fn refusal(endpoint: &SecretEndpoint, received: &Received) -> Error {
             format!("{IDENTITY_HEADER} was refused; it is set by the platform, do not override it")
         }
         _ => "check the app's managed identity configuration".to_owned(),
-    };
-    Error::authentication_failed(NAME, format!("{server}; {hint}")).with_status(received.status)
+    }
 }

@@ -7,12 +7,9 @@
 
 use super::{
     MSI_ENDPOINT, MSI_SECRET,
-    response::Received,
     secret_endpoint::{Platform, SecretEndpoint},
     user_assigned_id::AZURE_ML_NAMES,
 };
-use crate::credential::Error;
-
 const NAME: &str = "ManagedIdentityCredential (Azure ML)";
 pub(crate) const PLATFORM: Platform = Platform {
     name: NAME,
@@ -22,22 +19,13 @@ pub(crate) const PLATFORM: Platform = Platform {
     names: &AZURE_ML_NAMES,
     secret_header: "secret",
     metadata: false,
-    refusal,
+    description: "an Azure ML",
+    hint,
 };
 
-/// Explains an answer other than a token.
-fn refusal(endpoint: &SecretEndpoint, received: &Received) -> Error {
-    let server = received.server_message(&[&endpoint.secret]);
-    if !received.speaks_json() {
-        return Error::unavailable(
-            NAME,
-            format!(
-                "{MSI_ENDPOINT}={} did not answer like an Azure ML identity endpoint ({server})",
-                endpoint.url
-            ),
-        );
-    }
-    let hint = match &endpoint.user_assigned_id {
+/// What to check after a JSON answer other than a token (whatever its status).
+fn hint(endpoint: &SecretEndpoint, _status: u16) -> String {
+    match &endpoint.user_assigned_id {
         Some(id) => {
             let (name, value) = id.query_pair(&AZURE_ML_NAMES);
             format!(
@@ -46,6 +34,5 @@ fn refusal(endpoint: &SecretEndpoint, received: &Received) -> Error {
             )
         }
         None => "check that the compute has a managed identity".to_owned(),
-    };
-    Error::authentication_failed(NAME, format!("{server}; {hint}")).with_status(received.status)
+    }
 }

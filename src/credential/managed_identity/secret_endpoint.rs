@@ -28,8 +28,10 @@ pub(crate) struct Platform {
     pub(crate) secret_header: &'static str,
     /// Whether `Metadata: true` is sent too.
     pub(crate) metadata: bool,
-    /// Explains an answer other than a token.
-    pub(crate) refusal: fn(&SecretEndpoint, &Received) -> Error,
+    /// The platform in "did not answer like {description} identity endpoint".
+    pub(crate) description: &'static str,
+    /// What to check after a JSON answer other than a token with this HTTP status.
+    pub(crate) hint: fn(&SecretEndpoint, u16) -> String,
 }
 
 /// An endpoint guarded by a secret header.
@@ -73,7 +75,7 @@ impl SecretEndpoint {
     }
 
     /// `GET {url}?api-version=..&resource=..[&<id parameter>]` with the secret header, retried by
-    /// the default policy; an answer other than a token is explained by the platform's `refusal`.
+    /// the default policy; an answer other than a token is explained by [`Self::refusal`].
     pub(crate) async fn request_token(&self, resource: &str) -> Result<AccessToken> {
         let p = self.platform;
         let url = token_url(
@@ -98,6 +100,24 @@ impl SecretEndpoint {
         if received.is_success() {
             return Ok(received.token(p.name, request_time)?.token);
         }
-        Err((p.refusal)(self, &received))
+        Err(self.refusal(&received))
+    }
+
+    /// Explains an answer other than a token: an endpoint that does not speak JSON is not this
+    /// platform's (unavailable); otherwise the server's message and the platform's hint.
+    fn refusal(&self, received: &Received) -> Error {
+        let p = self.platform;
+        let server = received.server_message(&[&self.secret]);
+        if !received.speaks_json() {
+            return Error::unavailable(
+                p.name,
+                format!(
+                    "{}={} did not answer like {} identity endpoint ({server})",
+                    p.endpoint_var, self.url, p.description
+                ),
+            );
+        }
+        let hint = (p.hint)(self, received.status);
+        Error::authentication_failed(p.name, format!("{server}; {hint}")).with_status(received.status)
     }
 }

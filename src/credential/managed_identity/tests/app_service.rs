@@ -107,6 +107,15 @@ async fn retries_on_azure_cores_schedule_then_reports_a_non_json_answer_as_unava
     );
     let err = credential.get_token(&[SCOPE], None).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
+    let message = err.to_string();
+    assert!(
+        message.contains("IDENTITY_ENDPOINT=http://127.0.0.1:"),
+        "{message}"
+    );
+    assert!(
+        message.contains("did not answer like an App Service identity endpoint"),
+        "{message}"
+    );
     let requests = server.requests();
     assert_eq!(requests.len(), 4, "three status retries");
     let gaps: Vec<_> = requests.windows(2).map(|w| w[1].at - w[0].at).collect();
