@@ -234,6 +234,22 @@ struct Shared {
 }
 
 impl Shared {
+    /// Nothing counted yet, not measuring, started now.
+    fn new() -> Self {
+        Self {
+            measuring: AtomicBool::new(false),
+            stop: AtomicBool::new(false),
+            failures: AtomicU64::new(0),
+            connect_failures: AtomicU64::new(0),
+            reconnects: AtomicU64::new(0),
+            handshakes: AtomicU64::new(0),
+            go_away: AtomicU64::new(0),
+            gone: AtomicUsize::new(0),
+            started: Instant::now(),
+            certificates: Mutex::new(HashMap::new()),
+        }
+    }
+
     fn record_certificate(&self, leaf: &[u8]) {
         let digest = ring::digest::digest(&ring::digest::SHA256, leaf);
         let mut fingerprint = [0; 32];
@@ -326,18 +342,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         None => None,
     };
 
-    let shared = Arc::new(Shared {
-        measuring: AtomicBool::new(false),
-        stop: AtomicBool::new(false),
-        failures: AtomicU64::new(0),
-        connect_failures: AtomicU64::new(0),
-        reconnects: AtomicU64::new(0),
-        handshakes: AtomicU64::new(0),
-        go_away: AtomicU64::new(0),
-        gone: AtomicUsize::new(0),
-        started: Instant::now(),
-        certificates: Mutex::new(HashMap::new()),
-    });
+    let shared = Arc::new(Shared::new());
     let mut workers = Vec::new();
     for index in 0..args.concurrency {
         let (connector, template, shared) = (connector.clone(), template.clone(), shared.clone());
@@ -625,18 +630,7 @@ mod tests {
     #[test]
     fn fingerprints_are_lower_hex() {
         assert_eq!(hex(&[0x00, 0xab, 0x7f]), "00ab7f");
-        let shared = Shared {
-            measuring: AtomicBool::new(false),
-            stop: AtomicBool::new(false),
-            failures: AtomicU64::new(0),
-            connect_failures: AtomicU64::new(0),
-            reconnects: AtomicU64::new(0),
-            handshakes: AtomicU64::new(0),
-            go_away: AtomicU64::new(0),
-            gone: AtomicUsize::new(0),
-            started: Instant::now(),
-            certificates: Mutex::new(HashMap::new()),
-        };
+        let shared = Shared::new();
         shared.record_certificate(b"one");
         shared.record_certificate(b"two");
         shared.record_certificate(b"one");
