@@ -8,6 +8,8 @@ import json
 import statistics
 import sys
 
+from summary import cell, fixed_rate_figures
+
 FIGURES = [
     ("throughput at saturation (req/s)", lambda r: r["throughput_rps"]),
     ("saturation p50 (ms)", lambda r: r["sat_latency_ms"]["p50"]),
@@ -18,14 +20,6 @@ FIGURES = [
     ("RSS peak under load (MiB)", lambda r: r["rss_under_load_mib"]),
     ("start to ready (ms)", lambda r: r["ready_ms"]),
 ]
-
-
-def fmt(v):
-    return f"{v:,.0f}" if v >= 100 else f"{v:.3g}"
-
-
-def cell(values):
-    return f"{fmt(statistics.median(values))} [{fmt(min(values))}-{fmt(max(values))}]"
 
 
 def main():
@@ -40,13 +34,7 @@ def main():
         figures.insert(1, ("throughput at saturation, wrk (req/s)", lambda r: r["wrk_throughput_rps"]))
         at += 1
     for rate in reversed(list(rows[0]["rates"])):
-        figures[at:at] = [
-            (f"{rate} req/s: achieved (req/s)", lambda r, k=rate: r["rates"][k]["achieved_rps"]),
-            (f"{rate} req/s: p50 (ms)", lambda r, k=rate: r["rates"][k]["latency_ms"]["p50"]),
-            (f"{rate} req/s: p99 (ms)", lambda r, k=rate: r["rates"][k]["latency_ms"]["p99"]),
-            (f"{rate} req/s: p99.9 (ms)", lambda r, k=rate: r["rates"][k]["latency_ms"]["p99_9"]),
-            (f"{rate} req/s: client send lag p99 (ms)", lambda r, k=rate: r["rates"][k]["send_lag_ms"]["p99"]),
-        ]
+        figures[at:at] = fixed_rate_figures(rate)
     print(f"{len(rounds)} rounds each; median [min-max]\n")
     print("| figure | azure-wi | upstream v1.6.0 | ratio of medians (ours/upstream) | per-round ratio |")
     print("| --- | --- | --- | --- | --- |")
