@@ -11,7 +11,7 @@
 //! user-assigned identity is asked for, the response must echo it (older agents ignore the
 //! selector and return the machine's system identity): a token that does not is refused.
 
-use std::{fmt, path::PathBuf};
+use std::{fmt, path::PathBuf, time::Duration};
 
 use reqwest::header::{AUTHORIZATION, HeaderValue};
 use serde_json::Value;
@@ -92,7 +92,7 @@ impl AzureArc {
         })
     }
 
-    pub(crate) async fn request_token(&self, resource: &str) -> Result<AccessToken> {
+    pub(crate) async fn request_token(&self, resource: &str, read_timeout: Duration) -> Result<AccessToken> {
         let url = token_url(
             &self.url,
             API_VERSION,
@@ -101,7 +101,14 @@ impl AzureArc {
             &IMDS_NAMES,
         );
         let first = || self.client.get(url.clone()).header("Metadata", "true");
-        let (challenge, _) = send(NAME, self.url.as_str(), first, &RetryPolicy::DEFAULT).await?;
+        let (challenge, _) = send(
+            NAME,
+            self.url.as_str(),
+            first,
+            &RetryPolicy::DEFAULT,
+            read_timeout,
+        )
+        .await?;
         if challenge.status != 401 {
             return Err(self.refusal(&challenge, "expected a 401 challenge"));
         }
@@ -126,7 +133,14 @@ impl AzureArc {
                 .header("Metadata", "true")
                 .header(AUTHORIZATION, authorization.clone())
         };
-        let (received, request_time) = send(NAME, self.url.as_str(), second, &RetryPolicy::DEFAULT).await?;
+        let (received, request_time) = send(
+            NAME,
+            self.url.as_str(),
+            second,
+            &RetryPolicy::DEFAULT,
+            read_timeout,
+        )
+        .await?;
         if !received.is_success() {
             return Err(self.refusal(&received, "the challenge key was not accepted"));
         }

@@ -4,7 +4,7 @@
 //! select a user-assigned identity (it would silently return the user's token), so one is refused
 //! when the credential is built.
 
-use std::fmt;
+use std::{fmt, time::Duration};
 
 use url::Url;
 
@@ -50,7 +50,7 @@ impl CloudShell {
         })
     }
 
-    pub(crate) async fn request_token(&self, resource: &str) -> Result<AccessToken> {
+    pub(crate) async fn request_token(&self, resource: &str, read_timeout: Duration) -> Result<AccessToken> {
         let body = url::form_urlencoded::Serializer::new(String::new())
             .append_pair("resource", resource)
             .finish();
@@ -61,7 +61,14 @@ impl CloudShell {
                 .header(reqwest::header::CONTENT_TYPE, "application/x-www-form-urlencoded")
                 .body(body.clone())
         };
-        let (received, request_time) = send(NAME, self.url.as_str(), build, &RetryPolicy::DEFAULT).await?;
+        let (received, request_time) = send(
+            NAME,
+            self.url.as_str(),
+            build,
+            &RetryPolicy::DEFAULT,
+            read_timeout,
+        )
+        .await?;
         if received.is_success() {
             return Ok(received.token(NAME, request_time)?.token);
         }

@@ -2,7 +2,7 @@
 //! variable and a platform secret, sent as a request header, from another; a GET with the
 //! resource and the user-assigned id in the query.
 
-use std::fmt;
+use std::{fmt, time::Duration};
 
 use reqwest::header::HeaderValue;
 use url::Url;
@@ -76,7 +76,7 @@ impl SecretEndpoint {
 
     /// `GET {url}?api-version=..&resource=..[&<id parameter>]` with the secret header, retried by
     /// the default policy; an answer other than a token is explained by [`Self::refusal`].
-    pub(crate) async fn request_token(&self, resource: &str) -> Result<AccessToken> {
+    pub(crate) async fn request_token(&self, resource: &str, read_timeout: Duration) -> Result<AccessToken> {
         let p = self.platform;
         let url = token_url(
             &self.url,
@@ -96,7 +96,14 @@ impl SecretEndpoint {
                 request
             }
         };
-        let (received, request_time) = send(p.name, self.url.as_str(), build, &RetryPolicy::DEFAULT).await?;
+        let (received, request_time) = send(
+            p.name,
+            self.url.as_str(),
+            build,
+            &RetryPolicy::DEFAULT,
+            read_timeout,
+        )
+        .await?;
         if received.is_success() {
             return Ok(received.token(p.name, request_time)?.token);
         }

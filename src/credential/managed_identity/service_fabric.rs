@@ -12,6 +12,7 @@ use std::{
     collections::HashMap,
     fmt,
     sync::{Arc, Mutex},
+    time::Duration,
 };
 
 use reqwest::header::HeaderValue;
@@ -105,7 +106,12 @@ impl ServiceFabric {
         })
     }
 
-    pub(crate) async fn request_token(&self, resource: &str, claims: bool) -> Result<AccessToken> {
+    pub(crate) async fn request_token(
+        &self,
+        resource: &str,
+        claims: bool,
+        read_timeout: Duration,
+    ) -> Result<AccessToken> {
         let replaced = if claims {
             self.issued.lock().expect("issued tokens").get(resource).cloned()
         } else {
@@ -122,7 +128,8 @@ impl ServiceFabric {
             }
         }
         let build = || self.client.get(url.clone()).header("Secret", self.header.clone());
-        let (received, request_time) = match send(NAME, self.url.as_str(), build, &POLICY).await {
+        let (received, request_time) = match send(NAME, self.url.as_str(), build, &POLICY, read_timeout).await
+        {
             Ok(answer) => answer,
             Err(e) => return Err(self.pinning_failure().unwrap_or(e)),
         };
