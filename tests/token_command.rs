@@ -477,3 +477,27 @@ async fn self_signed_ca_certificate_in_ssl_cert_file() {
         "{message}"
     );
 }
+
+/// Item 10: a server dripping its answer (a byte every 5 s) kept the command waiting for ever;
+/// now the overall deadline (`--timeout`, default 60 s) ends it and names itself.
+#[tokio::test]
+async fn a_dripping_entra_is_stopped_by_the_deadline() {
+    use support::test_server::Stream;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("t");
+    std::fs::write(&file, "sa-jwt").unwrap();
+    let entra = TestServer::scripted([Reply::token("at", 3599).stream(Stream::Drip {
+        every: std::time::Duration::from_secs(5),
+    })])
+    .await;
+    let started = std::time::Instant::now();
+    let out = run_azure_wi(&["token", "--timeout", "2", SCOPE], &workload_env(&entra, &file)).await;
+    let waited = started.elapsed();
+    assert_eq!(out.status.code(), Some(1));
+    let message = last_stderr_json(&out)["message"].as_str().unwrap().to_owned();
+    assert!(
+        message.contains("gave up after 2 s, the overall deadline") && message.contains(&entra.url()),
+        "{message}"
+    );
+    assert!(waited < std::time::Duration::from_secs(15), "{waited:?}");
+}
