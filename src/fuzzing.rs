@@ -270,3 +270,32 @@ pub fn proxy_request(method: &str, uri: &str, headers: &[(String, String)]) {
         assert!(forwarded, "a token request failed with {status}: {text}");
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Issue 15 item 9, the input that panicked, and the numeric bodies the target builds.
+    #[test]
+    fn the_refresh_in_panic_input_and_numeric_bodies() {
+        token_response(
+            200,
+            br#"{"access_token":"t","expires_in":3599,"refresh_in":3e11}"#,
+        );
+        token_response(
+            200,
+            br#"{"access_token":"t","expires_in":3599,"refresh_in":"300000000000"}"#,
+        );
+        for seed in [
+            &[][..],
+            &[0xff; 25],
+            &[
+                1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 200,
+            ],
+        ] {
+            let body = numeric_body(seed);
+            serde_json::from_str::<serde_json::Value>(&body).unwrap_or_else(|e| panic!("{body}: {e}"));
+            token_response(200, seed);
+        }
+    }
+}
