@@ -13,7 +13,7 @@
 //! through `tokio::time`, so tests can run the schedules with paused time.
 
 use std::{
-    sync::{Arc, OnceLock},
+    sync::OnceLock,
     time::{Duration, SystemTime},
 };
 
@@ -105,9 +105,9 @@ fn base_builder(tls: rustls::ClientConfig) -> reqwest::ClientBuilder {
 
 /// A rustls client configuration with the ring provider and webpki's verification only (no
 /// extra anchors), built explicitly so that it never depends on a process-wide default provider.
-#[allow(dead_code)]
+#[cfg(test)]
 pub(crate) fn tls_config(roots: RootCertStore) -> rustls::ClientConfig {
-    rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+    rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(rustls::crypto::ring::default_provider()))
         .with_safe_default_protocol_versions()
         .expect("the ring provider supports the default protocol versions")
         .with_root_certificates(roots)
@@ -336,7 +336,7 @@ impl SendError {
     }
 
     /// Whether the connection itself failed (nothing was answered).
-    #[allow(dead_code)]
+    #[cfg(test)]
     pub(crate) fn is_connect(&self) -> bool {
         matches!(self, Self::Http(e) if e.is_connect())
     }
