@@ -8,7 +8,7 @@
 //! body; the answer's `oidcToken` is the client assertion. `SYSTEM_OIDCREQUESTURI` is read when
 //! a token is requested, so outside a pipeline the credential is unavailable rather than broken.
 
-use std::{sync::Arc, time::Duration};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue};
@@ -19,7 +19,7 @@ use super::{
     client_assertion::{
         AssertionExchange, ClientAssertion, ClientAssertionCredentialOptions, excerpt, scrub,
     },
-    http::{RetryPolicy, read_body, send_with_retry, shared_client},
+    http::{Limits, RetryPolicy, read_body, send_with_retry, shared_client},
     plain_http::{self, PlainHttp},
     timeouts::RequestTimeouts,
 };
@@ -77,7 +77,7 @@ struct OidcToken {
     service_connection_id: String,
     system_access_token: Secret,
     env: Env,
-    read_timeout: Duration,
+    timeouts: RequestTimeouts,
 }
 
 #[derive(Deserialize)]
@@ -127,7 +127,10 @@ impl ClientAssertion for OidcToken {
             })?;
         bearer.set_sensitive(true);
         let client = shared_client()?;
-        let read_timeout = Some(self.read_timeout);
+        let limits = Some(Limits::start(
+            self.timeouts.read_timeout(),
+            self.timeouts.deadline(),
+        ));
         let response = send_with_retry(
             || {
                 client
@@ -137,7 +140,7 @@ impl ClientAssertion for OidcToken {
                     .header(CONTENT_TYPE, "application/json")
             },
             &RetryPolicy::DEFAULT,
-            read_timeout,
+            limits,
         )
         .await
         .map_err(|e| {
@@ -158,7 +161,7 @@ impl ClientAssertion for OidcToken {
         };
         let (e2eid, msedge_ref) = (header("x-vss-e2eid"), header("x-msedge-ref"));
         let secrets = [self.system_access_token.secret()];
-        let body = read_body(response, read_timeout).await.map_err(|e| {
+        let body = read_body(response, limits).await.map_err(|e| {
             Error::authentication_failed(
                 CREDENTIAL,
                 scrub(
@@ -243,7 +246,7 @@ impl AzurePipelinesCredential {
             service_connection_id,
             system_access_token,
             env: options.env.clone(),
-            read_timeout: options.timeouts.read_timeout(),
+            timeouts: options.timeouts,
         };
         let exchange = AssertionExchange::new(
             CREDENTIAL,

@@ -24,7 +24,7 @@ use super::{
     authority::{self, AuthorityError},
     cache::TokenCache,
     expiry::parse_token_response,
-    http::{RetryPolicy, client_request_id, read_body, send_with_retry, shared_client},
+    http::{Limits, RetryPolicy, client_request_id, read_body, send_with_retry, shared_client},
     timeouts::{RequestTimeouts, with_deadline},
 };
 
@@ -319,10 +319,11 @@ impl AssertionExchange {
     /// One exchange on the wire, the assertion included, under the overall deadline.
     async fn request(&self, tenant: &str, scope: &str, claims: Option<String>) -> Result<AccessToken> {
         let url = authority::token_endpoint(&self.authority, tenant);
+        let limits = Limits::start(self.timeouts.read_timeout(), self.timeouts.deadline());
         with_deadline(
             self.timeouts.deadline(),
             &url,
-            self.exchange(&url, tenant, scope, claims),
+            self.exchange(&url, tenant, scope, claims, limits),
             |message| Error::authentication_failed(self.credential, message),
         )
         .await
@@ -334,6 +335,7 @@ impl AssertionExchange {
         tenant: &str,
         scope: &str,
         claims: Option<String>,
+        limits: Limits,
     ) -> Result<AccessToken> {
         let assertion = self.assertion.assertion().await?;
         let body = {
@@ -358,7 +360,6 @@ impl AssertionExchange {
         let request_time = OffsetDateTime::now_utc();
         let form_type = HeaderValue::from_static("application/x-www-form-urlencoded");
         let request_id = client_request_id();
-        let read_timeout = Some(self.timeouts.read_timeout());
         let response = send_with_retry(
             || {
                 client
@@ -368,7 +369,7 @@ impl AssertionExchange {
                     .body(body.clone())
             },
             &RetryPolicy::DEFAULT,
-            read_timeout,
+            Some(limits),
         )
         .await
         .map_err(|e| {
@@ -379,7 +380,7 @@ impl AssertionExchange {
             .with_source(e)
         })?;
         let status = response.status();
-        let bytes = read_body(response, read_timeout).await.map_err(|e| {
+        let bytes = read_body(response, Some(limits)).await.map_err(|e| {
             Error::authentication_failed(
                 self.credential,
                 format!("reading the answer of {url} failed: {e}"),
@@ -843,6 +844,16 @@ mod tests {
             (std::time::Duration::from_secs(60)..std::time::Duration::from_secs(61)).contains(&waited),
             "{waited:?}"
         );
+        // reqwest's own timeout is the cause, so that callers (the token proxy) see a timeout.
+        let mut cause = std::error::Error::source(&e);
+        let mut timed_out = false;
+        while let Some(c) = cause {
+            timed_out |= c
+                .downcast_ref::<reqwest::Error>()
+                .is_some_and(reqwest::Error::is_timeout);
+            cause = c.source();
+        }
+        assert!(timed_out, "{e:?}");
     }
 
     /// A silent server: each attempt ends at the read timeout (retried), the whole at the

@@ -314,6 +314,20 @@ pub(crate) enum SendError {
         timeouts::seconds(*.0)
     )]
     ReadTimeout(Duration),
+    /// The overall deadline of the token request passed. The source is reqwest's own timeout
+    /// when that is what stopped the attempt (so that callers recognise a timeout).
+    #[error(
+        "gave up after {} s, the overall deadline of a token request (all retries included); raise \
+         timeouts.deadline in the credential's options if the endpoint is merely slow",
+        timeouts::seconds(*.deadline)
+    )]
+    Deadline {
+        /// The deadline.
+        deadline: Duration,
+        /// reqwest's timeout error, when it stopped the attempt.
+        #[source]
+        source: Option<reqwest::Error>,
+    },
     /// The body is larger than [`MAX_BODY_BYTES`].
     #[error(
         "the answer is larger than {limit} bytes, the most the library reads from a token endpoint \
@@ -331,7 +345,7 @@ impl SendError {
         match self {
             Self::Http(e) => e.is_connect() || e.is_timeout(),
             Self::ReadTimeout(_) => true,
-            Self::TooLarge { .. } => false,
+            Self::TooLarge { .. } | Self::Deadline { .. } => false,
         }
     }
 
@@ -339,6 +353,53 @@ impl SendError {
     #[cfg(test)]
     pub(crate) fn is_connect(&self) -> bool {
         matches!(self, Self::Http(e) if e.is_connect())
+    }
+}
+
+/// The time limits of one token request: the per-read timeout, and the overall deadline counted
+/// from [`Limits::start`]. Every attempt is given what is left of the deadline as reqwest's own
+/// request timeout (connecting to the last byte of the body), so a deadline that passes during an
+/// attempt surfaces as reqwest's timeout error, the source of [`SendError::Deadline`].
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Limits {
+    read_timeout: Duration,
+    deadline: Duration,
+    until: tokio::time::Instant,
+}
+
+impl Limits {
+    /// Limits starting now.
+    pub(crate) fn start(read_timeout: Duration, deadline: Duration) -> Self {
+        Self {
+            read_timeout,
+            deadline,
+            until: tokio::time::Instant::now() + deadline,
+        }
+    }
+
+    /// What is left of the deadline.
+    fn left(&self) -> Duration {
+        self.until.saturating_duration_since(tokio::time::Instant::now())
+    }
+
+    /// The error for a passed deadline, keeping reqwest's timeout error as its source.
+    fn passed(&self, source: Option<reqwest::Error>) -> SendError {
+        SendError::Deadline {
+            deadline: self.deadline,
+            source,
+        }
+    }
+
+    /// `error` as the deadline when the deadline has passed.
+    fn classify(&self, error: SendError) -> SendError {
+        if !self.left().is_zero() {
+            return error;
+        }
+        match error {
+            SendError::Http(e) if e.is_timeout() => self.passed(Some(e)),
+            SendError::Http(_) | SendError::ReadTimeout(_) => self.passed(None),
+            other => other,
+        }
     }
 }
 
@@ -372,24 +433,36 @@ pub(crate) fn describe(error: &reqwest::Error) -> String {
     if text.is_empty() { error.to_string() } else { text }
 }
 
-/// Sends the request `build` makes, replaying it per `policy`; each attempt gets `read_timeout`
-/// (when given) for the answer's head. Returns the last response when the status retries are
-/// exhausted (the caller interprets it) and the last error when the connection retries are.
+/// Sends the request `build` makes, replaying it per `policy`; with `limits`, each attempt gets
+/// the read timeout for the answer's head and what is left of the deadline in all, and backoffs
+/// never sleep past the deadline. Returns the last response when the status retries are exhausted
+/// (the caller interprets it) and the last error when the connection retries are.
 pub(crate) async fn send_with_retry(
     build: impl Fn() -> RequestBuilder,
     policy: &RetryPolicy,
-    read_timeout: Option<Duration>,
+    limits: Option<Limits>,
 ) -> Result<Response, SendError> {
     let (mut status_retries, mut connect_retries, mut retries) = (0u32, 0u32, 0u32);
     loop {
         let attempt = async {
-            match read_timeout {
-                Some(limit) => match tokio::time::timeout(limit, build().send()).await {
-                    Ok(result) => result.map_err(SendError::Http),
-                    Err(_) => Err(SendError::ReadTimeout(limit)),
-                },
+            match limits {
+                Some(limits) => {
+                    let left = limits.left();
+                    if left.is_zero() {
+                        return Err(limits.passed(None));
+                    }
+                    let send = build().timeout(left).send();
+                    match tokio::time::timeout(limits.read_timeout, send).await {
+                        Ok(result) => result.map_err(|e| limits.classify(SendError::Http(e))),
+                        Err(_) => Err(limits.classify(SendError::ReadTimeout(limits.read_timeout))),
+                    }
+                }
                 None => build().send().await.map_err(SendError::Http),
             }
+        };
+        let sleep = |delay: Duration| {
+            let delay = limits.map_or(delay, |l| delay.min(l.left()));
+            tokio::time::sleep(delay)
         };
         match attempt.await {
             Ok(response) => {
@@ -411,7 +484,7 @@ pub(crate) async fn send_with_retry(
                     "retrying token request"
                 );
                 drop(response);
-                tokio::time::sleep(delay).await;
+                sleep(delay).await;
             }
             Err(e) => {
                 if !e.is_transient()
@@ -424,19 +497,16 @@ pub(crate) async fn send_with_retry(
                 retries += 1;
                 let delay = policy.backoff(retries, None);
                 tracing::debug!(error = %e, retry = retries, delay_ms = delay.as_millis() as u64, "retrying token request after a connection error");
-                tokio::time::sleep(delay).await;
+                sleep(delay).await;
             }
         }
     }
 }
 
 /// Reads `response`'s body: at most [`MAX_BODY_BYTES`] (a larger announced length is refused
-/// before reading; a longer or endless body stops at the bound), each piece within
-/// `read_timeout` (when given).
-pub(crate) async fn read_body(
-    mut response: Response,
-    read_timeout: Option<Duration>,
-) -> Result<Vec<u8>, SendError> {
+/// before reading; a longer or endless body stops at the bound), with `limits` each piece within
+/// the read timeout and the whole within the deadline.
+pub(crate) async fn read_body(mut response: Response, limits: Option<Limits>) -> Result<Vec<u8>, SendError> {
     let too_large = SendError::TooLarge {
         limit: MAX_BODY_BYTES,
     };
@@ -448,13 +518,14 @@ pub(crate) async fn read_body(
     }
     let mut body = Vec::new();
     loop {
-        let chunk = match read_timeout {
-            Some(limit) => tokio::time::timeout(limit, response.chunk())
-                .await
-                .map_err(|_| SendError::ReadTimeout(limit))?,
-            None => response.chunk().await,
+        let chunk = match limits {
+            Some(limits) => match tokio::time::timeout(limits.read_timeout, response.chunk()).await {
+                Ok(chunk) => chunk.map_err(|e| limits.classify(SendError::Http(e)))?,
+                Err(_) => return Err(limits.classify(SendError::ReadTimeout(limits.read_timeout))),
+            },
+            None => response.chunk().await.map_err(SendError::Http)?,
         };
-        match chunk.map_err(SendError::Http)? {
+        match chunk {
             None => return Ok(body),
             Some(chunk) if body.len() + chunk.len() > MAX_BODY_BYTES => return Err(too_large),
             Some(chunk) => body.extend_from_slice(&chunk),

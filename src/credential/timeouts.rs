@@ -63,15 +63,20 @@ impl RequestTimeouts {
     }
 }
 
-/// Runs `request` under `deadline`; when it passes, the error `on_deadline` makes from the
-/// message that names the deadline.
+/// How long after the deadline [`with_deadline`] cuts a request off. The HTTP requests inside
+/// stop at the deadline itself (`http::Limits`, with reqwest's timeout error as the cause); this
+/// backstop bounds whatever else a request does (an assertion callback, a key file).
+const BACKSTOP_GRACE: Duration = Duration::from_secs(1);
+
+/// Runs `request` under `deadline` (plus a grace second, see [`BACKSTOP_GRACE`]); when it passes,
+/// the error `on_deadline` makes from the message that names the deadline.
 pub(crate) async fn with_deadline<T, E>(
     deadline: Duration,
     endpoint: &str,
     request: impl Future<Output = Result<T, E>>,
     on_deadline: impl FnOnce(String) -> E,
 ) -> Result<T, E> {
-    match tokio::time::timeout(deadline, request).await {
+    match tokio::time::timeout(deadline + BACKSTOP_GRACE, request).await {
         Ok(result) => result,
         Err(_) => Err(on_deadline(deadline_message(deadline, endpoint))),
     }

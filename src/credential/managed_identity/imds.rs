@@ -28,8 +28,8 @@ use super::{
     user_assigned_id::IMDS_NAMES,
 };
 use crate::credential::{
-    AccessToken, Error, RequestTimeouts, Result,
-    http::{RetryPolicy, client_builder},
+    AccessToken, Error, Result,
+    http::{Limits, RetryPolicy, client_builder},
     plain_http::{self, PlainHttp},
 };
 
@@ -82,11 +82,7 @@ impl Imds {
         })
     }
 
-    pub(crate) async fn request_token(
-        &self,
-        resource: &str,
-        timeouts: &RequestTimeouts,
-    ) -> Result<AccessToken> {
+    pub(crate) async fn request_token(&self, resource: &str, limits: Limits) -> Result<AccessToken> {
         let url = self.token_url(resource);
         if let Some(probed) = &self.probe
             && !probed.load(Ordering::Acquire)
@@ -95,14 +91,8 @@ impl Imds {
             probed.store(true, Ordering::Release);
         }
         let build = || self.client.get(url.clone()).header("Metadata", "true");
-        let (received, request_time) = send(
-            NAME,
-            self.url.as_str(),
-            build,
-            &RetryPolicy::IMDS,
-            timeouts.read_timeout(),
-        )
-        .await?;
+        let (received, request_time) =
+            send(NAME, self.url.as_str(), build, &RetryPolicy::IMDS, limits).await?;
         if received.is_success() && received.speaks_json() {
             return Ok(received.token(NAME, request_time)?.token);
         }

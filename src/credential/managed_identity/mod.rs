@@ -53,7 +53,7 @@ use crate::credential::{
     AccessToken, Env, Error, RequestTimeouts, Result, Secret, TokenCredential, TokenFuture,
     TokenRequestOptions,
     cache::TokenCache,
-    http::client_builder,
+    http::{Limits, client_builder},
     plain_http::{self, PlainHttp},
     timeouts::with_deadline,
 };
@@ -393,20 +393,20 @@ impl Endpoint {
             claims,
             "requesting a managed identity token"
         );
-        let read = timeouts.read_timeout();
-        let request = async {
-            match self {
-                Self::Imds(s) => s.request_token(resource, timeouts).await,
-                Self::AppService(s) => s.request_token(resource, read).await,
-                Self::ServiceFabric(s) => s.request_token(resource, claims, read).await,
-                Self::AzureArc(s) => s.request_token(resource, read).await,
-                Self::AzureMl(s) => s.request_token(resource, read).await,
-                Self::CloudShell(s) => s.request_token(resource, read).await,
-            }
-        };
         let deadline = match self {
             Self::Imds(_) => timeouts.imds_deadline(),
             _ => timeouts.deadline(),
+        };
+        let limits = Limits::start(timeouts.read_timeout(), deadline);
+        let request = async {
+            match self {
+                Self::Imds(s) => s.request_token(resource, limits).await,
+                Self::AppService(s) => s.request_token(resource, limits).await,
+                Self::ServiceFabric(s) => s.request_token(resource, claims, limits).await,
+                Self::AzureArc(s) => s.request_token(resource, limits).await,
+                Self::AzureMl(s) => s.request_token(resource, limits).await,
+                Self::CloudShell(s) => s.request_token(resource, limits).await,
+            }
         };
         let name = self.source().credential_name();
         let endpoint = format!("the {} endpoint", self.source());

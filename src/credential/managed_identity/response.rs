@@ -8,7 +8,7 @@ use time::OffsetDateTime;
 use crate::credential::{
     Error, Result, Secret,
     expiry::{TokenResponse, parse_token_response_with_extras},
-    http::{RetryPolicy, SendError, read_body, send_with_retry},
+    http::{Limits, RetryPolicy, SendError, read_body, send_with_retry},
 };
 /// The longest server message quoted in an error.
 const MAX_QUOTED_CHARS: usize = 300;
@@ -25,10 +25,7 @@ pub(crate) struct Received {
 impl Received {
     /// Reads the answer; a body over 64 KiB ([`MAX_BODY_BYTES`](crate::credential::http::MAX_BODY_BYTES))
     /// is an error, each read waits at most `read_timeout`.
-    pub(crate) async fn read(
-        response: reqwest::Response,
-        read_timeout: Option<std::time::Duration>,
-    ) -> Result<Self, SendError> {
+    pub(crate) async fn read(response: reqwest::Response, limits: Option<Limits>) -> Result<Self, SendError> {
         let header = |name| {
             response
                 .headers()
@@ -39,7 +36,7 @@ impl Received {
         let content_type = header(CONTENT_TYPE);
         let www_authenticate = header(reqwest::header::WWW_AUTHENTICATE);
         let status = response.status().as_u16();
-        let body = read_body(response, read_timeout).await?;
+        let body = read_body(response, limits).await?;
         Ok(Self {
             status,
             content_type,
@@ -130,8 +127,8 @@ impl Received {
     }
 }
 
-/// Sends the request `build` makes under `policy` and reads the answer, each read within
-/// `read_timeout`. Returns the answer and
+/// Sends the request `build` makes under `policy` and reads the answer, within
+/// `limits`. Returns the answer and
 /// the time the first attempt was sent, from which relative expiries are counted (the earliest
 /// time errs on the side of refreshing early). No answer at
 /// all (refused, timed out, TLS refused) is [`ErrorKind::Unavailable`](crate::credential::ErrorKind);
@@ -141,7 +138,7 @@ pub(crate) async fn send(
     endpoint: &str,
     build: impl Fn() -> reqwest::RequestBuilder,
     policy: &RetryPolicy,
-    read_timeout: std::time::Duration,
+    limits: Limits,
 ) -> Result<(Received, OffsetDateTime)> {
     let request_time = OffsetDateTime::now_utc();
     let no_answer = |e: SendError| {
@@ -151,11 +148,11 @@ pub(crate) async fn send(
         )
         .with_source(e)
     };
-    let response = send_with_retry(build, policy, Some(read_timeout))
+    let response = send_with_retry(build, policy, Some(limits))
         .await
         .map_err(no_answer)?;
     let status = response.status().as_u16();
-    let received = Received::read(response, Some(read_timeout))
+    let received = Received::read(response, Some(limits))
         .await
         .map_err(|e| match e {
             SendError::TooLarge { .. } => Error::authentication_failed(

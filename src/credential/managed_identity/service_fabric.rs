@@ -12,7 +12,6 @@ use std::{
     collections::HashMap,
     fmt,
     sync::{Arc, Mutex},
-    time::Duration,
 };
 
 use reqwest::header::HeaderValue;
@@ -26,7 +25,7 @@ use super::{
 };
 use crate::credential::{
     AccessToken, Env, Error, Result, Secret,
-    http::{RetryPolicy, client_builder},
+    http::{Limits, RetryPolicy, client_builder},
 };
 
 const NAME: &str = "ManagedIdentityCredential (Service Fabric)";
@@ -110,7 +109,7 @@ impl ServiceFabric {
         &self,
         resource: &str,
         claims: bool,
-        read_timeout: Duration,
+        limits: Limits,
     ) -> Result<AccessToken> {
         let replaced = if claims {
             self.issued.lock().expect("issued tokens").get(resource).cloned()
@@ -128,8 +127,7 @@ impl ServiceFabric {
             }
         }
         let build = || self.client.get(url.clone()).header("Secret", self.header.clone());
-        let (received, request_time) = match send(NAME, self.url.as_str(), build, &POLICY, read_timeout).await
-        {
+        let (received, request_time) = match send(NAME, self.url.as_str(), build, &POLICY, limits).await {
             Ok(answer) => answer,
             Err(e) => return Err(self.pinning_failure().unwrap_or(e)),
         };
