@@ -226,7 +226,11 @@ fn has_uid(body: &[u8]) -> bool {
 }
 
 fn reject(state: &WebhookState, started: Instant, status: StatusCode, message: &str) -> Response {
-    tracing::warn!(status = status.as_u16(), message, "admission request rejected");
+    tracing::warn!(
+        status = status.as_u16(),
+        reason = message,
+        "admission request rejected"
+    );
     state
         .metrics
         .observe_admission("", Outcome::error, started.elapsed().as_secs_f64());
