@@ -38,6 +38,7 @@ pub struct TokenArgs {
 #[derive(Debug, Parser)]
 #[command(
     name = "azure-wi token",
+    version,
     about = "Prints an access token for SCOPE... as JSON"
 )]
 struct TokenCommand {

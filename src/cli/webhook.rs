@@ -40,8 +40,9 @@ pub struct WebhookArgs {
     #[arg(long, default_value = ":8095")]
     metrics_addr: String,
 
-    /// Metrics backend; only `prometheus` exists (accepted for upstream's chart).
-    #[arg(long, default_value = "prometheus", value_parser = ["prometheus"])]
+    /// Metrics backend; only `prometheus` exists (accepted for upstream's chart, in any letter
+    /// case as upstream).
+    #[arg(long, default_value = "prometheus", value_parser = ["prometheus"], ignore_case = true)]
     metrics_backend: String,
 
     /// Directory with `tls.crt` and `tls.key`, re-read when they change.
