@@ -101,12 +101,10 @@ fn sec1_pem(pair: &rcgen::KeyPair) -> String {
     use base64::Engine;
     let pkcs8 = pair.serialize_der();
     // PrivateKeyInfo ::= SEQUENCE { INTEGER 0, AlgorithmIdentifier, OCTET STRING ecPrivateKey }
-    let (_, body) = der_element(&pkcs8);
-    let (_, rest) = der_element(body); // version
-    let rest = &body[body.len() - rest.len()..];
-    let (_, after_algorithm) = der_element(rest);
-    let octets = &rest[rest.len() - after_algorithm.len()..];
-    let (sec1, _) = der_element(octets);
+    let (body, _) = der_element(&pkcs8);
+    let (_, after_version) = der_element(body);
+    let (_, after_algorithm) = der_element(after_version);
+    let (sec1, _) = der_element(after_algorithm);
     // The curve is in PKCS#8's AlgorithmIdentifier; SEC1 files carry it as [0]; add it.
     let (items, _) = der_element(sec1);
     let curve = [0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x22];

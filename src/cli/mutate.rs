@@ -27,7 +27,7 @@ const PREVIEW_UID: &str = "00000000-0000-0000-0000-000000000000";
 
 /// The Kubernetes version assumed without `--server-version` or `--cluster`: a current one, so
 /// `--native-sidecar=auto` previews native sidecars as today's clusters get them.
-const DEFAULT_SERVER_VERSION: (u32, u32) = (1, 35);
+const DEFAULT_SERVER_VERSION: (u32, u32) = (1, 37);
 
 /// Workload kinds whose pod template is previewed, and where the template sits.
 const WORKLOADS: [(&str, &str); 6] = [
@@ -69,7 +69,7 @@ pub struct MutateArgs {
     output: Output,
 
     /// The Kubernetes version that `--native-sidecar=auto` compares with 1.32 (MAJOR.MINOR);
-    /// with --cluster it is asked from the API server; otherwise 1.35 (native sidecars).
+    /// with --cluster it is asked from the API server; otherwise 1.37 (native sidecars).
     #[arg(long = "server-version", value_name = "MAJOR.MINOR")]
     server_version: Option<String>,
 
