@@ -142,3 +142,70 @@ async fn track(
         .inc();
     response
 }
+
+#[cfg(test)]
+mod tests {
+    use axum::{body::Body, http::Request as HttpRequest, http::StatusCode, routing::post};
+    use tower::ServiceExt;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn every_answer_is_counted_by_status_and_in_flight_falls_back_when_a_request_is_dropped() {
+        let metrics = RequestMetrics::default();
+        let (release_tx, release_rx) = tokio::sync::watch::channel(false);
+        let router = Router::new().route(
+            "/hook",
+            post(move |body: String| {
+                let mut release = release_rx.clone();
+                async move {
+                    if body == "wait" {
+                        let _ = release.wait_for(|go| *go).await;
+                    }
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE
+                }
+            }),
+        );
+        let router = metrics.instrument(router, "/hook");
+        let labels = |code: &str| CodeLabels {
+            code: code.to_owned(),
+            webhook: "/hook".to_owned(),
+        };
+        let webhook = WebhookLabels {
+            webhook: "/hook".to_owned(),
+        };
+        let request = |body: &'static str| HttpRequest::post("/hook").body(Body::from(body)).unwrap();
+
+        let response = router.clone().oneshot(request("now")).await.unwrap();
+        assert_eq!(response.status(), 415);
+        assert_eq!(metrics.requests.get_or_create(&labels("415")).get(), 1);
+        assert_eq!(metrics.requests.get_or_create(&labels("200")).get(), 0);
+
+        // A request in progress is in flight; dropping it (a client gone) takes it out again.
+        let pending = tokio::spawn(router.clone().oneshot(request("wait")));
+        for _ in 0..100 {
+            if metrics.in_flight.get_or_create(&webhook).get() == 1 {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(metrics.in_flight.get_or_create(&webhook).get(), 1);
+        pending.abort();
+        let _ = pending.await;
+        assert_eq!(metrics.in_flight.get_or_create(&webhook).get(), 0);
+        assert_eq!(
+            metrics.requests.get_or_create(&labels("415")).get(),
+            1,
+            "not answered, not counted"
+        );
+        drop(release_tx);
+
+        // Other paths are not the webhook's.
+        let response = router
+            .oneshot(HttpRequest::get("/other").body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 404);
+        assert_eq!(metrics.requests.get_or_create(&labels("404")).get(), 0);
+    }
+}
