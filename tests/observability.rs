@@ -478,3 +478,34 @@ async fn the_proxy_and_token_log_the_same_flat_shape() {
     let error: Value = serde_json::from_str(last).unwrap();
     assert!(error["error"].is_string(), "{last}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_stops_the_webhook_even_when_nobody_reads_its_logs_any_more() {
+    let files = support::OfflineWebhook::new();
+    let mut child = files.command("debug").env_remove("RUST_LOG").spawn().unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    while !line.contains("\"listening\"") {
+        line.clear();
+        assert!(
+            stderr.read_line(&mut line).unwrap() > 0,
+            "the webhook ended before listening"
+        );
+    }
+    // The log collector goes away: every later write to stderr fails.
+    drop(stderr);
+    support::sigterm(&child);
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the webhook did not stop within 20 s of SIGTERM once its stderr was closed");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(status.success(), "exited with {status}");
+}

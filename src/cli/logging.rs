@@ -76,9 +76,13 @@ pub fn init(level: LogLevel) {
 /// JSON records of this module, or tracing's human-readable text when `json` is false.
 pub fn install(directive: impl AsRef<str>, json: bool) -> Result<(), String> {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(directive.as_ref()));
+    // A failed write (stderr closed: the log collector went away) is dropped silently. Reporting
+    // it would print to that same stderr, which panics, and a panic in the task that logs the
+    // SIGTERM would leave the server running forever.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        .log_internal_errors(false);
     let result = if json {
         builder.event_format(FlatJson).try_init()
     } else {
