@@ -120,6 +120,19 @@ fn wait_for(rx: &mpsc::Receiver<Value>, logs: &mut Vec<Value>, message: &str) ->
     }
 }
 
+/// Kills the child when a test ends without stopping it (a failed assertion), so no server
+/// outlives its test.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if matches!(self.0.try_wait(), Ok(None)) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
 // --- the exposition formats ---
 
 /// The samples of an exposition: (name, labels) -> value, and the `# TYPE` lines.
@@ -224,8 +237,8 @@ async fn the_webhook_serves_upstreams_metrics_in_both_formats_and_logs_strict_fl
         .unwrap()
         .as_secs_f64();
     let files = support::OfflineWebhook::new();
-    let mut child = files.command("debug").env_remove("RUST_LOG").spawn().unwrap();
-    let (rx, reader) = log_reader(child.stderr.take().unwrap());
+    let mut child = KillOnDrop(files.command("debug").env_remove("RUST_LOG").spawn().unwrap());
+    let (rx, reader) = log_reader(child.0.stderr.take().unwrap());
     let mut logs = Vec::new();
 
     let start = wait_for(&rx, &mut logs, "starting the webhook");
@@ -384,7 +397,7 @@ async fn the_webhook_serves_upstreams_metrics_in_both_formats_and_logs_strict_fl
         exposition.has_type("azwi_service_account_cache_synced", "gauge");
     }
 
-    support::terminate(&mut child);
+    support::terminate(&mut child.0);
     reader.join().expect("every log line was strict, flat JSON");
     logs.extend(rx.try_iter());
     assert_eq!(
@@ -413,26 +426,28 @@ async fn the_proxy_and_token_log_the_same_flat_shape() {
     let token_file = dir.path().join("token");
     std::fs::write(&token_file, "header.payload.signature").unwrap();
 
-    let mut proxy = std::process::Command::new(env!("CARGO_BIN_EXE_azure-wi"))
-        .args([
-            "proxy",
-            "--proxy-port",
-            "0",
-            "--identity-endpoint",
-            "--log-level",
-            "debug",
-        ])
-        .env_clear()
-        .env("AZURE_TENANT_ID", "11111111-1111-1111-1111-111111111111")
-        .env("AZURE_CLIENT_ID", "22222222-2222-2222-2222-222222222222")
-        .env("AZURE_FEDERATED_TOKEN_FILE", &token_file)
-        .env("IDENTITY_HEADER", IDENTITY_HEADER)
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let (rx, reader) = log_reader(proxy.stderr.take().unwrap());
+    let mut proxy = KillOnDrop(
+        std::process::Command::new(env!("CARGO_BIN_EXE_azure-wi"))
+            .args([
+                "proxy",
+                "--proxy-port",
+                "0",
+                "--identity-endpoint",
+                "--log-level",
+                "debug",
+            ])
+            .env_clear()
+            .env("AZURE_TENANT_ID", "11111111-1111-1111-1111-111111111111")
+            .env("AZURE_CLIENT_ID", "22222222-2222-2222-2222-222222222222")
+            .env("AZURE_FEDERATED_TOKEN_FILE", &token_file)
+            .env("IDENTITY_HEADER", IDENTITY_HEADER)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let (rx, reader) = log_reader(proxy.0.stderr.take().unwrap());
     let mut logs = Vec::new();
     let start = wait_for(&rx, &mut logs, "starting the token proxy");
     assert_eq!(start["version"], env!("CARGO_PKG_VERSION"), "{start}");
@@ -440,7 +455,7 @@ async fn the_proxy_and_token_log_the_same_flat_shape() {
     assert_eq!(start["identity_endpoint"], true);
     assert!(start["imds_endpoint"].is_string(), "{start}");
     tokio::time::sleep(Duration::from_millis(300)).await;
-    support::terminate(&mut proxy);
+    support::terminate(&mut proxy.0);
     reader.join().expect("every proxy log line was strict, flat JSON");
     logs.extend(rx.try_iter());
     let all = serde_json::to_string(&logs).unwrap();
@@ -482,8 +497,8 @@ async fn the_proxy_and_token_log_the_same_flat_shape() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_stops_the_webhook_even_when_nobody_reads_its_logs_any_more() {
     let files = support::OfflineWebhook::new();
-    let mut child = files.command("debug").env_remove("RUST_LOG").spawn().unwrap();
-    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut child = KillOnDrop(files.command("debug").env_remove("RUST_LOG").spawn().unwrap());
+    let mut stderr = BufReader::new(child.0.stderr.take().unwrap());
     let mut line = String::new();
     while !line.contains("\"listening\"") {
         line.clear();
@@ -494,15 +509,13 @@ async fn sigterm_stops_the_webhook_even_when_nobody_reads_its_logs_any_more() {
     }
     // The log collector goes away: every later write to stderr fails.
     drop(stderr);
-    support::sigterm(&child);
+    support::sigterm(&child.0);
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
+        if let Some(status) = child.0.try_wait().unwrap() {
             break status;
         }
         if std::time::Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
             panic!("the webhook did not stop within 20 s of SIGTERM once its stderr was closed");
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
