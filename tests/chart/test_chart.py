@@ -109,6 +109,18 @@ class Validation(unittest.TestCase):
                 key = bad.split("=")[0].split(".")[-1]
                 self.assertIn(key, render_error(bad))
 
+    def test_every_log_level_and_metrics_backend_the_binary_accepts_renders(self):
+        # The webhook's --log-level takes these in any letter case (src/webhook/config.rs), and
+        # --metrics-backend takes prometheus in any letter case, as upstream.
+        for level in ["", "warning", "WARN", "Info", "debug", "trace", "all"]:
+            with self.subTest(level=level):
+                _, container = manager(render(f"logLevel={level}"))
+                self.assertIn(f"--log-level={level}", args_of(container))
+        render("metricsBackend=Prometheus")
+        for bad in ["logLevel=loud", "logLevel=error", "metricsBackend=statsd"]:
+            with self.subTest(bad=bad):
+                self.assertIn(bad.split("=")[0], render_error(bad))
+
     def test_cloud_names_are_case_insensitive(self):
         cm = render("azureEnvironment=azureusgovernmentcloud")[("ConfigMap", "azure-wi-webhook-config")]
         self.assertEqual(cm["data"]["AZURE_ENVIRONMENT"], "azureusgovernmentcloud")
