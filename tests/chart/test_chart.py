@@ -498,7 +498,8 @@ class Images(unittest.TestCase):
         self.assertIn("target/", (ROOT / ".dockerignore").read_text().split())
 
     def test_shell_scripts_pass_shellcheck(self):
-        scripts = ["init/init-iptables.sh", "scripts/tools/helm", "scripts/render-deploy", "scripts/test.d/30-chart.sh",
+        scripts = ["init/init-iptables.sh", "scripts/tools/helm", "scripts/tools/actionlint", "scripts/render-deploy",
+                   "scripts/test.d/30-chart.sh", "scripts/test.d/31-workflows.sh",
                    "scripts/reliability/lib.sh", "scripts/reliability/cert-swap", "scripts/reliability/sigterm",
                    "scripts/reliability/hostile-memory"]
         proc = subprocess.run([SHELLCHECK, *scripts], capture_output=True, text=True, cwd=ROOT)
