@@ -7,7 +7,8 @@
 //! Switching from upstream: upstream's real webhook (v1.6.0, its own certificate rotation) writes
 //! the Secret and the `caBundle` and serves; ours starts next to it with that Secret, keeps the
 //! Secret and the `caBundle` byte for byte (upstream's CA key is PKCS#1) and takes the traffic, with
-//! no failed admission.
+//! no failed admission. And back (`helm rollback`): upstream's webhook starts with the Secret ours
+//! wrote, keeps it and admits.
 //!
 //! The API server calls the webhook by its in-cluster name
 //! (`azure-wi-webhook-webhook-service.azure-workload-identity-system.svc`, the name on the
@@ -285,6 +286,7 @@ async fn install_chart_objects(client: &Client, group: &str) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn switching_from_upstream_keeps_its_secret_and_ca_bundle_without_failed_admissions() {
+    let _port = upstream::port_lock().await;
     let proxy = ConnectProxy::start().await;
     let bed = TestBed::start_with_env(&[("HTTPS_PROXY", &proxy.url)]).await;
     let client = bed.client().await;
@@ -435,4 +437,64 @@ async fn switching_from_upstream_keeps_its_secret_and_ca_bundle_without_failed_a
     );
     assert_eq!(kept.data, before_switch.data);
     assert_eq!(ca_bundle(&client).await, ca_bundle_before);
+}
+
+/// The way back (`helm rollback`): upstream's real webhook starts with the Secret our webhook
+/// wrote (a CA of its own, in upstream's format, and our serving certificate) and keeps it: it
+/// becomes ready without rewriting the Secret or the `caBundle`, and serves admissions.
+#[tokio::test(flavor = "multi_thread")]
+async fn upstream_keeps_the_certificates_our_webhook_wrote() {
+    let _port = upstream::port_lock().await;
+    let proxy = ConnectProxy::start().await;
+    let bed = TestBed::start_with_env(&[("HTTPS_PROXY", &proxy.url)]).await;
+    let client = bed.client().await;
+    install_chart_objects(&client, "back").await;
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), NAMESPACE);
+
+    let mut ours = Webhook::start_self_managed(&bed, "before-rollback", &[]).await;
+    let written = secrets.get(SECRET).await.expect("get Secret");
+    let data = written.data.clone().unwrap_or_default();
+    let ca_bundle_before = ca_bundle(&client).await;
+    assert_eq!(ca_bundle_before, data["ca.crt"].0);
+    ours.process.stop("TERM");
+
+    let mut back = UpstreamWebhook::start(&bed, "after-rollback");
+    back.mount_and_wait_ready(&data["tls.crt"].0, &data["tls.key"].0)
+        .await;
+    proxy.set_backend(format!("127.0.0.1:{}", upstream::PORT).parse().expect("addr"));
+    wait_effective(&bed, "back").await;
+    let ns = group_namespace(&bed, "back", "back").await;
+    create_service_account(
+        &client,
+        &ns,
+        "app",
+        &[("azure.workload.identity/client-id", "c1")],
+    )
+    .await;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
+    let admitted = pods
+        .create(&PostParams::default(), &pod("by-upstream-again"))
+        .await
+        .expect("upstream's webhook admits with our certificates");
+    assert!(
+        admitted
+            .spec
+            .expect("spec")
+            .volumes
+            .is_some_and(|v| !v.is_empty()),
+        "upstream's webhook did not mutate"
+    );
+    let kept = secrets.get(SECRET).await.expect("get Secret");
+    assert_eq!(
+        kept.metadata.resource_version,
+        written.metadata.resource_version,
+        "upstream's webhook rewrote our Secret; its log:\n{}",
+        back.process.log_tail()
+    );
+    assert_eq!(ca_bundle(&client).await, ca_bundle_before, "the caBundle changed");
+    // What makes it so: the CA key is in the one form upstream's rotator reads back.
+    assert!(
+        text(&data, "ca.key").starts_with("-----BEGIN RSA PRIVATE KEY-----"),
+        "our CA key is not in upstream's format (PKCS#1)"
+    );
 }

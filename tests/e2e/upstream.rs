@@ -19,6 +19,13 @@ use super::{
 /// Upstream's webhook port: controller-runtime's default, not configurable by a flag.
 pub const PORT: u16 = 9443;
 
+/// One upstream webhook at a time per test binary (they all need port 9443): a test holds this
+/// for as long as it runs upstream's webhook.
+pub async fn port_lock() -> tokio::sync::MutexGuard<'static, ()> {
+    static LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    LOCK.lock().await
+}
+
 /// The upstream webhook binary: built (once) by `scripts/bench/upstream-webhook`; panics with its
 /// output when that fails (it needs Go and the Go module proxy).
 pub fn binary() -> PathBuf {
@@ -50,7 +57,7 @@ pub struct UpstreamWebhook {
 impl UpstreamWebhook {
     /// Starts upstream's webhook against the test bed (namespace `azure-workload-identity-system`,
     /// the Secret and the MutatingWebhookConfiguration must exist, as upstream's chart creates
-    /// them). Panics when port 9443 is taken.
+    /// them). Panics when port 9443 is taken; hold [`port_lock`] around it.
     pub fn start(bed: &TestBed, name: &str) -> UpstreamWebhook {
         let binary = binary();
         assert!(
