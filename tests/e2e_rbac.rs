@@ -7,7 +7,7 @@
 //! a cluster, by the chart's rules), generates and publishes its certificates, fills its
 //! ServiceAccount cache (list + watch) and answers admissions, one of them for a ServiceAccount
 //! that is not cached (the direct GET); its certificate Secret is deleted and must come back (with
-//! the same CA) within seconds. Then every request in the audit log must be allowed by
+//! the same CA and the chart's labels) within seconds. Then every request in the audit log must be allowed by
 //! the chart's rules, no request may have been refused, and every verb the chart grants must
 //! have been used: the rules are the minimum, and enough.
 #![cfg(feature = "cli")]
@@ -445,11 +445,11 @@ async fn the_chart_grants_exactly_what_the_webhook_uses() {
         .await
         .expect("delete the certificate Secret");
     let deleted = Instant::now();
-    let recreated = loop {
+    let (recreated, labels) = loop {
         if let Some(secret) = secrets.get_opt(SECRET).await.unwrap()
             && let Some(ca) = secret.data.as_ref().and_then(|d| d.get("ca.crt"))
         {
-            break ca.0.clone();
+            break (ca.0.clone(), secret.metadata.labels.unwrap_or_default());
         }
         webhook.assert_running();
         assert!(
@@ -459,7 +459,13 @@ async fn the_chart_grants_exactly_what_the_webhook_uses() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
+    eprintln!("the deleted Secret was back after {:?}", deleted.elapsed());
     assert_eq!(recreated, ca, "the recreated Secret holds another CA");
+    assert_eq!(
+        labels.get("app").map(String::as_str),
+        Some("workload-identity-webhook"),
+        "the recreated Secret lost the chart's labels: {labels:?}"
+    );
     let again = admit(review("00000000-0000-0000-0000-000000000003", "team-a", "app")).await;
     assert_eq!(again["allowed"], true, "{again}");
     webhook.stop("TERM");

@@ -12,8 +12,10 @@
 //!   `<svc>.<ns>.svc` only), so switching from upstream keeps its CA and certificate: the Secret is
 //!   not rewritten and the `caBundle` does not change while upstream's replicas still serve.
 //! - [`Rotator`]: the Kubernetes side (Secret, MutatingWebhookConfiguration): it watches the
-//!   Secret (a change is acted on within a second: another writer's new CA is adopted, a deleted
-//!   or emptied Secret is restored with the certificates being served) and checks hourly.
+//!   Secret (a change is acted on within a second: another writer's new CA is adopted, an emptied
+//!   Secret is refilled with the certificates being served, and a deleted one recreated with them
+//!   and its labels and annotations after 5 seconds, unless the pod is stopping, as on
+//!   `helm uninstall`) and checks hourly.
 //!
 //! Lifetimes follow upstream: CA 10 years, serving certificate 1 year, renewed when fewer than 90
 //! days remain; the check runs every hour against the wall clock (not a monotonic timer), so a
@@ -62,6 +64,10 @@ pub const RENEW_BEFORE: time::Duration = time::Duration::days(90);
 pub const CHECK_INTERVAL: Duration = Duration::from_secs(3600);
 /// How long a burst of Secret events is gathered before one pass acts on it.
 const SETTLE: Duration = Duration::from_millis(200);
+/// How long a deleted Secret stays deleted before it is recreated: `helm uninstall` deletes the
+/// Deployment before the Secret, and its pods (SIGTERM stops the rotator) must not bring the
+/// Secret back behind Helm's back. A Secret that was only emptied is refilled at once.
+pub const RESTORE_DELAY: Duration = Duration::from_secs(5);
 
 /// Keys of the Secret (upstream's).
 const CA_CERT_KEY: &str = "ca.crt";
@@ -359,6 +365,13 @@ pub fn dns_sans(cert: &x509_parser::certificate::X509Certificate<'_>) -> Vec<Str
     }
 }
 
+/// Labels and annotations of the Secret as last read.
+#[derive(Clone, Debug, Default)]
+struct SecretMeta {
+    labels: Option<BTreeMap<String, String>>,
+    annotations: Option<BTreeMap<String, String>>,
+}
+
 /// Keeps the Secret, the `caBundle` and the serving certificate current.
 #[derive(Clone)]
 pub struct Rotator {
@@ -368,6 +381,10 @@ pub struct Rotator {
     clock: fn() -> OffsetDateTime,
     /// What the last pass served and published: restored when the Secret is deleted or emptied.
     served: Arc<std::sync::Mutex<Option<CertBundle>>>,
+    /// The labels and annotations the Secret last had (Helm's ownership among them): a
+    /// recreated Secret carries them, so the release still owns it.
+    secret_meta: Arc<std::sync::Mutex<SecretMeta>>,
+    restore_delay: Duration,
 }
 
 impl std::fmt::Debug for Rotator {
@@ -387,12 +404,21 @@ impl Rotator {
             resolver,
             clock: OffsetDateTime::now_utc,
             served: Arc::default(),
+            secret_meta: Arc::default(),
+            restore_delay: RESTORE_DELAY,
         }
     }
 
     /// Uses `clock` instead of the system's wall clock (tests).
     pub fn with_clock(mut self, clock: fn() -> OffsetDateTime) -> Self {
         self.clock = clock;
+        self
+    }
+
+    /// How long a deleted Secret must stay deleted before it is recreated (default
+    /// [`RESTORE_DELAY`]; tests).
+    pub fn with_restore_delay(mut self, delay: Duration) -> Self {
+        self.restore_delay = delay;
         self
     }
 
@@ -408,7 +434,12 @@ impl Rotator {
         let mut changes = watcher::watcher(secrets, config).default_backoff().boxed();
         let mut watch_failing = false;
         loop {
-            let wait = match self.reconcile().await {
+            // A pass may wait (a deleted Secret, RESTORE_DELAY): a stopping pod leaves instead.
+            let result = tokio::select! {
+                () = shutdown.wait() => return,
+                result = self.reconcile() => result,
+            };
+            let wait = match result {
                 Ok(()) => CHECK_INTERVAL,
                 Err(error) => {
                     tracing::warn!(%error, "certificate rotation failed; retrying in 10 s");
@@ -457,6 +488,7 @@ impl Rotator {
         let secrets: Api<Secret> = Api::namespaced(self.client.clone(), &self.names.namespace);
         let dns_names = self.names.dns_names();
         let required = [self.names.serving_dns_name()];
+        let mut waited = false;
         let bundle = loop {
             let existing = secrets
                 .get_opt(&self.names.secret)
@@ -468,8 +500,27 @@ impl Rotator {
                     ),
                     source,
                 })?;
+            if let Some(secret) = &existing
+                && let Ok(mut meta) = self.secret_meta.lock()
+            {
+                *meta = SecretMeta {
+                    labels: secret.metadata.labels.clone(),
+                    annotations: secret.metadata.annotations.clone(),
+                };
+            }
             let stored = existing.as_ref().and_then(CertBundle::from_secret);
             let in_secret = stored.is_some();
+            let restoring = existing.is_none() && self.served.lock().is_ok_and(|s| s.is_some());
+            if restoring && !waited && !self.restore_delay.is_zero() {
+                tracing::info!(
+                    secret = self.names.secret,
+                    delay = ?self.restore_delay,
+                    "the certificate Secret was deleted; recreating it unless it comes back or this pod stops"
+                );
+                tokio::time::sleep(self.restore_delay).await;
+                waited = true;
+                continue;
+            }
             let current = stored.or_else(|| self.served.lock().ok().and_then(|s| s.clone()));
             let now = (self.clock)();
             let renewed = match decide(current.as_ref(), &required, now) {
@@ -542,10 +593,13 @@ impl Rotator {
                     .map(drop)
             }
             None => {
+                let meta = self.secret_meta.lock().map(|m| m.clone()).unwrap_or_default();
                 let secret = Secret {
                     metadata: ObjectMeta {
                         name: Some(self.names.secret.clone()),
                         namespace: Some(self.names.namespace.clone()),
+                        labels: meta.labels,
+                        annotations: meta.annotations,
                         ..ObjectMeta::default()
                     },
                     data: Some(bundle.secret_data()),
@@ -972,7 +1026,9 @@ mod tests {
         let secret = Arc::new(Mutex::new(None));
         let (client, log) = fake_client(fake_cluster(secret.clone()));
         let resolver = Arc::new(CertResolver::new(Metrics::new(), None));
-        let rotator = Rotator::new(client, names(), resolver.clone()).with_clock(|| NOW);
+        let rotator = Rotator::new(client, names(), resolver.clone())
+            .with_clock(|| NOW)
+            .with_restore_delay(Duration::from_millis(20));
         rotator.reconcile().await.unwrap();
         let first = secret.lock().unwrap().clone().expect("created");
 
@@ -983,14 +1039,34 @@ mod tests {
         for key in ["ca.crt", "ca.key", "tls.crt", "tls.key"] {
             assert_eq!(again["data"][key], first["data"][key], "{key} changed");
         }
-        let posts = log.lock().unwrap().iter().filter(|r| r.method == "POST").count();
-        assert_eq!(posts, 2, "one create per missing Secret");
+        let count = |method: &str| log.lock().unwrap().iter().filter(|r| r.method == method).count();
+        assert_eq!(count("POST"), 2, "one create per missing Secret");
+        // The deleted Secret was read again after the delay before it was recreated.
+        let secret_reads = log
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|r| r.method == "GET" && r.path.contains("/secrets/"))
+            .count();
+        assert_eq!(secret_reads, 1 + 2);
+        let helm = json!({"meta.helm.sh/release-name": "workload-identity-webhook"});
         *secret.lock().unwrap() = Some(json!({
             "apiVersion": "v1", "kind": "Secret",
-            "metadata": {"name": SECRET_NAME, "namespace": "azure-workload-identity-system", "resourceVersion": "7"},
+            "metadata": {"name": SECRET_NAME, "namespace": "azure-workload-identity-system", "resourceVersion": "7",
+                "labels": {"app.kubernetes.io/managed-by": "Helm"}, "annotations": helm},
         }));
         rotator.reconcile().await.unwrap();
         let refilled = secret.lock().unwrap().clone().unwrap();
         assert_eq!(refilled["data"]["ca.crt"], first["data"]["ca.crt"]);
+        // Deleted again: recreated with the labels and annotations it had (Helm's ownership).
+        *secret.lock().unwrap() = None;
+        rotator.reconcile().await.unwrap();
+        let owned = secret.lock().unwrap().clone().unwrap();
+        assert_eq!(owned["metadata"]["annotations"], helm);
+        assert_eq!(
+            owned["metadata"]["labels"]["app.kubernetes.io/managed-by"],
+            "Helm"
+        );
+        assert_eq!(owned["data"]["ca.crt"], first["data"]["ca.crt"]);
     }
 }
