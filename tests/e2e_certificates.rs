@@ -420,6 +420,11 @@ async fn switching_from_upstream_keeps_its_secret_and_ca_bundle_without_failed_a
     stop.store(true, Ordering::SeqCst);
     load.await.expect("load task");
     let failed = failed.lock().expect("failed").clone();
+    eprintln!(
+        "admissions during the switch: {} succeeded, {} failed",
+        created.load(Ordering::SeqCst),
+        failed.len()
+    );
     assert!(
         failed.is_empty(),
         "admissions failed during the switch: {failed:?}"
