@@ -8,7 +8,7 @@
 //! the Secret and the `caBundle` and serves; ours starts next to it with that Secret, keeps the
 //! Secret and the `caBundle` byte for byte (upstream's CA key is PKCS#1) and takes the traffic, with
 //! no failed admission. And back (`helm rollback`): upstream's webhook starts with the Secret ours
-//! wrote, keeps it and admits.
+//! wrote, keeps it and admits. A CA another writer puts into the Secret is served within seconds.
 //!
 //! The API server calls the webhook by its in-cluster name
 //! (`azure-wi-webhook-webhook-service.azure-workload-identity-system.svc`, the name on the
@@ -502,4 +502,93 @@ async fn upstream_keeps_the_certificates_our_webhook_wrote() {
         text(&data, "ca.key").starts_with("-----BEGIN RSA PRIVATE KEY-----"),
         "our CA key is not in upstream's format (PKCS#1)"
     );
+}
+
+/// Another writer (an upstream replica rotating its CA during a mixed rollout, or an operator)
+/// replaces the CA and serving certificate in the Secret and the `caBundle`: our webhook serves the
+/// new certificate within seconds (it watches the Secret), and keeps the new CA.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_ca_written_by_another_writer_is_served_within_seconds() {
+    use azure_wi::webhook::certs::{CertBundle, CertNames};
+    let proxy = ConnectProxy::start().await;
+    let bed = TestBed::start_with_env(&[("HTTPS_PROXY", &proxy.url)]).await;
+    let client = bed.client().await;
+    install_chart_objects(&client, "adopt").await;
+    let ours = Webhook::start_self_managed(&bed, "adopter", &[]).await;
+    proxy.set_backend(format!("127.0.0.1:{}", ours.port).parse().expect("addr"));
+    wait_effective(&bed, "adopt").await;
+    let ns = group_namespace(&bed, "adopt", "adopt").await;
+    create_service_account(
+        &client,
+        &ns,
+        "app",
+        &[("azure.workload.identity/client-id", "c1")],
+    )
+    .await;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
+    pods.create(&PostParams::default(), &pod("before"))
+        .await
+        .expect("admitted with our own CA");
+
+    // The other writer: a new CA and serving certificate into the Secret, then the caBundle.
+    let theirs = CertBundle::generate(
+        &CertNames::upstream(NAMESPACE).dns_names(),
+        time::OffsetDateTime::now_utc(),
+    )
+    .expect("bundle");
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), NAMESPACE);
+    let mut secret = secrets.get(SECRET).await.expect("get Secret");
+    let data = secret.data.get_or_insert_default();
+    for (key, value) in [
+        ("ca.crt", &theirs.ca_cert_pem),
+        ("ca.key", &theirs.ca_key_pem),
+        ("tls.crt", &theirs.cert_pem),
+        ("tls.key", &theirs.key_pem),
+    ] {
+        data.insert(key.into(), ByteString(value.clone().into_bytes()));
+    }
+    secrets
+        .replace(SECRET, &PostParams::default(), &secret)
+        .await
+        .expect("replace Secret");
+    let mwcs: Api<MutatingWebhookConfiguration> = Api::all(client.clone());
+    let mut mwc = mwcs.get(MWC).await.expect("get MWC");
+    for webhook in mwc.webhooks.iter_mut().flatten() {
+        webhook.client_config.ca_bundle = Some(ByteString(theirs.ca_cert_pem.clone().into_bytes()));
+    }
+    mwcs.replace(MWC, &PostParams::default(), &mwc)
+        .await
+        .expect("replace MWC");
+    let switched = std::time::Instant::now();
+
+    // The API server now trusts only the new CA: admissions succeed once ours serves the new
+    // certificate.
+    let mut last_error = String::new();
+    let mut i = 0;
+    loop {
+        match pods
+            .create(&PostParams::default(), &pod(&format!("after-{i}")))
+            .await
+        {
+            Ok(_) => break,
+            Err(e) => last_error = e.to_string(),
+        }
+        i += 1;
+        assert!(
+            switched.elapsed() < std::time::Duration::from_secs(10),
+            "our webhook still serves the old certificate 10 s after the Secret changed: {last_error}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    eprintln!(
+        "the new certificate was served {:?} after the caBundle changed",
+        switched.elapsed()
+    );
+    let kept = secret_data(&client).await;
+    assert_eq!(
+        text(&kept, "ca.crt"),
+        theirs.ca_cert_pem,
+        "the new CA was not kept"
+    );
+    assert_eq!(ca_bundle(&client).await, theirs.ca_cert_pem.as_bytes());
 }
