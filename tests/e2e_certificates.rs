@@ -563,16 +563,15 @@ async fn a_ca_written_by_another_writer_is_served_within_seconds() {
 
     // The API server now trusts only the new CA: admissions succeed once ours serves the new
     // certificate.
-    let mut last_error = String::new();
     let mut i = 0;
     loop {
-        match pods
+        let last_error = match pods
             .create(&PostParams::default(), &pod(&format!("after-{i}")))
             .await
         {
             Ok(_) => break,
-            Err(e) => last_error = e.to_string(),
-        }
+            Err(e) => e.to_string(),
+        };
         i += 1;
         assert!(
             switched.elapsed() < std::time::Duration::from_secs(10),
