@@ -12,6 +12,7 @@
 pub mod admission;
 pub mod annotations;
 pub mod body_budget;
+pub mod ca_key;
 pub mod certs;
 pub mod cloud;
 pub mod config;
