@@ -38,6 +38,7 @@ pub struct TokenArgs {
 #[derive(Debug, Parser)]
 #[command(
     name = "azure-wi token",
+    version,
     about = "Prints an access token for SCOPE... as JSON"
 )]
 struct TokenCommand {
@@ -292,12 +293,10 @@ fn exit_code(kind: ErrorKind) -> u8 {
     }
 }
 
-/// Logs go to stderr, filtered by `RUST_LOG` (errors only by default), before the JSON line.
+/// Logs go to stderr as the other commands' JSON records, filtered by `RUST_LOG` (errors only by
+/// default), before the JSON line.
 fn init_tracing() {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .with_writer(std::io::stderr)
-        .try_init();
+    let _ = super::logging::install("error", true);
 }
 
 #[cfg(test)]
