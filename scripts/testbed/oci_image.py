@@ -38,7 +38,8 @@ import tempfile
 # Base images of the Dockerfile -> the Debian packages that stand in for them here.
 BASES = {
     "RUNTIME_IMAGE": ["libc6", "libgcc-s1"],
-    "IPTABLES_IMAGE": [],
+    # Alpine's busybox provides /usr/bin/env, which the proxy-init script's `#!` line runs.
+    "IPTABLES_IMAGE": ["coreutils", "libacl1", "libattr1", "libselinux1", "libgmp10", "libpcre2-8-0", "libc6"],
 }
 # Alpine packages the Dockerfile's RUN installs -> Debian packages with the same programs (and the
 # libraries they link, listed explicitly; the chroot check below proves the list complete).
@@ -230,8 +231,17 @@ def check_rootfs(root, image):
             if r.returncode != 0:
                 raise SystemExit(f"{' '.join(cmd)} does not run in the assembled image: {r.stderr.strip()}")
     entry = image["config"].get("Entrypoint", [])
-    if entry and not os.path.exists(os.path.join(root, entry[0].lstrip("/"))):
-        raise SystemExit(f"the entrypoint {entry[0]} is not in the image")
+    path = os.path.join(root, entry[0].lstrip("/")) if entry else None
+    if not path or not os.path.exists(path):
+        raise SystemExit(f"the image has no entrypoint, or its entrypoint {entry} is not in it")
+    with open(path, "rb") as f:
+        first = f.readline(200)
+    if first.startswith(b"#!"):
+        # A script: its interpreter must start in the image (e.g. `/usr/bin/env bash`).
+        cmd = first[2:].decode().split() + ["-c", "true"]
+        r = subprocess.run(["chroot", root] + cmd, capture_output=True, text=True)
+        if r.returncode != 0:
+            raise SystemExit(f"{entry[0]}'s interpreter ({' '.join(cmd[:-2])}) does not run in the image: {r.stderr.strip()}")
 
 
 def layer_tar(root):
