@@ -1,0 +1,386 @@
+//! The chart's own images running on a real node (issue 14): a control plane
+//! ([`TestBed::start_for_node`]), a node with containerd, runc, a CNI bridge, the kubelet and
+//! kube-proxy ([`Node`]), the images built from the Dockerfile without a daemon ([`Images`]), the
+//! chart installed by real Helm, and pods that the kubelet runs and that get access tokens from the
+//! Entra stand-in (which verifies their projected tokens against the API server's JWKS).
+//!
+//! Needs root (network namespaces, mounts, cgroups) and builds the node's binaries and images on
+//! first use, so it is `#[ignore]`d in the plain `cargo test` run and run by
+//! `scripts/test.d/55-node-e2e.sh` (or `scripts/testbed/node-e2e`) with `--ignored`.
+
+#[path = "e2e/mod.rs"]
+mod e2e;
+
+use std::{
+    process::Command,
+    time::{Duration, Instant},
+};
+
+use e2e::{
+    entra::{Entra, FederatedCredential},
+    node::{Images, Node},
+    testbed::{ENTRA_AUDIENCE, TestBed, binary},
+};
+use k8s_openapi::api::{
+    apps::v1::Deployment,
+    core::v1::{ConfigMap, Namespace, Pod, ServiceAccount},
+};
+use kube::{Api, Client, api::PostParams};
+use serde_json::{Value, json};
+
+const TENANT: &str = "00000000-0000-0000-0000-00000000a001";
+const CLIENT: &str = "00000000-0000-0000-0000-00000000c001";
+const SYSTEM_NS: &str = "azure-workload-identity-system";
+const APP_NS: &str = "node-app";
+/// Where the webhook mounts the token volume (the file is `token/azure-identity-token` in it).
+const TOKEN_MOUNT: &str = "/var/run/secrets/azure/wi";
+const SCOPE: &str = "https://vault.azure.net/.default";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "in-cluster: needs root and the node test bed; run by scripts/test.d/55-node-e2e.sh"]
+async fn chart_images_on_a_real_node_give_pods_tokens() {
+    let images = Images::build();
+    let mut node = Node::start_network();
+    let bed = TestBed::start_for_node(node.host_ip).await;
+    node.join(&bed, &images).await;
+    let client = bed.client().await;
+
+    let entra = Entra::start_on(
+        bed.pki(),
+        vec![FederatedCredential {
+            tenant_id: TENANT.into(),
+            client_id: CLIENT.into(),
+            issuer: bed.url.clone(),
+            subject: format!("system:serviceaccount:{APP_NS}:workload"),
+            audience: ENTRA_AUDIENCE.into(),
+        }],
+        node.host_ip.into(),
+    )
+    .await;
+
+    // 1. The chart with defaults plus the tenant, our images and the cloud (Azure Stack, whose
+    //    environment file names the stand-in as authority), installed by Helm.
+    create(
+        &client,
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": SYSTEM_NS}}),
+    )
+    .await;
+    create(
+        &client,
+        json!({"apiVersion": "v1", "kind": "ConfigMap",
+               "metadata": {"name": "azure-environment", "namespace": SYSTEM_NS},
+               "data": {"env.json": json!({"activeDirectoryEndpoint": format!("{}/", entra.authority)}).to_string()}}),
+    )
+    .await;
+    let (webhook_repo, webhook_tag) = images.repository_and_tag("webhook");
+    let (proxy_repo, proxy_tag) = images.repository_and_tag("proxy");
+    let (init_repo, init_tag) = images.repository_and_tag("proxy-init");
+    let values = json!({
+        "azureTenantID": TENANT,
+        "azureEnvironment": "AzureStackCloud",
+        "image": {"repository": webhook_repo, "release": webhook_tag, "pullPolicy": "Never"},
+        "proxy": {"image": {"repository": proxy_repo, "tag": proxy_tag},
+                  "initImage": {"repository": init_repo, "tag": init_tag}},
+        "extraEnv": [{"name": "AZURE_ENVIRONMENT_FILEPATH", "value": "/azure-environment/env.json"}],
+        "extraVolumes": [{"name": "azure-environment", "configMap": {"name": "azure-environment"}}],
+        "extraVolumeMounts": [{"name": "azure-environment", "mountPath": "/azure-environment", "readOnly": true}],
+    });
+    let values_file = bed.dir.join("values.json");
+    std::fs::write(&values_file, values.to_string()).expect("values file");
+    let chart = concat!(env!("CARGO_MANIFEST_DIR"), "/charts/azure-wi-webhook");
+    let helm = Command::new(binary("helm"))
+        .args(["install", "azure-wi", chart, "--namespace", SYSTEM_NS, "--values"])
+        .arg(&values_file)
+        .arg("--kubeconfig")
+        .arg(&bed.kubeconfig)
+        .output()
+        .expect("run helm");
+    assert!(
+        helm.status.success(),
+        "helm install failed:\n{}{}",
+        String::from_utf8_lossy(&helm.stdout),
+        String::from_utf8_lossy(&helm.stderr)
+    );
+    wait_webhook_ready(&client, &node).await;
+
+    // 2. The workload: a labelled pod without fsGroup and one with, both non-root.
+    create(
+        &client,
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": APP_NS}}),
+    )
+    .await;
+    assert!(
+        wait_for("the default ServiceAccount", Duration::from_secs(60), || async {
+            Api::<ServiceAccount>::namespaced(client.clone(), APP_NS)
+                .get_opt("default")
+                .await
+                .ok()
+                .flatten()
+                .is_some()
+        })
+        .await,
+        "kube-controller-manager created no default ServiceAccount in {APP_NS} in 60 s:\n{}",
+        node.log_tail("kube-controller-manager", 20)
+    );
+    create(
+        &client,
+        json!({"apiVersion": "v1", "kind": "ServiceAccount",
+               "metadata": {"name": "workload", "namespace": APP_NS,
+                            "annotations": {"azure.workload.identity/client-id": CLIENT}}}),
+    )
+    .await;
+    create(
+        &client,
+        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "entra-ca", "namespace": APP_NS},
+               "data": {"ca.crt": bed.ca_pem}}),
+    )
+    .await;
+    let webhook_image = images.reference("webhook");
+    for (name, fs_group) in [("no-fsgroup", None), ("fsgroup", Some(2000))] {
+        let mut security = json!({"runAsNonRoot": true, "runAsUser": 1000, "runAsGroup": 1000});
+        if let Some(g) = fs_group {
+            security["fsGroup"] = json!(g);
+        }
+        let container = |name: &str, args: Vec<&str>| {
+            json!({"name": name, "image": webhook_image, "imagePullPolicy": "Never",
+                   "command": ["/azure-wi"], "args": args,
+                   "terminationMessagePolicy": "FallbackToLogsOnError",
+                   "env": [{"name": "SSL_CERT_FILE", "value": "/entra-ca/ca.crt"}],
+                   "volumeMounts": [{"name": "entra-ca", "mountPath": "/entra-ca", "readOnly": true}]})
+        };
+        let token_file = format!("{TOKEN_MOUNT}/token/azure-identity-token");
+        create(
+            &client,
+            json!({"apiVersion": "v1", "kind": "Pod",
+                   "metadata": {"name": name, "namespace": APP_NS,
+                                "labels": {"azure.workload.identity/use": "true"},
+                                "annotations": {"azure.workload.identity/skip-containers": "skipped-env;skipped-mount"}},
+                   "spec": {"serviceAccountName": "workload", "restartPolicy": "Never",
+                            "securityContext": security,
+                            "volumes": [{"name": "entra-ca", "configMap": {"name": "entra-ca"}}],
+                            "containers": [
+                                container("app", vec!["token", "--credential", "workload-identity", SCOPE]),
+                                // Skipped: no AZURE_* variables, so workload identity is unavailable...
+                                container("skipped-env", vec!["token", "--credential", "workload-identity", SCOPE]),
+                                // ...and no token volume either.
+                                container("skipped-mount", vec!["token", "--credential", "workload-identity",
+                                    "--client-id", CLIENT, "--tenant-id", TENANT, "--token-file", &token_file, SCOPE]),
+                            ]}}),
+        )
+        .await;
+    }
+    let pods: Api<Pod> = Api::namespaced(client.clone(), APP_NS);
+    for name in ["no-fsgroup", "fsgroup"] {
+        let pod = wait_for_value(
+            &format!("pod {name} to finish"),
+            Duration::from_secs(180),
+            || async {
+                let pod = pods.get(name).await.ok()?;
+                let statuses = pod.status.as_ref()?.container_statuses.clone()?;
+                (statuses.len() == 3
+                    && statuses
+                        .iter()
+                        .all(|s| s.state.as_ref().is_some_and(|s| s.terminated.is_some())))
+                .then_some(pod)
+            },
+        )
+        .await
+        .unwrap_or_else(|| panic!("{}", diagnose(&node, &pods, name)));
+        let spec = serde_json::to_value(pod.spec.as_ref().expect("spec")).expect("spec json");
+        let status = serde_json::to_value(pod.status.as_ref().expect("status")).expect("status json");
+        let terminated = |c: &str| -> Value {
+            status["containerStatuses"]
+                .as_array()
+                .expect("statuses")
+                .iter()
+                .find(|s| s["name"] == c)
+                .map(|s| s["state"]["terminated"].clone())
+                .unwrap_or_else(|| panic!("no status of container {c}"))
+        };
+        let env_names = |c: &str| -> Vec<String> {
+            let container = spec["containers"]
+                .as_array()
+                .expect("containers")
+                .iter()
+                .find(|x| x["name"] == c)
+                .expect("container");
+            container["env"]
+                .as_array()
+                .map(|e| {
+                    e.iter()
+                        .map(|v| v["name"].as_str().unwrap_or("").to_string())
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let mounts = |c: &str| -> Vec<String> {
+            let container = spec["containers"]
+                .as_array()
+                .expect("containers")
+                .iter()
+                .find(|x| x["name"] == c)
+                .expect("container");
+            container["volumeMounts"]
+                .as_array()
+                .map(|e| {
+                    e.iter()
+                        .map(|v| v["mountPath"].as_str().unwrap_or("").to_string())
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        // The application container: mutated, and the token it read was accepted by the stand-in.
+        let app = terminated("app");
+        assert_eq!(
+            app["exitCode"], 0,
+            "pod {name}: azure-wi token failed in the app container: {app}"
+        );
+        assert!(
+            env_names("app").iter().any(|n| n == "AZURE_FEDERATED_TOKEN_FILE"),
+            "pod {name}: app not mutated"
+        );
+        assert!(
+            mounts("app").iter().any(|m| m == TOKEN_MOUNT),
+            "pod {name}: app has no token mount"
+        );
+        // The skipped containers: neither variables nor mount, seen from inside the container too.
+        for c in ["skipped-env", "skipped-mount"] {
+            assert!(
+                !env_names(c).iter().any(|n| n.starts_with("AZURE_")),
+                "pod {name}: {c} got AZURE_ variables"
+            );
+            assert!(
+                !mounts(c).iter().any(|m| m == TOKEN_MOUNT),
+                "pod {name}: {c} got the token mount"
+            );
+        }
+        let env = terminated("skipped-env");
+        assert_eq!(
+            env["exitCode"], 3,
+            "pod {name}: skipped-env should find no workload identity: {env}"
+        );
+        let mount = terminated("skipped-mount");
+        assert_ne!(
+            mount["exitCode"], 0,
+            "pod {name}: skipped-mount read a token file: {mount}"
+        );
+        assert!(
+            mount["message"]
+                .as_str()
+                .unwrap_or("")
+                .contains("azure-identity-token"),
+            "pod {name}: skipped-mount should fail on the missing token file: {mount}"
+        );
+    }
+    let issued: Vec<_> = entra
+        .issued()
+        .into_iter()
+        .filter(|i| i.client_id == CLIENT && i.scope == SCOPE)
+        .collect();
+    assert_eq!(
+        issued.len(),
+        2,
+        "one access token per pod; refused: {:?}",
+        entra.refused()
+    );
+}
+
+/// Waits until the webhook Deployment's replicas are all ready and its configuration has a CA.
+async fn wait_webhook_ready(client: &Client, node: &Node) {
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), SYSTEM_NS);
+    let ready = wait_for(
+        "the webhook Deployment to be ready",
+        Duration::from_secs(240),
+        || async {
+            let d = deployments.get("azure-wi-webhook-controller-manager").await.ok();
+            let want = d
+                .as_ref()
+                .and_then(|d| d.spec.as_ref())
+                .and_then(|s| s.replicas)
+                .unwrap_or(1);
+            let have = d
+                .and_then(|d| d.status)
+                .and_then(|s| s.ready_replicas)
+                .unwrap_or(0);
+            have == want
+        },
+    )
+    .await;
+    if !ready {
+        let pods: Api<Pod> = Api::namespaced(client.clone(), SYSTEM_NS);
+        let list = pods
+            .list(&Default::default())
+            .await
+            .map(|l| l.items)
+            .unwrap_or_default();
+        let states: Vec<Value> = list
+            .iter()
+            .map(|p| json!({"name": p.metadata.name, "status": p.status}))
+            .collect();
+        panic!(
+            "webhook not ready in 240 s; pods: {}\nkubelet:\n{}",
+            serde_json::to_string_pretty(&states).unwrap_or_default(),
+            node.log_tail("kubelet", 30)
+        );
+    }
+}
+
+fn diagnose(node: &Node, _pods: &Api<Pod>, name: &str) -> String {
+    format!(
+        "pod {name} did not finish in 180 s; kubelet:\n{}",
+        node.log_tail("kubelet", 40)
+    )
+}
+
+async fn create(client: &Client, object: Value) {
+    let kind = object["kind"].as_str().expect("kind").to_string();
+    let ns = object["metadata"]["namespace"].as_str().map(str::to_string);
+    let pp = PostParams::default();
+    let result = match (kind.as_str(), ns) {
+        ("Namespace", _) => Api::<Namespace>::all(client.clone())
+            .create(&pp, &serde_json::from_value(object).expect("namespace"))
+            .await
+            .map(|_| ()),
+        ("ConfigMap", Some(ns)) => Api::<ConfigMap>::namespaced(client.clone(), &ns)
+            .create(&pp, &serde_json::from_value(object).expect("configmap"))
+            .await
+            .map(|_| ()),
+        ("ServiceAccount", Some(ns)) => Api::<ServiceAccount>::namespaced(client.clone(), &ns)
+            .create(&pp, &serde_json::from_value(object).expect("serviceaccount"))
+            .await
+            .map(|_| ()),
+        ("Pod", Some(ns)) => Api::<Pod>::namespaced(client.clone(), &ns)
+            .create(&pp, &serde_json::from_value(object).expect("pod"))
+            .await
+            .map(|_| ()),
+        (other, _) => panic!("create: unsupported kind {other}"),
+    };
+    result.unwrap_or_else(|e| panic!("create {kind}: {e}"));
+}
+
+/// Polls `check` every 250 ms until it is true or `deadline` passes; returns whether it became true.
+async fn wait_for<F, Fut>(_what: &str, deadline: Duration, check: F) -> bool
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    wait_for_value(_what, deadline, || async { check().await.then_some(()) })
+        .await
+        .is_some()
+}
+
+/// Polls `check` every 250 ms until it returns a value or `deadline` passes.
+async fn wait_for_value<T, F, Fut>(_what: &str, deadline: Duration, check: F) -> Option<T>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let started = Instant::now();
+    while started.elapsed() < deadline {
+        if let Some(v) = check().await {
+            return Some(v);
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    None
+}
