@@ -39,9 +39,11 @@ const SCOPE: &str = "https://vault.azure.net/.default";
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "in-cluster: needs root and the node test bed; run by scripts/test.d/55-node-e2e.sh"]
 async fn chart_images_on_a_real_node_give_pods_tokens() {
-    let images = Images::build();
+    let mut images = Images::build();
     let mut node = Node::start_network();
     let bed = TestBed::start_for_node(node.host_ip).await;
+    // The proxy sidecar calls the Entra stand-in itself: its image variant trusts the test CA.
+    images.add_trusting(&bed.ca_pem, &bed.dir, &["proxy"]);
     node.join(&bed, &images).await;
     let client = bed.client().await;
 
@@ -73,7 +75,7 @@ async fn chart_images_on_a_real_node_give_pods_tokens() {
     )
     .await;
     let (webhook_repo, webhook_tag) = images.repository_and_tag("webhook");
-    let (proxy_repo, proxy_tag) = images.repository_and_tag("proxy");
+    let (proxy_repo, proxy_tag) = images.repository_and_tag("proxy-ca");
     let (init_repo, init_tag) = images.repository_and_tag("proxy-init");
     let values = json!({
         "azureTenantID": TENANT,
@@ -283,26 +285,200 @@ async fn chart_images_on_a_real_node_give_pods_tokens() {
         "one access token per pod; refused: {:?}",
         entra.refused()
     );
+
+    // 3. Proxy mode, native sidecar (the default on this 1.37 API server), with a pod-level
+    //    runAsUser: the application asks IMDS at 169.254.169.254 and the redirect hands it to the
+    //    proxy, which exchanges the projected token at the stand-in.
+    let pod = proxy_pod(&client, &node, &entra, &webhook_image, "proxy-native", None).await;
+    let spec = serde_json::to_value(pod.spec.as_ref().expect("spec")).expect("spec json");
+    let init: Vec<&str> = spec["initContainers"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|c| c["name"].as_str()).collect())
+        .unwrap_or_default();
+    let mut sorted = init.clone();
+    sorted.sort();
+    assert_eq!(
+        sorted,
+        ["azwi-proxy", "azwi-proxy-init"],
+        "native layout: init containers {init:?}"
+    );
+    let sidecar = spec["initContainers"]
+        .as_array()
+        .expect("init containers")
+        .iter()
+        .find(|c| c["name"] == "azwi-proxy")
+        .expect("sidecar");
+    assert_eq!(
+        sidecar["restartPolicy"], "Always",
+        "the proxy is a native sidecar"
+    );
+    let status = serde_json::to_value(pod.status.as_ref().expect("status")).expect("status json");
+    let sidecar_started = status["initContainerStatuses"]
+        .as_array()
+        .expect("init statuses")
+        .iter()
+        .find(|c| c["name"] == "azwi-proxy")
+        .map(|c| c["state"].to_string())
+        .expect("sidecar status");
+    let app_started = status["containerStatuses"][0]["state"]["terminated"]["startedAt"]
+        .as_str()
+        .expect("app start")
+        .to_string();
+    let sidecar_start = started_at(&sidecar_started).expect("sidecar startedAt");
+    assert!(
+        sidecar_start <= app_started,
+        "the sidecar ({sidecar_start}) starts before the application ({app_started})"
+    );
+
+    // 4. identity-endpoint mode: no iptables, no NET_ADMIN; IDENTITY_ENDPOINT and IDENTITY_HEADER.
+    let pod = proxy_pod(
+        &client,
+        &node,
+        &entra,
+        &webhook_image,
+        "identity-endpoint",
+        Some("identity-endpoint"),
+    )
+    .await;
+    let spec = serde_json::to_value(pod.spec.as_ref().expect("spec")).expect("spec json");
+    let init: Vec<&str> = spec["initContainers"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|c| c["name"].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(
+        init,
+        ["azwi-proxy"],
+        "identity-endpoint: only the sidecar, no iptables container"
+    );
+    assert!(
+        !spec.to_string().contains("NET_ADMIN"),
+        "identity-endpoint: nothing asks for NET_ADMIN"
+    );
+
+    // 3b. The classic layout (`nativeSidecar: false`): the proxy is a regular container.
+    let mut classic = values.clone();
+    classic["nativeSidecar"] = json!("false");
+    std::fs::write(&values_file, classic.to_string()).expect("values file");
+    let helm = Command::new(binary("helm"))
+        .args(["upgrade", "azure-wi", chart, "--namespace", SYSTEM_NS, "--values"])
+        .arg(&values_file)
+        .arg("--kubeconfig")
+        .arg(&bed.kubeconfig)
+        .output()
+        .expect("run helm");
+    assert!(
+        helm.status.success(),
+        "helm upgrade failed: {}",
+        String::from_utf8_lossy(&helm.stderr)
+    );
+    wait_webhook_ready(&client, &node).await;
+    let pod = proxy_pod(&client, &node, &entra, &webhook_image, "proxy-classic", None).await;
+    let spec = serde_json::to_value(pod.spec.as_ref().expect("spec")).expect("spec json");
+    let names: Vec<&str> = spec["containers"]
+        .as_array()
+        .expect("containers")
+        .iter()
+        .filter_map(|c| c["name"].as_str())
+        .collect();
+    assert!(
+        names.contains(&"azwi-proxy"),
+        "classic layout: the proxy is a container: {names:?}"
+    );
 }
 
-/// Waits until the webhook Deployment's replicas are all ready and its configuration has a CA.
+/// Creates a labelled pod with the proxy injected (`mode`: the proxy-mode annotation) whose
+/// application asks for a token as a managed identity, waits for the application to finish,
+/// and checks it got a token from the stand-in (through the proxy).
+async fn proxy_pod(
+    client: &Client,
+    node: &Node,
+    entra: &Entra,
+    image: &str,
+    name: &str,
+    mode: Option<&str>,
+) -> Pod {
+    let before = entra.issued().len();
+    let mut annotations = json!({"azure.workload.identity/inject-proxy-sidecar": "true"});
+    match mode {
+        Some(mode) => annotations["azure.workload.identity/proxy-mode"] = json!(mode),
+        // An application that knows only IMDS: without the AZURE_* variables (a managed identity
+        // credential prefers the token exchange when they are set), so its request must go to
+        // 169.254.169.254 and through the redirect.
+        None => annotations["azure.workload.identity/skip-containers"] = json!("app"),
+    }
+    create(
+        client,
+        json!({"apiVersion": "v1", "kind": "Pod",
+               "metadata": {"name": name, "namespace": APP_NS,
+                            "labels": {"azure.workload.identity/use": "true"}, "annotations": annotations},
+               "spec": {"serviceAccountName": "workload", "restartPolicy": "Never",
+                        // A pod-level user: the proxy runs as it too (no runAsUser of its own).
+                        "securityContext": {"runAsUser": 1000, "runAsGroup": 1000},
+                        "containers": [{"name": "app", "image": image, "imagePullPolicy": "Never",
+                                        "command": ["/azure-wi"],
+                                        "args": ["token", "--credential", "managed-identity", SCOPE],
+                                        "terminationMessagePolicy": "FallbackToLogsOnError"}]}}),
+    )
+    .await;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), APP_NS);
+    let pod = wait_for_value(&format!("pod {name}"), Duration::from_secs(180), || async {
+        let pod = pods.get(name).await.ok()?;
+        let statuses = pod.status.as_ref()?.container_statuses.clone()?;
+        statuses
+            .iter()
+            .any(|s| s.name == "app" && s.state.as_ref().is_some_and(|s| s.terminated.is_some()))
+            .then_some(pod)
+    })
+    .await
+    .unwrap_or_else(|| panic!("{}", diagnose(node, &pods, name)));
+    let status = serde_json::to_value(pod.status.as_ref().expect("status")).expect("status json");
+    let app = status["containerStatuses"]
+        .as_array()
+        .expect("statuses")
+        .iter()
+        .find(|c| c["name"] == "app")
+        .expect("app")
+        .clone();
+    assert_eq!(
+        app["state"]["terminated"]["exitCode"], 0,
+        "pod {name}: the application got no token through the proxy: {}\nstatus: {status}",
+        app["state"]["terminated"]
+    );
+    assert_eq!(
+        entra.issued().len(),
+        before + 1,
+        "pod {name}: one exchange at the stand-in; refused: {:?}",
+        entra.refused()
+    );
+    pod
+}
+
+fn started_at(state: &str) -> Option<String> {
+    let v: Value = serde_json::from_str(state).ok()?;
+    ["running", "terminated"]
+        .iter()
+        .find_map(|k| v[k]["startedAt"].as_str().map(str::to_string))
+}
+
+/// Waits until the webhook Deployment is rolled out: all replicas of its current template ready.
 async fn wait_webhook_ready(client: &Client, node: &Node) {
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), SYSTEM_NS);
     let ready = wait_for(
         "the webhook Deployment to be ready",
         Duration::from_secs(240),
         || async {
-            let d = deployments.get("azure-wi-webhook-controller-manager").await.ok();
-            let want = d
-                .as_ref()
-                .and_then(|d| d.spec.as_ref())
-                .and_then(|s| s.replicas)
-                .unwrap_or(1);
-            let have = d
-                .and_then(|d| d.status)
-                .and_then(|s| s.ready_replicas)
-                .unwrap_or(0);
-            have == want
+            // Rolled out: every replica of the current template ready, no old one left.
+            let Ok(d) = deployments.get("azure-wi-webhook-controller-manager").await else {
+                return false;
+            };
+            let want = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+            let Some(st) = d.status.as_ref() else {
+                return false;
+            };
+            st.observed_generation == d.metadata.generation
+                && st.updated_replicas == Some(want)
+                && st.ready_replicas == Some(want)
+                && st.replicas == Some(want)
         },
     )
     .await;

@@ -7,7 +7,8 @@ refuses any instruction it does not understand. What it cannot reproduce offline
 (no registry is reachable here): the base is built from Debian packages instead (`apt-get download`
 + `dpkg-deb -x`):
 
-  gcr.io/distroless/cc-debian12  ->  libc6 libgcc-s1 (the libraries the glibc binary links) + /etc files
+  gcr.io/distroless/cc-debian12  ->  libc6 libgcc-s1 (the libraries the glibc binary links), the
+                                     CA bundle of ca-certificates, /etc/passwd and /etc/group
   alpine + `apk add bash iptables ip6tables`  ->  the Debian packages of the same programs
 
 and every program the image runs is executed in a chroot of the result before the image is written
@@ -37,7 +38,7 @@ import tempfile
 
 # Base images of the Dockerfile -> the Debian packages that stand in for them here.
 BASES = {
-    "RUNTIME_IMAGE": ["libc6", "libgcc-s1"],
+    "RUNTIME_IMAGE": ["libc6", "libgcc-s1", "ca-certificates"],
     # Alpine's busybox provides /usr/bin/env, which the proxy-init script's `#!` line runs.
     "IPTABLES_IMAGE": ["coreutils", "libacl1", "libattr1", "libselinux1", "libgmp10", "libpcre2-8-0", "libc6"],
 }
@@ -194,6 +195,14 @@ def base_rootfs(root, image, debs_dir):
             os.symlink("xtables-nft-multi", os.path.join(sbin, tool))
     etc = os.path.join(root, "etc")
     os.makedirs(etc, exist_ok=True)
+    # ca-certificates' postinst writes the bundle; here it is the concatenation it would write.
+    mozilla = os.path.join(root, "usr/share/ca-certificates/mozilla")
+    if os.path.isdir(mozilla):
+        os.makedirs(os.path.join(etc, "ssl/certs"), exist_ok=True)
+        with open(os.path.join(etc, "ssl/certs/ca-certificates.crt"), "w") as bundle:
+            for name in sorted(os.listdir(mozilla)):
+                with open(os.path.join(mozilla, name)) as cert:
+                    bundle.write(cert.read().strip() + "\n")
     with open(os.path.join(etc, "passwd"), "w") as f:
         f.write("root:x:0:0:root:/root:/sbin/nologin\nnonroot:x:65532:65532:nonroot:/home/nonroot:/sbin/nologin\n")
     with open(os.path.join(etc, "group"), "w") as f:
@@ -325,6 +334,7 @@ def main():
     b.add_argument("--debs", required=True)
     b.add_argument("--name", required=True)
     b.add_argument("--out", required=True)
+    b.add_argument("--extra-ca", help="a PEM file appended to /etc/ssl/certs/ca-certificates.crt")
     p = sub.add_parser("pause")
     p.add_argument("--binary", required=True)
     p.add_argument("--name", required=True)
@@ -351,6 +361,13 @@ def main():
                 artifacts[f"{args.build_stage}:{src}"] = local
             base_rootfs(root, image, args.debs)
             add_copies(root, image, args.context, artifacts)
+            if args.extra_ca:
+                # A private CA trusted by the image (a test variant; also how a user with a
+                # private PKI, e.g. Azure Stack, extends the bundle).
+                path = os.path.join(root, "etc/ssl/certs/ca-certificates.crt")
+                os.makedirs(os.path.dirname(path), exist_ok=True)
+                with open(args.extra_ca) as ca, open(path, "a") as bundle:
+                    bundle.write(ca.read().strip() + "\n")
             check_rootfs(root, image)
             config = image["config"]
         digest = write_layout(args.out, args.name, layer_tar(root), config)

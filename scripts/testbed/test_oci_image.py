@@ -99,6 +99,9 @@ class AgreesWithDockerfile(unittest.TestCase):
                         self.assertNotIn(key, cfg, f"{target}: {key} not in the Dockerfile")
                 self.assertEqual(members["tmp"].mode & 0o7777, 0o1777)
                 self.assertIn("lib/x86_64-linux-gnu/libc.so.6", members)
+                if target != "proxy-init":
+                    # distroless/cc has the CA bundle; so must the stand-in base.
+                    self.assertGreater(members["etc/ssl/certs/ca-certificates.crt"].size, 100_000)
                 if target == "proxy-init":
                     for tool in ("bin/bash", "usr/bin/env", "usr/sbin/iptables", "usr/sbin/ip6tables"):
                         self.assertIn(tool, members)

@@ -51,6 +51,34 @@ impl Images {
         Images(images)
     }
 
+    /// Adds the variants `<target>-ca` of `targets` whose CA bundle also trusts `ca_pem` (written
+    /// to `dir`): the proxy sidecar trusts the Entra stand-in so, as it would trust a private PKI.
+    pub fn add_trusting(&mut self, ca_pem: &str, dir: &Path, targets: &[&str]) {
+        let ca = dir.join("extra-ca.pem");
+        std::fs::write(&ca, ca_pem).expect("write extra-ca.pem");
+        let out = Command::new(repo().join("scripts/testbed/images"))
+            .arg("--extra-ca")
+            .arg(&ca)
+            .args(targets)
+            .current_dir(repo())
+            .stderr(Stdio::inherit())
+            .output()
+            .expect("run scripts/testbed/images --extra-ca");
+        assert!(
+            out.status.success(),
+            "scripts/testbed/images --extra-ca failed (see above)"
+        );
+        for line in String::from_utf8_lossy(&out.stdout).lines() {
+            let mut words = line.split_whitespace();
+            if let (Some(t), Some(r), Some(p)) = (words.next(), words.next(), words.next()) {
+                self.0.insert(t.to_string(), (r.to_string(), PathBuf::from(p)));
+            }
+        }
+        for t in targets {
+            assert!(self.0.contains_key(&format!("{t}-ca")), "no {t}-ca image built");
+        }
+    }
+
     /// The reference of `target`'s image.
     pub fn reference(&self, target: &str) -> &str {
         &self.0[target].0
