@@ -13,6 +13,10 @@ mod e2e;
 
 use std::{
     process::Command,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
     time::{Duration, Instant},
 };
 
@@ -24,8 +28,12 @@ use e2e::{
 use k8s_openapi::api::{
     apps::v1::Deployment,
     core::v1::{ConfigMap, Namespace, Pod, ServiceAccount},
+    policy::v1::PodDisruptionBudget,
 };
-use kube::{Api, Client, api::PostParams};
+use kube::{
+    Api, Client,
+    api::{EvictParams, PostParams},
+};
 use serde_json::{Value, json};
 
 const TENANT: &str = "00000000-0000-0000-0000-00000000a001";
@@ -384,6 +392,136 @@ async fn chart_images_on_a_real_node_give_pods_tokens() {
         names.contains(&"azwi-proxy"),
         "classic layout: the proxy is a container: {names:?}"
     );
+
+    // 6. Disruptions while a loop admits a labelled pod every 100 ms (server-side dry run: the
+    //    whole admission chain, our webhook through its Service, no pod to schedule): one webhook
+    //    pod deleted, then the node drained of one replica by eviction within the PDB
+    //    (minAvailable 1: the second eviction is refused while the first is replaced).
+    let stop = Arc::new(AtomicBool::new(false));
+    let admissions = tokio::spawn(admit_continuously(client.clone(), stop.clone()));
+    let webhook_pods: Api<Pod> = Api::namespaced(client.clone(), SYSTEM_NS);
+    let before = wait_serving(&client, &node, &[]).await;
+    tokio::time::sleep(Duration::from_secs(1)).await; // some admissions before the disruption
+    webhook_pods
+        .delete(&before[0], &Default::default())
+        .await
+        .expect("delete a webhook pod");
+    let after_delete = wait_serving(&client, &node, &before[..1]).await;
+    webhook_pods
+        .evict(&after_delete[0], &EvictParams::default())
+        .await
+        .expect("the first eviction is allowed by the PDB");
+    // A drain evicts the next replica too: the PDB must keep one serving. (Seen here: the API
+    // server answered 201 to that eviction yet left the pod alone, PDB disruptionsAllowed 0;
+    // what the PDB promises is asserted, whichever answer comes.)
+    let second = webhook_pods
+        .evict(&after_delete[1], &EvictParams::default())
+        .await;
+    let list = webhook_pods.list(&Default::default()).await.expect("list").items;
+    let serving: Vec<String> = list
+        .iter()
+        .filter(|p| p.metadata.deletion_timestamp.is_none())
+        .filter(|p| {
+            p.status
+                .as_ref()
+                .and_then(|s| s.conditions.as_ref())
+                .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+        })
+        .filter_map(|p| p.metadata.name.clone())
+        .collect();
+    assert!(
+        !serving.is_empty(),
+        "the PDB (minAvailable 1) let the last serving replica go: second eviction {second:?}"
+    );
+    match &second {
+        Err(kube::Error::Api(e)) if e.code == 429 => eprintln!("second eviction refused by the PDB (429)"),
+        other => eprintln!("second eviction answered {other:?}; serving replicas: {serving:?}"),
+    }
+    wait_serving(&client, &node, &after_delete[..1]).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    stop.store(true, Ordering::Relaxed);
+    let (ok, failures) = admissions.await.expect("admission loop");
+    eprintln!(
+        "admissions during the disruptions: {ok} mutated, {} failed",
+        failures.len()
+    );
+    assert!(
+        failures.is_empty(),
+        "{} of {} admissions failed during the disruptions: {:?}",
+        failures.len(),
+        ok + failures.len(),
+        &failures[..failures.len().min(5)]
+    );
+    assert!(ok >= 20, "only {ok} admissions ran");
+}
+
+/// Waits until two webhook pods, none of them named in `gone`, are Ready and not terminating,
+/// and the PDB allows one disruption again; returns their names.
+async fn wait_serving(client: &Client, node: &Node, gone: &[String]) -> Vec<String> {
+    let pods: Api<Pod> = Api::namespaced(client.clone(), SYSTEM_NS);
+    let pdbs: Api<PodDisruptionBudget> = Api::namespaced(client.clone(), SYSTEM_NS);
+    let serving = wait_for_value("two serving webhook pods", Duration::from_secs(180), || async {
+        let list = pods.list(&Default::default()).await.ok()?.items;
+        let ready: Vec<String> = list
+            .into_iter()
+            .filter(|p| p.metadata.deletion_timestamp.is_none())
+            .filter(|p| {
+                p.status
+                    .as_ref()
+                    .and_then(|s| s.conditions.as_ref())
+                    .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+            })
+            .filter_map(|p| p.metadata.name)
+            .filter(|n| !gone.contains(n))
+            .collect();
+        let pdb = pdbs.get("azure-wi-webhook-controller-manager").await.ok()?;
+        let allowed = pdb.status.map(|s| s.disruptions_allowed).unwrap_or(0);
+        (ready.len() == 2 && allowed == 1).then_some(ready)
+    })
+    .await;
+    serving.unwrap_or_else(|| {
+        panic!(
+            "no two serving webhook pods (without {gone:?}) and a PDB allowing one disruption in 180 s; kubelet:\n{}",
+            node.log_tail("kubelet", 20)
+        )
+    })
+}
+
+/// Creates a labelled pod (server-side dry run) every 100 ms until `stop`; returns how many were
+/// admitted and mutated, and the errors of the others.
+async fn admit_continuously(client: Client, stop: Arc<AtomicBool>) -> (usize, Vec<String>) {
+    let pods: Api<Pod> = Api::namespaced(client, APP_NS);
+    let pod: Pod = serde_json::from_value(json!({
+        "metadata": {"generateName": "loop-", "labels": {"azure.workload.identity/use": "true"}},
+        "spec": {"serviceAccountName": "workload",
+                 "containers": [{"name": "app", "image": "azwi.testbed/none:0"}]}}))
+    .expect("pod");
+    let params = PostParams {
+        dry_run: true,
+        ..Default::default()
+    };
+    let (mut ok, mut failures) = (0, Vec::new());
+    while !stop.load(Ordering::Relaxed) {
+        let started = Instant::now();
+        match pods.create(&params, &pod).await {
+            Ok(created) => {
+                let mutated = created.spec.as_ref().is_some_and(|s| {
+                    s.containers[0]
+                        .env
+                        .as_ref()
+                        .is_some_and(|e| e.iter().any(|v| v.name == "AZURE_FEDERATED_TOKEN_FILE"))
+                });
+                if mutated {
+                    ok += 1;
+                } else {
+                    failures.push("admitted without injection".to_string());
+                }
+            }
+            Err(e) => failures.push(e.to_string()),
+        }
+        tokio::time::sleep(Duration::from_millis(100).saturating_sub(started.elapsed())).await;
+    }
+    (ok, failures)
 }
 
 /// Creates a labelled pod with the proxy injected (`mode`: the proxy-mode annotation) whose
