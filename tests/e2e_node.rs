@@ -195,7 +195,7 @@ async fn chart_images_on_a_real_node_give_pods_tokens() {
             },
         )
         .await
-        .unwrap_or_else(|| panic!("{}", diagnose(&node, &pods, name)));
+        .unwrap_or_else(|| panic!("{}", diagnose(&node, name)));
         let spec = serde_json::to_value(pod.spec.as_ref().expect("spec")).expect("spec json");
         let status = serde_json::to_value(pod.status.as_ref().expect("status")).expect("status json");
         let terminated = |c: &str| -> Value {
@@ -297,7 +297,7 @@ async fn chart_images_on_a_real_node_give_pods_tokens() {
     // 3. Proxy mode, native sidecar (the default on this 1.37 API server), with a pod-level
     //    runAsUser: the application asks IMDS at 169.254.169.254 and the redirect hands it to the
     //    proxy, which exchanges the projected token at the stand-in.
-    let pod = proxy_pod(&client, &node, &entra, &webhook_image, "proxy-native", None).await;
+    let pod = proxy_pod(&client, &node, &entra, webhook_image, "proxy-native", None).await;
     let spec = serde_json::to_value(pod.spec.as_ref().expect("spec")).expect("spec json");
     let init: Vec<&str> = spec["initContainers"]
         .as_array()
@@ -343,7 +343,7 @@ async fn chart_images_on_a_real_node_give_pods_tokens() {
         &client,
         &node,
         &entra,
-        &webhook_image,
+        webhook_image,
         "identity-endpoint",
         Some("identity-endpoint"),
     )
@@ -380,7 +380,7 @@ async fn chart_images_on_a_real_node_give_pods_tokens() {
         String::from_utf8_lossy(&helm.stderr)
     );
     wait_webhook_ready(&client, &node).await;
-    let pod = proxy_pod(&client, &node, &entra, &webhook_image, "proxy-classic", None).await;
+    let pod = proxy_pod(&client, &node, &entra, webhook_image, "proxy-classic", None).await;
     let spec = serde_json::to_value(pod.spec.as_ref().expect("spec")).expect("spec json");
     let names: Vec<&str> = spec["containers"]
         .as_array()
@@ -568,7 +568,7 @@ async fn proxy_pod(
             .then_some(pod)
     })
     .await
-    .unwrap_or_else(|| panic!("{}", diagnose(node, &pods, name)));
+    .unwrap_or_else(|| panic!("{}", diagnose(node, name)));
     let status = serde_json::to_value(pod.status.as_ref().expect("status")).expect("status json");
     let app = status["containerStatuses"]
         .as_array()
@@ -639,7 +639,7 @@ async fn wait_webhook_ready(client: &Client, node: &Node) {
     }
 }
 
-fn diagnose(node: &Node, _pods: &Api<Pod>, name: &str) -> String {
+fn diagnose(node: &Node, name: &str) -> String {
     format!(
         "pod {name} did not finish in 180 s; kubelet:\n{}",
         node.log_tail("kubelet", 40)
