@@ -29,8 +29,7 @@ pub struct Images(pub BTreeMap<String, (String, PathBuf)>);
 impl Images {
     /// Builds (or finds in the cache) the test bed's images; panics with the script's output.
     pub fn build() -> Images {
-        let out = Command::new(repo().join("scripts/testbed/images"))
-            .current_dir(repo())
+        let out = images_command()
             .stderr(Stdio::inherit())
             .output()
             .expect("run scripts/testbed/images");
@@ -56,11 +55,10 @@ impl Images {
     pub fn add_trusting(&mut self, ca_pem: &str, dir: &Path, targets: &[&str]) {
         let ca = dir.join("extra-ca.pem");
         std::fs::write(&ca, ca_pem).expect("write extra-ca.pem");
-        let out = Command::new(repo().join("scripts/testbed/images"))
+        let out = images_command()
             .arg("--extra-ca")
             .arg(&ca)
             .args(targets)
-            .current_dir(repo())
             .stderr(Stdio::inherit())
             .output()
             .expect("run scripts/testbed/images --extra-ca");
@@ -252,6 +250,26 @@ fn tail(path: &Path, lines: usize) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let all: Vec<&str> = text.lines().collect();
     all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+/// `scripts/testbed/images` as a command, without the variables `cargo test` gives its tests
+/// (`CARGO_PKG_*`, `CARGO_BIN_EXE_*`, `LD_LIBRARY_PATH`, ...): with them the release build it runs
+/// would not match the one `scripts/testbed/node-e2e` ran before, and cargo would rebuild it.
+fn images_command() -> Command {
+    let mut command = Command::new(repo().join("scripts/testbed/images"));
+    for (key, _) in std::env::vars_os() {
+        let key = key.to_string_lossy().into_owned();
+        let cargo_set = key.starts_with("CARGO") && key != "CARGO_HOME" && key != "CARGO_TARGET_DIR";
+        if cargo_set
+            || key == "LD_LIBRARY_PATH"
+            || key.starts_with("RUSTUP_TOOLCHAIN")
+            || key == "RUST_RECURSION_COUNT"
+        {
+            command.env_remove(&key);
+        }
+    }
+    command.current_dir(repo());
+    command
 }
 
 fn repo() -> PathBuf {
