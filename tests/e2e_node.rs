@@ -26,8 +26,9 @@ use e2e::{
     testbed::{ENTRA_AUDIENCE, TestBed, binary},
 };
 use k8s_openapi::api::{
+    admissionregistration::v1::MutatingWebhookConfiguration,
     apps::v1::Deployment,
-    core::v1::{ConfigMap, Namespace, Pod, ServiceAccount},
+    core::v1::{ConfigMap, Namespace, Pod, Secret, ServiceAccount},
     policy::v1::PodDisruptionBudget,
 };
 use kube::{
@@ -112,6 +113,33 @@ async fn chart_images_on_a_real_node_give_pods_tokens() {
         String::from_utf8_lossy(&helm.stderr)
     );
     wait_webhook_ready(&client, &node).await;
+    // Self-managed certificates: the replicas wrote the Secret and the caBundle themselves.
+    let secret = Api::<Secret>::namespaced(client.clone(), SYSTEM_NS)
+        .get("azure-wi-webhook-server-cert")
+        .await
+        .expect("the webhook wrote its certificate Secret");
+    let data = secret.data.unwrap_or_default();
+    for key in ["tls.crt", "tls.key", "ca.crt"] {
+        assert!(
+            data.contains_key(key),
+            "Secret azure-wi-webhook-server-cert has no {key}"
+        );
+    }
+    let mwc = Api::<MutatingWebhookConfiguration>::all(client.clone())
+        .get("azure-wi-webhook-mutating-webhook-configuration")
+        .await
+        .expect("the chart's MutatingWebhookConfiguration");
+    let bundle = mwc.webhooks.unwrap_or_default()[0]
+        .client_config
+        .ca_bundle
+        .clone()
+        .map(|b| b.0)
+        .unwrap_or_default();
+    let ca = String::from_utf8_lossy(&data["ca.crt"].0).trim().to_string();
+    assert!(
+        !ca.is_empty() && String::from_utf8_lossy(&bundle).contains(&ca),
+        "the caBundle holds the CA of the Secret the webhook wrote"
+    );
 
     // 2. The workload: a labelled pod without fsGroup and one with, both non-root.
     create(
