@@ -14,6 +14,7 @@
 
 use std::{
     collections::HashMap,
+    net::{IpAddr, Ipv4Addr},
     sync::{Arc, Mutex},
 };
 
@@ -88,8 +89,14 @@ impl Entra {
     /// Starts the stand-in with a serving certificate from `pki`, trusting `pki`'s CA when it
     /// fetches an issuer's discovery document and keys.
     pub async fn start(pki: &Pki, credentials: Vec<FederatedCredential>) -> Entra {
+        Entra::start_on(pki, credentials, IpAddr::V4(Ipv4Addr::LOCALHOST)).await
+    }
+
+    /// [`Entra::start`] on another address of this machine (e.g. the host side of the node test
+    /// bed's veth pair, which pods reach).
+    pub async fn start_on(pki: &Pki, credentials: Vec<FederatedCredential>, ip: IpAddr) -> Entra {
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let cert = pki.server_cert("entra-stand-in");
+        let cert = pki.server_cert_for("entra-stand-in", &["localhost"], &[ip]);
         let tls = ServerConfig::builder()
             .with_no_client_auth()
             .with_single_cert(
@@ -110,11 +117,8 @@ impl Entra {
         let router = Router::new()
             .route("/{tenant}/oauth2/v2.0/token", post(token))
             .with_state(state.clone());
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind stand-in");
-        let authority = format!(
-            "https://127.0.0.1:{}",
-            listener.local_addr().expect("addr").port()
-        );
+        let listener = TcpListener::bind((ip, 0)).await.expect("bind stand-in");
+        let authority = format!("https://{}", listener.local_addr().expect("addr"));
         let server = tokio::spawn(serve(listener, TlsAcceptor::from(Arc::new(tls)), router));
         Entra {
             authority,

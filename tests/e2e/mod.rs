@@ -6,6 +6,7 @@
 pub mod connect_proxy;
 pub mod entra;
 pub mod kube_helpers;
+pub mod node;
 pub mod pki;
 pub mod process;
 pub mod testbed;

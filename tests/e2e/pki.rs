@@ -52,6 +52,18 @@ impl Pki {
         self.sign(params)
     }
 
+    /// A serving certificate for these DNS names and IP addresses.
+    pub fn server_cert_for(&self, name: &str, dns: &[&str], ips: &[IpAddr]) -> CertAndKey {
+        let mut params = CertificateParams::new(dns.iter().map(|d| d.to_string()).collect::<Vec<_>>())
+            .expect("server params");
+        params
+            .subject_alt_names
+            .extend(ips.iter().map(|ip| SanType::IpAddress(*ip)));
+        params.distinguished_name.push(DnType::CommonName, name);
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        self.sign(params)
+    }
+
     /// A client certificate; the API server maps CN to the user and O to its groups.
     pub fn client_cert(&self, user: &str, group: &str) -> CertAndKey {
         let mut params = CertificateParams::new(Vec::<String>::new()).expect("client params");

@@ -8,6 +8,7 @@
 
 use std::{
     collections::BTreeMap,
+    net::{IpAddr, Ipv4Addr},
     path::{Path, PathBuf},
     process::Command,
     time::{Duration, Instant},
@@ -102,6 +103,19 @@ impl TestBed {
     /// Starts a new control plane whose API server has `env` in its environment and `args` added
     /// to its flags (e.g. `--audit-policy-file=...`).
     pub async fn start_with(env: &[(&str, &str)], args: &[String]) -> TestBed {
+        TestBed::start_inner(env, args, None).await
+    }
+
+    /// Starts a control plane for a node (`tests/e2e/node.rs`): the API server binds `host`
+    /// (the host side of the node's veth pair, which pods reach) instead of loopback, advertises
+    /// it as the `kubernetes` Service's endpoint, admits pods with the ServiceAccount plugin (the
+    /// node's kube-controller-manager creates the accounts and the root CA ConfigMap), and calls
+    /// webhooks at their endpoint pods' IPs (`--enable-aggregator-routing`).
+    pub async fn start_for_node(host: Ipv4Addr) -> TestBed {
+        TestBed::start_inner(&[], &[], Some(host)).await
+    }
+
+    async fn start_inner(env: &[(&str, &str)], args: &[String], node_host: Option<Ipv4Addr>) -> TestBed {
         let apiserver_env: Vec<(String, String)> =
             env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         let _ = rustls::crypto::ring::default_provider().install_default();
@@ -118,18 +132,25 @@ impl TestBed {
         let etcd = start_etcd(&dir, etcd_port);
 
         let port = free_port();
-        let url = format!("https://127.0.0.1:{port}");
-        let serving = pki.server_cert("kube-apiserver");
+        let host = node_host.unwrap_or(Ipv4Addr::LOCALHOST);
+        let url = format!("https://{host}:{port}");
+        let serving = match node_host {
+            None => pki.server_cert("kube-apiserver"),
+            // Pods reach it as kubernetes.default (the Service's first IP of 10.96.0.0/16).
+            Some(host) => pki.server_cert_for(
+                "kube-apiserver",
+                &["kubernetes", "kubernetes.default", "kubernetes.default.svc"],
+                &[IpAddr::V4(host), IpAddr::V4(Ipv4Addr::new(10, 96, 0, 1))],
+            ),
+        };
         let admin = pki.client_cert("azwi-e2e-admin", "system:masters");
         let (sa_key, sa_pub) = pki::service_account_signing_key();
         let f = |name: &str, text: &str| write(&dir, name, text).display().to_string();
         let apiserver_command = vec![
             binary("kube-apiserver").display().to_string(),
             format!("--etcd-servers=http://127.0.0.1:{etcd_port}"),
-            "--bind-address=127.0.0.1".into(),
-            "--advertise-address=127.0.0.1".into(),
-            // The "kubernetes" Service endpoints cannot point at loopback; nothing here needs them.
-            "--endpoint-reconciler-type=none".into(),
+            format!("--bind-address={host}"),
+            format!("--advertise-address={host}"),
             format!("--secure-port={port}"),
             format!("--tls-cert-file={}", f("apiserver.crt", &serving.cert_pem)),
             format!("--tls-private-key-file={}", f("apiserver.key", &serving.key_pem)),
@@ -143,14 +164,25 @@ impl TestBed {
             // As every real cluster: the proxy-init container needs privileges.
             "--allow-privileged=true".into(),
             "--enable-admission-plugins=MutatingAdmissionWebhook".into(),
-            // No token controller runs here, so the ServiceAccount plugin would reject every pod
-            // (it requires the `default` ServiceAccount and mounts its token); the tests create
-            // the ServiceAccounts they name and the webhook itself denies a missing one.
-            "--disable-admission-plugins=ServiceAccount".into(),
             "--profiling=false".into(),
             "--v=1".into(),
         ]
         .into_iter()
+        .chain(match node_host {
+            None => vec![
+                // The "kubernetes" Service endpoints cannot point at loopback; nothing here needs them.
+                "--endpoint-reconciler-type=none".to_string(),
+                // No token controller runs here, so the ServiceAccount plugin would reject every pod
+                // (it requires the `default` ServiceAccount and mounts its token); the tests create
+                // the ServiceAccounts they name and the webhook itself denies a missing one.
+                "--disable-admission-plugins=ServiceAccount".to_string(),
+            ],
+            Some(_) => vec![
+                "--enable-aggregator-routing=true".to_string(),
+                // No cluster DNS: reach the kubelet (logs, exec) at the node's address.
+                "--kubelet-preferred-address-types=InternalIP".to_string(),
+            ],
+        })
         .chain(args.iter().cloned())
         .collect::<Vec<String>>();
         let kubeconfig = write(

@@ -1,0 +1,728 @@
+//! The chart's own images running on a real node (issue 14): a control plane
+//! ([`TestBed::start_for_node`]), a node with containerd, runc, a CNI bridge, the kubelet and
+//! kube-proxy ([`Node`]), the images built from the Dockerfile without a daemon ([`Images`]), the
+//! chart installed by real Helm, and pods that the kubelet runs and that get access tokens from the
+//! Entra stand-in (which verifies their projected tokens against the API server's JWKS).
+//!
+//! Needs root (network namespaces, mounts, cgroups) and builds the node's binaries and images on
+//! first use, so it is `#[ignore]`d in the plain `cargo test` run and run by
+//! `scripts/test.d/55-node-e2e.sh` (or `scripts/testbed/node-e2e`) with `--ignored`.
+
+#[path = "e2e/mod.rs"]
+mod e2e;
+
+use std::{
+    process::Command,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use e2e::{
+    entra::{Entra, FederatedCredential},
+    node::{Images, Node},
+    testbed::{ENTRA_AUDIENCE, TestBed, binary},
+};
+use k8s_openapi::api::{
+    admissionregistration::v1::MutatingWebhookConfiguration,
+    apps::v1::Deployment,
+    core::v1::{ConfigMap, Namespace, Pod, Secret, ServiceAccount},
+    policy::v1::PodDisruptionBudget,
+};
+use kube::{
+    Api, Client,
+    api::{EvictParams, PostParams},
+};
+use serde_json::{Value, json};
+
+const TENANT: &str = "00000000-0000-0000-0000-00000000a001";
+const CLIENT: &str = "00000000-0000-0000-0000-00000000c001";
+const SYSTEM_NS: &str = "azure-workload-identity-system";
+const APP_NS: &str = "node-app";
+/// Where the webhook mounts the token volume (the file is `token/azure-identity-token` in it).
+const TOKEN_MOUNT: &str = "/var/run/secrets/azure/wi";
+const SCOPE: &str = "https://vault.azure.net/.default";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "in-cluster: needs root and the node test bed; run by scripts/test.d/55-node-e2e.sh"]
+async fn chart_images_on_a_real_node_give_pods_tokens() {
+    let mut images = Images::build();
+    let mut node = Node::start_network();
+    let bed = TestBed::start_for_node(node.host_ip).await;
+    // The proxy sidecar calls the Entra stand-in itself: its image variant trusts the test CA.
+    images.add_trusting(&bed.ca_pem, &bed.dir, &["proxy"]);
+    node.join(&bed, &images).await;
+    let client = bed.client().await;
+
+    let entra = Entra::start_on(
+        bed.pki(),
+        vec![FederatedCredential {
+            tenant_id: TENANT.into(),
+            client_id: CLIENT.into(),
+            issuer: bed.url.clone(),
+            subject: format!("system:serviceaccount:{APP_NS}:workload"),
+            audience: ENTRA_AUDIENCE.into(),
+        }],
+        node.host_ip.into(),
+    )
+    .await;
+
+    // 1. The chart with defaults plus the tenant, our images and the cloud (Azure Stack, whose
+    //    environment file names the stand-in as authority), installed by Helm.
+    create(
+        &client,
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": SYSTEM_NS}}),
+    )
+    .await;
+    create(
+        &client,
+        json!({"apiVersion": "v1", "kind": "ConfigMap",
+               "metadata": {"name": "azure-environment", "namespace": SYSTEM_NS},
+               "data": {"env.json": json!({"activeDirectoryEndpoint": format!("{}/", entra.authority)}).to_string()}}),
+    )
+    .await;
+    let (webhook_repo, webhook_tag) = images.repository_and_tag("webhook");
+    let (proxy_repo, proxy_tag) = images.repository_and_tag("proxy-ca");
+    let (init_repo, init_tag) = images.repository_and_tag("proxy-init");
+    let values = json!({
+        "azureTenantID": TENANT,
+        "azureEnvironment": "AzureStackCloud",
+        "image": {"repository": webhook_repo, "release": webhook_tag, "pullPolicy": "Never"},
+        "proxy": {"image": {"repository": proxy_repo, "tag": proxy_tag},
+                  "initImage": {"repository": init_repo, "tag": init_tag}},
+        "extraEnv": [{"name": "AZURE_ENVIRONMENT_FILEPATH", "value": "/azure-environment/env.json"}],
+        "extraVolumes": [{"name": "azure-environment", "configMap": {"name": "azure-environment"}}],
+        "extraVolumeMounts": [{"name": "azure-environment", "mountPath": "/azure-environment", "readOnly": true}],
+    });
+    let values_file = bed.dir.join("values.json");
+    std::fs::write(&values_file, values.to_string()).expect("values file");
+    let chart = concat!(env!("CARGO_MANIFEST_DIR"), "/charts/azure-wi-webhook");
+    let helm = Command::new(binary("helm"))
+        .args(["install", "azure-wi", chart, "--namespace", SYSTEM_NS, "--values"])
+        .arg(&values_file)
+        .arg("--kubeconfig")
+        .arg(&bed.kubeconfig)
+        .output()
+        .expect("run helm");
+    assert!(
+        helm.status.success(),
+        "helm install failed:\n{}{}",
+        String::from_utf8_lossy(&helm.stdout),
+        String::from_utf8_lossy(&helm.stderr)
+    );
+    wait_webhook_ready(&client, &node).await;
+    // Self-managed certificates: the replicas wrote the Secret and the caBundle themselves.
+    let secret = Api::<Secret>::namespaced(client.clone(), SYSTEM_NS)
+        .get("azure-wi-webhook-server-cert")
+        .await
+        .expect("the webhook wrote its certificate Secret");
+    let data = secret.data.unwrap_or_default();
+    for key in ["tls.crt", "tls.key", "ca.crt"] {
+        assert!(
+            data.contains_key(key),
+            "Secret azure-wi-webhook-server-cert has no {key}"
+        );
+    }
+    let mwc = Api::<MutatingWebhookConfiguration>::all(client.clone())
+        .get("azure-wi-webhook-mutating-webhook-configuration")
+        .await
+        .expect("the chart's MutatingWebhookConfiguration");
+    let bundle = mwc.webhooks.unwrap_or_default()[0]
+        .client_config
+        .ca_bundle
+        .clone()
+        .map(|b| b.0)
+        .unwrap_or_default();
+    let ca = String::from_utf8_lossy(&data["ca.crt"].0).trim().to_string();
+    assert!(
+        !ca.is_empty() && String::from_utf8_lossy(&bundle).contains(&ca),
+        "the caBundle holds the CA of the Secret the webhook wrote"
+    );
+
+    // 2. The workload: a labelled pod without fsGroup and one with, both non-root.
+    create(
+        &client,
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": APP_NS}}),
+    )
+    .await;
+    assert!(
+        wait_for("the default ServiceAccount", Duration::from_secs(60), || async {
+            Api::<ServiceAccount>::namespaced(client.clone(), APP_NS)
+                .get_opt("default")
+                .await
+                .ok()
+                .flatten()
+                .is_some()
+        })
+        .await,
+        "kube-controller-manager created no default ServiceAccount in {APP_NS} in 60 s:\n{}",
+        node.log_tail("kube-controller-manager", 20)
+    );
+    create(
+        &client,
+        json!({"apiVersion": "v1", "kind": "ServiceAccount",
+               "metadata": {"name": "workload", "namespace": APP_NS,
+                            "annotations": {"azure.workload.identity/client-id": CLIENT}}}),
+    )
+    .await;
+    create(
+        &client,
+        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "entra-ca", "namespace": APP_NS},
+               "data": {"ca.crt": bed.ca_pem}}),
+    )
+    .await;
+    let webhook_image = images.reference("webhook");
+    for (name, fs_group) in [("no-fsgroup", None), ("fsgroup", Some(2000))] {
+        let mut security = json!({"runAsNonRoot": true, "runAsUser": 1000, "runAsGroup": 1000});
+        if let Some(g) = fs_group {
+            security["fsGroup"] = json!(g);
+        }
+        let container = |name: &str, args: Vec<&str>| {
+            json!({"name": name, "image": webhook_image, "imagePullPolicy": "Never",
+                   "command": ["/azure-wi"], "args": args,
+                   "terminationMessagePolicy": "FallbackToLogsOnError",
+                   "env": [{"name": "SSL_CERT_FILE", "value": "/entra-ca/ca.crt"}],
+                   "volumeMounts": [{"name": "entra-ca", "mountPath": "/entra-ca", "readOnly": true}]})
+        };
+        let token_file = format!("{TOKEN_MOUNT}/token/azure-identity-token");
+        create(
+            &client,
+            json!({"apiVersion": "v1", "kind": "Pod",
+                   "metadata": {"name": name, "namespace": APP_NS,
+                                "labels": {"azure.workload.identity/use": "true"},
+                                "annotations": {"azure.workload.identity/skip-containers": "skipped-env;skipped-mount"}},
+                   "spec": {"serviceAccountName": "workload", "restartPolicy": "Never",
+                            "securityContext": security,
+                            "volumes": [{"name": "entra-ca", "configMap": {"name": "entra-ca"}}],
+                            "containers": [
+                                container("app", vec!["token", "--credential", "workload-identity", SCOPE]),
+                                // Skipped: no AZURE_* variables, so workload identity is unavailable...
+                                container("skipped-env", vec!["token", "--credential", "workload-identity", SCOPE]),
+                                // ...and no token volume either.
+                                container("skipped-mount", vec!["token", "--credential", "workload-identity",
+                                    "--client-id", CLIENT, "--tenant-id", TENANT, "--token-file", &token_file, SCOPE]),
+                            ]}}),
+        )
+        .await;
+    }
+    let pods: Api<Pod> = Api::namespaced(client.clone(), APP_NS);
+    for name in ["no-fsgroup", "fsgroup"] {
+        let pod = wait_for_value(
+            &format!("pod {name} to finish"),
+            Duration::from_secs(180),
+            || async {
+                let pod = pods.get(name).await.ok()?;
+                let statuses = pod.status.as_ref()?.container_statuses.clone()?;
+                (statuses.len() == 3
+                    && statuses
+                        .iter()
+                        .all(|s| s.state.as_ref().is_some_and(|s| s.terminated.is_some())))
+                .then_some(pod)
+            },
+        )
+        .await
+        .unwrap_or_else(|| panic!("{}", diagnose(&node, name)));
+        let spec = serde_json::to_value(pod.spec.as_ref().expect("spec")).expect("spec json");
+        let status = serde_json::to_value(pod.status.as_ref().expect("status")).expect("status json");
+        let terminated = |c: &str| -> Value {
+            status["containerStatuses"]
+                .as_array()
+                .expect("statuses")
+                .iter()
+                .find(|s| s["name"] == c)
+                .map(|s| s["state"]["terminated"].clone())
+                .unwrap_or_else(|| panic!("no status of container {c}"))
+        };
+        let env_names = |c: &str| -> Vec<String> {
+            let container = spec["containers"]
+                .as_array()
+                .expect("containers")
+                .iter()
+                .find(|x| x["name"] == c)
+                .expect("container");
+            container["env"]
+                .as_array()
+                .map(|e| {
+                    e.iter()
+                        .map(|v| v["name"].as_str().unwrap_or("").to_string())
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let mounts = |c: &str| -> Vec<String> {
+            let container = spec["containers"]
+                .as_array()
+                .expect("containers")
+                .iter()
+                .find(|x| x["name"] == c)
+                .expect("container");
+            container["volumeMounts"]
+                .as_array()
+                .map(|e| {
+                    e.iter()
+                        .map(|v| v["mountPath"].as_str().unwrap_or("").to_string())
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        // The application container: mutated, and the token it read was accepted by the stand-in.
+        let app = terminated("app");
+        assert_eq!(
+            app["exitCode"], 0,
+            "pod {name}: azure-wi token failed in the app container: {app}"
+        );
+        assert!(
+            env_names("app").iter().any(|n| n == "AZURE_FEDERATED_TOKEN_FILE"),
+            "pod {name}: app not mutated"
+        );
+        assert!(
+            mounts("app").iter().any(|m| m == TOKEN_MOUNT),
+            "pod {name}: app has no token mount"
+        );
+        // The skipped containers: neither variables nor mount, seen from inside the container too.
+        for c in ["skipped-env", "skipped-mount"] {
+            assert!(
+                !env_names(c).iter().any(|n| n.starts_with("AZURE_")),
+                "pod {name}: {c} got AZURE_ variables"
+            );
+            assert!(
+                !mounts(c).iter().any(|m| m == TOKEN_MOUNT),
+                "pod {name}: {c} got the token mount"
+            );
+        }
+        let env = terminated("skipped-env");
+        assert_eq!(
+            env["exitCode"], 3,
+            "pod {name}: skipped-env should find no workload identity: {env}"
+        );
+        let mount = terminated("skipped-mount");
+        assert_ne!(
+            mount["exitCode"], 0,
+            "pod {name}: skipped-mount read a token file: {mount}"
+        );
+        assert!(
+            mount["message"]
+                .as_str()
+                .unwrap_or("")
+                .contains("azure-identity-token"),
+            "pod {name}: skipped-mount should fail on the missing token file: {mount}"
+        );
+    }
+    let issued: Vec<_> = entra
+        .issued()
+        .into_iter()
+        .filter(|i| i.client_id == CLIENT && i.scope == SCOPE)
+        .collect();
+    assert_eq!(
+        issued.len(),
+        2,
+        "one access token per pod; refused: {:?}",
+        entra.refused()
+    );
+
+    // 3. Proxy mode, native sidecar (the default on this 1.37 API server), with a pod-level
+    //    runAsUser: the application asks IMDS at 169.254.169.254 and the redirect hands it to the
+    //    proxy, which exchanges the projected token at the stand-in.
+    let pod = proxy_pod(&client, &node, &entra, webhook_image, "proxy-native", None).await;
+    let spec = serde_json::to_value(pod.spec.as_ref().expect("spec")).expect("spec json");
+    let init: Vec<&str> = spec["initContainers"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|c| c["name"].as_str()).collect())
+        .unwrap_or_default();
+    let mut sorted = init.clone();
+    sorted.sort();
+    assert_eq!(
+        sorted,
+        ["azwi-proxy", "azwi-proxy-init"],
+        "native layout: init containers {init:?}"
+    );
+    let sidecar = spec["initContainers"]
+        .as_array()
+        .expect("init containers")
+        .iter()
+        .find(|c| c["name"] == "azwi-proxy")
+        .expect("sidecar");
+    assert_eq!(
+        sidecar["restartPolicy"], "Always",
+        "the proxy is a native sidecar"
+    );
+    let status = serde_json::to_value(pod.status.as_ref().expect("status")).expect("status json");
+    let sidecar_started = status["initContainerStatuses"]
+        .as_array()
+        .expect("init statuses")
+        .iter()
+        .find(|c| c["name"] == "azwi-proxy")
+        .map(|c| c["state"].to_string())
+        .expect("sidecar status");
+    let app_started = status["containerStatuses"][0]["state"]["terminated"]["startedAt"]
+        .as_str()
+        .expect("app start")
+        .to_string();
+    let sidecar_start = started_at(&sidecar_started).expect("sidecar startedAt");
+    assert!(
+        sidecar_start <= app_started,
+        "the sidecar ({sidecar_start}) starts before the application ({app_started})"
+    );
+
+    // 4. identity-endpoint mode: no iptables, no NET_ADMIN; IDENTITY_ENDPOINT and IDENTITY_HEADER.
+    let pod = proxy_pod(
+        &client,
+        &node,
+        &entra,
+        webhook_image,
+        "identity-endpoint",
+        Some("identity-endpoint"),
+    )
+    .await;
+    let spec = serde_json::to_value(pod.spec.as_ref().expect("spec")).expect("spec json");
+    let init: Vec<&str> = spec["initContainers"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|c| c["name"].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(
+        init,
+        ["azwi-proxy"],
+        "identity-endpoint: only the sidecar, no iptables container"
+    );
+    assert!(
+        !spec.to_string().contains("NET_ADMIN"),
+        "identity-endpoint: nothing asks for NET_ADMIN"
+    );
+
+    // 3b. The classic layout (`nativeSidecar: false`): the proxy is a regular container.
+    let mut classic = values.clone();
+    classic["nativeSidecar"] = json!("false");
+    std::fs::write(&values_file, classic.to_string()).expect("values file");
+    let helm = Command::new(binary("helm"))
+        .args(["upgrade", "azure-wi", chart, "--namespace", SYSTEM_NS, "--values"])
+        .arg(&values_file)
+        .arg("--kubeconfig")
+        .arg(&bed.kubeconfig)
+        .output()
+        .expect("run helm");
+    assert!(
+        helm.status.success(),
+        "helm upgrade failed: {}",
+        String::from_utf8_lossy(&helm.stderr)
+    );
+    wait_webhook_ready(&client, &node).await;
+    let pod = proxy_pod(&client, &node, &entra, webhook_image, "proxy-classic", None).await;
+    let spec = serde_json::to_value(pod.spec.as_ref().expect("spec")).expect("spec json");
+    let names: Vec<&str> = spec["containers"]
+        .as_array()
+        .expect("containers")
+        .iter()
+        .filter_map(|c| c["name"].as_str())
+        .collect();
+    assert!(
+        names.contains(&"azwi-proxy"),
+        "classic layout: the proxy is a container: {names:?}"
+    );
+
+    // 6. Disruptions while a loop admits a labelled pod every 100 ms (server-side dry run: the
+    //    whole admission chain, our webhook through its Service, no pod to schedule): one webhook
+    //    pod deleted, then the node drained of one replica by eviction within the PDB
+    //    (minAvailable 1: the second eviction is refused while the first is replaced).
+    let stop = Arc::new(AtomicBool::new(false));
+    let admissions = tokio::spawn(admit_continuously(client.clone(), stop.clone()));
+    let webhook_pods: Api<Pod> = Api::namespaced(client.clone(), SYSTEM_NS);
+    let before = wait_serving(&client, &node, &[]).await;
+    tokio::time::sleep(Duration::from_secs(1)).await; // some admissions before the disruption
+    webhook_pods
+        .delete(&before[0], &Default::default())
+        .await
+        .expect("delete a webhook pod");
+    let after_delete = wait_serving(&client, &node, &before[..1]).await;
+    webhook_pods
+        .evict(&after_delete[0], &EvictParams::default())
+        .await
+        .expect("the first eviction is allowed by the PDB");
+    // A drain evicts the next replica too: the PDB must keep one serving. (Seen here: the API
+    // server answered 201 to that eviction yet left the pod alone, PDB disruptionsAllowed 0;
+    // what the PDB promises is asserted, whichever answer comes.)
+    let second = webhook_pods
+        .evict(&after_delete[1], &EvictParams::default())
+        .await;
+    let list = webhook_pods.list(&Default::default()).await.expect("list").items;
+    let serving: Vec<String> = list
+        .iter()
+        .filter(|p| p.metadata.deletion_timestamp.is_none())
+        .filter(|p| {
+            p.status
+                .as_ref()
+                .and_then(|s| s.conditions.as_ref())
+                .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+        })
+        .filter_map(|p| p.metadata.name.clone())
+        .collect();
+    assert!(
+        !serving.is_empty(),
+        "the PDB (minAvailable 1) let the last serving replica go: second eviction {second:?}"
+    );
+    match &second {
+        Err(kube::Error::Api(e)) if e.code == 429 => eprintln!("second eviction refused by the PDB (429)"),
+        other => eprintln!("second eviction answered {other:?}; serving replicas: {serving:?}"),
+    }
+    wait_serving(&client, &node, &after_delete[..1]).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    stop.store(true, Ordering::Relaxed);
+    let (ok, failures) = admissions.await.expect("admission loop");
+    eprintln!(
+        "admissions during the disruptions: {ok} mutated, {} failed",
+        failures.len()
+    );
+    assert!(
+        failures.is_empty(),
+        "{} of {} admissions failed during the disruptions: {:?}",
+        failures.len(),
+        ok + failures.len(),
+        &failures[..failures.len().min(5)]
+    );
+    assert!(ok >= 20, "only {ok} admissions ran");
+}
+
+/// Waits until two webhook pods, none of them named in `gone`, are Ready and not terminating,
+/// and the PDB allows one disruption again; returns their names.
+async fn wait_serving(client: &Client, node: &Node, gone: &[String]) -> Vec<String> {
+    let pods: Api<Pod> = Api::namespaced(client.clone(), SYSTEM_NS);
+    let pdbs: Api<PodDisruptionBudget> = Api::namespaced(client.clone(), SYSTEM_NS);
+    let serving = wait_for_value("two serving webhook pods", Duration::from_secs(180), || async {
+        let list = pods.list(&Default::default()).await.ok()?.items;
+        let ready: Vec<String> = list
+            .into_iter()
+            .filter(|p| p.metadata.deletion_timestamp.is_none())
+            .filter(|p| {
+                p.status
+                    .as_ref()
+                    .and_then(|s| s.conditions.as_ref())
+                    .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+            })
+            .filter_map(|p| p.metadata.name)
+            .filter(|n| !gone.contains(n))
+            .collect();
+        let pdb = pdbs.get("azure-wi-webhook-controller-manager").await.ok()?;
+        let allowed = pdb.status.map(|s| s.disruptions_allowed).unwrap_or(0);
+        (ready.len() == 2 && allowed == 1).then_some(ready)
+    })
+    .await;
+    serving.unwrap_or_else(|| {
+        panic!(
+            "no two serving webhook pods (without {gone:?}) and a PDB allowing one disruption in 180 s; kubelet:\n{}",
+            node.log_tail("kubelet", 20)
+        )
+    })
+}
+
+/// Creates a labelled pod (server-side dry run) every 100 ms until `stop`; returns how many were
+/// admitted and mutated, and the errors of the others.
+async fn admit_continuously(client: Client, stop: Arc<AtomicBool>) -> (usize, Vec<String>) {
+    let pods: Api<Pod> = Api::namespaced(client, APP_NS);
+    let pod: Pod = serde_json::from_value(json!({
+        "metadata": {"generateName": "loop-", "labels": {"azure.workload.identity/use": "true"}},
+        "spec": {"serviceAccountName": "workload",
+                 "containers": [{"name": "app", "image": "azwi.testbed/none:0"}]}}))
+    .expect("pod");
+    let params = PostParams {
+        dry_run: true,
+        ..Default::default()
+    };
+    let (mut ok, mut failures) = (0, Vec::new());
+    while !stop.load(Ordering::Relaxed) {
+        let started = Instant::now();
+        match pods.create(&params, &pod).await {
+            Ok(created) => {
+                let mutated = created.spec.as_ref().is_some_and(|s| {
+                    s.containers[0]
+                        .env
+                        .as_ref()
+                        .is_some_and(|e| e.iter().any(|v| v.name == "AZURE_FEDERATED_TOKEN_FILE"))
+                });
+                if mutated {
+                    ok += 1;
+                } else {
+                    failures.push("admitted without injection".to_string());
+                }
+            }
+            Err(e) => failures.push(e.to_string()),
+        }
+        tokio::time::sleep(Duration::from_millis(100).saturating_sub(started.elapsed())).await;
+    }
+    (ok, failures)
+}
+
+/// Creates a labelled pod with the proxy injected (`mode`: the proxy-mode annotation) whose
+/// application asks for a token as a managed identity, waits for the application to finish,
+/// and checks it got a token from the stand-in (through the proxy).
+async fn proxy_pod(
+    client: &Client,
+    node: &Node,
+    entra: &Entra,
+    image: &str,
+    name: &str,
+    mode: Option<&str>,
+) -> Pod {
+    let before = entra.issued().len();
+    let mut annotations = json!({"azure.workload.identity/inject-proxy-sidecar": "true"});
+    match mode {
+        Some(mode) => annotations["azure.workload.identity/proxy-mode"] = json!(mode),
+        // An application that knows only IMDS: without the AZURE_* variables (a managed identity
+        // credential prefers the token exchange when they are set), so its request must go to
+        // 169.254.169.254 and through the redirect.
+        None => annotations["azure.workload.identity/skip-containers"] = json!("app"),
+    }
+    create(
+        client,
+        json!({"apiVersion": "v1", "kind": "Pod",
+               "metadata": {"name": name, "namespace": APP_NS,
+                            "labels": {"azure.workload.identity/use": "true"}, "annotations": annotations},
+               "spec": {"serviceAccountName": "workload", "restartPolicy": "Never",
+                        // A pod-level user: the proxy runs as it too (no runAsUser of its own).
+                        "securityContext": {"runAsUser": 1000, "runAsGroup": 1000},
+                        "containers": [{"name": "app", "image": image, "imagePullPolicy": "Never",
+                                        "command": ["/azure-wi"],
+                                        "args": ["token", "--credential", "managed-identity", SCOPE],
+                                        "terminationMessagePolicy": "FallbackToLogsOnError"}]}}),
+    )
+    .await;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), APP_NS);
+    let pod = wait_for_value(&format!("pod {name}"), Duration::from_secs(180), || async {
+        let pod = pods.get(name).await.ok()?;
+        let statuses = pod.status.as_ref()?.container_statuses.clone()?;
+        statuses
+            .iter()
+            .any(|s| s.name == "app" && s.state.as_ref().is_some_and(|s| s.terminated.is_some()))
+            .then_some(pod)
+    })
+    .await
+    .unwrap_or_else(|| panic!("{}", diagnose(node, name)));
+    let status = serde_json::to_value(pod.status.as_ref().expect("status")).expect("status json");
+    let app = status["containerStatuses"]
+        .as_array()
+        .expect("statuses")
+        .iter()
+        .find(|c| c["name"] == "app")
+        .expect("app")
+        .clone();
+    assert_eq!(
+        app["state"]["terminated"]["exitCode"], 0,
+        "pod {name}: the application got no token through the proxy: {}\nstatus: {status}",
+        app["state"]["terminated"]
+    );
+    assert_eq!(
+        entra.issued().len(),
+        before + 1,
+        "pod {name}: one exchange at the stand-in; refused: {:?}",
+        entra.refused()
+    );
+    pod
+}
+
+fn started_at(state: &str) -> Option<String> {
+    let v: Value = serde_json::from_str(state).ok()?;
+    ["running", "terminated"]
+        .iter()
+        .find_map(|k| v[k]["startedAt"].as_str().map(str::to_string))
+}
+
+/// Waits until the webhook Deployment is rolled out: all replicas of its current template ready.
+async fn wait_webhook_ready(client: &Client, node: &Node) {
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), SYSTEM_NS);
+    let ready = wait_for(
+        "the webhook Deployment to be ready",
+        Duration::from_secs(240),
+        || async {
+            // Rolled out: every replica of the current template ready, no old one left.
+            let Ok(d) = deployments.get("azure-wi-webhook-controller-manager").await else {
+                return false;
+            };
+            let want = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+            let Some(st) = d.status.as_ref() else {
+                return false;
+            };
+            st.observed_generation == d.metadata.generation
+                && st.updated_replicas == Some(want)
+                && st.ready_replicas == Some(want)
+                && st.replicas == Some(want)
+        },
+    )
+    .await;
+    if !ready {
+        let pods: Api<Pod> = Api::namespaced(client.clone(), SYSTEM_NS);
+        let list = pods
+            .list(&Default::default())
+            .await
+            .map(|l| l.items)
+            .unwrap_or_default();
+        let states: Vec<Value> = list
+            .iter()
+            .map(|p| json!({"name": p.metadata.name, "status": p.status}))
+            .collect();
+        panic!(
+            "webhook not ready in 240 s; pods: {}\nkubelet:\n{}",
+            serde_json::to_string_pretty(&states).unwrap_or_default(),
+            node.log_tail("kubelet", 30)
+        );
+    }
+}
+
+fn diagnose(node: &Node, name: &str) -> String {
+    format!(
+        "pod {name} did not finish in 180 s; kubelet:\n{}",
+        node.log_tail("kubelet", 40)
+    )
+}
+
+async fn create(client: &Client, object: Value) {
+    let kind = object["kind"].as_str().expect("kind").to_string();
+    let ns = object["metadata"]["namespace"].as_str().map(str::to_string);
+    let pp = PostParams::default();
+    let result = match (kind.as_str(), ns) {
+        ("Namespace", _) => Api::<Namespace>::all(client.clone())
+            .create(&pp, &serde_json::from_value(object).expect("namespace"))
+            .await
+            .map(|_| ()),
+        ("ConfigMap", Some(ns)) => Api::<ConfigMap>::namespaced(client.clone(), &ns)
+            .create(&pp, &serde_json::from_value(object).expect("configmap"))
+            .await
+            .map(|_| ()),
+        ("ServiceAccount", Some(ns)) => Api::<ServiceAccount>::namespaced(client.clone(), &ns)
+            .create(&pp, &serde_json::from_value(object).expect("serviceaccount"))
+            .await
+            .map(|_| ()),
+        ("Pod", Some(ns)) => Api::<Pod>::namespaced(client.clone(), &ns)
+            .create(&pp, &serde_json::from_value(object).expect("pod"))
+            .await
+            .map(|_| ()),
+        (other, _) => panic!("create: unsupported kind {other}"),
+    };
+    result.unwrap_or_else(|e| panic!("create {kind}: {e}"));
+}
+
+/// Polls `check` every 250 ms until it is true or `deadline` passes; returns whether it became true.
+async fn wait_for<F, Fut>(_what: &str, deadline: Duration, check: F) -> bool
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    wait_for_value(_what, deadline, || async { check().await.then_some(()) })
+        .await
+        .is_some()
+}
+
+/// Polls `check` every 250 ms until it returns a value or `deadline` passes.
+async fn wait_for_value<T, F, Fut>(_what: &str, deadline: Duration, check: F) -> Option<T>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let started = Instant::now();
+    while started.elapsed() < deadline {
+        if let Some(v) = check().await {
+            return Some(v);
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    None
+}
