@@ -19,6 +19,7 @@ mod denial;
 pub mod identity_header;
 pub mod metrics;
 pub mod mutation;
+pub mod object_names;
 mod patch_builder;
 pub mod proxy_containers;
 pub mod server;
