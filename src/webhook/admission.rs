@@ -11,7 +11,7 @@ use json_patch::PatchOperation;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::denial::{Denial, excerpt, excerpt_to, quoted};
+use super::denial::{Denial, excerpt, excerpt_to};
 
 /// The most bytes of a JSON decoder's message kept in an error: it may quote the input.
 const MAX_DECODER_MESSAGE: usize = 256;
@@ -238,7 +238,7 @@ impl AdmissionRequest {
         {
             return Err(AdmissionError::NotAPod(format!(
                 "an object of kind {}",
-                quoted(object_kind)
+                excerpt(object_kind)
             )));
         }
         Ok(Self {
