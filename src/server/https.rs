@@ -41,7 +41,7 @@ pub struct ServeOptions {
     pub header_read_timeout: Duration,
     /// Most connections open at once on the listener; when a new one arrives at the cap, the
     /// oldest connection that has not sent anything yet is closed (see
-    /// [`ConnectionSlots`](super::connection_slots::ConnectionSlots)).
+    /// [`ConnectionSlots`]).
     pub max_connections: usize,
     /// How long the server keeps serving, with `Connection: close` on every HTTP/1.1 response,
     /// after shutdown is triggered and before it stops accepting.
