@@ -3,8 +3,11 @@
 //! Every accepted connection holds a slot until it ends. When every slot is taken, the
 //! connection that has waited longest without sending its first bytes (see
 //! [`super::first_bytes`]) is closed to make room: a client that holds sockets without speaking
-//! cannot keep the API server or the kubelet out. When every connection is busy with a request,
-//! the listener stops accepting until one ends (new clients wait in the kernel's backlog).
+//! cannot keep the API server or the kubelet out. A connection gets [`GRACE`] to speak before it
+//! can be closed so (time for a TLS handshake on a busy machine), so that a flood of new
+//! connections cannot close every newcomer, the API server's included, before it has spoken.
+//! When every connection is busy, or too young to close, the listener stops accepting until one
+//! ends or comes of age (new clients wait in the kernel's backlog).
 
 use std::{
     collections::VecDeque,
@@ -14,7 +17,13 @@ use std::{
     },
 };
 
-use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
+use tokio::{
+    sync::{Notify, OwnedSemaphorePermit, Semaphore},
+    time::{Duration, Instant},
+};
+
+/// How long a connection may stay silent before it can be closed to make room.
+pub const GRACE: Duration = Duration::from_secs(1);
 
 /// The slots of one listener; clones share them.
 #[derive(Clone, Debug)]
@@ -27,10 +36,21 @@ pub struct ConnectionSlots {
 }
 
 /// The state of one connection that has not spoken yet.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Quiet {
     started: AtomicBool,
     evict: Notify,
+    since: Instant,
+}
+
+/// What [`ConnectionSlots::evict_oldest_quiet`] did.
+enum Evicted {
+    /// The oldest quiet connection was told to close.
+    Done,
+    /// The oldest quiet connection may be closed after this.
+    TooYoung(Duration),
+    /// Every connection has spoken.
+    NoneQuiet,
 }
 
 /// A connection's hold on a slot; the slot is free again when this is dropped.
@@ -89,30 +109,45 @@ impl ConnectionSlots {
         self.max - self.permits.available_permits()
     }
 
-    /// Waits for a free slot, closing the oldest quiet connection when there is none.
+    /// Waits for a free slot, closing the oldest quiet connection (silent for at least
+    /// [`GRACE`]) when there is none.
     pub async fn acquire(&self) -> Slot {
-        let permit = match self.permits.clone().try_acquire_owned() {
-            Ok(permit) => permit,
-            Err(_) => {
-                if self.evict_oldest_quiet() {
+        let permit = loop {
+            if let Ok(permit) = self.permits.clone().try_acquire_owned() {
+                break permit;
+            }
+            let wait = match self.evict_oldest_quiet() {
+                Evicted::Done => {
                     tracing::debug!(
                         max = self.max,
                         "connection cap reached: closed the oldest silent connection"
                     );
-                } else {
+                    None
+                }
+                Evicted::TooYoung(left) => Some(left),
+                Evicted::NoneQuiet => {
                     tracing::warn!(
                         max = self.max,
                         "connection cap reached: waiting for a connection to end"
                     );
+                    None
                 }
-                // The semaphore is never closed.
-                match self.permits.clone().acquire_owned().await {
-                    Ok(permit) => permit,
+            };
+            let acquire = self.permits.clone().acquire_owned();
+            let until = Instant::now() + wait.unwrap_or(Duration::from_secs(3600));
+            tokio::select! {
+                permit = acquire => match permit {
+                    Ok(permit) => break permit,
                     Err(_) => unreachable!("the connection semaphore is never closed"),
-                }
+                },
+                () = tokio::time::sleep_until(until), if wait.is_some() => {}
             }
         };
-        let quiet = Arc::new(Quiet::default());
+        let quiet = Arc::new(Quiet {
+            started: AtomicBool::new(false),
+            evict: Notify::new(),
+            since: Instant::now(),
+        });
         let mut list = self.lock();
         if list.len() >= 2 * self.max {
             list.retain(|q| q.upgrade().is_some_and(|q| !q.started.load(Ordering::Acquire)));
@@ -124,18 +159,23 @@ impl ConnectionSlots {
         }
     }
 
-    /// Tells the oldest connection that has not spoken yet to close; whether there was one.
-    fn evict_oldest_quiet(&self) -> bool {
+    /// Tells the oldest connection that has not spoken yet to close, if it has had its grace.
+    fn evict_oldest_quiet(&self) -> Evicted {
         let mut list = self.lock();
         while let Some(weak) = list.pop_front() {
             if let Some(quiet) = weak.upgrade()
                 && !quiet.started.load(Ordering::Acquire)
             {
+                let age = quiet.since.elapsed();
+                if age < GRACE {
+                    list.push_front(weak);
+                    return Evicted::TooYoung(GRACE - age);
+                }
                 quiet.evict.notify_one();
-                return true;
+                return Evicted::Done;
             }
         }
-        false
+        Evicted::NoneQuiet
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<Weak<Quiet>>> {
@@ -149,7 +189,7 @@ mod tests {
 
     use super::*;
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn a_full_listener_closes_the_oldest_quiet_connection_first() {
         let slots = ConnectionSlots::new(2);
         let oldest = slots.acquire().await;
@@ -161,6 +201,11 @@ mod tests {
             let slots = slots.clone();
             async move { slots.acquire().await }
         });
+        // Not before the oldest has had its grace.
+        assert!(
+            tokio::time::timeout(GRACE / 2, oldest.evicted()).await.is_err(),
+            "evicted before its grace"
+        );
         tokio::time::timeout(Duration::from_secs(5), oldest.evicted())
             .await
             .expect("the oldest quiet connection is told to close");
