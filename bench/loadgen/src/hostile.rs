@@ -216,7 +216,7 @@ async fn hostile_connection(
             }
             // Hold until the server answers or closes.
             let mut buf = [0u8; 1024];
-            tls.read(&mut buf).await?;
+            let _answered = tls.read(&mut buf).await?;
             Ok(())
         }
         Kind::SlowLoris { drip } => {
