@@ -143,7 +143,8 @@ fn reads_a_json_pod_from_standard_input_and_prints_the_patch() {
         "sa.json",
         &json!({"metadata": {"name": "workload", "annotations": {}}}).to_string(),
     );
-    let pod = json!({"metadata": {"name": "demo"}, "spec": {"serviceAccountName": "workload", "containers": [{"name": "app"}]}});
+    let pod = json!({"metadata": {"name": "demo", "labels": {"azure.workload.identity/use": "true"}},
+        "spec": {"serviceAccountName": "workload", "containers": [{"name": "app"}]}});
     let output = run_with_stdin(
         &mut azure_wi(&[
             "--pod",
@@ -279,14 +280,25 @@ fn invalid_configuration_exits_with_2_and_names_the_variable() {
 #[test]
 fn bad_input_files_exit_with_2() {
     let dir = Dir::new();
-    let deployment = dir.file(
-        "deploy.yaml",
-        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\nspec:\n  template:\n    spec: {containers: []}\n",
+    let service = dir.file(
+        "service.yaml",
+        "apiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec: {}\n",
     );
-    let output = run(&mut azure_wi(&["--pod", path(&deployment)]));
+    let output = run(&mut azure_wi(&["--pod", path(&service)]));
     assert_eq!(output.status.code(), Some(2));
     assert!(
-        stderr(&output).contains("holds a Deployment, not a Pod (its pod template is spec.template"),
+        stderr(&output).contains("holds a Service, not a Pod (nor a Deployment, StatefulSet"),
+        "{}",
+        stderr(&output)
+    );
+    let no_template = dir.file(
+        "deploy.yaml",
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\nspec: {}\n",
+    );
+    let output = run(&mut azure_wi(&["--pod", path(&no_template)]));
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr(&output).contains("the Deployment has no pod template at spec.template"),
         "{}",
         stderr(&output)
     );
@@ -337,8 +349,8 @@ fn native_sidecar_follows_the_server_version_and_the_flag() {
     );
     assert_eq!(
         first_init(&[]),
-        (json!("azwi-proxy-init"), json!("azwi-proxy")),
-        "unknown version: classic"
+        (json!("azwi-proxy"), json!("app")),
+        "no version given: a current one, native sidecars"
     );
     assert_eq!(
         first_init(&["--server-version", "1.33", "--native-sidecar", "false"]),
@@ -370,4 +382,258 @@ fn cluster_without_a_kubeconfig_is_invalid_input() {
         "{}",
         stderr(&output)
     );
+}
+
+#[test]
+fn a_pod_without_the_label_is_not_sent_to_the_webhook_and_says_so() {
+    let dir = Dir::new();
+    let sa = dir.file("sa.yaml", SA_YAML);
+    for (labels, found) in [
+        (
+            "  labels:\n    app: web",
+            "has no label azure.workload.identity/use",
+        ),
+        (
+            "  labels:\n    azure.workload.identity/use: \"True\"",
+            "has azure.workload.identity/use: \"True\"",
+        ),
+    ] {
+        let text = POD_YAML.replace("  labels:\n    azure.workload.identity/use: \"true\"", labels);
+        let pod = dir.file("pod.yaml", &text);
+        let output = run(&mut azure_wi(&[
+            "--pod",
+            path(&pod),
+            "--service-account",
+            path(&sa),
+        ]));
+        assert_eq!(output.status.code(), Some(3), "{}", stderr(&output));
+        let message = stderr(&output);
+        assert!(message.contains("not sent to the webhook"), "{message}");
+        assert!(message.contains(found), "{message}");
+        assert!(message.contains("Add that label to metadata.labels"), "{message}");
+        // The pod as the API server creates it: unchanged.
+        let printed = stdout_json(&output);
+        assert_eq!(
+            printed["spec"]["containers"][0]["env"],
+            json!([{"name": "KEEP", "value": "1"}])
+        );
+        let patch = run(&mut azure_wi(&["--pod", path(&pod), "--output", "patch"]));
+        assert_eq!(patch.status.code(), Some(3));
+        assert_eq!(stdout_json(&patch), json!([]));
+    }
+}
+
+/// POD_YAML's metadata and spec as the pod template of `kind`.
+fn workload(kind: &str, labelled: bool) -> String {
+    let label = if labelled {
+        "azure.workload.identity/use: \"true\""
+    } else {
+        "app: web"
+    };
+    let template = format!(
+        "metadata:\n  labels:\n    {label}\nspec:\n  serviceAccountName: workload\n  containers:\n  - name: app\n    image: busybox\n"
+    );
+    let indent = |text: &str, n: usize| {
+        text.lines()
+            .map(|line| format!("{}{line}", " ".repeat(n)))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let (api, spec) = match kind {
+        "CronJob" => (
+            "batch/v1",
+            format!(
+                "  schedule: \"* * * * *\"\n  jobTemplate:\n    spec:\n      template:\n{}",
+                indent(&template, 8)
+            ),
+        ),
+        "Job" => ("batch/v1", format!("  template:\n{}", indent(&template, 4))),
+        _ => (
+            "apps/v1",
+            format!(
+                "  selector: {{matchLabels: {{app: web}}}}\n  template:\n{}",
+                indent(&template, 4)
+            ),
+        ),
+    };
+    format!("apiVersion: {api}\nkind: {kind}\nmetadata:\n  name: web\n  namespace: apps\nspec:\n{spec}\n")
+}
+
+#[test]
+fn workloads_have_their_pod_template_mutated() {
+    let dir = Dir::new();
+    let sa = dir.file("sa.yaml", SA_YAML);
+    for kind in [
+        "Deployment",
+        "StatefulSet",
+        "DaemonSet",
+        "ReplicaSet",
+        "Job",
+        "CronJob",
+    ] {
+        let prefix = if kind == "CronJob" {
+            "/spec/jobTemplate/spec/template"
+        } else {
+            "/spec/template"
+        };
+        let manifest = dir.file("workload.yaml", &workload(kind, true));
+        let output = run(&mut azure_wi(&[
+            "--pod",
+            path(&manifest),
+            "--service-account",
+            path(&sa),
+        ]));
+        assert_eq!(output.status.code(), Some(0), "{kind}: {}", stderr(&output));
+        let mutated = stdout_json(&output);
+        assert_eq!(mutated["kind"], kind);
+        assert_eq!(mutated["metadata"]["name"], "web");
+        let template = mutated.pointer(prefix).unwrap();
+        assert!(
+            env_names(&template["spec"]["containers"][0]).contains(&"AZURE_CLIENT_ID"),
+            "{kind}: {template}"
+        );
+        assert!(template["spec"]["volumes"].is_array(), "{kind}");
+        assert!(
+            template["metadata"].get("generateName").is_none(),
+            "{kind}: no preview artefacts"
+        );
+
+        // The patch applies to the workload manifest and gives the same result.
+        let output = run(&mut azure_wi(&[
+            "--pod",
+            path(&manifest),
+            "--service-account",
+            path(&sa),
+            "--output",
+            "patch",
+        ]));
+        assert_eq!(output.status.code(), Some(0), "{kind}: {}", stderr(&output));
+        let patch = stdout_json(&output);
+        for op in patch.as_array().unwrap() {
+            assert!(op["path"].as_str().unwrap().starts_with(prefix), "{kind}: {op}");
+        }
+        let mut patched: Value = serde_saphyr::from_str(&workload(kind, true)).unwrap();
+        json_patch::patch(
+            &mut patched,
+            &serde_json::from_value::<json_patch::Patch>(patch).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(patched, mutated, "{kind}");
+
+        // The label check applies to the template's labels.
+        let unlabelled = dir.file("unlabelled.yaml", &workload(kind, false));
+        let output = run(&mut azure_wi(&[
+            "--pod",
+            path(&unlabelled),
+            "--service-account",
+            path(&sa),
+        ]));
+        assert_eq!(output.status.code(), Some(3), "{kind}");
+        let expected = format!(
+            "Add that label to {}.metadata.labels",
+            prefix.trim_start_matches('/').replace('/', ".")
+        );
+        assert!(stderr(&output).contains(&expected), "{kind}: {}", stderr(&output));
+    }
+}
+
+#[test]
+fn the_service_accounts_tenant_is_enough_for_a_preview() {
+    let dir = Dir::new();
+    let pod = dir.file("pod.yaml", POD_YAML);
+    let sa = dir.file(
+        "sa.yaml",
+        &SA_YAML.replace(
+            "  annotations:\n",
+            "  annotations:\n    azure.workload.identity/tenant-id: 99999999-8888-7777-6666-555555555555\n",
+        ),
+    );
+    let output =
+        run(azure_wi(&["--pod", path(&pod), "--service-account", path(&sa)]).env_remove("AZURE_TENANT_ID"));
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let mutated = stdout_json(&output);
+    let tenant = mutated["spec"]["containers"][0]["env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == "AZURE_TENANT_ID")
+        .unwrap()["value"]
+        .clone();
+    assert_eq!(tenant, "99999999-8888-7777-6666-555555555555");
+    assert!(
+        stderr(&output).contains("azure.workload.identity/tenant-id"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn ca_data_reaches_containers_byte_for_byte() {
+    let dir = Dir::new();
+    let pem = "-----BEGIN CERTIFICATE-----\nMIIBszCCAVmgAwIBAgIU\n-----END CERTIFICATE-----\n";
+    let pod = dir.file(
+        "pod.yaml",
+        &POD_YAML.replace(
+            "  labels:",
+            "  annotations:\n    azure.workload.identity/use-identity-binding: \"true\"\n  labels:",
+        ),
+    );
+    let sa = dir.file("sa.yaml", SA_YAML);
+    let output = run(azure_wi(&[
+        "--pod",
+        path(&pod),
+        "--service-account",
+        path(&sa),
+        "--custom-token-endpoint-annotation-suffix",
+        "identity-binding",
+        "--custom-token-endpoint-audience",
+        "api://AKSIdentityBinding",
+    ])
+    .env("AZURE_KUBERNETES_TOKEN_PROXY", "https://10.0.0.1:443")
+    .env("AZURE_KUBERNETES_CA_DATA", pem));
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let mutated = stdout_json(&output);
+    let ca_data = mutated["spec"]["containers"][0]["env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == "AZURE_KUBERNETES_CA_DATA")
+        .unwrap_or_else(|| panic!("no AZURE_KUBERNETES_CA_DATA: {mutated}"))["value"]
+        .clone();
+    assert_eq!(ca_data, pem, "the trailing newline is kept");
+}
+
+#[test]
+fn every_command_answers_version() {
+    let version = env!("CARGO_PKG_VERSION");
+    for command in [
+        &[][..],
+        &["mutate"],
+        &["webhook"],
+        &["proxy"],
+        &["token"],
+        &["jwks"],
+    ] {
+        let output = Command::new(env!("CARGO_BIN_EXE_azure-wi"))
+            .args(command)
+            .arg("--version")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(0), "{command:?}: {}", stderr(&output));
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(stdout.contains(version), "{command:?}: {stdout}");
+    }
+}
+
+#[test]
+fn metrics_backend_is_case_insensitive_as_upstream() {
+    for (backend, code) in [("Prometheus", 0), ("PROMETHEUS", 0), ("statsd", 2)] {
+        let output = Command::new(env!("CARGO_BIN_EXE_azure-wi"))
+            .args(["webhook", "--metrics-backend", backend, "--version"])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(code), "{backend}: {}", stderr(&output));
+    }
 }

@@ -6,7 +6,8 @@
 //! webhook runs with a token of that ServiceAccount (so the API server authorizes it exactly as in
 //! a cluster, by the chart's rules), generates and publishes its certificates, fills its
 //! ServiceAccount cache (list + watch) and answers admissions, one of them for a ServiceAccount
-//! that is not cached (the direct GET). Then every request in the audit log must be allowed by
+//! that is not cached (the direct GET); its certificate Secret is deleted and must come back (with
+//! the same CA and the chart's labels) within seconds. Then every request in the audit log must be allowed by
 //! the chart's rules, no request may have been refused, and every verb the chart grants must
 //! have been used: the rules are the minimum, and enough.
 #![cfg(feature = "cli")]
@@ -435,6 +436,38 @@ async fn the_chart_grants_exactly_what_the_webhook_uses() {
             .all(|w| w.client_config.ca_bundle.is_some()),
         "the webhook published its CA in the chart's MutatingWebhookConfiguration"
     );
+
+    // A deleted certificate Secret is recreated at once (the webhook watches it, and the chart
+    // lets it create the Secret), with the CA it serves: the caBundle stays valid.
+    let secrets = Api::<Secret>::namespaced(admin.clone(), NS);
+    secrets
+        .delete(SECRET, &Default::default())
+        .await
+        .expect("delete the certificate Secret");
+    let deleted = Instant::now();
+    let (recreated, labels) = loop {
+        if let Some(secret) = secrets.get_opt(SECRET).await.unwrap()
+            && let Some(ca) = secret.data.as_ref().and_then(|d| d.get("ca.crt"))
+        {
+            break (ca.0.clone(), secret.metadata.labels.unwrap_or_default());
+        }
+        webhook.assert_running();
+        assert!(
+            deleted.elapsed() < Duration::from_secs(30),
+            "the deleted Secret was not recreated in 30 s; the webhook's log:\n{}",
+            webhook.log_tail()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    eprintln!("the deleted Secret was back after {:?}", deleted.elapsed());
+    assert_eq!(recreated, ca, "the recreated Secret holds another CA");
+    assert_eq!(
+        labels.get("app").map(String::as_str),
+        Some("workload-identity-webhook"),
+        "the recreated Secret lost the chart's labels: {labels:?}"
+    );
+    let again = admit(review("00000000-0000-0000-0000-000000000003", "team-a", "app")).await;
+    assert_eq!(again["allowed"], true, "{again}");
     webhook.stop("TERM");
 
     // What the chart grants, as the API server stored it.

@@ -162,7 +162,8 @@ async fn mutate_cluster_reads_the_service_account_and_the_server_version() {
     let file = dir.path().join("pod.json");
     let manifest = json!({
         "apiVersion": "v1", "kind": "Pod",
-        "metadata": {"name": "p", "annotations": {"azure.workload.identity/inject-proxy-sidecar": "true"}},
+        "metadata": {"name": "p", "labels": {"azure.workload.identity/use": "true"},
+            "annotations": {"azure.workload.identity/inject-proxy-sidecar": "true"}},
         "spec": {"serviceAccountName": "workload", "containers": [{"name": "app", "image": "busybox"}]},
     });
     std::fs::write(&file, manifest.to_string()).unwrap();

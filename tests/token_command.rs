@@ -226,3 +226,278 @@ async fn azure_pipelines_oidc_then_exchange() {
         "{err}"
     );
 }
+
+// --- hostile input (issue 15 items 7 to 13) and TLS trust (issue 17 item 2) ---
+
+fn pipelines_args() -> [&'static str; 10] {
+    [
+        "token",
+        "--credential",
+        "azure-pipelines",
+        "--tenant-id",
+        "t-p",
+        "--client-id",
+        "c-p",
+        "--service-connection-id",
+        "sc-9",
+        SCOPE,
+    ]
+}
+
+/// Item 7: an endless Entra answer and a 300 MiB Pipelines answer stop at 64 KiB with an error
+/// naming the endpoint and the limit (never "(empty body)").
+#[tokio::test]
+async fn oversized_answers_stop_at_the_cap() {
+    use support::test_server::Stream;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("t");
+    std::fs::write(&file, "sa-jwt").unwrap();
+    let entra = TestServer::scripted([Reply::status(200).stream(Stream::Endless)]).await;
+    let out = run_azure_wi(&["token", SCOPE], &workload_env(&entra, &file)).await;
+    assert_eq!(out.status.code(), Some(1));
+    let message = last_stderr_json(&out)["message"].as_str().unwrap().to_owned();
+    assert!(
+        message.contains(&entra.url()) && message.contains("65536 bytes"),
+        "{message}"
+    );
+
+    let oidc = TestServer::scripted([Reply::status(200).stream(Stream::Repeat { len: 300 << 20 })]).await;
+    let entra = TestServer::scripted([]).await;
+    let env = [
+        (
+            "SYSTEM_OIDCREQUESTURI",
+            format!("{}/org/_apis/oidctoken", oidc.url()),
+        ),
+        ("SYSTEM_ACCESSTOKEN", "job-token".to_owned()),
+        ("AZURE_AUTHORITY_HOST", entra.url()),
+    ];
+    let out = run_azure_wi(&pipelines_args(), &env).await;
+    assert_eq!(out.status.code(), Some(1));
+    let message = last_stderr_json(&out)["message"].as_str().unwrap().to_owned();
+    assert!(
+        message.contains("/org/_apis/oidctoken")
+            && message.contains("65536 bytes")
+            && !message.contains("(empty body)")
+            && !message.contains("job-token"),
+        "{message}"
+    );
+    assert_eq!(entra.request_count(), 0);
+}
+
+/// Item 8: `/dev/zero`, a FIFO and a directory as AZURE_FEDERATED_TOKEN_FILE are refused at once,
+/// naming the variable and the path; nothing is sent.
+#[cfg(unix)]
+#[tokio::test]
+async fn hostile_token_files_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("fifo");
+    assert!(
+        std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let entra = TestServer::scripted([]).await;
+    for (file, kind) in [
+        (std::path::PathBuf::from("/dev/zero"), "device"),
+        (fifo, "FIFO"),
+        (dir.path().to_owned(), "directory"),
+    ] {
+        let env = workload_env(&entra, &file);
+        let run = run_azure_wi(&["token", SCOPE], &env);
+        let out = tokio::time::timeout(std::time::Duration::from_secs(20), run)
+            .await
+            .unwrap_or_else(|_| panic!("{} hangs", file.display()));
+        assert_eq!(out.status.code(), Some(1), "{}", file.display());
+        let message = last_stderr_json(&out)["message"].as_str().unwrap().to_owned();
+        assert!(
+            message.contains("AZURE_FEDERATED_TOKEN_FILE")
+                && message.contains(&file.display().to_string())
+                && message.contains(kind),
+            "{message}"
+        );
+    }
+    assert_eq!(entra.request_count(), 0);
+}
+
+/// Item 9: `refresh_in` of 3e11 (any shape) panicked (exit 101); now it is "refresh at expiry".
+#[tokio::test]
+async fn a_huge_refresh_in_never_panics() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("t");
+    std::fs::write(&file, "sa-jwt").unwrap();
+    for refresh_in in [
+        json!(300_000_000_000i64),
+        json!(3e11),
+        json!("300000000000"),
+        json!(1e300),
+    ] {
+        let entra = TestServer::scripted([Reply::json(
+            200,
+            json!({"access_token": "at", "expires_in": 3599, "refresh_in": refresh_in}),
+        )])
+        .await;
+        let out = run_azure_wi(&["token", SCOPE], &workload_env(&entra, &file)).await;
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{refresh_in}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let body = stdout_json(&out);
+        assert_eq!(body["refresh_on"], body["expires_on"], "{refresh_in}");
+    }
+}
+
+/// Item 11: a token that is already expired is an authentication failure naming the field.
+#[tokio::test]
+async fn already_expired_tokens_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("t");
+    std::fs::write(&file, "sa-jwt").unwrap();
+    for (answer, field) in [
+        (json!({"access_token": "at", "expires_in": 0}), "expires_in"),
+        (json!({"access_token": "at", "expires_on": 0}), "expires_on"),
+        (json!({"access_token": "at", "expires_on": 1}), "expires_on"),
+        (
+            json!({"access_token": "at", "expires_on": now() - 60}),
+            "expires_on",
+        ),
+    ] {
+        let entra = TestServer::scripted([Reply::json(200, answer.clone())]).await;
+        let out = run_azure_wi(&["token", SCOPE], &workload_env(&entra, &file)).await;
+        assert_eq!(out.status.code(), Some(1), "{answer}");
+        assert!(out.stdout.is_empty(), "{answer}");
+        let err = last_stderr_json(&out);
+        assert_eq!(err["error"], "authentication_failed");
+        let message = err["message"].as_str().unwrap();
+        assert!(
+            message.contains("already expired") && message.contains(&format!("`{field}`")),
+            "{message}"
+        );
+    }
+}
+
+/// Item 12: `.`, `..` and a 10,000-character tenant are refused before any request, naming
+/// the variable or the flag.
+#[tokio::test]
+async fn dot_and_overlong_tenants_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("t");
+    std::fs::write(&file, "sa-jwt").unwrap();
+    let entra = TestServer::scripted([]).await;
+    let long = "a".repeat(10_000);
+    for tenant in [".", "..", long.as_str()] {
+        let mut env = workload_env(&entra, &file);
+        env[0].1 = tenant.to_owned();
+        let out = run_azure_wi(&["token", SCOPE], &env).await;
+        assert_eq!(out.status.code(), Some(2));
+        let message = last_stderr_json(&out)["message"].as_str().unwrap().to_owned();
+        assert!(message.contains("AZURE_TENANT_ID"), "{message}");
+        assert!(message.len() < 600, "the tenant is quoted shortened: {message}");
+        let out = run_azure_wi(
+            &["token", "--tenant-id", tenant, SCOPE],
+            &workload_env(&entra, &file),
+        )
+        .await;
+        assert_eq!(out.status.code(), Some(2));
+    }
+    assert_eq!(entra.request_count(), 0);
+}
+
+/// Item 13: no bearer token over plain http off this machine; user info never printed.
+#[tokio::test]
+async fn plain_http_and_user_info_are_refused() {
+    let entra = TestServer::scripted([]).await;
+    let env = [
+        (
+            "SYSTEM_OIDCREQUESTURI",
+            "http://10.255.255.1/org/_apis/oidctoken".to_owned(),
+        ),
+        ("SYSTEM_ACCESSTOKEN", "job-token".to_owned()),
+        ("AZURE_AUTHORITY_HOST", entra.url()),
+    ];
+    let out = run_azure_wi(&pipelines_args(), &env).await;
+    assert_eq!(out.status.code(), Some(2));
+    let message = last_stderr_json(&out)["message"].as_str().unwrap().to_owned();
+    assert!(
+        message.contains("SYSTEM_OIDCREQUESTURI") && message.contains("plain http"),
+        "{message}"
+    );
+
+    let env = [
+        (
+            "IDENTITY_ENDPOINT",
+            "http://admin:pw-s3cr3t@127.0.0.1:1/msi/token".to_owned(),
+        ),
+        ("IDENTITY_HEADER", "header-value".to_owned()),
+    ];
+    let out = run_azure_wi(&["token", "--credential", "managed-identity", SCOPE], &env).await;
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("IDENTITY_ENDPOINT"), "{stderr}");
+    assert!(
+        !stderr.contains("pw-s3cr3t") && !stderr.contains("admin:"),
+        "{stderr}"
+    );
+    assert_eq!(entra.request_count(), 0);
+}
+
+/// Issue 17 item 2: a self-signed CA:TRUE certificate in SSL_CERT_FILE is trusted (rustls
+/// alone said `invalid peer certificate: Other(OtherErr)`); a certificate that is not in it is
+/// refused in words naming SSL_CERT_FILE.
+#[tokio::test]
+async fn self_signed_ca_certificate_in_ssl_cert_file() {
+    use support::test_server::self_signed;
+    let now_t = time::OffsetDateTime::now_utc();
+    let (from, to) = (now_t - time::Duration::days(1), now_t + time::Duration::days(30));
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("t");
+    std::fs::write(&file, "sa-jwt").unwrap();
+    let (cert, key, pem) = self_signed(&["127.0.0.1", "localhost"], true, from, to);
+    let bundle = dir.path().join("bundle.pem");
+    std::fs::write(&bundle, &pem).unwrap();
+    let entra = TestServer::scripted_tls_with([Reply::token("tls-at", 3599)], vec![cert], key).await;
+    let mut env = workload_env(&entra, &file);
+    env.push(("SSL_CERT_FILE", bundle.display().to_string()));
+    let out = run_azure_wi(&["token", SCOPE], &env).await;
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(stdout_json(&out)["access_token"], "tls-at");
+
+    let (other, other_key, _) = self_signed(&["127.0.0.1", "localhost"], true, from, to);
+    let stranger = TestServer::scripted_tls_with([], vec![other], other_key).await;
+    let mut env = workload_env(&stranger, &file);
+    env.push(("SSL_CERT_FILE", bundle.display().to_string()));
+    let out = run_azure_wi(&["token", SCOPE], &env).await;
+    assert_eq!(out.status.code(), Some(1));
+    let message = last_stderr_json(&out)["message"].as_str().unwrap().to_owned();
+    assert!(
+        message.contains(&format!("SSL_CERT_FILE={}", bundle.display())) && !message.contains("OtherErr"),
+        "{message}"
+    );
+}
+
+/// Item 10: a server dripping its answer (a byte every 5 s) kept the command waiting for ever;
+/// now the overall deadline (`--timeout`, default 60 s) ends it and names itself.
+#[tokio::test]
+async fn a_dripping_entra_is_stopped_by_the_deadline() {
+    use support::test_server::Stream;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("t");
+    std::fs::write(&file, "sa-jwt").unwrap();
+    let entra = TestServer::scripted([Reply::token("at", 3599).stream(Stream::Drip {
+        every: std::time::Duration::from_secs(5),
+    })])
+    .await;
+    let started = std::time::Instant::now();
+    let out = run_azure_wi(&["token", "--timeout", "2", SCOPE], &workload_env(&entra, &file)).await;
+    let waited = started.elapsed();
+    assert_eq!(out.status.code(), Some(1));
+    let message = last_stderr_json(&out)["message"].as_str().unwrap().to_owned();
+    assert!(
+        message.contains("gave up after 2 s, the overall deadline") && message.contains(&entra.url()),
+        "{message}"
+    );
+    assert!(waited < std::time::Duration::from_secs(15), "{waited:?}");
+}

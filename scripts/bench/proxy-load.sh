@@ -27,7 +27,7 @@ port=""
 for _ in $(seq 100); do
   port="$(python3 -c 'import json,sys
 for line in open(sys.argv[1]):
-    f = json.loads(line).get("fields", {})
+    f = json.loads(line)
     if f.get("message") == "token proxy listening" and f["addr"].startswith("127.0.0.1:"):
         print(f["addr"].split(":")[1]); break' "$work/proxy.log" 2>/dev/null || true)"
   [ -n "$port" ] && break; sleep 0.1

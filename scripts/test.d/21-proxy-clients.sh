@@ -59,7 +59,7 @@ pids+=($proxy_pid)
 for _ in $(seq 100); do grep -q '"token proxy listening"' "$work/proxy.log" 2>/dev/null && break; sleep 0.1; done
 port="$(python3 -c 'import json,sys
 for line in open(sys.argv[1]):
-    f = json.loads(line).get("fields", {})
+    f = json.loads(line)
     if f.get("message") == "token proxy listening" and f["addr"].startswith("127.0.0.1:"):
         print(f["addr"].split(":")[1]); break' "$work/proxy.log")"
 [ -n "$port" ] || { cat "$work/proxy.log"; echo "the proxy did not start" >&2; exit 1; }

@@ -1,8 +1,10 @@
 //! The command line: one file per command.
 
+mod jwks;
 mod logging;
 mod mutate;
 mod proxy;
+mod signing_key;
 mod token;
 mod webhook;
 
@@ -12,7 +14,7 @@ use clap::{Parser, Subcommand};
 
 /// Azure workload identity for Kubernetes.
 #[derive(Debug, Parser)]
-#[command(name = "azure-wi", version, about)]
+#[command(name = "azure-wi", version, about, propagate_version = true)]
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -28,6 +30,8 @@ enum Command {
     Webhook(Box<webhook::WebhookArgs>),
     /// Serves tokens over the IMDS (and App Service) protocol on localhost.
     Proxy(proxy::ProxyArgs),
+    /// Writes the JSON Web Key Set of service-account signing keys (exit 0; 1 cannot write, 2 invalid input).
+    Jwks(jwks::JwksArgs),
 }
 
 impl Cli {
@@ -37,6 +41,7 @@ impl Cli {
             Command::Mutate(args) => args.run(),
             Command::Token(args) => args.run(),
             Command::Webhook(args) => args.run(),
+            Command::Jwks(args) => args.run(),
             Command::Proxy(args) => args.run().unwrap_or_else(|error| {
                 if tracing::dispatcher::has_been_set() {
                     tracing::error!(error = format!("{error:#}"), "failed");

@@ -1,7 +1,10 @@
-//! `azure-wi mutate`: shows what the webhook does to a pod manifest, without a cluster or with one.
+//! `azure-wi mutate`: shows what the webhook does to a pod manifest, or to the pod template of a
+//! Deployment, StatefulSet, DaemonSet, ReplicaSet, Job or CronJob, without a cluster or with one.
 //!
-//! Exit codes are a contract: 0 mutated (the pod, the patch or the review on stdout), 1 denied
-//! (the message on stderr), 2 invalid configuration or input.
+//! Exit codes are a contract: 0 mutated (the pod or workload, the patch or the review on stdout),
+//! 1 denied (the message on stderr), 2 invalid configuration or input, 3 not sent to the webhook
+//! (the pod lacks the label `azure.workload.identity/use: "true"`: the manifest unchanged or an
+//! empty patch on stdout, the reason on stderr).
 
 use std::{
     io::{Read, Write},
@@ -12,6 +15,7 @@ use std::{
 use azure_wi::webhook::{
     AdmissionRequest, ConfigArgs, Denial,
     admission::{GroupVersionKind, ReviewVersion},
+    annotations::{TENANT_ID, USE_LABEL},
     config::parse_server_version,
     mutate,
     mutation::{ServiceAccount, service_account_name},
@@ -21,10 +25,28 @@ use serde_json::Value;
 /// The uid of the AdmissionReview printed by `--output review`.
 const PREVIEW_UID: &str = "00000000-0000-0000-0000-000000000000";
 
+/// The Kubernetes version assumed without `--server-version` or `--cluster`: a current one, so
+/// `--native-sidecar=auto` previews native sidecars as today's clusters get them.
+const DEFAULT_SERVER_VERSION: (u32, u32) = (1, 37);
+
+/// Workload kinds whose pod template is previewed, and where the template sits.
+const WORKLOADS: [(&str, &str); 6] = [
+    ("Deployment", "/spec/template"),
+    ("StatefulSet", "/spec/template"),
+    ("DaemonSet", "/spec/template"),
+    ("ReplicaSet", "/spec/template"),
+    ("Job", "/spec/template"),
+    ("CronJob", "/spec/jobTemplate/spec/template"),
+];
+
+/// Exit code when the API server would not send the pod to the webhook.
+const NOT_SENT: u8 = 3;
+
 /// Arguments of `azure-wi mutate`.
 #[derive(Debug, clap::Args)]
 pub struct MutateArgs {
-    /// The pod manifest, YAML or JSON; `-` reads standard input.
+    /// The pod manifest, or a Deployment, StatefulSet, DaemonSet, ReplicaSet, Job or CronJob
+    /// (its pod template is previewed); YAML or JSON; `-` reads standard input.
     #[arg(long, value_name = "FILE")]
     pod: PathBuf,
 
@@ -47,7 +69,7 @@ pub struct MutateArgs {
     output: Output,
 
     /// The Kubernetes version that `--native-sidecar=auto` compares with 1.32 (MAJOR.MINOR);
-    /// with --cluster it is asked from the API server.
+    /// with --cluster it is asked from the API server; otherwise 1.37 (native sidecars).
     #[arg(long = "server-version", value_name = "MAJOR.MINOR")]
     server_version: Option<String>,
 
@@ -96,13 +118,31 @@ impl MutateArgs {
                 "--pod and --service-account cannot both read standard input".into(),
             ));
         }
-        let pod = read_manifest(&pod_file, "--pod", "Pod")?;
+        let manifest = read_manifest(&pod_file, "--pod", "Pod")?;
+        let template = template_pointer(&manifest);
+        let pod = match template {
+            Some(pointer) => pod_of_template(&manifest, pointer, &pod_file)?,
+            None => manifest.clone(),
+        };
+        // The API server's objectSelector comes first: an unlabelled pod never reaches the webhook.
+        if let Some(reason) = not_sent_reason(&pod, template) {
+            eprintln!("{reason}");
+            let unchanged = match output {
+                Output::Pod => Some(pretty(&manifest)),
+                Output::Patch => Some("[]".to_owned()),
+                Output::Review => None,
+            };
+            if let Some(text) = unchanged {
+                print(&text)?;
+            }
+            return Ok(ExitCode::from(NOT_SENT));
+        }
         let sa_manifest = sa_file
             .as_deref()
             .map(|file| read_manifest(file, "--service-account", "ServiceAccount"))
             .transpose()?;
         let namespace = namespace
-            .or_else(|| metadata_str(&pod, "namespace"))
+            .or_else(|| metadata_str(&manifest, "namespace"))
             .or_else(|| sa_manifest.as_ref().and_then(|sa| metadata_str(sa, "namespace")))
             .unwrap_or_else(|| "default".to_owned());
         let sa_name = service_account_name(&pod).to_owned();
@@ -126,6 +166,23 @@ impl MutateArgs {
                 .transpose()?
                 .flatten()
         };
+        let version = version.or(Some(DEFAULT_SERVER_VERSION));
+        let mut config = config;
+        if config
+            .tenant_id
+            .as_deref()
+            .is_none_or(|tenant| tenant.trim().is_empty())
+        {
+            // A preview needs no webhook tenant when the ServiceAccount names its own.
+            if let Some(Ok(sa)) = &service_account
+                && let Some(tenant) = sa.annotations.get(TENANT_ID).filter(|t| !t.trim().is_empty())
+            {
+                eprintln!(
+                    "note: no AZURE_TENANT_ID / --tenant-id: the ServiceAccount's {TENANT_ID} {tenant} is used"
+                );
+                config.tenant_id = Some(tenant.clone());
+            }
+        }
         let config = config
             .into_config(version)
             .map_err(|error| Invalid(format!("invalid configuration: {error}")))?;
@@ -140,9 +197,16 @@ impl MutateArgs {
                 let mut mutated = pod.clone();
                 json_patch::patch(&mut mutated, ops)
                     .map_err(|error| Invalid(format!("internal error: the patch does not apply: {error}")))?;
-                Some(pretty(&mutated))
+                match template {
+                    Some(pointer) => {
+                        let mut workload = manifest.clone();
+                        put_template(&mut workload, pointer, mutated);
+                        Some(pretty(&workload))
+                    }
+                    None => Some(pretty(&mutated)),
+                }
             }
-            (Ok(ops), Output::Patch) => Some(pretty(ops)),
+            (Ok(ops), Output::Patch) => Some(pretty(&patch_for(ops, template))),
             (_, Output::Review) => {
                 let request = AdmissionRequest {
                     api_version: ReviewVersion::V1,
@@ -165,13 +229,7 @@ impl MutateArgs {
             (Err(_), _) => None,
         };
         if let Some(text) = printed {
-            let written = writeln!(std::io::stdout().lock(), "{text}");
-            if let Err(error) = written.and_then(|()| std::io::stdout().flush()) {
-                // A closed pipe (`| head`) is the reader's choice, not a failure.
-                if error.kind() != std::io::ErrorKind::BrokenPipe {
-                    return Err(Invalid(format!("cannot write to standard output: {error}")));
-                }
-            }
+            print(&text)?;
         }
         match outcome {
             Ok(_) => Ok(ExitCode::SUCCESS),
@@ -181,6 +239,114 @@ impl MutateArgs {
             }
         }
     }
+}
+
+fn print(text: &str) -> Result<(), Invalid> {
+    let written = writeln!(std::io::stdout().lock(), "{text}");
+    match written.and_then(|()| std::io::stdout().flush()) {
+        // A closed pipe (`| head`) is the reader's choice, not a failure.
+        Err(error) if error.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(Invalid(format!("cannot write to standard output: {error}")))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Where a workload manifest keeps its pod template; `None` for a pod.
+fn template_pointer(manifest: &Value) -> Option<&'static str> {
+    let kind = manifest.get("kind").and_then(Value::as_str)?;
+    WORKLOADS
+        .iter()
+        .find(|(name, _)| *name == kind)
+        .map(|(_, pointer)| *pointer)
+}
+
+/// The pod a workload's controller creates from its template (as far as the webhook sees it).
+fn pod_of_template(manifest: &Value, pointer: &str, file: &Path) -> Result<Value, Invalid> {
+    let kind = manifest.get("kind").and_then(Value::as_str).unwrap_or_default();
+    let template = manifest
+        .pointer(pointer)
+        .filter(|t| t.get("spec").is_some_and(Value::is_object))
+        .ok_or_else(|| {
+            Invalid(format!(
+                "--pod {}: the {kind} has no pod template at {} (with a spec)",
+                file.display(),
+                pointer.trim_start_matches('/').replace('/', ".")
+            ))
+        })?;
+    let mut metadata = template
+        .get("metadata")
+        .cloned()
+        .unwrap_or_else(|| serde_json::json!({}));
+    if let (Some(metadata), Some(name)) = (metadata.as_object_mut(), metadata_str(manifest, "name")) {
+        // Controllers name their pods after the workload; the webhook sees only the prefix.
+        metadata
+            .entry("generateName")
+            .or_insert_with(|| Value::String(format!("{name}-")));
+    }
+    Ok(serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": metadata,
+        "spec": template["spec"],
+    }))
+}
+
+/// Puts a mutated pod's metadata and spec back into the workload's template.
+fn put_template(workload: &mut Value, pointer: &str, pod: Value) {
+    if let Some(template) = workload.pointer_mut(pointer) {
+        let mut metadata = pod.get("metadata").cloned().unwrap_or_default();
+        let original = template.get("metadata");
+        if let Some(metadata) = metadata.as_object_mut()
+            && original.and_then(|m| m.get("generateName")).is_none()
+        {
+            // The name prefix was the preview's, not the template's.
+            metadata.remove("generateName");
+        }
+        if original.is_some() || metadata.as_object().is_some_and(|m| !m.is_empty()) {
+            template["metadata"] = metadata;
+        }
+        template["spec"] = pod.get("spec").cloned().unwrap_or_default();
+    }
+}
+
+/// The JSON Patch as printed: for a workload, its paths point into the pod template.
+fn patch_for(ops: &[json_patch::PatchOperation], template: Option<&str>) -> Value {
+    let mut value = serde_json::to_value(ops).unwrap_or_default();
+    if let (Some(prefix), Some(ops)) = (template, value.as_array_mut()) {
+        for op in ops.iter_mut().filter_map(Value::as_object_mut) {
+            for key in ["path", "from"] {
+                if let Some(Value::String(path)) = op.get_mut(key) {
+                    *path = format!("{prefix}{path}");
+                }
+            }
+        }
+    }
+    value
+}
+
+/// Why the API server would not send this pod to the webhook, if it would not.
+fn not_sent_reason(pod: &Value, template: Option<&str>) -> Option<String> {
+    let label = pod.get("metadata")?.get("labels").and_then(|l| l.get(USE_LABEL));
+    if label.and_then(Value::as_str) == Some("true") {
+        return None;
+    }
+    let labels = match template {
+        Some(pointer) => format!(
+            "{}.metadata.labels",
+            pointer.trim_start_matches('/').replace('/', ".")
+        ),
+        None => "metadata.labels".to_owned(),
+    };
+    let found = match label {
+        Some(value) => format!("has {USE_LABEL}: {value} (label values are exact: \"true\")"),
+        None => format!("has no label {USE_LABEL}"),
+    };
+    Some(format!(
+        "not sent to the webhook: the pod {found}, so the API server creates it unchanged (the \
+         MutatingWebhookConfiguration selects pods labelled {USE_LABEL}: \"true\"). Add that label \
+         to {labels}."
+    ))
 }
 
 fn pretty(value: &impl serde::Serialize) -> String {
@@ -226,9 +392,10 @@ fn read_manifest(file: &Path, flag: &str, kind: &str) -> Result<Value, Invalid> 
     match value.get("kind").and_then(Value::as_str) {
         None => Ok(value),
         Some(found) if found == kind => Ok(value),
+        Some(found) if kind == "Pod" && WORKLOADS.iter().any(|(name, _)| *name == found) => Ok(value),
         Some(found) => {
-            let hint = if value.pointer("/spec/template/spec").is_some() {
-                " (its pod template is spec.template: pass that as a Pod)"
+            let hint = if kind == "Pod" {
+                " (nor a Deployment, StatefulSet, DaemonSet, ReplicaSet, Job or CronJob)"
             } else {
                 ""
             };

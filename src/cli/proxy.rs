@@ -67,7 +67,12 @@ impl ProxyArgs {
                 ExitCode::FAILURE
             });
         }
+        // Once, at start: the version and the effective settings (the identity header is not logged).
         tracing::info!(
+            version = env!("CARGO_PKG_VERSION"),
+            log_level = ?log_level,
+            imds_endpoint = %config.imds_endpoint,
+            max_credentials = config.max_credentials,
             port = config.port,
             tenant_id = %config.tenant_id,
             default_client_id = config.default_client_id.as_deref().unwrap_or(""),

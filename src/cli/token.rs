@@ -3,7 +3,7 @@
 //! ```text
 //! azure-wi token [--credential auto|managed-identity|workload-identity|azure-pipelines]
 //!     [--client-id ID] [--object-id ID] [--resource-id ID] [--tenant-id ID] [--token-file PATH]
-//!     [--service-connection-id ID] SCOPE...
+//!     [--service-connection-id ID] [--timeout SECONDS] SCOPE...
 //! ```
 //!
 //! Success: exit 0 and one JSON object on stdout,
@@ -17,8 +17,8 @@ use std::{ffi::OsString, io::Write, path::PathBuf, process::ExitCode, sync::Arc}
 
 use azure_wi::credential::{
     AccessToken, AzurePipelinesCredential, Env, Error, ErrorKind, ManagedIdentityCredential,
-    ManagedIdentityCredentialOptions, PlatformCredential, PlatformCredentialOptions, Secret, TokenCredential,
-    UserAssignedId, WorkloadIdentityCredential, WorkloadIdentityCredentialOptions,
+    ManagedIdentityCredentialOptions, PlatformCredential, PlatformCredentialOptions, RequestTimeouts, Secret,
+    TokenCredential, UserAssignedId, WorkloadIdentityCredential, WorkloadIdentityCredentialOptions,
 };
 use clap::{Parser, ValueEnum};
 
@@ -38,6 +38,7 @@ pub struct TokenArgs {
 #[derive(Debug, Parser)]
 #[command(
     name = "azure-wi token",
+    version,
     about = "Prints an access token for SCOPE... as JSON"
 )]
 struct TokenCommand {
@@ -64,9 +65,23 @@ struct TokenCommand {
     /// The service connection (Azure Pipelines). Default: AZURESUBSCRIPTION_SERVICE_CONNECTION_ID.
     #[arg(long, value_name = "ID")]
     service_connection_id: Option<String>,
+    /// The overall deadline of the token request in seconds, all retries included (default: 60,
+    /// 120 for IMDS).
+    #[arg(long, value_name = "SECONDS", value_parser = parse_timeout)]
+    timeout: Option<std::time::Duration>,
     /// The scopes, e.g. https://management.azure.com/.default.
     #[arg(value_name = "SCOPE", required = true)]
     scopes: Vec<String>,
+}
+
+/// A positive number of seconds, at most a day.
+fn parse_timeout(value: &str) -> Result<std::time::Duration, String> {
+    value
+        .parse::<f64>()
+        .ok()
+        .filter(|s| s.is_finite() && *s > 0.0 && *s <= 86_400.0)
+        .map(std::time::Duration::from_secs_f64)
+        .ok_or_else(|| format!("{value:?} is not a number of seconds between 0 and 86400"))
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -155,6 +170,10 @@ impl TokenCommand {
 
     fn build(&self, env: &Env) -> Result<Arc<dyn TokenCredential>, Error> {
         let object_or_resource = self.object_id.is_some() || self.resource_id.is_some();
+        let timeouts = RequestTimeouts {
+            deadline: self.timeout,
+            ..Default::default()
+        };
         Ok(match self.credential {
             CredentialChoice::Auto => {
                 self.refuse(&[("service-connection-id", self.service_connection_id.is_some())])?;
@@ -164,6 +183,7 @@ impl TokenCommand {
                     tenant_id: self.tenant_id.clone(),
                     token_file_path: self.token_file.clone(),
                     env: env.clone(),
+                    timeouts,
                     ..Default::default()
                 }))?
             }
@@ -176,6 +196,7 @@ impl TokenCommand {
                 ManagedIdentityCredential::new(Some(ManagedIdentityCredentialOptions {
                     user_assigned_id: self.user_assigned_id(),
                     env: env.clone(),
+                    timeouts,
                     ..Default::default()
                 }))?
             }
@@ -189,6 +210,7 @@ impl TokenCommand {
                     client_id: self.client_id.clone(),
                     token_file_path: self.token_file.clone(),
                     env: env.clone(),
+                    timeouts,
                     ..Default::default()
                 }))?
             }
@@ -226,6 +248,7 @@ impl TokenCommand {
                     Secret::new(system_token),
                     Some(azure_wi::credential::AzurePipelinesCredentialOptions {
                         env: env.clone(),
+                        timeouts,
                         ..Default::default()
                     }),
                 )?
@@ -270,12 +293,10 @@ fn exit_code(kind: ErrorKind) -> u8 {
     }
 }
 
-/// Logs go to stderr, filtered by `RUST_LOG` (errors only by default), before the JSON line.
+/// Logs go to stderr as the other commands' JSON records, filtered by `RUST_LOG` (errors only by
+/// default), before the JSON line.
 fn init_tracing() {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .with_writer(std::io::stderr)
-        .try_init();
+    let _ = super::logging::install("error", true);
 }
 
 #[cfg(test)]
@@ -304,6 +325,14 @@ mod tests {
             "a scope is required"
         );
         assert!(TokenCommand::try_parse_from([COMMAND, "--credential", "cli", "s"]).is_err());
+        let c = TokenCommand::try_parse_from([COMMAND, "--timeout", "2.5", "s"]).unwrap();
+        assert_eq!(c.timeout, Some(std::time::Duration::from_millis(2500)));
+        for bad in ["0", "-1", "soon", "1e9", "NaN"] {
+            assert!(
+                TokenCommand::try_parse_from([COMMAND, "--timeout", bad, "s"]).is_err(),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

@@ -40,8 +40,9 @@ pub struct WebhookArgs {
     #[arg(long, default_value = ":8095")]
     metrics_addr: String,
 
-    /// Metrics backend; only `prometheus` exists (accepted for upstream's chart).
-    #[arg(long, default_value = "prometheus", value_parser = ["prometheus"])]
+    /// Metrics backend; only `prometheus` exists (accepted for upstream's chart, in any letter
+    /// case as upstream).
+    #[arg(long, default_value = "prometheus", value_parser = ["prometheus"], ignore_case = true)]
     metrics_backend: String,
 
     /// Directory with `tls.crt` and `tls.key`, re-read when they change.
@@ -158,6 +159,26 @@ impl WebhookArgs {
         let config = config
             .into_config(server_version)
             .context("invalid configuration")?;
+        // Once, at start: the version and every effective setting (none of them is a secret).
+        tracing::info!(
+            version = env!("CARGO_PKG_VERSION"),
+            webhook_port,
+            webhook_host,
+            health_addr,
+            metrics_addr,
+            webhook_cert_dir = %webhook_cert_dir.display(),
+            disable_cert_rotation,
+            tls_min_version = ?tls_min_version,
+            kubeconfig = kubeconfig.as_deref().map(|p| p.display().to_string()),
+            pod_namespace,
+            service_account_file = service_account_file.as_deref().map(|p| p.display().to_string()),
+            max_request_bytes,
+            request_timeout_seconds,
+            service_account_lookup_timeout_seconds,
+            shutdown_timeout_seconds,
+            config = ?config,
+            "starting the webhook"
+        );
 
         let resolver = Arc::new(CertResolver::new(
             metrics.clone(),
@@ -385,19 +406,5 @@ fn init_logging(level: &str, format: &str) -> anyhow::Result<()> {
         _ => directive.to_owned(),
     };
     // `RUST_LOG`, when set, overrides the level (as for the other commands).
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(filter));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    let result = if format == "json" {
-        builder
-            .json()
-            .flatten_event(true)
-            .with_current_span(false)
-            .try_init()
-    } else {
-        builder.try_init()
-    };
-    result.map_err(|e| anyhow::anyhow!("cannot initialise logging: {e}"))
+    super::logging::install(filter, format == "json").map_err(anyhow::Error::msg)
 }

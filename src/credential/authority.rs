@@ -3,11 +3,14 @@
 //! The authority host comes from the credential's option, else `AZURE_AUTHORITY_HOST`, else the
 //! public cloud. It is normalised (trailing spaces and `/` stripped: the AKS webhook writes
 //! `https://login.microsoftonline.com/`; a bare host gets `https://`) and must use https, except
-//! for an explicit loopback `http://127.0.0.1`, `http://[::1]` or `http://localhost` (local test
-//! endpoints). Tenant ids and scopes are checked before anything is sent, so a tenant like
+//! for a loopback address (`127.0.0.0/8`, `[::1]`, `localhost`: local test endpoints), the rule of
+//! [`plain_http`](super::plain_http) that every endpoint follows. Tenant ids and scopes are checked before anything is sent, so a tenant like
 //! `bad/tenant?x` never reaches the network.
 
-use super::Env;
+use super::{
+    Env,
+    plain_http::{self, PlainHttp, PlainHttpError},
+};
 
 /// The variable naming the Microsoft Entra authority host.
 pub(crate) const AZURE_AUTHORITY_HOST: &str = "AZURE_AUTHORITY_HOST";
@@ -66,12 +69,19 @@ pub(crate) enum AuthorityError {
         /// What is wrong.
         reason: &'static str,
     },
-    /// The tenant id holds characters a tenant id cannot have.
+    /// The tenant id cannot be a tenant: bad characters, only dots, or too long.
     #[error(
-        "tenant id {0:?} is invalid: a tenant id is a GUID or a domain name, made of ASCII letters, \
-         digits, '-' and '.'"
+        "tenant id {value} (from {origin}) is invalid: {reason}. A tenant id is a GUID or a domain name \
+         (at most {MAX_TENANT_LEN} characters), made of ASCII letters, digits, '-' and '.'"
     )]
-    Tenant(String),
+    Tenant {
+        /// The value given, shortened for quoting.
+        value: String,
+        /// Where it came from: a variable or an option.
+        origin: &'static str,
+        /// What is wrong.
+        reason: &'static str,
+    },
     /// The scope is empty or holds characters a scope cannot have.
     #[error(
         "scope {0:?} is invalid: a scope is a URI such as https://management.azure.com/.default, \
@@ -99,7 +109,7 @@ pub(crate) fn authority_host(option: Option<&str>, env: &Env) -> Result<String, 
 /// host, and refuses anything but https (or loopback http).
 pub(crate) fn normalize_authority_host(value: &str, origin: &'static str) -> Result<String, AuthorityError> {
     let err = |reason| AuthorityError::Authority {
-        value: value.to_owned(),
+        value: plain_http::redact(value),
         origin,
         reason,
     };
@@ -116,24 +126,13 @@ pub(crate) fn normalize_authority_host(value: &str, origin: &'static str) -> Res
     if url.query().is_some() || url.fragment().is_some() {
         return Err(err("it must not have a query or fragment"));
     }
-    if !url.username().is_empty() || url.password().is_some() {
-        return Err(err("it must not carry credentials"));
-    }
-    let loopback = matches!(
-        url.host(),
-        Some(url::Host::Domain("localhost"))
-            | Some(url::Host::Ipv4(std::net::Ipv4Addr::LOCALHOST))
-            | Some(url::Host::Ipv6(std::net::Ipv6Addr::LOCALHOST))
-    );
-    match url.scheme() {
-        "https" => {}
-        "http" if loopback => {}
-        _ => {
-            return Err(err(
-                "only https is allowed (plain http only for 127.0.0.1, [::1] or localhost)",
-            ));
-        }
-    }
+    plain_http::check(&url, PlainHttp::LoopbackOnly).map_err(|e| match e {
+        PlainHttpError::UserInfo => err("it must not carry credentials"),
+        PlainHttpError::NoHost => err("it has no host"),
+        PlainHttpError::Scheme(_) | PlainHttpError::NotLocal(_) => err(
+            "only https is allowed (plain http only for a loopback address: 127.0.0.0/8, [::1] or localhost)",
+        ),
+    })?;
     Ok(with_scheme)
 }
 
@@ -142,16 +141,43 @@ pub(crate) fn token_endpoint(authority: &str, tenant: &str) -> String {
     format!("{authority}/{tenant}/oauth2/v2.0/token")
 }
 
-/// Accepts a non-empty tenant id of ASCII letters, digits, `-` and `.`.
-pub(crate) fn validate_tenant_id(tenant: &str) -> Result<(), AuthorityError> {
-    if !tenant.is_empty()
-        && tenant
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+/// The longest tenant id: a DNS name has at most 253 characters (a GUID has 36).
+pub(crate) const MAX_TENANT_LEN: usize = 253;
+
+/// Accepts a tenant id of 1 to 253 ASCII letters, digits, `-` and `.`, not made of dots alone
+/// (`.` and `..` would turn `{authority}/{tenant}/oauth2/...` into another path). `origin` names
+/// where the value came from (a variable or an option) for the error.
+pub(crate) fn validate_tenant_id(tenant: &str, origin: &'static str) -> Result<(), AuthorityError> {
+    let reason = if tenant.is_empty() {
+        Some("it is empty")
+    } else if tenant.len() > MAX_TENANT_LEN {
+        Some("it is too long")
+    } else if !tenant
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
     {
-        Ok(())
+        Some("it holds characters a tenant id cannot have")
+    } else if tenant.bytes().all(|b| b == b'.') {
+        Some("it is only dots, which would change the request's path")
     } else {
-        Err(AuthorityError::Tenant(tenant.to_owned()))
+        None
+    };
+    match reason {
+        None => Ok(()),
+        Some(reason) => Err(AuthorityError::Tenant {
+            value: quote_shortened(tenant),
+            origin,
+            reason,
+        }),
+    }
+}
+
+/// `value` quoted for an error message, shortened to its first 64 characters.
+pub(crate) fn quote_shortened(value: &str) -> String {
+    const MAX: usize = 64;
+    match value.char_indices().nth(MAX) {
+        Some((i, _)) => format!("{:?}... ({} characters)", &value[..i], value.chars().count()),
+        None => format!("{value:?}"),
     }
 }
 
@@ -227,9 +253,15 @@ mod tests {
             "{e}"
         );
         let none = Env::from_pairs::<&str, &str>([]);
+        assert_eq!(
+            authority_host(Some("http://127.0.0.2:1"), &none).unwrap(),
+            "http://127.0.0.2:1",
+            "the whole of 127.0.0.0/8 is loopback"
+        );
         for bad in [
             "ftp://x",
-            "http://127.0.0.2",
+            "http://128.0.0.1",
+            "http://169.254.169.254",
             "http://localhost.evil.com",
             "https://u:p@x",
             "https://x?y=1",
@@ -237,6 +269,7 @@ mod tests {
         ] {
             let e = authority_host(Some(bad), &none).unwrap_err();
             assert!(e.to_string().contains("authority_host option"), "{bad}: {e}");
+            assert!(!e.to_string().contains("u:p"), "user info is never quoted: {e}");
         }
     }
 
@@ -258,15 +291,17 @@ mod tests {
 
     #[test]
     fn tenants() {
+        let longest = format!("{}.com", "a".repeat(MAX_TENANT_LEN - 4));
         for ok in [
             "72f988bf-86f1-41af-91ab-2d7cd011db47",
             "contoso.onmicrosoft.com",
             "organizations",
+            longest.as_str(),
         ] {
-            validate_tenant_id(ok).unwrap();
+            validate_tenant_id(ok, "AZURE_TENANT_ID").unwrap();
         }
         for bad in ["", "bad/tenant?x", "a b", "tenant#", "ténant", "../x"] {
-            let e = validate_tenant_id(bad).unwrap_err();
+            let e = validate_tenant_id(bad, "AZURE_TENANT_ID").unwrap_err();
             assert!(e.to_string().contains("tenant id"), "{e}");
         }
         assert_eq!(token_endpoint("https://h", "t"), "https://h/t/oauth2/v2.0/token");
@@ -290,5 +325,26 @@ mod tests {
         }
         assert_eq!(validate_scopes(&[]), Err(AuthorityError::NoScope));
         assert!(validate_scopes(&["ok", "not ok"]).is_err());
+    }
+
+    /// Issue 15 item 12: `.` and `..` passed and removed the tenant segment from the token URL;
+    /// a 10,000-character tenant was sent.
+    #[test]
+    fn dot_and_overlong_tenants_are_refused_naming_the_origin() {
+        let huge = "a".repeat(10_000);
+        let just_over = "a".repeat(MAX_TENANT_LEN + 1);
+        for (bad, reason) in [
+            (".", "only dots"),
+            ("..", "only dots"),
+            ("...", "only dots"),
+            (huge.as_str(), "too long"),
+            (just_over.as_str(), "too long"),
+        ] {
+            let e = validate_tenant_id(bad, "AZURE_TENANT_ID")
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("AZURE_TENANT_ID") && e.contains(reason), "{e}");
+            assert!(e.len() < 400, "the value is quoted shortened: {e}");
+        }
     }
 }

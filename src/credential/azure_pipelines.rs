@@ -19,7 +19,9 @@ use super::{
     client_assertion::{
         AssertionExchange, ClientAssertion, ClientAssertionCredentialOptions, excerpt, scrub,
     },
-    http::{self, RetryPolicy, send_with_retry, shared_client},
+    http::{Limits, RetryPolicy, read_body, send_with_retry, shared_client},
+    plain_http::{self, PlainHttp},
+    timeouts::RequestTimeouts,
 };
 
 const CREDENTIAL: &str = "AzurePipelinesCredential";
@@ -41,6 +43,9 @@ pub struct AzurePipelinesCredentialOptions {
     pub additionally_allowed_tenants: Vec<String>,
     /// Where `SYSTEM_OIDCREQUESTURI` and `AZURE_AUTHORITY_HOST` are read.
     pub env: Env,
+    /// The per-read timeout and the overall deadline of a token request (the OIDC request and
+    /// the exchange together).
+    pub timeouts: RequestTimeouts,
 }
 
 /// Authenticates an Azure Pipelines job through a service connection that uses workload
@@ -72,6 +77,7 @@ struct OidcToken {
     service_connection_id: String,
     system_access_token: Secret,
     env: Env,
+    timeouts: RequestTimeouts,
 }
 
 #[derive(Deserialize)]
@@ -92,10 +98,21 @@ impl ClientAssertion for OidcToken {
                 ),
             )
         })?;
+        let shown = plain_http::redact(&uri);
         let mut url = url::Url::parse(uri.trim_end_matches('/')).map_err(|e| {
             Error::invalid_input(
                 CREDENTIAL,
-                format!("{SYSTEM_OIDCREQUESTURI}={uri:?} is not a URL ({e})"),
+                format!("{SYSTEM_OIDCREQUESTURI}={shown:?} is not a URL ({e})"),
+            )
+        })?;
+        // The job's bearer token goes with the request: never over plain http off this machine.
+        plain_http::check(&url, PlainHttp::LoopbackOnly).map_err(|e| {
+            Error::invalid_input(
+                CREDENTIAL,
+                format!(
+                    "{SYSTEM_OIDCREQUESTURI}={shown:?} cannot be used: {e}. The system access token is \
+                     sent to it; Azure Pipelines sets an https URL"
+                ),
             )
         })?;
         url.query_pairs_mut()
@@ -110,6 +127,10 @@ impl ClientAssertion for OidcToken {
             })?;
         bearer.set_sensitive(true);
         let client = shared_client()?;
+        let limits = Some(Limits::start(
+            self.timeouts.read_timeout(),
+            self.timeouts.deadline(),
+        ));
         let response = send_with_retry(
             || {
                 client
@@ -119,16 +140,13 @@ impl ClientAssertion for OidcToken {
                     .header(CONTENT_TYPE, "application/json")
             },
             &RetryPolicy::DEFAULT,
+            limits,
         )
         .await
         .map_err(|e| {
             Error::authentication_failed(
                 CREDENTIAL,
-                format!(
-                    "cannot reach the OIDC endpoint {}: {}",
-                    url.path(),
-                    http::describe(&e)
-                ),
+                format!("cannot reach the OIDC endpoint {}: {e}", url.path()),
             )
             .with_source(e)
         })?;
@@ -142,8 +160,23 @@ impl ClientAssertion for OidcToken {
                 .to_owned()
         };
         let (e2eid, msedge_ref) = (header("x-vss-e2eid"), header("x-msedge-ref"));
-        let body = response.bytes().await.unwrap_or_default();
         let secrets = [self.system_access_token.secret()];
+        let body = read_body(response, limits).await.map_err(|e| {
+            Error::authentication_failed(
+                CREDENTIAL,
+                scrub(
+                    format!(
+                        "reading the {} answer of the OIDC endpoint {} failed: {e} (x-vss-e2eid: {e2eid}, \
+                         x-msedge-ref: {msedge_ref})",
+                        status.as_u16(),
+                        url.path()
+                    ),
+                    &secrets,
+                ),
+            )
+            .with_status(status.as_u16())
+            .with_source(e)
+        })?;
         if status != reqwest::StatusCode::OK {
             return Err(Error::authentication_failed(
                 CREDENTIAL,
@@ -213,16 +246,19 @@ impl AzurePipelinesCredential {
             service_connection_id,
             system_access_token,
             env: options.env.clone(),
+            timeouts: options.timeouts,
         };
         let exchange = AssertionExchange::new(
             CREDENTIAL,
             tenant_id.into(),
+            "the tenant_id argument",
             client_id.into(),
             Arc::new(assertion),
             ClientAssertionCredentialOptions {
                 authority_host: options.authority_host,
                 additionally_allowed_tenants: options.additionally_allowed_tenants,
                 env: options.env,
+                timeouts: options.timeouts,
             },
         )?;
         Ok(Arc::new(Self {
@@ -377,5 +413,68 @@ mod tests {
                 .contains("service connection id")
         );
         assert!(new("t", "c", "sc", "").to_string().contains(SYSTEM_ACCESSTOKEN));
+    }
+
+    /// Issue 15 item 7: a 300 MiB OIDC answer took 609 MiB and the error said "(empty body)".
+    #[tokio::test]
+    async fn oversized_oidc_answers_stop_at_the_cap_and_say_so() {
+        use crate::credential::test_server::Stream;
+        for reply in [
+            Reply::status(200).stream(Stream::Repeat { len: 300 << 20 }),
+            Reply::status(200).stream(Stream::Endless),
+            Reply::status(401).stream(Stream::Endless),
+        ] {
+            let oidc = TestServer::scripted([reply]).await;
+            let entra = TestServer::scripted([]).await;
+            let e = credential(&oidc, &entra)
+                .get_token(&[SCOPE], None)
+                .await
+                .unwrap_err();
+            let m = e.to_string();
+            assert_eq!(e.kind(), ErrorKind::AuthenticationFailed, "{m}");
+            assert!(
+                m.contains(OIDC_PATH) && m.contains("65536 bytes") && !m.contains("(empty body)"),
+                "{m}"
+            );
+            assert_eq!(entra.request_count(), 0);
+        }
+    }
+
+    /// Issue 15 item 13: the job's bearer token is never sent over plain http off this machine,
+    /// and user info in the URL is refused and never printed.
+    #[tokio::test]
+    async fn the_bearer_token_never_goes_over_plain_http_off_this_machine() {
+        let entra = TestServer::scripted([]).await;
+        for (uri, expected) in [
+            ("http://10.255.255.1/org/_apis/oidctoken", "plain http"),
+            ("http://169.254.169.254/oidctoken", "plain http"),
+            ("http://localhost.evil.example/oidctoken", "plain http"),
+            ("https://user:s3cr3tpw@dev.azure.com/oidctoken", "user info"),
+            ("http://user:s3cr3tpw@127.0.0.1:1/oidctoken", "user info"),
+            ("ftp://127.0.0.1/oidctoken", "https"),
+        ] {
+            let options = AzurePipelinesCredentialOptions {
+                authority_host: Some(entra.url()),
+                env: Env::from_pairs([(SYSTEM_OIDCREQUESTURI, uri)]),
+                ..Default::default()
+            };
+            let cred =
+                AzurePipelinesCredential::new("t", "c", "sc", Secret::new("system-token"), Some(options))
+                    .unwrap();
+            let started = std::time::Instant::now();
+            let e = cred.get_token(&[SCOPE], None).await.unwrap_err();
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(1),
+                "{uri}: nothing is sent"
+            );
+            let m = e.to_string();
+            assert_eq!(e.kind(), ErrorKind::InvalidInput, "{uri}: {m}");
+            assert!(
+                m.contains(SYSTEM_OIDCREQUESTURI) && m.contains(expected),
+                "{uri}: {m}"
+            );
+            assert!(!m.contains("s3cr3tpw") && !m.contains("system-token"), "{m}");
+        }
+        assert_eq!(entra.request_count(), 0);
     }
 }

@@ -24,13 +24,16 @@ use super::{
     authority::{self, AuthorityError},
     cache::TokenCache,
     expiry::parse_token_response,
-    http::{self, RetryPolicy, client_request_id, send_with_retry, shared_client},
+    http::{Limits, RetryPolicy, client_request_id, read_body, send_with_retry, shared_client},
+    timeouts::{RequestTimeouts, with_deadline},
 };
 
 /// The `client_assertion_type` of a JWT bearer assertion.
 pub(crate) const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 /// Disables per-request tenants when set (as in azure-identity).
 pub(crate) const AZURE_IDENTITY_DISABLE_MULTITENANTAUTH: &str = "AZURE_IDENTITY_DISABLE_MULTITENANTAUTH";
+/// Where a per-request tenant comes from, for errors.
+const REQUEST_TENANT: &str = "the request's tenant_id option";
 /// The claims a CAE-capable client adds.
 const CAE_CLIENT_CAPABILITY: &str = "CP1";
 
@@ -94,6 +97,8 @@ pub struct ClientAssertionCredentialOptions {
     pub additionally_allowed_tenants: Vec<String>,
     /// Where `AZURE_AUTHORITY_HOST` and `AZURE_IDENTITY_DISABLE_MULTITENANTAUTH` are read.
     pub env: Env,
+    /// The per-read timeout and the overall deadline of a token request.
+    pub timeouts: RequestTimeouts,
 }
 
 /// Authenticates an application with a client assertion.
@@ -130,6 +135,7 @@ impl ClientAssertionCredential {
         let exchange = AssertionExchange::new(
             "ClientAssertionCredential",
             tenant_id.into(),
+            "the tenant_id argument",
             client_id.into(),
             assertion,
             options.unwrap_or_default(),
@@ -173,6 +179,7 @@ pub(crate) struct AssertionExchange {
     allowed_tenants: Vec<String>,
     multitenant_disabled: bool,
     assertion: Arc<dyn ClientAssertion>,
+    timeouts: RequestTimeouts,
     cache: TokenCache,
 }
 
@@ -199,15 +206,17 @@ struct EntraError {
 }
 
 impl AssertionExchange {
+    /// `tenant_origin` names where `tenant_id` came from (a variable or an option), for errors.
     pub(crate) fn new(
         credential: &'static str,
         tenant_id: String,
+        tenant_origin: &'static str,
         client_id: String,
         assertion: Arc<dyn ClientAssertion>,
         options: ClientAssertionCredentialOptions,
     ) -> Result<Self> {
         let invalid = |e: AuthorityError| Error::invalid_input(credential, e.to_string());
-        authority::validate_tenant_id(&tenant_id).map_err(invalid)?;
+        authority::validate_tenant_id(&tenant_id, tenant_origin).map_err(invalid)?;
         if client_id.trim().is_empty() {
             return Err(Error::invalid_input(
                 credential,
@@ -224,6 +233,7 @@ impl AssertionExchange {
             allowed_tenants: options.additionally_allowed_tenants,
             multitenant_disabled: options.env.is_set(AZURE_IDENTITY_DISABLE_MULTITENANTAUTH),
             assertion,
+            timeouts: options.timeouts,
             cache: TokenCache::new(),
         })
     }
@@ -262,7 +272,7 @@ impl AssertionExchange {
             .and_then(|o| o.tenant_id.as_deref())
             .filter(|t| !t.is_empty())
         {
-            authority::validate_tenant_id(tenant)
+            authority::validate_tenant_id(tenant, REQUEST_TENANT)
                 .map_err(|e| Error::invalid_input(self.credential, e.to_string()))?;
         }
         let tenant = self.resolve_tenant(options.and_then(|o| o.tenant_id.as_deref()))?;
@@ -281,7 +291,7 @@ impl AssertionExchange {
         let Some(requested) = requested.filter(|t| !t.is_empty()) else {
             return Ok(self.tenant_id.clone());
         };
-        authority::validate_tenant_id(requested)
+        authority::validate_tenant_id(requested, REQUEST_TENANT)
             .map_err(|e| Error::invalid_input(self.credential, e.to_string()))?;
         if requested == self.tenant_id || self.tenant_id == "adfs" {
             return Ok(self.tenant_id.clone());
@@ -306,10 +316,28 @@ impl AssertionExchange {
         ))
     }
 
-    /// One exchange on the wire.
+    /// One exchange on the wire, the assertion included, under the overall deadline.
     async fn request(&self, tenant: &str, scope: &str, claims: Option<String>) -> Result<AccessToken> {
-        let assertion = self.assertion.assertion().await?;
         let url = authority::token_endpoint(&self.authority, tenant);
+        let limits = Limits::start(self.timeouts.read_timeout(), self.timeouts.deadline());
+        with_deadline(
+            self.timeouts.deadline(),
+            &url,
+            self.exchange(&url, tenant, scope, claims, limits),
+            |message| Error::authentication_failed(self.credential, message),
+        )
+        .await
+    }
+
+    async fn exchange(
+        &self,
+        url: &str,
+        tenant: &str,
+        scope: &str,
+        claims: Option<String>,
+        limits: Limits,
+    ) -> Result<AccessToken> {
+        let assertion = self.assertion.assertion().await?;
         let body = {
             let mut form = url::form_urlencoded::Serializer::new(String::new());
             form.append_pair("client_assertion", assertion.secret())
@@ -335,27 +363,29 @@ impl AssertionExchange {
         let response = send_with_retry(
             || {
                 client
-                    .post(&url)
+                    .post(url)
                     .header(CONTENT_TYPE, form_type.clone())
                     .header("x-ms-client-request-id", request_id.as_str())
                     .body(body.clone())
             },
             &RetryPolicy::DEFAULT,
+            Some(limits),
         )
         .await
         .map_err(|e| {
             Error::authentication_failed(
                 self.credential,
-                format!("cannot reach Microsoft Entra ID at {url}: {}", http::describe(&e)),
+                format!("cannot reach Microsoft Entra ID at {url}: {e}"),
             )
             .with_source(e)
         })?;
         let status = response.status();
-        let bytes = response.bytes().await.map_err(|e| {
+        let bytes = read_body(response, Some(limits)).await.map_err(|e| {
             Error::authentication_failed(
                 self.credential,
-                format!("reading the answer of {url} failed: {}", http::describe(&e)),
+                format!("reading the answer of {url} failed: {e}"),
             )
+            .with_status(status.as_u16())
             .with_source(e)
         })?;
         if status.is_success() {
@@ -739,5 +769,121 @@ mod tests {
         assert_eq!(excerpt(b"a\nb"), "a b");
         let long = "x".repeat(500);
         assert_eq!(excerpt(long.as_bytes()).len(), 203);
+    }
+
+    /// Issue 15 item 7: an endless or huge Entra answer was read whole (5.3 GB in 4.4 s). Every
+    /// shape stops at 64 KiB with an error naming the endpoint and the limit.
+    #[tokio::test]
+    async fn oversized_and_endless_answers_stop_at_the_cap() {
+        use crate::credential::test_server::Stream;
+        for (name, reply) in [
+            ("endless 200", Reply::status(200).stream(Stream::Endless)),
+            (
+                "announced 1 GiB",
+                Reply::status(200).stream(Stream::Repeat { len: 1 << 30 }),
+            ),
+            ("endless 400", Reply::status(400).stream(Stream::Endless)),
+            (
+                "just over the cap, unannounced",
+                Reply::status(200).body(vec![b' '; 1024]).stream(Stream::Endless),
+            ),
+        ] {
+            let server = TestServer::scripted([reply]).await;
+            let cred = credential(&server, Arc::default());
+            let e = cred.get_token(&[SCOPE], None).await.unwrap_err();
+            let m = e.to_string();
+            assert_eq!(e.kind(), ErrorKind::AuthenticationFailed, "{name}: {m}");
+            assert!(
+                m.contains(&server.url()) && m.contains("65536 bytes"),
+                "{name}: {m}"
+            );
+            assert_eq!(server.request_count(), 1, "{name}: not retried");
+        }
+        // An answer of exactly the cap is read.
+        let mut body = serde_json::to_vec(&json!({"access_token": "t", "expires_in": 3599})).unwrap();
+        body.resize(crate::credential::http::MAX_BODY_BYTES, b' ');
+        let server = TestServer::scripted([Reply::status(200).body(body)]).await;
+        let cred = credential(&server, Arc::default());
+        assert_eq!(cred.get_token(&[SCOPE], None).await.unwrap().token.secret(), "t");
+    }
+
+    fn with_timeouts(server: &TestServer, timeouts: RequestTimeouts) -> Arc<ClientAssertionCredential> {
+        ClientAssertionCredential::with_callback(
+            TENANT,
+            CLIENT,
+            || async { Ok(Secret::new("a")) },
+            Some(ClientAssertionCredentialOptions {
+                timeouts,
+                ..options(server)
+            }),
+        )
+        .unwrap()
+    }
+
+    /// Issue 15 item 10: a server dripping a byte every 5 s kept the caller waiting for ever
+    /// (still waiting at 200 s). On tokio's paused clock: the default 60 s deadline stops it,
+    /// and the error names the deadline.
+    #[tokio::test(start_paused = true)]
+    async fn a_dripping_answer_is_stopped_by_the_overall_deadline() {
+        use crate::credential::test_server::Stream;
+        let drip = Reply::token("t", 3599).stream(Stream::Drip {
+            every: std::time::Duration::from_secs(5),
+        });
+        let server = TestServer::scripted([drip]).await;
+        let cred = with_timeouts(&server, RequestTimeouts::default());
+        let started = tokio::time::Instant::now();
+        let e = cred.get_token(&[SCOPE], None).await.unwrap_err();
+        let waited = started.elapsed();
+        let m = e.to_string();
+        assert_eq!(e.kind(), ErrorKind::AuthenticationFailed, "{m}");
+        assert!(
+            m.contains("gave up after 60 s, the overall deadline") && m.contains(&server.url()),
+            "{m}"
+        );
+        assert!(
+            (std::time::Duration::from_secs(60)..std::time::Duration::from_secs(61)).contains(&waited),
+            "{waited:?}"
+        );
+        // reqwest's own timeout is the cause, so that callers (the token proxy) see a timeout.
+        let mut cause = std::error::Error::source(&e);
+        let mut timed_out = false;
+        while let Some(c) = cause {
+            timed_out |= c
+                .downcast_ref::<reqwest::Error>()
+                .is_some_and(reqwest::Error::is_timeout);
+            cause = c.source();
+        }
+        assert!(timed_out, "{e:?}");
+    }
+
+    /// A silent server: each attempt ends at the read timeout (retried), the whole at the
+    /// deadline; both configurable. A short configured deadline, on the paused clock.
+    #[tokio::test(start_paused = true)]
+    async fn configured_timeouts_bound_a_silent_server() {
+        use crate::credential::test_server::Stream;
+        let server = TestServer::with_handler(|_| Reply::status(200).stream(Stream::Silent)).await;
+        let timeouts = RequestTimeouts {
+            deadline: Some(std::time::Duration::from_secs(8)),
+            read_timeout: Some(std::time::Duration::from_secs(2)),
+        };
+        let cred = with_timeouts(&server, timeouts);
+        let started = tokio::time::Instant::now();
+        let e = cred.get_token(&[SCOPE], None).await.unwrap_err();
+        assert_eq!(started.elapsed(), std::time::Duration::from_secs(8));
+        assert!(e.to_string().contains("gave up after 8 s"), "{e}");
+        // Attempts at 0, 2 (after a 2 s read timeout and no backoff), 5.6 (1.6 s backoff).
+        assert_eq!(server.request_count(), 3);
+
+        // With room for every retry, the last read timeout is what is reported.
+        let server = TestServer::with_handler(|_| Reply::status(200).stream(Stream::Silent)).await;
+        let timeouts = RequestTimeouts {
+            deadline: Some(std::time::Duration::from_secs(100)),
+            read_timeout: Some(std::time::Duration::from_secs(1)),
+        };
+        let e = with_timeouts(&server, timeouts)
+            .get_token(&[SCOPE], None)
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("1 s read timeout"), "{e}");
     }
 }

@@ -30,6 +30,19 @@ pub(crate) enum ExpiryError {
     /// Neither `expires_in` nor `expires_on` is present.
     #[error("the response has neither `expires_in` nor `expires_on`")]
     NoExpiry,
+    /// The token had expired before the request was sent.
+    #[error(
+        "the token in the response is already expired: `{field}` is {value}, which is not after the \
+         time the request was sent ({sent}); the endpoint's clock or its token cache is wrong"
+    )]
+    Expired {
+        /// The field the expiry came from (`expires_in` or `expires_on`).
+        field: &'static str,
+        /// The field's value as received.
+        value: String,
+        /// When the request was sent (RFC 3339).
+        sent: String,
+    },
     /// A field has a value that cannot be understood.
     #[error("the response field `{field}` is invalid: {reason}")]
     Invalid {
@@ -96,8 +109,8 @@ pub(crate) fn parse_token_response_with_extras(
         .filter(|v| !is_blank(v))
         .map(|v| seconds("expires_in", v))
         .transpose()?;
-    let (expires_on, lifetime) = match expires_in {
-        Some(secs) => (request_secs.saturating_add(secs), secs),
+    let (expires_on, lifetime, field) = match expires_in {
+        Some(secs) => (request_secs.saturating_add(secs), secs, "expires_in"),
         None => {
             let on = raw
                 .expires_on
@@ -105,15 +118,22 @@ pub(crate) fn parse_token_response_with_extras(
                 .filter(|v| !is_blank(v))
                 .ok_or(ExpiryError::NoExpiry)?;
             let on = epoch_or_date("expires_on", on)?;
-            (on, on - request_secs)
+            (on, on.saturating_sub(request_secs), "expires_on")
         }
     };
+    if lifetime <= 0 {
+        let value = match field {
+            "expires_in" => raw.expires_in.as_ref(),
+            _ => raw.expires_on.as_ref(),
+        };
+        return Err(ExpiryError::Expired {
+            field,
+            value: value.map(Value::to_string).unwrap_or_default(),
+            sent: rfc3339(request_time),
+        });
+    }
     let expires_on = OffsetDateTime::from_unix_timestamp(expires_on).map_err(|e| ExpiryError::Invalid {
-        field: if expires_in.is_some() {
-            "expires_in"
-        } else {
-            "expires_on"
-        },
+        field,
         reason: e.to_string(),
     })?;
 
@@ -122,8 +142,14 @@ pub(crate) fn parse_token_response_with_extras(
         None if lifetime >= HALF_LIFE_THRESHOLD_SECS => Some(lifetime / 2),
         None => None,
     };
-    // A server's refresh_in beyond the lifetime would put refresh_on after expiry: clamp it.
-    let refresh_on = refresh_in.map(|r| (request_time + time::Duration::seconds(r)).min(expires_on));
+    // A server's refresh_in beyond the lifetime would put refresh_on after expiry: clamp it. Any
+    // number is accepted (a `refresh_in` past the year 9999 is simply "at expiry"): the checked
+    // addition never panics.
+    let refresh_on = refresh_in.map(|r| {
+        request_time
+            .checked_add(time::Duration::seconds(r))
+            .map_or(expires_on, |at| at.min(expires_on))
+    });
 
     let token = AccessToken::new(access_token, expires_on)
         .with_refresh_on(refresh_on)
@@ -140,6 +166,11 @@ pub(crate) fn parse_token_response_with_extras(
         object_id: raw.object_id,
         msi_res_id: raw.msi_res_id,
     })
+}
+
+fn rfc3339(t: OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| t.unix_timestamp().to_string())
 }
 
 fn is_blank(v: &Value) -> bool {
@@ -342,7 +373,9 @@ mod tests {
 
     #[test]
     fn docs_example_with_zero_hour_and_pm_is_read_as_midnight() {
-        let t = parse(json!({"access_token": "t", "expires_on": "09/14/2017 00:00:00 PM +00:00"})).unwrap();
+        let body = json!({"access_token": "t", "expires_on": "09/14/2017 00:00:00 PM +00:00"});
+        let t =
+            parse_token_response(body.to_string().as_bytes(), datetime!(2017-09-13 23:00:00 UTC)).unwrap();
         assert_eq!(t.expires_on, datetime!(2017-09-14 00:00:00 UTC));
     }
 
@@ -426,5 +459,99 @@ mod tests {
         assert_eq!(token.refresh_on, Some(token.expires_on));
         let token = parse(json!({"access_token": "t", "expires_in": 600, "refresh_in": 300})).unwrap();
         assert_eq!(token.refresh_on, Some(NOW + time::Duration::seconds(300)));
+    }
+
+    /// Issue 15 item 9: `refresh_in` of 3e11 s or more put `refresh_on` past the year 9999 and
+    /// panicked in the addition ("resulting value is out of range").
+    #[test]
+    fn huge_refresh_in_of_any_shape_is_clamped_not_a_panic() {
+        for refresh_in in [
+            json!(300_000_000_000i64),
+            json!(3e11),
+            json!(1e300),
+            json!("300000000000"),
+            json!(i64::MAX),
+            json!(i64::MAX.to_string()),
+            json!(u64::MAX),
+        ] {
+            let token = parse(json!({"access_token": "t", "expires_in": 3599, "refresh_in": refresh_in}))
+                .unwrap_or_else(|e| panic!("{refresh_in}: {e}"));
+            assert_eq!(token.refresh_on, Some(token.expires_on), "{refresh_in}");
+        }
+    }
+
+    /// Issue 15 item 11: a token that had expired before the request was sent is refused,
+    /// naming the field.
+    #[test]
+    fn already_expired_tokens_are_refused_naming_the_field() {
+        let past = (NOW - time::Duration::seconds(1)).unix_timestamp();
+        let now = NOW.unix_timestamp();
+        for (body, field) in [
+            (json!({"expires_on": 0}), "`expires_on` is 0"),
+            (json!({"expires_on": 1}), "`expires_on` is 1"),
+            (json!({"expires_on": "1"}), "`expires_on` is \"1\""),
+            (json!({"expires_on": past}), "`expires_on`"),
+            (json!({"expires_on": now}), "`expires_on`"),
+            (
+                json!({"expires_on": "01/01/1970 00:00:42 +00:00"}),
+                "`expires_on`",
+            ),
+            (json!({"expires_in": 0}), "`expires_in` is 0"),
+            (json!({"expires_in": "0"}), "`expires_in` is \"0\""),
+            (json!({"expires_in": 0.0}), "`expires_in` is 0.0"),
+        ] {
+            let mut body = body;
+            body["access_token"] = json!("SECRET");
+            let e = parse(body.clone()).unwrap_err();
+            assert!(matches!(e, ExpiryError::Expired { .. }), "{body}: {e:?}");
+            let m = e.to_string();
+            assert!(m.contains("already expired") && m.contains(field), "{body}: {m}");
+            assert!(!m.contains("SECRET"), "{m}");
+        }
+        // One second of life left is still a token.
+        parse(json!({"access_token": "t", "expires_in": 1})).unwrap();
+        parse(json!({"access_token": "t", "expires_on": now + 1})).unwrap();
+    }
+
+    /// A JSON number of every shape the endpoints use (integer, float, exponent, numeric string)
+    /// with any value.
+    fn any_number() -> impl proptest::strategy::Strategy<Value = Value> {
+        use proptest::prelude::*;
+        prop_oneof![
+            any::<i64>().prop_map(|n| json!(n)),
+            any::<u64>().prop_map(|n| json!(n)),
+            any::<f64>()
+                .prop_filter("JSON has no NaN or infinity", |f| f.is_finite())
+                .prop_map(|f| json!(f)),
+            (0u32..20, -5i32..400).prop_map(|(m, e)| json!(format!("{m}e{e}").parse::<f64>().ok())),
+            any::<i64>().prop_map(|n| json!(n.to_string())),
+            any::<u64>().prop_map(|n| json!(n.to_string())),
+            any::<f64>().prop_map(|f| json!(f.to_string())),
+            "[ 0-9eE+.-]{0,24}".prop_map(|s| json!(s)),
+        ]
+    }
+
+    proptest::proptest! {
+        /// No number in any of the three time fields, in any shape, panics; whatever is accepted
+        /// is a live token whose refresh time is not after its expiry.
+        #[test]
+        fn no_number_panics(
+            expires_in in proptest::option::of(any_number()),
+            expires_on in proptest::option::of(any_number()),
+            refresh_in in proptest::option::of(any_number()),
+        ) {
+            let mut body = json!({"access_token": "t"});
+            for (name, value) in [("expires_in", expires_in), ("expires_on", expires_on), ("refresh_in", refresh_in)] {
+                if let Some(v) = value {
+                    body[name] = v;
+                }
+            }
+            if let Ok(token) = parse(body) {
+                proptest::prop_assert!(token.expires_on > NOW);
+                if let Some(r) = token.refresh_on {
+                    proptest::prop_assert!(r <= token.expires_on);
+                }
+            }
+        }
     }
 }

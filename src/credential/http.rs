@@ -6,11 +6,14 @@
 //! an error, never by sending a secret header to another host.
 //!
 //! [`send_with_retry`] replays a request according to a [`RetryPolicy`]: azure-core's defaults
-//! ([`RetryPolicy::DEFAULT`]) or the IMDS schedule ([`RetryPolicy::IMDS`]). Sleeps go through
-//! `tokio::time`, so tests can run the schedules with paused time.
+//! ([`RetryPolicy::DEFAULT`]) or the IMDS schedule ([`RetryPolicy::IMDS`]), each attempt bounded
+//! by the per-read timeout of the credential's [`RequestTimeouts`](super::RequestTimeouts).
+//! [`read_body`] reads an answer's body, piece by piece under the same timeout, and never more
+//! than [`MAX_BODY_BYTES`]: every body the library reads goes through it. Sleeps and timeouts go
+//! through `tokio::time`, so tests can run the schedules with paused time.
 
 use std::{
-    sync::{Arc, OnceLock},
+    sync::OnceLock,
     time::{Duration, SystemTime},
 };
 
@@ -20,12 +23,15 @@ use rustls::{
     pki_types::{CertificateDer, pem::PemObject},
 };
 
-use super::{Error, Result};
+use super::{Error, Result, timeouts};
 
 /// Connect timeout of the shared client.
 pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
-/// Read timeout (per read, not for the whole response) of the shared client.
-pub(crate) const READ_TIMEOUT: Duration = Duration::from_secs(60);
+/// The largest answer body read from any endpoint (Microsoft Entra, the Azure Pipelines OIDC
+/// endpoint, every managed identity endpoint). A token answer is 1 to 3 KB, an error answer
+/// rarely more than 2 KB: 64 KiB is 20 times that, and bounds what a hostile or broken endpoint
+/// can make the process hold.
+pub(crate) const MAX_BODY_BYTES: usize = 64 * 1024;
 
 const CREDENTIAL: &str = "HTTP client";
 
@@ -71,46 +77,69 @@ pub(crate) fn shared_client() -> Result<reqwest::Client> {
         .map_err(Error::from)
 }
 
-/// A client builder configured like the shared client (TLS roots, timeouts, no redirects), for
-/// sources that need other timeouts. When `SSL_CERT_FILE` is unusable the builder trusts only the
-/// platform roots; [`shared_client`] reports that error instead.
+/// A client builder configured like the shared client (TLS trust, connect timeout, no
+/// redirects), for sources that need other timeouts. When `SSL_CERT_FILE` is unusable the builder
+/// trusts only the platform roots; [`shared_client`] reports that error instead.
 #[allow(dead_code)] // for the managed identity sources
 pub(crate) fn client_builder() -> reqwest::ClientBuilder {
     client_builder_checked().unwrap_or_else(|e| {
         tracing::warn!(error = %e, "ignoring SSL_CERT_FILE");
-        base_builder(tls_config(
-            root_store(None).unwrap_or_else(|_| RootCertStore::empty()),
-        ))
+        let roots = root_store(None).unwrap_or_else(|_| Roots::empty());
+        base_builder(roots.client_config())
     })
 }
 
 fn client_builder_checked() -> Result<reqwest::ClientBuilder, HttpClientError> {
     let cert_file = std::env::var_os("SSL_CERT_FILE").filter(|v| !v.is_empty());
     let roots = root_store(cert_file.as_deref().map(std::path::Path::new))?;
-    Ok(base_builder(tls_config(roots)))
+    Ok(base_builder(roots.client_config()))
 }
 
 fn base_builder(tls: rustls::ClientConfig) -> reqwest::ClientBuilder {
     reqwest::Client::builder()
         .tls_backend_preconfigured(tls)
         .connect_timeout(CONNECT_TIMEOUT)
-        .read_timeout(READ_TIMEOUT)
         .redirect(reqwest::redirect::Policy::none())
         .user_agent(concat!("azure-wi/", env!("CARGO_PKG_VERSION")))
 }
 
-/// A rustls client configuration with the ring provider, built explicitly so that it never
-/// depends on a process-wide default provider.
+/// A rustls client configuration with the ring provider and webpki's verification only (no
+/// extra anchors), built explicitly so that it never depends on a process-wide default provider.
+#[cfg(test)]
 pub(crate) fn tls_config(roots: RootCertStore) -> rustls::ClientConfig {
-    rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+    rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(rustls::crypto::ring::default_provider()))
         .with_safe_default_protocol_versions()
         .expect("the ring provider supports the default protocol versions")
         .with_root_certificates(roots)
         .with_no_client_auth()
 }
 
+/// The trusted roots: the platform's plus those of the `SSL_CERT_FILE`, kept apart too (a
+/// server certificate byte-identical to one of them is trusted as it is).
+#[derive(Debug)]
+pub(crate) struct Roots {
+    pub(crate) store: RootCertStore,
+    pub(crate) extra: Vec<CertificateDer<'static>>,
+    pub(crate) cert_file: Option<std::path::PathBuf>,
+}
+
+impl Roots {
+    fn empty() -> Self {
+        Self {
+            store: RootCertStore::empty(),
+            extra: Vec::new(),
+            cert_file: None,
+        }
+    }
+
+    /// The client configuration trusting these roots ([`tls_trust`](super::tls_trust)).
+    pub(crate) fn client_config(self) -> rustls::ClientConfig {
+        super::tls_trust::client_config(self.store, self.extra, self.cert_file)
+    }
+}
+
 /// The platform roots plus the PEM certificates of `extra` (the `SSL_CERT_FILE`).
-pub(crate) fn root_store(extra: Option<&std::path::Path>) -> Result<RootCertStore, HttpClientError> {
+pub(crate) fn root_store(extra: Option<&std::path::Path>) -> Result<Roots, HttpClientError> {
     let mut roots = RootCertStore::empty();
     let native = rustls_native_certs::load_native_certs();
     for e in &native.errors {
@@ -118,6 +147,7 @@ pub(crate) fn root_store(extra: Option<&std::path::Path>) -> Result<RootCertStor
     }
     let (added, ignored) = roots.add_parsable_certificates(native.certs);
     tracing::debug!(added, ignored, "loaded platform root certificates");
+    let mut extra_certs = Vec::new();
     if let Some(path) = extra {
         let cert_error = |reason: String| HttpClientError::CertFile {
             path: path.display().to_string(),
@@ -130,12 +160,17 @@ pub(crate) fn root_store(extra: Option<&std::path::Path>) -> Result<RootCertStor
         if certs.is_empty() {
             return Err(cert_error("it holds no PEM certificate".into()));
         }
-        let (added, _) = roots.add_parsable_certificates(certs);
+        let (added, _) = roots.add_parsable_certificates(certs.iter().cloned());
         if added == 0 {
             return Err(cert_error("none of its certificates could be parsed".into()));
         }
+        extra_certs = certs;
     }
-    Ok(roots)
+    Ok(Roots {
+        store: roots,
+        extra: extra_certs,
+        cert_file: extra.map(std::path::Path::to_owned),
+    })
 }
 
 /// A random (version 4) UUID for the `x-ms-client-request-id` header, which Microsoft Entra
@@ -266,6 +301,108 @@ pub(crate) fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Durati
     Some(at.duration_since(now).unwrap_or(Duration::ZERO))
 }
 
+/// Why a request got no usable answer.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum SendError {
+    /// The HTTP client failed (connection refused, TLS refused, connect timeout, reset).
+    #[error("{}", describe(.0))]
+    Http(#[source] reqwest::Error),
+    /// Nothing arrived within the per-read timeout.
+    #[error(
+        "timed out: nothing arrived within the {} s read timeout (timeouts.read_timeout in the \
+         credential's options)",
+        timeouts::seconds(*.0)
+    )]
+    ReadTimeout(Duration),
+    /// The overall deadline of the token request passed. The source is reqwest's own timeout
+    /// when that is what stopped the attempt (so that callers recognise a timeout).
+    #[error(
+        "gave up after {} s, the overall deadline of a token request (all retries included); raise \
+         timeouts.deadline in the credential's options if the endpoint is merely slow",
+        timeouts::seconds(*.deadline)
+    )]
+    Deadline {
+        /// The deadline.
+        deadline: Duration,
+        /// reqwest's timeout error, when it stopped the attempt.
+        #[source]
+        source: Option<reqwest::Error>,
+    },
+    /// The body is larger than [`MAX_BODY_BYTES`].
+    #[error(
+        "the answer is larger than {limit} bytes, the most the library reads from a token endpoint \
+         (no token answer comes near it); reading stopped there"
+    )]
+    TooLarge {
+        /// The bound, in bytes.
+        limit: usize,
+    },
+}
+
+impl SendError {
+    /// Whether a new attempt may succeed: connection errors and timeouts.
+    fn is_transient(&self) -> bool {
+        match self {
+            Self::Http(e) => e.is_connect() || e.is_timeout(),
+            Self::ReadTimeout(_) => true,
+            Self::TooLarge { .. } | Self::Deadline { .. } => false,
+        }
+    }
+
+    /// Whether the connection itself failed (nothing was answered).
+    #[cfg(test)]
+    pub(crate) fn is_connect(&self) -> bool {
+        matches!(self, Self::Http(e) if e.is_connect())
+    }
+}
+
+/// The time limits of one token request: the per-read timeout, and the overall deadline counted
+/// from [`Limits::start`]. Every attempt is given what is left of the deadline as reqwest's own
+/// request timeout (connecting to the last byte of the body), so a deadline that passes during an
+/// attempt surfaces as reqwest's timeout error, the source of [`SendError::Deadline`].
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Limits {
+    read_timeout: Duration,
+    deadline: Duration,
+    until: tokio::time::Instant,
+}
+
+impl Limits {
+    /// Limits starting now.
+    pub(crate) fn start(read_timeout: Duration, deadline: Duration) -> Self {
+        Self {
+            read_timeout,
+            deadline,
+            until: tokio::time::Instant::now() + deadline,
+        }
+    }
+
+    /// What is left of the deadline.
+    fn left(&self) -> Duration {
+        self.until.saturating_duration_since(tokio::time::Instant::now())
+    }
+
+    /// The error for a passed deadline, keeping reqwest's timeout error as its source.
+    fn passed(&self, source: Option<reqwest::Error>) -> SendError {
+        SendError::Deadline {
+            deadline: self.deadline,
+            source,
+        }
+    }
+
+    /// `error` as the deadline when the deadline has passed.
+    fn classify(&self, error: SendError) -> SendError {
+        if !self.left().is_zero() {
+            return error;
+        }
+        match error {
+            SendError::Http(e) if e.is_timeout() => self.passed(Some(e)),
+            SendError::Http(_) | SendError::ReadTimeout(_) => self.passed(None),
+            other => other,
+        }
+    }
+}
+
 /// Describes a failed request for an error message: reqwest's own `Display` names only the URL,
 /// so the causes follow (`connection refused`, a TLS refusal), and a timeout says which one and
 /// how long it was.
@@ -289,26 +426,45 @@ pub(crate) fn describe(error: &reqwest::Error) -> String {
                 CONNECT_TIMEOUT.as_secs()
             )
         } else {
-            format!(
-                "timed out: no answer within the HTTP client's {} s read timeout",
-                READ_TIMEOUT.as_secs()
-            )
+            "timed out".to_owned()
         };
         return format!("{which} ({text})");
     }
     if text.is_empty() { error.to_string() } else { text }
 }
 
-/// Sends the request `build` makes, replaying it per `policy`. Returns the last response when the
-/// status retries are exhausted (the caller interprets it) and the last error when the
-/// connection retries are.
+/// Sends the request `build` makes, replaying it per `policy`; with `limits`, each attempt gets
+/// the read timeout for the answer's head and what is left of the deadline in all, and backoffs
+/// never sleep past the deadline. Returns the last response when the status retries are exhausted
+/// (the caller interprets it) and the last error when the connection retries are.
 pub(crate) async fn send_with_retry(
     build: impl Fn() -> RequestBuilder,
     policy: &RetryPolicy,
-) -> Result<Response, reqwest::Error> {
+    limits: Option<Limits>,
+) -> Result<Response, SendError> {
     let (mut status_retries, mut connect_retries, mut retries) = (0u32, 0u32, 0u32);
     loop {
-        match build().send().await {
+        let attempt = async {
+            match limits {
+                Some(limits) => {
+                    let left = limits.left();
+                    if left.is_zero() {
+                        return Err(limits.passed(None));
+                    }
+                    let send = build().timeout(left).send();
+                    match tokio::time::timeout(limits.read_timeout, send).await {
+                        Ok(result) => result.map_err(|e| limits.classify(SendError::Http(e))),
+                        Err(_) => Err(limits.classify(SendError::ReadTimeout(limits.read_timeout))),
+                    }
+                }
+                None => build().send().await.map_err(SendError::Http),
+            }
+        };
+        let sleep = |delay: Duration| {
+            let delay = limits.map_or(delay, |l| delay.min(l.left()));
+            tokio::time::sleep(delay)
+        };
+        match attempt.await {
             Ok(response) => {
                 let status = response.status();
                 if status_retries >= policy.max_status_retries
@@ -328,11 +484,10 @@ pub(crate) async fn send_with_retry(
                     "retrying token request"
                 );
                 drop(response);
-                tokio::time::sleep(delay).await;
+                sleep(delay).await;
             }
             Err(e) => {
-                let transient = e.is_connect() || e.is_timeout();
-                if !transient
+                if !e.is_transient()
                     || connect_retries >= policy.max_connect_retries
                     || retries >= policy.max_total_retries
                 {
@@ -342,8 +497,38 @@ pub(crate) async fn send_with_retry(
                 retries += 1;
                 let delay = policy.backoff(retries, None);
                 tracing::debug!(error = %e, retry = retries, delay_ms = delay.as_millis() as u64, "retrying token request after a connection error");
-                tokio::time::sleep(delay).await;
+                sleep(delay).await;
             }
+        }
+    }
+}
+
+/// Reads `response`'s body: at most [`MAX_BODY_BYTES`] (a larger announced length is refused
+/// before reading; a longer or endless body stops at the bound), with `limits` each piece within
+/// the read timeout and the whole within the deadline.
+pub(crate) async fn read_body(mut response: Response, limits: Option<Limits>) -> Result<Vec<u8>, SendError> {
+    let too_large = SendError::TooLarge {
+        limit: MAX_BODY_BYTES,
+    };
+    if response
+        .content_length()
+        .is_some_and(|len| len > MAX_BODY_BYTES as u64)
+    {
+        return Err(too_large);
+    }
+    let mut body = Vec::new();
+    loop {
+        let chunk = match limits {
+            Some(limits) => match tokio::time::timeout(limits.read_timeout, response.chunk()).await {
+                Ok(chunk) => chunk.map_err(|e| limits.classify(SendError::Http(e)))?,
+                Err(_) => return Err(limits.classify(SendError::ReadTimeout(limits.read_timeout))),
+            },
+            None => response.chunk().await.map_err(SendError::Http)?,
+        };
+        match chunk {
+            None => return Ok(body),
+            Some(chunk) if body.len() + chunk.len() > MAX_BODY_BYTES => return Err(too_large),
+            Some(chunk) => body.extend_from_slice(&chunk),
         }
     }
 }
@@ -373,10 +558,9 @@ mod tests {
     }
 
     #[test]
-    fn the_timeouts_are_azure_core_s() {
-        // azure-core's defaults; a stalled token endpoint fails after READ_TIMEOUT per attempt
-        // (tests/fault_injection.rs::entra_slower_than_the_read_timeout_fails_naming_the_timeout).
-        assert_eq!(READ_TIMEOUT, Duration::from_secs(60));
+    fn the_connect_timeout_is_azure_core_s() {
+        // The read timeout and the overall deadline are the credential's (RequestTimeouts);
+        // tests/fault_injection.rs::entra_slower_than_the_read_timeout_fails_naming_the_deadline.
         assert_eq!(CONNECT_TIMEOUT, Duration::from_secs(20));
     }
 
@@ -460,7 +644,7 @@ mod tests {
         .await;
         let client = plain_client();
         let url = server.url();
-        let response = send_with_retry(|| client.get(&url), &RetryPolicy::IMDS)
+        let response = send_with_retry(|| client.get(&url), &RetryPolicy::IMDS, None)
             .await
             .unwrap();
         assert_eq!(response.status(), 200);
@@ -472,7 +656,7 @@ mod tests {
         let server = TestServer::scripted([410; 6].map(Reply::status)).await;
         let client = plain_client();
         let url = server.url();
-        let response = send_with_retry(|| client.get(&url), &RetryPolicy::IMDS)
+        let response = send_with_retry(|| client.get(&url), &RetryPolicy::IMDS, None)
             .await
             .unwrap();
         assert_eq!(response.status(), 410);
@@ -490,7 +674,7 @@ mod tests {
         .await;
         let client = plain_client();
         let url = server.url();
-        let response = send_with_retry(|| client.post(&url).body("x=1"), &RetryPolicy::DEFAULT)
+        let response = send_with_retry(|| client.post(&url).body("x=1"), &RetryPolicy::DEFAULT, None)
             .await
             .unwrap();
         assert_eq!(response.status(), 200);
@@ -509,7 +693,7 @@ mod tests {
         let server = TestServer::scripted([503; 5].map(Reply::status)).await;
         let client = plain_client();
         let url = server.url();
-        let response = send_with_retry(|| client.get(&url), &RetryPolicy::DEFAULT)
+        let response = send_with_retry(|| client.get(&url), &RetryPolicy::DEFAULT, None)
             .await
             .unwrap();
         assert_eq!((response.status().as_u16(), server.request_count()), (503, 4));
@@ -517,7 +701,7 @@ mod tests {
 
         let server = TestServer::scripted([Reply::status(404), Reply::token("t", 1)]).await;
         let url = server.url();
-        let response = send_with_retry(|| client.get(&url), &RetryPolicy::DEFAULT)
+        let response = send_with_retry(|| client.get(&url), &RetryPolicy::DEFAULT, None)
             .await
             .unwrap();
         assert_eq!((response.status().as_u16(), server.request_count()), (404, 1));
@@ -541,6 +725,7 @@ mod tests {
                 client.get(&url)
             },
             &RetryPolicy::DEFAULT,
+            None,
         )
         .await
         .unwrap_err();
@@ -582,12 +767,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let bundle = dir.path().join("ca.pem");
         std::fs::write(&bundle, &ca_pem).unwrap();
-        let with_ca = base_builder(tls_config(root_store(Some(&bundle)).unwrap()))
+        let with_ca = base_builder(root_store(Some(&bundle)).unwrap().client_config())
             .build()
             .unwrap();
         let response = with_ca.get(server.url()).send().await.unwrap();
         assert_eq!(response.status(), 200);
-        let without = base_builder(tls_config(root_store(None).unwrap()))
+        let without = base_builder(root_store(None).unwrap().client_config())
             .build()
             .unwrap();
         let e = without.get(server.url()).send().await.unwrap_err();

@@ -98,13 +98,16 @@ pub(crate) mod authority;
 pub(crate) mod cache;
 pub(crate) mod expiry;
 pub(crate) mod http;
+pub(crate) mod plain_http;
 #[cfg(test)]
 pub(crate) mod test_server;
+pub(crate) mod tls_trust;
 
 mod azure_pipelines;
 pub(crate) mod client_assertion;
 pub mod managed_identity;
 mod platform;
+pub(crate) mod timeouts;
 mod token_future;
 mod workload_identity;
 
@@ -121,6 +124,7 @@ pub use managed_identity::{
     ManagedIdentityCredential, ManagedIdentityCredentialOptions, ManagedIdentitySource, UserAssignedId,
 };
 pub use platform::{ChainedTokenCredential, PlatformCredential, PlatformCredentialOptions};
+pub use timeouts::RequestTimeouts;
 pub use token_future::TokenFuture;
 pub use workload_identity::{WorkloadIdentityCredential, WorkloadIdentityCredentialOptions};
 

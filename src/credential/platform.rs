@@ -188,6 +188,8 @@ pub struct PlatformCredentialOptions {
     pub user_assigned_id: Option<UserAssignedId>,
     /// Where every variable is read (the process environment by default).
     pub env: Env,
+    /// The per-read timeout and the overall deadline of a token request, for both credentials.
+    pub timeouts: super::RequestTimeouts,
 }
 
 /// Workload identity where it is configured, otherwise managed identity.
@@ -240,6 +242,7 @@ impl PlatformCredential {
                 authority_host: options.authority_host,
                 additionally_allowed_tenants: options.additionally_allowed_tenants,
                 env: options.env.clone(),
+                timeouts: options.timeouts,
             })) {
                 Ok(c) => c,
                 Err(e) if e.kind() == ErrorKind::Unavailable => Arc::new(Unbuilt {
@@ -251,6 +254,7 @@ impl PlatformCredential {
         let mut mi_options = ManagedIdentityCredentialOptions {
             user_assigned_id: options.user_assigned_id,
             env: options.env,
+            timeouts: options.timeouts,
             ..Default::default()
         };
         // Off Azure the chain answers quickly; workload identity was tried just before.

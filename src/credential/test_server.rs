@@ -70,6 +70,27 @@ pub struct Reply {
     pub headers: Vec<(String, String)>,
     /// The body.
     pub body: Vec<u8>,
+    /// How the body is sent: whole (`None`), or one of the hostile ways of [`Stream`].
+    pub stream: Option<Stream>,
+}
+
+/// A hostile way of sending a reply's body.
+#[derive(Clone, Debug)]
+pub enum Stream {
+    /// `body` repeated until the client hangs up, with no length announced (an endless answer).
+    Endless,
+    /// `body` repeated to `len` bytes, announced by `content-length` (a huge answer).
+    Repeat {
+        /// The total length.
+        len: u64,
+    },
+    /// `body` one byte at a time, `every` apart (a server dripping its answer).
+    Drip {
+        /// The pause before each byte.
+        every: std::time::Duration,
+    },
+    /// Nothing at all: the request is read and never answered (a silent server).
+    Silent,
 }
 
 impl Reply {
@@ -79,7 +100,14 @@ impl Reply {
             status,
             headers: Vec::new(),
             body: Vec::new(),
+            stream: None,
         }
+    }
+
+    /// Sends the body the hostile way `stream` says.
+    pub fn stream(mut self, stream: Stream) -> Self {
+        self.stream = Some(stream);
+        self
     }
 
     /// A JSON answer.
@@ -146,6 +174,24 @@ impl TestServer {
             Self::start_inner(replies.into_iter().collect(), None, Some(acceptor)).await,
             ca_pem,
         )
+    }
+
+    /// Like [`scripted`](Self::scripted), serving https with exactly this certificate chain and
+    /// key (see [`self_signed`]).
+    pub async fn scripted_tls_with(
+        replies: impl IntoIterator<Item = Reply>,
+        chain: Vec<rustls::pki_types::CertificateDer<'static>>,
+        key: rustls::pki_types::PrivateKeyDer<'static>,
+    ) -> Self {
+        let config =
+            rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+                .with_safe_default_protocol_versions()
+                .unwrap()
+                .with_no_client_auth()
+                .with_single_cert(chain, key)
+                .unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        Self::start_inner(replies.into_iter().collect(), None, Some(acceptor)).await
     }
 
     /// A server answering every request with `handler`.
@@ -243,6 +289,35 @@ pub fn test_tls() -> (tokio_rustls::TlsAcceptor, String) {
     (tokio_rustls::TlsAcceptor::from(Arc::new(config)), ca.pem())
 }
 
+/// A self-signed certificate for `names`, a CA (`CA:TRUE`, as `openssl req -x509` makes) when
+/// `ca` is set, valid from `not_before` to `not_after`: its DER, its key, and its PEM (for
+/// `SSL_CERT_FILE`).
+pub fn self_signed(
+    names: &[&str],
+    ca: bool,
+    not_before: time::OffsetDateTime,
+    not_after: time::OffsetDateTime,
+) -> (
+    rustls::pki_types::CertificateDer<'static>,
+    rustls::pki_types::PrivateKeyDer<'static>,
+    String,
+) {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
+    let mut params = CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>()).unwrap();
+    if ca {
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    }
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "azure-wi self-signed test server");
+    params.not_before = not_before;
+    params.not_after = not_after;
+    let key = KeyPair::generate().unwrap();
+    let cert = params.self_signed(&key).unwrap();
+    let key_der = rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into());
+    (cert.der().clone(), key_der, cert.pem())
+}
+
 async fn serve_connection<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
     stream: S,
     state: Arc<Mutex<State>>,
@@ -295,6 +370,9 @@ async fn serve_connection<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpi
                 }),
             }
         };
+        if let Some(hostile) = &reply.stream {
+            return send_hostile(reader.get_mut(), &reply, hostile).await;
+        }
         let mut out = format!(
             "HTTP/1.1 {} X\r\ncontent-length: {}\r\n",
             reply.status,
@@ -310,5 +388,63 @@ async fn serve_connection<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpi
         let stream = reader.get_mut();
         stream.write_all(&bytes).await?;
         stream.flush().await?;
+    }
+}
+
+/// Sends `reply` the hostile way, then closes the connection (the client's reading stops it).
+async fn send_hostile<S: tokio::io::AsyncWrite + Unpin>(
+    stream: &mut S,
+    reply: &Reply,
+    hostile: &Stream,
+) -> std::io::Result<()> {
+    if let Stream::Silent = hostile {
+        std::future::pending::<()>().await;
+    }
+    let mut head = format!("HTTP/1.1 {} X\r\n", reply.status);
+    match hostile {
+        Stream::Repeat { len } => head.push_str(&format!("content-length: {len}\r\n")),
+        Stream::Drip { .. } | Stream::Silent => {
+            head.push_str(&format!("content-length: {}\r\n", reply.body.len().max(1)))
+        }
+        Stream::Endless => head.push_str("connection: close\r\n"),
+    }
+    for (k, v) in &reply.headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes()).await?;
+    stream.flush().await?;
+    let piece: Vec<u8> = if reply.body.is_empty() {
+        vec![b' '; 64 * 1024]
+    } else {
+        reply.body.repeat((64 * 1024 / reply.body.len()).max(1))
+    };
+    match hostile {
+        Stream::Endless => loop {
+            stream.write_all(&piece).await?;
+        },
+        Stream::Repeat { len } => {
+            let mut left = *len;
+            while left > 0 {
+                let n = left.min(piece.len() as u64) as usize;
+                stream.write_all(&piece[..n]).await?;
+                left -= n as u64;
+            }
+            stream.flush().await
+        }
+        Stream::Drip { every } => {
+            let body = if reply.body.is_empty() {
+                b" ".to_vec()
+            } else {
+                reply.body.clone()
+            };
+            for byte in body {
+                tokio::time::sleep(*every).await;
+                stream.write_all(&[byte]).await?;
+                stream.flush().await?;
+            }
+            Ok(())
+        }
+        Stream::Silent => Ok(()),
     }
 }

@@ -19,7 +19,7 @@ use std::{
 use async_trait::async_trait;
 
 use super::{
-    Env, Error, Result, Secret, TokenCredential, TokenFuture, TokenRequestOptions,
+    Env, Error, RequestTimeouts, Result, Secret, TokenCredential, TokenFuture, TokenRequestOptions,
     client_assertion::{AssertionExchange, ClientAssertion, ClientAssertionCredentialOptions},
 };
 
@@ -62,6 +62,8 @@ pub struct WorkloadIdentityCredentialOptions {
     pub additionally_allowed_tenants: Vec<String>,
     /// Where the variables are read.
     pub env: Env,
+    /// The per-read timeout and the overall deadline of a token request.
+    pub timeouts: RequestTimeouts,
 }
 
 /// Authenticates a Kubernetes workload with its projected service-account token.
@@ -82,14 +84,18 @@ pub struct WorkloadIdentityCredential {
     token_file: PathBuf,
 }
 
-/// Reads the token file for every exchange.
+/// Reads the token file for every exchange. `origin` names where the path came from: the
+/// `token_file_path` option or `AZURE_FEDERATED_TOKEN_FILE`.
 #[derive(Debug)]
-struct TokenFile(PathBuf);
+struct TokenFile {
+    path: PathBuf,
+    origin: &'static str,
+}
 
 #[async_trait]
 impl ClientAssertion for TokenFile {
     async fn assertion(&self) -> Result<Secret> {
-        read_token_file(&self.0).await
+        read_token_file(&self.path, self.origin).await
     }
 }
 
@@ -99,41 +105,138 @@ impl ClientAssertion for TokenFile {
 /// one. A file that is really missing fails every try.
 const TOKEN_FILE_READS: usize = 3;
 
-async fn read_token_file(path: &Path) -> Result<Secret> {
-    let mut read = tokio::fs::read_to_string(path).await;
+/// The largest token file read. A projected service-account token is a JWT of 1 to 2 KB (a few
+/// KB with many audiences or a long issuer URL); 64 KiB is more than 30 times that, the same
+/// bound as every HTTP answer the library reads, and small enough that a wrong path (`/dev/zero`,
+/// a log file) costs nothing.
+pub(crate) const MAX_TOKEN_FILE_BYTES: u64 = 64 * 1024;
+
+async fn read_token_file(path: &Path, origin: &'static str) -> Result<Secret> {
+    let mut read = read_bounded(path.to_owned()).await;
     for _ in 1..TOKEN_FILE_READS {
         match &read {
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            Err(TokenFileError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => {
                 tokio::task::yield_now().await;
-                read = tokio::fs::read_to_string(path).await;
+                read = read_bounded(path.to_owned()).await;
             }
             _ => break,
         }
     }
-    let contents = read.map_err(|e| {
-        Error::authentication_failed(
+    let where_ = format!("the federated token file {} (from {origin})", path.display());
+    let contents = read.map_err(|e| match e {
+        TokenFileError::Io(e) => Error::authentication_failed(
             CREDENTIAL,
             format!(
-                "cannot read the federated token file {}: {e}. It is the projected service-account token \
-                 the workload identity webhook mounts; check that the pod's service account is annotated \
-                 with azure.workload.identity/client-id and the pod is labelled \
-                 azure.workload.identity/use: \"true\"",
-                path.display()
+                "cannot read {where_}: {e}. It is the projected service-account token the workload \
+                 identity webhook mounts; check that the pod's service account is annotated with \
+                 azure.workload.identity/client-id and the pod is labelled \
+                 azure.workload.identity/use: \"true\""
             ),
         )
-        .with_source(e)
+        .with_source(e),
+        TokenFileError::NotRegular(kind) => Error::authentication_failed(
+            CREDENTIAL,
+            format!(
+                "{where_} is {kind}, not a regular file: point {origin} at the projected \
+                 service-account token (a file of a few KB)"
+            ),
+        ),
+        TokenFileError::TooLarge => Error::authentication_failed(
+            CREDENTIAL,
+            format!(
+                "{where_} is larger than {MAX_TOKEN_FILE_BYTES} bytes, which no service-account token \
+                 is: point {origin} at the projected service-account token"
+            ),
+        ),
+        TokenFileError::NotText => Error::authentication_failed(
+            CREDENTIAL,
+            format!("{where_} is not UTF-8 text: point {origin} at the projected service-account token"),
+        ),
     })?;
     let token = contents.trim();
     if token.is_empty() {
         return Err(Error::authentication_failed(
             CREDENTIAL,
-            format!(
-                "the federated token file {} is empty: the kubelet has not written the token yet",
-                path.display()
-            ),
+            format!("{where_} is empty: the kubelet has not written the token yet"),
         ));
     }
     Ok(Secret::new(token))
+}
+
+/// Why the token file could not be read.
+#[derive(Debug)]
+enum TokenFileError {
+    Io(std::io::Error),
+    /// A directory, FIFO, socket or device: what it is, in words.
+    NotRegular(&'static str),
+    TooLarge,
+    NotText,
+}
+
+/// Reads the file at `path` (symlinks followed, as the kubelet's layout needs) if it is a regular
+/// file of at most [`MAX_TOKEN_FILE_BYTES`]: the type is checked before opening, the file is
+/// opened non-blocking (a FIFO swapped in after the check cannot hang the read) and checked again
+/// once open, and at most one byte more than the bound is ever read.
+async fn read_bounded(path: PathBuf) -> Result<String, TokenFileError> {
+    tokio::task::spawn_blocking(move || read_bounded_sync(&path))
+        .await
+        .unwrap_or_else(|e| Err(TokenFileError::Io(std::io::Error::other(e))))
+}
+
+fn read_bounded_sync(path: &Path) -> Result<String, TokenFileError> {
+    use std::io::Read;
+    let checked = std::fs::metadata(path).map_err(TokenFileError::Io)?;
+    file_kind(&checked)?;
+    if checked.len() > MAX_TOKEN_FILE_BYTES {
+        return Err(TokenFileError::TooLarge);
+    }
+    let mut open = std::fs::OpenOptions::new();
+    open.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        open.custom_flags(libc::O_NONBLOCK);
+    }
+    let file = open.open(path).map_err(TokenFileError::Io)?;
+    file_kind(&file.metadata().map_err(TokenFileError::Io)?)?;
+    let mut contents = Vec::with_capacity(checked.len() as usize);
+    file.take(MAX_TOKEN_FILE_BYTES + 1)
+        .read_to_end(&mut contents)
+        .map_err(TokenFileError::Io)?;
+    if contents.len() as u64 > MAX_TOKEN_FILE_BYTES {
+        return Err(TokenFileError::TooLarge);
+    }
+    String::from_utf8(contents).map_err(|_| TokenFileError::NotText)
+}
+
+/// Ok for a regular file, else what the file is.
+fn file_kind(metadata: &std::fs::Metadata) -> Result<(), TokenFileError> {
+    let t = metadata.file_type();
+    if t.is_file() {
+        return Ok(());
+    }
+    let kind = if t.is_dir() {
+        "a directory"
+    } else {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::FileTypeExt;
+            if t.is_fifo() {
+                "a FIFO (named pipe)"
+            } else if t.is_char_device() || t.is_block_device() {
+                "a device"
+            } else if t.is_socket() {
+                "a socket"
+            } else {
+                "not a regular file"
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            "not a regular file"
+        }
+    };
+    Err(TokenFileError::NotRegular(kind))
 }
 
 impl WorkloadIdentityCredential {
@@ -149,25 +252,37 @@ impl WorkloadIdentityCredential {
                 .or_else(|| env.var(var))
                 .ok_or_else(|| missing(var))
         };
+        let tenant_origin = match options.tenant_id.as_deref().filter(|v| !v.trim().is_empty()) {
+            Some(_) => "the tenant_id option",
+            None => AZURE_TENANT_ID,
+        };
         let tenant_id = from(options.tenant_id.clone(), AZURE_TENANT_ID)?;
         let client_id = from(options.client_id.clone(), AZURE_CLIENT_ID)?;
-        let token_file = match options
+        let (token_file, token_file_origin) = match options
             .token_file_path
             .clone()
             .filter(|p| !p.as_os_str().is_empty())
         {
-            Some(path) => path,
-            None => PathBuf::from(from(None, AZURE_FEDERATED_TOKEN_FILE)?),
+            Some(path) => (path, "the token_file_path option"),
+            None => (
+                PathBuf::from(from(None, AZURE_FEDERATED_TOKEN_FILE)?),
+                AZURE_FEDERATED_TOKEN_FILE,
+            ),
         };
         let exchange = AssertionExchange::new(
             CREDENTIAL,
             tenant_id,
+            tenant_origin,
             client_id,
-            Arc::new(TokenFile(token_file.clone())),
+            Arc::new(TokenFile {
+                path: token_file.clone(),
+                origin: token_file_origin,
+            }),
             ClientAssertionCredentialOptions {
                 authority_host: options.authority_host,
                 additionally_allowed_tenants: options.additionally_allowed_tenants,
                 env: options.env,
+                timeouts: options.timeouts,
             },
         )?;
         Ok(Arc::new(Self {
@@ -386,5 +501,130 @@ mod tests {
             form_value(&server, 1, "client_assertion").as_deref(),
             Some("sa-token-2")
         );
+    }
+
+    /// Issue 15 item 8: `/dev/zero` was read until the OOM killer came, a FIFO hung forever, a
+    /// 100 MB file was read and sent. Each is refused before anything is sent, naming the
+    /// variable and the path, and nothing blocks.
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn hostile_token_files_are_refused_without_blocking() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("fifo");
+        let status = std::process::Command::new("mkfifo").arg(&fifo).status().unwrap();
+        assert!(status.success(), "mkfifo");
+        let big = dir.path().join("big");
+        std::fs::File::create(&big)
+            .unwrap()
+            .set_len(100 * 1024 * 1024)
+            .unwrap();
+        let just_over = dir.path().join("just-over");
+        std::fs::write(&just_over, "a".repeat(MAX_TOKEN_FILE_BYTES as usize + 1)).unwrap();
+        let at_bound = dir.path().join("at-bound");
+        std::fs::write(&at_bound, "a".repeat(MAX_TOKEN_FILE_BYTES as usize)).unwrap();
+        let link_to_zero = dir.path().join("link");
+        std::os::unix::fs::symlink("/dev/zero", &link_to_zero).unwrap();
+        let server = TestServer::with_handler(|_| Reply::token("at", 3599)).await;
+        for (file, expected) in [
+            (fifo.clone(), "FIFO"),
+            (PathBuf::from("/dev/zero"), "device"),
+            (link_to_zero, "device"),
+            (dir.path().to_owned(), "directory"),
+            (big, "larger than 65536 bytes"),
+            (just_over, "larger than 65536 bytes"),
+        ] {
+            let cred = WorkloadIdentityCredential::new(Some(WorkloadIdentityCredentialOptions {
+                env: env(&server, &file),
+                ..Default::default()
+            }))
+            .unwrap();
+            let e = tokio::time::timeout(std::time::Duration::from_secs(10), cred.get_token(&[SCOPE], None))
+                .await
+                .unwrap_or_else(|_| panic!("{} blocked", file.display()))
+                .unwrap_err();
+            let m = e.to_string();
+            assert_eq!(e.kind(), ErrorKind::AuthenticationFailed, "{m}");
+            assert!(
+                m.contains(expected)
+                    && m.contains(AZURE_FEDERATED_TOKEN_FILE)
+                    && m.contains(&file.display().to_string()),
+                "{m}"
+            );
+        }
+        assert_eq!(server.request_count(), 0);
+        // The option names itself instead of the variable.
+        let cred = WorkloadIdentityCredential::new(Some(WorkloadIdentityCredentialOptions {
+            token_file_path: Some(fifo),
+            env: env(&server, &at_bound),
+            ..Default::default()
+        }))
+        .unwrap();
+        let e = cred.get_token(&[SCOPE], None).await.unwrap_err();
+        assert!(e.to_string().contains("token_file_path option"), "{e}");
+        // A file of exactly the bound is read and sent.
+        let cred = WorkloadIdentityCredential::new(Some(WorkloadIdentityCredentialOptions {
+            env: env(&server, &at_bound),
+            ..Default::default()
+        }))
+        .unwrap();
+        cred.get_token(&[SCOPE], None).await.unwrap();
+        assert_eq!(
+            form_value(&server, 0, "client_assertion").map(|a| a.len()),
+            Some(MAX_TOKEN_FILE_BYTES as usize)
+        );
+    }
+
+    /// Issue 15 item 12, end to end: `.`, `..` and a 10,000-character tenant never reach the
+    /// network, and the error names the variable.
+    #[tokio::test]
+    async fn dot_and_overlong_tenants_never_reach_the_network() {
+        let server = TestServer::scripted([]).await;
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("t");
+        std::fs::write(&file, "x").unwrap();
+        let huge = "a".repeat(10_000);
+        for tenant in [".", "..", huge.as_str()] {
+            let env = Env::from_pairs([
+                (AZURE_TENANT_ID, tenant.to_owned()),
+                (AZURE_CLIENT_ID, "c".to_owned()),
+                (AZURE_FEDERATED_TOKEN_FILE, file.display().to_string()),
+                ("AZURE_AUTHORITY_HOST", server.url()),
+            ]);
+            let e = WorkloadIdentityCredential::new(Some(WorkloadIdentityCredentialOptions {
+                env: env.clone(),
+                ..Default::default()
+            }))
+            .unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::InvalidInput);
+            assert!(e.to_string().contains(AZURE_TENANT_ID), "{e}");
+            let e = WorkloadIdentityCredential::new(Some(WorkloadIdentityCredentialOptions {
+                tenant_id: Some(tenant.to_owned()),
+                env,
+                ..Default::default()
+            }))
+            .unwrap_err();
+            assert!(e.to_string().contains("tenant_id option"), "{e}");
+            // As a per-request tenant too.
+            let env = Env::from_pairs([
+                (AZURE_TENANT_ID, "tenant-a".to_owned()),
+                (AZURE_CLIENT_ID, "c".to_owned()),
+                (AZURE_FEDERATED_TOKEN_FILE, file.display().to_string()),
+                ("AZURE_AUTHORITY_HOST", server.url()),
+            ]);
+            let cred = WorkloadIdentityCredential::new(Some(WorkloadIdentityCredentialOptions {
+                additionally_allowed_tenants: vec!["*".into()],
+                env,
+                ..Default::default()
+            }))
+            .unwrap();
+            let request = TokenRequestOptions {
+                tenant_id: Some(tenant.to_owned()),
+                ..Default::default()
+            };
+            let e = cred.get_token(&[SCOPE], Some(request)).await.unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
+            assert!(e.to_string().contains("request's tenant_id option"), "{e}");
+        }
+        assert_eq!(server.request_count(), 0);
     }
 }

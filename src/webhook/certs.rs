@@ -2,10 +2,20 @@
 //! in a Secret, the CA written into the MutatingWebhookConfiguration's `caBundle`, renewal before
 //! expiry.
 //!
-//! - [`CertBundle::generate`] / [`CertBundle::renew_leaf`]: pure rcgen work (ECDSA P-256; run them in
-//!   `spawn_blocking`).
-//! - [`decide`]: what to do with the bundle found in the Secret at a given wall-clock time.
-//! - [`Rotator`]: the Kubernetes side (Secret, MutatingWebhookConfiguration) and the periodic check.
+//! - [`CertBundle::generate`] / [`CertBundle::renew_leaf`]: pure rcgen work (run them in
+//!   `spawn_blocking`). A new CA is what upstream's rotator (open-policy-agent/cert-controller)
+//!   writes: RSA 2048, key as PKCS#1, subject `azure-workload-identity-ca` /
+//!   `azure-workload-identity` with that name also as DNS name; serving certificates are ECDSA P-256
+//!   with `serverAuth` and the Service's names, `<svc>.<ns>.svc` among them.
+//! - [`decide`]: what to do with the bundle found in the Secret at a given wall-clock time. It
+//!   accepts what upstream writes (PKCS#1, PKCS#8 or SEC1 CA keys; a serving certificate for
+//!   `<svc>.<ns>.svc` only), so switching from upstream keeps its CA and certificate: the Secret is
+//!   not rewritten and the `caBundle` does not change while upstream's replicas still serve.
+//! - [`Rotator`]: the Kubernetes side (Secret, MutatingWebhookConfiguration): it watches the
+//!   Secret (a change is acted on within a second: another writer's new CA is adopted, an emptied
+//!   Secret is refilled with the certificates being served, and a deleted one recreated with them
+//!   and its labels and annotations after 5 seconds, unless the pod is stopping, as on
+//!   `helm uninstall`) and checks hourly.
 //!
 //! Lifetimes follow upstream: CA 10 years, serving certificate 1 year, renewed when fewer than 90
 //! days remain; the check runs every hour against the wall clock (not a monotonic timer), so a
@@ -26,7 +36,10 @@ use rcgen::{
 };
 use time::OffsetDateTime;
 
-use super::tls::{CertResolver, ServingCert, TlsError};
+use super::{
+    ca_key::{self, CaKeyError},
+    tls::{CertResolver, ServingCert, TlsError},
+};
 use crate::server::Shutdown;
 
 /// Upstream's Service in front of the webhook.
@@ -47,8 +60,14 @@ pub const CA_LIFETIME: time::Duration = time::Duration::days(3650);
 pub const LEAF_LIFETIME: time::Duration = time::Duration::days(365);
 /// Renew a certificate when less than this remains.
 pub const RENEW_BEFORE: time::Duration = time::Duration::days(90);
-/// How often the Secret is re-read and the expiry checked.
+/// How often the expiry is checked when nothing changes (the Secret is also watched).
 pub const CHECK_INTERVAL: Duration = Duration::from_secs(3600);
+/// How long a burst of Secret events is gathered before one pass acts on it.
+const SETTLE: Duration = Duration::from_millis(200);
+/// How long a deleted Secret stays deleted before it is recreated: `helm uninstall` deletes the
+/// Deployment before the Secret, and its pods (SIGTERM stops the rotator) must not bring the
+/// Secret back behind Helm's back. A Secret that was only emptied is refilled at once.
+pub const RESTORE_DELAY: Duration = Duration::from_secs(5);
 
 /// Keys of the Secret (upstream's).
 const CA_CERT_KEY: &str = "ca.crt";
@@ -78,6 +97,9 @@ pub enum CertError {
     /// A blocking task panicked.
     #[error("certificate generation task failed: {0}")]
     Task(String),
+    /// The CA key in the Secret cannot sign, or a new one cannot be made.
+    #[error(transparent)]
+    CaKey(#[from] CaKeyError),
 }
 
 /// Names of the objects the rotator manages.
@@ -115,6 +137,12 @@ impl CertNames {
             format!("{svc}.{ns}.svc.cluster.local"),
         ]
     }
+
+    /// The name the API server calls the webhook by (`<svc>.<ns>.svc`): the one name a serving
+    /// certificate must cover to be kept (upstream's certificates carry only this one).
+    pub fn serving_dns_name(&self) -> String {
+        format!("{}.{}.svc", self.service, self.namespace)
+    }
 }
 
 /// A CA and a serving certificate signed by it, all PEM.
@@ -137,16 +165,17 @@ impl std::fmt::Debug for CertBundle {
 }
 
 impl CertBundle {
-    /// A new CA and a serving certificate for `dns_names`, valid from `now`.
+    /// A new CA (upstream's format: RSA 2048, PKCS#1 key, its name as DNS name) and a serving
+    /// certificate for `dns_names`, valid from `now`.
     pub fn generate(dns_names: &[String], now: OffsetDateTime) -> Result<Self, CertError> {
-        let ca_key = KeyPair::generate()?;
-        let mut params = CertificateParams::default();
+        let (ca_key_pem, ca_key) = ca_key::generate_rsa()?;
+        let mut params = CertificateParams::new(vec![CA_COMMON_NAME.to_owned()])?;
         params.distinguished_name = name(CA_COMMON_NAME);
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
         params.key_usages = vec![
-            KeyUsagePurpose::KeyCertSign,
-            KeyUsagePurpose::CrlSign,
             KeyUsagePurpose::DigitalSignature,
+            KeyUsagePurpose::KeyEncipherment,
+            KeyUsagePurpose::KeyCertSign,
         ];
         params.not_before = now - time::Duration::hours(1);
         params.not_after = now + CA_LIFETIME;
@@ -155,15 +184,16 @@ impl CertBundle {
         let (cert_pem, key_pem) = issue_leaf(&issuer, dns_names, now)?;
         Ok(Self {
             ca_cert_pem: ca_cert.pem(),
-            ca_key_pem: ca_key.serialize_pem(),
+            ca_key_pem,
             cert_pem,
             key_pem,
         })
     }
 
-    /// A new serving certificate for `dns_names` from the same CA, valid from `now`.
+    /// A new serving certificate for `dns_names` from the same CA (whatever form its key is
+    /// stored in; the Secret keeps it as it is), valid from `now`.
     pub fn renew_leaf(&self, dns_names: &[String], now: OffsetDateTime) -> Result<Self, CertError> {
-        let ca_key = KeyPair::from_pem(&self.ca_key_pem)?;
+        let ca_key = ca_key::parse(&self.ca_key_pem)?;
         let issuer = Issuer::from_ca_cert_pem(&self.ca_cert_pem, &ca_key)?;
         let (cert_pem, key_pem) = issue_leaf(&issuer, dns_names, now)?;
         Ok(Self {
@@ -224,7 +254,13 @@ fn issue_leaf(
 ) -> Result<(String, String), CertError> {
     let key = KeyPair::generate()?;
     let mut params = CertificateParams::new(dns_names.to_vec())?;
-    params.distinguished_name = name(dns_names.first().map_or(SERVICE_NAME, String::as_str));
+    // Upstream's subject: the `<svc>.<ns>.svc` name.
+    let common_name = dns_names
+        .iter()
+        .find(|n| n.ends_with(".svc"))
+        .or(dns_names.first())
+        .map_or(SERVICE_NAME, String::as_str);
+    params.distinguished_name = name(common_name);
     params.key_usages = vec![
         KeyUsagePurpose::DigitalSignature,
         KeyUsagePurpose::KeyEncipherment,
@@ -248,7 +284,11 @@ pub enum Decision {
     Regenerate(String),
 }
 
-/// Decides, at wall-clock time `now`, whether `bundle` can keep serving `dns_names`.
+/// Decides, at wall-clock time `now`, whether `bundle` can keep serving `dns_names` (the names
+/// its serving certificate must cover; the rotator asks only for [`CertNames::serving_dns_name`],
+/// as upstream does). The checks are upstream's (both certificates valid for 90 more days, the
+/// serving certificate signed by the CA, for `serverAuth`, matching its key) plus that the CA key
+/// matches the CA and can sign.
 pub fn decide(bundle: Option<&CertBundle>, dns_names: &[String], now: OffsetDateTime) -> Decision {
     let Some(bundle) = bundle else {
         return Decision::Regenerate("the Secret holds no certificates".into());
@@ -262,8 +302,15 @@ pub fn decide(bundle: Option<&CertBundle>, dns_names: &[String], now: OffsetDate
     if ca.validity().not_after.to_datetime() - now < RENEW_BEFORE {
         return Decision::Regenerate("the CA expires within 90 days".into());
     }
-    if rcgen::KeyPair::from_pem(&bundle.ca_key_pem).is_err() {
-        return Decision::Regenerate("the CA key does not parse".into());
+    if !ca.is_ca() {
+        return Decision::Regenerate("the CA certificate is not a CA".into());
+    }
+    match ca_key::parse(&bundle.ca_key_pem) {
+        Err(error) => return Decision::Regenerate(error.to_string()),
+        Ok(key) if key.public_key_raw() != ca.public_key().subject_public_key.data.as_ref() => {
+            return Decision::Regenerate("the CA key does not belong to the CA certificate".into());
+        }
+        Ok(_) => {}
     }
     let Some(leaf_der) = first_der(&bundle.cert_pem) else {
         return Decision::RenewLeaf("the serving certificate does not parse".into());
@@ -276,6 +323,12 @@ pub fn decide(bundle: Option<&CertBundle>, dns_names: &[String], now: OffsetDate
     }
     if leaf.validity().not_after.to_datetime() - now < RENEW_BEFORE {
         return Decision::RenewLeaf("the serving certificate expires within 90 days".into());
+    }
+    if let Ok(Some(eku)) = leaf.extended_key_usage()
+        && !eku.value.server_auth
+        && !eku.value.any
+    {
+        return Decision::RenewLeaf("the serving certificate is not for serverAuth".into());
     }
     let sans = dns_sans(&leaf);
     if let Some(missing) = dns_names.iter().find(|n| !sans.contains(n)) {
@@ -312,6 +365,13 @@ pub fn dns_sans(cert: &x509_parser::certificate::X509Certificate<'_>) -> Vec<Str
     }
 }
 
+/// Labels and annotations of the Secret as last read.
+#[derive(Clone, Debug, Default)]
+struct SecretMeta {
+    labels: Option<BTreeMap<String, String>>,
+    annotations: Option<BTreeMap<String, String>>,
+}
+
 /// Keeps the Secret, the `caBundle` and the serving certificate current.
 #[derive(Clone)]
 pub struct Rotator {
@@ -319,6 +379,12 @@ pub struct Rotator {
     names: CertNames,
     resolver: Arc<CertResolver>,
     clock: fn() -> OffsetDateTime,
+    /// What the last pass served and published: restored when the Secret is deleted or emptied.
+    served: Arc<std::sync::Mutex<Option<CertBundle>>>,
+    /// The labels and annotations the Secret last had (Helm's ownership among them): a
+    /// recreated Secret carries them, so the release still owns it.
+    secret_meta: Arc<std::sync::Mutex<SecretMeta>>,
+    restore_delay: Duration,
 }
 
 impl std::fmt::Debug for Rotator {
@@ -337,6 +403,9 @@ impl Rotator {
             names,
             resolver,
             clock: OffsetDateTime::now_utc,
+            served: Arc::default(),
+            secret_meta: Arc::default(),
+            restore_delay: RESTORE_DELAY,
         }
     }
 
@@ -346,20 +415,64 @@ impl Rotator {
         self
     }
 
-    /// Runs until `shutdown`: reconciles now, then every [`CHECK_INTERVAL`]; retries failures
+    /// How long a deleted Secret must stay deleted before it is recreated (default
+    /// [`RESTORE_DELAY`]; tests).
+    pub fn with_restore_delay(mut self, delay: Duration) -> Self {
+        self.restore_delay = delay;
+        self
+    }
+
+    /// Runs until `shutdown`: reconciles now, again whenever the Secret changes (a watch on it
+    /// alone; a burst of events makes one pass), and every [`CHECK_INTERVAL`]; retries failures
     /// after 10 seconds.
     pub async fn run(self, shutdown: Shutdown) {
+        use futures::StreamExt as _;
+        use kube::runtime::{WatchStreamExt as _, watcher};
+
+        let secrets: Api<Secret> = Api::namespaced(self.client.clone(), &self.names.namespace);
+        let config = watcher::Config::default().fields(&format!("metadata.name={}", self.names.secret));
+        let mut changes = watcher::watcher(secrets, config).default_backoff().boxed();
+        let mut watch_failing = false;
         loop {
-            let wait = match self.reconcile().await {
+            // A pass may wait (a deleted Secret, RESTORE_DELAY): a stopping pod leaves instead.
+            let result = tokio::select! {
+                () = shutdown.wait() => return,
+                result = self.reconcile() => result,
+            };
+            let wait = match result {
                 Ok(()) => CHECK_INTERVAL,
                 Err(error) => {
                     tracing::warn!(%error, "certificate rotation failed; retrying in 10 s");
                     Duration::from_secs(10)
                 }
             };
-            tokio::select! {
-                () = shutdown.wait() => return,
-                () = tokio::time::sleep(wait) => {}
+            let deadline = tokio::time::Instant::now() + wait;
+            // Wait for the deadline or a change of the Secret; the initial listing of the watch
+            // (and every re-listing) counts as a change: it may have missed one.
+            loop {
+                tokio::select! {
+                    () = shutdown.wait() => return,
+                    () = tokio::time::sleep_until(deadline) => break,
+                    event = changes.next() => match event {
+                        Some(Ok(watcher::Event::Init | watcher::Event::InitApply(_))) => {}
+                        Some(Ok(_)) => {
+                            watch_failing = false;
+                            // Gather the rest of a burst (our own write, another replica's).
+                            tokio::time::sleep(SETTLE).await;
+                            break;
+                        }
+                        Some(Err(error)) => {
+                            if !watch_failing {
+                                tracing::warn!(%error, "cannot watch the certificate Secret; retrying, and checking hourly meanwhile");
+                            }
+                            watch_failing = true;
+                        }
+                        None => {
+                            tracing::warn!("the certificate Secret's watch ended; checking hourly");
+                            changes = futures::stream::pending().boxed();
+                        }
+                    },
+                }
             }
         }
     }
@@ -367,9 +480,15 @@ impl Rotator {
     /// One pass: read the Secret, renew what needs it (storing the result with optimistic
     /// concurrency, so that of several replicas one wins and the others adopt its result),
     /// publish the CA in the `caBundle`, and serve the serving certificate.
+    ///
+    /// What the Secret holds is kept while [`decide`] finds it valid (whoever wrote it: upstream's
+    /// replicas, another of ours); a missing or empty Secret gets the certificates this rotator
+    /// already serves, so deleting it changes no CA.
     pub async fn reconcile(&self) -> Result<(), CertError> {
         let secrets: Api<Secret> = Api::namespaced(self.client.clone(), &self.names.namespace);
         let dns_names = self.names.dns_names();
+        let required = [self.names.serving_dns_name()];
+        let mut waited = false;
         let bundle = loop {
             let existing = secrets
                 .get_opt(&self.names.secret)
@@ -381,10 +500,38 @@ impl Rotator {
                     ),
                     source,
                 })?;
-            let current = existing.as_ref().and_then(CertBundle::from_secret);
+            if let Some(secret) = &existing
+                && let Ok(mut meta) = self.secret_meta.lock()
+            {
+                *meta = SecretMeta {
+                    labels: secret.metadata.labels.clone(),
+                    annotations: secret.metadata.annotations.clone(),
+                };
+            }
+            let stored = existing.as_ref().and_then(CertBundle::from_secret);
+            let in_secret = stored.is_some();
+            let restoring = existing.is_none() && self.served.lock().is_ok_and(|s| s.is_some());
+            if restoring && !waited && !self.restore_delay.is_zero() {
+                tracing::info!(
+                    secret = self.names.secret,
+                    delay = ?self.restore_delay,
+                    "the certificate Secret was deleted; recreating it unless it comes back or this pod stops"
+                );
+                tokio::time::sleep(self.restore_delay).await;
+                waited = true;
+                continue;
+            }
+            let current = stored.or_else(|| self.served.lock().ok().and_then(|s| s.clone()));
             let now = (self.clock)();
-            let renewed = match decide(current.as_ref(), &dns_names, now) {
-                Decision::Keep => break current.expect("Keep implies a bundle"),
+            let renewed = match decide(current.as_ref(), &required, now) {
+                Decision::Keep if in_secret => break current.expect("Keep implies a bundle"),
+                Decision::Keep => {
+                    tracing::info!(
+                        secret = self.names.secret,
+                        "the Secret holds no certificates; restoring the ones being served"
+                    );
+                    current.expect("Keep implies a bundle")
+                }
                 Decision::Regenerate(reason) => {
                     tracing::info!(%reason, "generating a new CA and serving certificate");
                     let names = dns_names.clone();
@@ -418,6 +565,9 @@ impl Rotator {
         if self.resolver.set(cert) {
             tracing::info!(%not_after, "serving certificate loaded from the Secret");
         }
+        if let Ok(mut served) = self.served.lock() {
+            *served = Some(bundle);
+        }
         Ok(())
     }
 
@@ -433,8 +583,9 @@ impl Rotator {
         );
         let result = match existing {
             // `replace` carries the resourceVersion read above: a concurrent writer makes it 409.
+            // Other keys in the Secret stay, as upstream's rotator leaves them.
             Some(mut secret) => {
-                secret.data = Some(bundle.secret_data());
+                secret.data.get_or_insert_default().extend(bundle.secret_data());
                 secret.string_data = None;
                 secrets
                     .replace(&self.names.secret, &PostParams::default(), &secret)
@@ -442,10 +593,13 @@ impl Rotator {
                     .map(drop)
             }
             None => {
+                let meta = self.secret_meta.lock().map(|m| m.clone()).unwrap_or_default();
                 let secret = Secret {
                     metadata: ObjectMeta {
                         name: Some(self.names.secret.clone()),
                         namespace: Some(self.names.namespace.clone()),
+                        labels: meta.labels,
+                        annotations: meta.annotations,
                         ..ObjectMeta::default()
                     },
                     data: Some(bundle.secret_data()),
@@ -623,6 +777,112 @@ mod tests {
         ));
     }
 
+    /// What upstream's rotator (cert-controller) writes: an RSA 2048 CA whose key is PKCS#1,
+    /// named `azure-workload-identity-ca` (also its one DNS name), and an RSA serving certificate
+    /// (PKCS#1 key) for `<svc>.<ns>.svc` only, `serverAuth`.
+    pub(super) fn upstream_bundle(now: OffsetDateTime) -> CertBundle {
+        let (ca_key_pem, ca_key) = ca_key::generate_rsa().unwrap();
+        let mut ca = CertificateParams::new(vec![CA_COMMON_NAME.to_owned()]).unwrap();
+        ca.distinguished_name = name(CA_COMMON_NAME);
+        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca.key_usages = vec![
+            KeyUsagePurpose::DigitalSignature,
+            KeyUsagePurpose::KeyEncipherment,
+            KeyUsagePurpose::KeyCertSign,
+        ];
+        ca.not_before = now - time::Duration::hours(1);
+        ca.not_after = now + CA_LIFETIME;
+        let ca_cert = ca.self_signed(&ca_key).unwrap();
+        let issuer = Issuer::new(ca, &ca_key);
+        let (key_pem, key) = ca_key::generate_rsa().unwrap();
+        let host = names().serving_dns_name();
+        let mut leaf = CertificateParams::new(vec![host.clone()]).unwrap();
+        let mut dn = DistinguishedName::new();
+        dn.push(DnType::CommonName, host);
+        leaf.distinguished_name = dn;
+        leaf.key_usages = vec![
+            KeyUsagePurpose::DigitalSignature,
+            KeyUsagePurpose::KeyEncipherment,
+        ];
+        leaf.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        leaf.not_before = now - time::Duration::hours(1);
+        leaf.not_after = now + LEAF_LIFETIME;
+        let cert = leaf.signed_by(&key, &issuer).unwrap();
+        CertBundle {
+            ca_cert_pem: ca_cert.pem(),
+            ca_key_pem,
+            cert_pem: cert.pem(),
+            key_pem,
+        }
+    }
+
+    #[test]
+    fn upstreams_secret_with_a_pkcs1_ca_key_is_kept() {
+        let upstream = upstream_bundle(NOW);
+        assert!(upstream.ca_key_pem.starts_with("-----BEGIN RSA PRIVATE KEY-----"));
+        let required = [names().serving_dns_name()];
+        assert_eq!(decide(Some(&upstream), &required, NOW), Decision::Keep);
+        assert!(upstream.serving_cert().is_ok(), "a PKCS#1 serving key is served");
+        // Close to expiry, its serving certificate is renewed from upstream's CA, whose key stays
+        // PKCS#1 in the Secret (what upstream's replicas parse).
+        let later = NOW + time::Duration::days(300);
+        assert!(matches!(
+            decide(Some(&upstream), &required, later),
+            Decision::RenewLeaf(_)
+        ));
+        let renewed = upstream.renew_leaf(&names().dns_names(), later).unwrap();
+        assert_eq!(renewed.ca_cert_pem, upstream.ca_cert_pem);
+        assert_eq!(renewed.ca_key_pem, upstream.ca_key_pem);
+        assert_eq!(decide(Some(&renewed), &required, later), Decision::Keep);
+    }
+
+    #[test]
+    fn what_we_issue_is_what_upstreams_rotator_accepts() {
+        // Upstream keeps a CA when it verifies for the DNS name `azure-workload-identity-ca` and
+        // its key is PKCS#1; a serving certificate when it verifies for `<svc>.<ns>.svc` and
+        // `serverAuth` against the CA.
+        let bundle = CertBundle::generate(&names().dns_names(), NOW).unwrap();
+        assert!(bundle.ca_key_pem.starts_with("-----BEGIN RSA PRIVATE KEY-----\n"));
+        let (ca_der, leaf_der) = (parse(&bundle.ca_cert_pem), parse(&bundle.cert_pem));
+        let (_, ca) = x509_parser::parse_x509_certificate(&ca_der).unwrap();
+        let (_, leaf) = x509_parser::parse_x509_certificate(&leaf_der).unwrap();
+        assert_eq!(dns_sans(&ca), vec![CA_COMMON_NAME.to_owned()]);
+        assert!(ca.verify_signature(None).is_ok(), "self-signed");
+        assert!(dns_sans(&leaf).contains(&names().serving_dns_name()));
+        assert!(leaf.extended_key_usage().unwrap().unwrap().value.server_auth);
+        assert_eq!(
+            leaf.subject()
+                .iter_common_name()
+                .next()
+                .unwrap()
+                .as_str()
+                .unwrap(),
+            names().serving_dns_name()
+        );
+    }
+
+    #[test]
+    fn a_ca_key_of_another_ca_or_a_non_ca_is_replaced() {
+        let dns = names().dns_names();
+        let bundle = CertBundle::generate(&dns, NOW).unwrap();
+        let other = CertBundle::generate(&dns, NOW).unwrap();
+        let wrong_key = CertBundle {
+            ca_key_pem: other.ca_key_pem,
+            ..bundle.clone()
+        };
+        assert!(
+            matches!(decide(Some(&wrong_key), &dns, NOW), Decision::Regenerate(r) if r.contains("does not belong"))
+        );
+        let leaf_as_ca = CertBundle {
+            ca_cert_pem: bundle.cert_pem.clone(),
+            ca_key_pem: bundle.key_pem.clone(),
+            ..bundle
+        };
+        assert!(
+            matches!(decide(Some(&leaf_as_ca), &dns, NOW), Decision::Regenerate(r) if r.contains("not a CA"))
+        );
+    }
+
     #[test]
     fn renewing_the_leaf_keeps_the_ca() {
         let dns = names().dns_names();
@@ -759,5 +1019,54 @@ mod tests {
             resolver.current().unwrap().not_after(),
             NOW + time::Duration::days(300) + LEAF_LIFETIME
         );
+    }
+
+    #[tokio::test]
+    async fn a_deleted_secret_is_recreated_with_the_certificates_being_served() {
+        let secret = Arc::new(Mutex::new(None));
+        let (client, log) = fake_client(fake_cluster(secret.clone()));
+        let resolver = Arc::new(CertResolver::new(Metrics::new(), None));
+        let rotator = Rotator::new(client, names(), resolver.clone())
+            .with_clock(|| NOW)
+            .with_restore_delay(Duration::from_millis(20));
+        rotator.reconcile().await.unwrap();
+        let first = secret.lock().unwrap().clone().expect("created");
+
+        // Deleted (or emptied): the next pass creates it again with the same CA and certificate.
+        *secret.lock().unwrap() = None;
+        rotator.reconcile().await.unwrap();
+        let again = secret.lock().unwrap().clone().expect("recreated");
+        for key in ["ca.crt", "ca.key", "tls.crt", "tls.key"] {
+            assert_eq!(again["data"][key], first["data"][key], "{key} changed");
+        }
+        let count = |method: &str| log.lock().unwrap().iter().filter(|r| r.method == method).count();
+        assert_eq!(count("POST"), 2, "one create per missing Secret");
+        // The deleted Secret was read again after the delay before it was recreated.
+        let secret_reads = log
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|r| r.method == "GET" && r.path.contains("/secrets/"))
+            .count();
+        assert_eq!(secret_reads, 1 + 2);
+        let helm = json!({"meta.helm.sh/release-name": "workload-identity-webhook"});
+        *secret.lock().unwrap() = Some(json!({
+            "apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": SECRET_NAME, "namespace": "azure-workload-identity-system", "resourceVersion": "7",
+                "labels": {"app.kubernetes.io/managed-by": "Helm"}, "annotations": helm},
+        }));
+        rotator.reconcile().await.unwrap();
+        let refilled = secret.lock().unwrap().clone().unwrap();
+        assert_eq!(refilled["data"]["ca.crt"], first["data"]["ca.crt"]);
+        // Deleted again: recreated with the labels and annotations it had (Helm's ownership).
+        *secret.lock().unwrap() = None;
+        rotator.reconcile().await.unwrap();
+        let owned = secret.lock().unwrap().clone().unwrap();
+        assert_eq!(owned["metadata"]["annotations"], helm);
+        assert_eq!(
+            owned["metadata"]["labels"]["app.kubernetes.io/managed-by"],
+            "Helm"
+        );
+        assert_eq!(owned["data"]["ca.crt"], first["data"]["ca.crt"]);
     }
 }

@@ -413,7 +413,8 @@ impl ConfigArgs {
             non_empty(custom_token_endpoint_annotation_suffix),
             non_empty(custom_token_endpoint_audience),
             CaArgs {
-                data: non_empty(azure_kubernetes_ca_data),
+                // Passed to containers byte for byte, as upstream does (a PEM ends with a newline).
+                data: azure_kubernetes_ca_data.filter(|data| !data.is_empty()),
                 config_map: non_empty(azure_kubernetes_ca_configmap_name),
                 signer: non_empty(azure_kubernetes_ca_ctb_signer_name),
                 label_selector: non_empty(azure_kubernetes_ca_ctb_label_selector),
@@ -755,6 +756,30 @@ mod tests {
             }
             .into_config(None)
             .is_ok()
+        );
+    }
+
+    #[test]
+    fn ca_data_is_kept_byte_for_byte() {
+        let pem = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
+        let config = ConfigArgs {
+            azure_kubernetes_ca_data: Some(pem.into()),
+            ..custom()
+        }
+        .into_config(None)
+        .unwrap();
+        let ca = config.custom_token_endpoint.unwrap().ca;
+        assert_eq!(ca, Some(CaSource::Data(pem.into())));
+        let empty = ConfigArgs {
+            azure_kubernetes_ca_data: Some(String::new()),
+            ..custom()
+        }
+        .into_config(None)
+        .unwrap();
+        assert_eq!(
+            empty.custom_token_endpoint.unwrap().ca,
+            None,
+            "empty is unset, as upstream"
         );
     }
 

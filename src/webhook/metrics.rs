@@ -9,17 +9,27 @@
 //! | `azwi_certificate_reloads_total` | counter | |
 //! | `azwi_certificate_expiry_timestamp_seconds` | gauge (unix seconds of the serving certificate's `notAfter`) | |
 //!
-//! The handles are cheap clones sharing one set of values; [`Metrics::encode`] renders the
-//! OpenMetrics text served on `/metrics`.
+//! Beside them, upstream's other names: controller-runtime's `controller_runtime_webhook_*`
+//! ([`super::request_metrics`]) and the standard `process_*` ([`super::process_metrics`]).
+//!
+//! The handles are cheap clones sharing one set of values; `/metrics` serves them as Prometheus
+//! text 0.0.4 or OpenMetrics, as the scraper's `Accept` header asks ([`super::exposition`]).
 
 use std::sync::Arc;
 
-use axum::{Router, http::header, response::IntoResponse, routing::get};
+use axum::{
+    Router,
+    http::{HeaderMap, header},
+    response::IntoResponse,
+    routing::get,
+};
 use prometheus_client::{
     encoding::{EncodeLabelSet, EncodeLabelValue},
     metrics::{counter::Counter, family::Family, gauge::Gauge, histogram::Histogram},
     registry::Registry,
 };
+
+use super::{exposition::Format, process_metrics::ProcessCollector, request_metrics::RequestMetrics};
 
 /// Upstream's `azwi_mutation_request` buckets, in seconds: 1–10 ms by 1 ms, 20–100 ms by 10 ms,
 /// 0.2–1 s by 0.1 s, then 1.5, 2, 2.5 and 3 s.
@@ -92,6 +102,8 @@ pub struct Metrics {
     pub certificate_reloads: Counter,
     /// `azwi_certificate_expiry_timestamp_seconds`: `notAfter` of the serving certificate.
     pub certificate_expiry: Gauge,
+    /// controller-runtime's `controller_runtime_webhook_*` request metrics.
+    pub requests: RequestMetrics,
     registry: Arc<Registry>,
 }
 
@@ -143,7 +155,11 @@ impl Metrics {
             "Expiry (notAfter) of the serving certificate, as unix seconds",
             certificate_expiry.clone(),
         );
+        let requests = RequestMetrics::default();
+        requests.register(&mut registry);
+        registry.register_collector(Box::new(ProcessCollector));
         Self {
+            requests,
             mutation_request,
             admissions,
             service_account_misses,
@@ -173,29 +189,24 @@ impl Metrics {
 
     /// Renders every metric in the OpenMetrics text format.
     pub fn encode(&self) -> String {
-        let mut out = String::new();
-        // Writing into a String cannot fail.
-        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
-        out
+        Format::OpenMetrics.encode(&self.registry)
     }
 
-    /// A router serving `/metrics`.
+    /// Renders every metric in `format`.
+    pub fn encode_as(&self, format: Format) -> String {
+        format.encode(&self.registry)
+    }
+
+    /// A router serving `/metrics` in the format the `Accept` header asks for.
     pub fn router(&self) -> Router {
         let metrics = self.clone();
         Router::new().route(
             "/metrics",
-            get(move || {
-                let body = metrics.encode();
-                async move {
-                    (
-                        [(
-                            header::CONTENT_TYPE,
-                            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-                        )],
-                        body,
-                    )
-                        .into_response()
-                }
+            get(move |headers: HeaderMap| {
+                let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
+                let format = Format::negotiate(accept);
+                let body = metrics.encode_as(format);
+                async move { ([(header::CONTENT_TYPE, format.content_type())], body).into_response() }
             }),
         )
     }

@@ -105,7 +105,7 @@ pub fn router(state: WebhookState, limits: RequestLimits) -> Router {
         limits.max_small_buffered_bytes,
         limits.max_buffered_bytes.max(limits.max_body_bytes),
     );
-    Router::new()
+    let router = Router::new()
         .route(MUTATE_PATH, post(mutate_pod))
         .layer(DefaultBodyLimit::max(limits.max_body_bytes))
         .layer(axum::middleware::map_request(move |request: Request| {
@@ -115,7 +115,12 @@ pub fn router(state: WebhookState, limits: RequestLimits) -> Router {
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             limits.timeout,
-        ))
+        ));
+    // Outermost: controller-runtime's request metrics count every answer, timeouts included.
+    state
+        .metrics
+        .requests
+        .instrument(router, MUTATE_PATH)
         .with_state(state)
 }
 
@@ -289,7 +294,11 @@ fn has_uid(body: &[u8]) -> bool {
 }
 
 fn reject(state: &WebhookState, started: Instant, status: StatusCode, message: &str) -> Response {
-    tracing::warn!(status = status.as_u16(), message, "admission request rejected");
+    tracing::warn!(
+        status = status.as_u16(),
+        reason = message,
+        "admission request rejected"
+    );
     state
         .metrics
         .observe_admission("", Outcome::error, started.elapsed().as_secs_f64());

@@ -242,6 +242,10 @@ class OnTheApiServer(unittest.TestCase):
             ("patch", "mutatingwebhookconfigurations", "admissionregistration.k8s.io", MWC, None),
             ("get", "secrets", "", SECRET, NS),
             ("update", "secrets", "", SECRET, NS),
+            # The Secret's watch (field selector metadata.name), and re-creating it when deleted.
+            ("list", "secrets", "", SECRET, NS),
+            ("watch", "secrets", "", SECRET, NS),
+            ("create", "secrets", "", None, NS),
         ]
         denied = [
             ("update", "mutatingwebhookconfigurations", "admissionregistration.k8s.io", MWC, None),
@@ -254,7 +258,10 @@ class OnTheApiServer(unittest.TestCase):
             ("patch", "validatingwebhookconfigurations", "admissionregistration.k8s.io", None, None),
             ("get", "secrets", "", "another-secret", NS),
             ("list", "secrets", "", None, NS),
-            ("create", "secrets", "", None, NS),
+            ("watch", "secrets", "", None, NS),
+            ("list", "secrets", "", "another-secret", NS),
+            ("update", "secrets", "", "another-secret", NS),
+            ("create", "secrets", "", None, "kube-system"),
             ("delete", "secrets", "", SECRET, NS),
             ("get", "secrets", "", SECRET, "kube-system"),
             ("get", "pods", "", None, NS),

@@ -109,6 +109,18 @@ class Validation(unittest.TestCase):
                 key = bad.split("=")[0].split(".")[-1]
                 self.assertIn(key, render_error(bad))
 
+    def test_every_log_level_and_metrics_backend_the_binary_accepts_renders(self):
+        # The webhook's --log-level takes these in any letter case (src/webhook/config.rs), and
+        # --metrics-backend takes prometheus in any letter case, as upstream.
+        for level in ["", "warning", "WARN", "Info", "debug", "trace", "all"]:
+            with self.subTest(level=level):
+                _, container = manager(render(f"logLevel={level}"))
+                self.assertIn(f"--log-level={level}", args_of(container))
+        render("metricsBackend=Prometheus")
+        for bad in ["logLevel=loud", "logLevel=error", "metricsBackend=statsd"]:
+            with self.subTest(bad=bad):
+                self.assertIn(bad.split("=")[0], render_error(bad))
+
     def test_cloud_names_are_case_insensitive(self):
         cm = render("azureEnvironment=azureusgovernmentcloud")[("ConfigMap", "azure-wi-webhook-config")]
         self.assertEqual(cm["data"]["AZURE_ENVIRONMENT"], "azureusgovernmentcloud")
@@ -120,6 +132,26 @@ class Validation(unittest.TestCase):
                                                                    "extraVolumes[0].emptyDir.medium=Memory"))
         self.assertIn('"cert" is used by the chart', render_error("extraVolumeMounts[0].name=cert",
                                                                    "extraVolumeMounts[0].mountPath=/x"))
+
+    def test_upstreams_image_values_are_refused_with_what_to_set(self):
+        # Upstream's values file as it is, and mirrors of upstream's image path.
+        for repo in ["mcr.microsoft.com/oss/azure/workload-identity/webhook",
+                     "myregistry.azurecr.io/oss/azure/workload-identity/webhook",
+                     "registry.example/workload-identity/webhook"]:
+            with self.subTest(repo=repo):
+                err = render_error(f"image.repository={repo}", "image.release=v1.6.0")
+                self.assertIn(f'image.repository "{repo}" is upstream', err)
+                self.assertIn("Set image.repository to ghcr.io/azure-wi/webhook", err)
+                self.assertIn("remove image.release", err)
+        # Only the repository changed: upstream's release number is not one of our tags.
+        err = render_error("image.release=v1.6.0")
+        self.assertIn('image.release "v1.6.0" is not a release of this chart', err)
+        self.assertIn("Remove image.release", err)
+        # Our own tags, a private copy of our image and non-version tags render.
+        for sets in [("image.release=v0.1.1",), ("image.repository=registry.example/azure-wi/webhook",),
+                     ("image.release=latest",)]:
+            with self.subTest(sets=sets):
+                render(*sets)
 
     def test_half_configured_custom_token_endpoint_is_refused(self):
         self.assertIn("audience is empty", render_error("customTokenEndpoint.annotationSuffix=identity-binding"))
@@ -179,6 +211,8 @@ class Defaults(unittest.TestCase):
         self.assertEqual(pod["priorityClassName"], "system-cluster-critical")
         self.assertEqual(pod["nodeSelector"], {"kubernetes.io/os": "linux"})
         self.assertEqual(c["image"], "ghcr.io/azure-wi/webhook:v0.1.0")
+        # Our binary by path: any other image (upstream's runs /manager) fails to start.
+        self.assertEqual(c["command"], ["/azure-wi"])
         self.assertEqual(args_of(c), [
             "webhook", "--log-level=info", "--metrics-addr=:8095", "--health-addr=:9440",
             "--webhook-cert-dir=/certs", "--tls-min-version=1.3", "--token-path-layout=v1.6",
@@ -242,6 +276,13 @@ class Defaults(unittest.TestCase):
         pdb = self.objects[("PodDisruptionBudget", "azure-wi-webhook-controller-manager")]
         self.assertEqual(pdb["spec"], {"minAvailable": 1, "selector": {"matchLabels": SELECTOR_LABELS}})
 
+    def test_pdb_max_unavailable_zero_renders_min_available_as_upstream(self):
+        # maxUnavailable 0 would block every node drain; upstream's template skips it.
+        for zero in ["podDisruptionBudget.maxUnavailable=0", "podDisruptionBudget.maxUnavailable=0%"]:
+            with self.subTest(value=zero):
+                pdb = render(zero)[("PodDisruptionBudget", "azure-wi-webhook-controller-manager")]
+                self.assertEqual(pdb["spec"], {"minAvailable": 1, "selector": {"matchLabels": SELECTOR_LABELS}})
+
     def test_pre_created_secret_is_empty(self):
         secret = self.objects[("Secret", SECRET)]
         self.assertNotIn("data", secret)
@@ -255,7 +296,9 @@ class Defaults(unittest.TestCase):
         ])
         self.assertEqual(self.objects[("Role", "azure-wi-webhook-manager-role")]["rules"], [
             {"apiGroups": [""], "resources": ["secrets"], "resourceNames": [SECRET],
-             "verbs": ["get", "update"]},
+             "verbs": ["get", "list", "watch", "update"]},
+            # A deleted Secret is recreated; create cannot be restricted by name.
+            {"apiGroups": [""], "resources": ["secrets"], "verbs": ["create"]},
         ])
         for kind in ("ClusterRoleBinding", "RoleBinding"):
             binding = self.objects[(kind, "azure-wi-webhook-manager-rolebinding")]
@@ -467,7 +510,8 @@ class Images(unittest.TestCase):
         self.assertIn("target/", (ROOT / ".dockerignore").read_text().split())
 
     def test_shell_scripts_pass_shellcheck(self):
-        scripts = ["init/init-iptables.sh", "scripts/tools/helm", "scripts/render-deploy", "scripts/test.d/30-chart.sh",
+        scripts = ["init/init-iptables.sh", "scripts/tools/helm", "scripts/tools/actionlint", "scripts/render-deploy",
+                   "scripts/test.d/30-chart.sh", "scripts/test.d/31-workflows.sh",
                    "scripts/reliability/lib.sh", "scripts/reliability/cert-swap", "scripts/reliability/sigterm",
                    "scripts/reliability/hostile-memory"]
         proc = subprocess.run([SHELLCHECK, *scripts], capture_output=True, text=True, cwd=ROOT)

@@ -9,4 +9,5 @@ pub mod kube_helpers;
 pub mod pki;
 pub mod process;
 pub mod testbed;
+pub mod upstream;
 pub mod webhook;

@@ -93,11 +93,34 @@ Refuses values that would break the chart's own wiring, with the fix.
 {{- fail "extraVolumeMounts: the volume name \"cert\" is used by the chart for the serving certificate; choose another name" }}
 {{- end }}
 {{- end }}
+{{- include "azwi.validateImage" . }}
 {{- $cte := .Values.customTokenEndpoint }}
 {{- if and $cte.annotationSuffix (not $cte.audience) }}
 {{- fail "customTokenEndpoint: annotationSuffix is set but audience is empty; set both (e.g. audience: api://AKSIdentityBinding) or neither" }}
 {{- end }}
 {{- if and $cte.audience (not $cte.annotationSuffix) }}
 {{- fail "customTokenEndpoint: audience is set but annotationSuffix is empty; set both (e.g. annotationSuffix: identity-binding) or neither" }}
+{{- end }}
+{{- end }}
+
+{{/*
+Refuses upstream's webhook image. An upstream values file carries image.repository
+(mcr.microsoft.com/oss/azure/workload-identity/webhook, or a mirror of that path) and image.release
+(v1.x); upstream's image runs /manager, whose flag parser would stop at this chart's first argument
+and silently ignore the rest. Our published repository has only our own (v0.x) tags, so upstream's
+release number with it is refused too (a private registry's tags are the user's choice). The Deployment also sets command: ["/azure-wi"], so an image that is
+not ours fails to start instead of running something else with these arguments.
+*/}}
+{{- define "azwi.validateImage" -}}
+{{- $repo := toString .Values.image.repository }}
+{{- $ours := "ghcr.io/azure-wi/webhook" }}
+{{- if or (hasPrefix "mcr.microsoft.com/" $repo) (regexMatch "(^|/)oss/azure/workload-identity/" $repo) (regexMatch "(^|/)workload-identity/webhook$" $repo) }}
+{{- fail (printf "image.repository %q is upstream's azure-workload-identity webhook image: it runs upstream's /manager, which ignores this chart's arguments. Set image.repository to %s (or your registry's copy of it, see docs/install.md) and remove image.release, so the chart's appVersion %s is used" $repo $ours .Chart.AppVersion) }}
+{{- end }}
+{{- $release := toString (default "" .Values.image.release) }}
+{{- $major := regexFind "^v?[0-9]+" $release | trimPrefix "v" }}
+{{- $appMajor := regexFind "^v?[0-9]+" .Chart.AppVersion | trimPrefix "v" }}
+{{- if and (eq $repo $ours) $major (ne $major $appMajor) }}
+{{- fail (printf "image.release %q is not a release of this chart's webhook image (appVersion %s); it looks like upstream's version from an upstream values file. Remove image.release (the chart's appVersion is used) or set it to a %s tag of %s" $release .Chart.AppVersion (printf "v%s.x" $appMajor) $ours) }}
 {{- end }}
 {{- end }}

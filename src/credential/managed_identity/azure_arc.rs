@@ -25,7 +25,11 @@ use super::{
     token_url,
     user_assigned_id::IMDS_NAMES,
 };
-use crate::credential::{AccessToken, Error, Result, expiry::TokenResponse, http::RetryPolicy};
+use crate::credential::{
+    AccessToken, Error, Result,
+    expiry::TokenResponse,
+    http::{Limits, RetryPolicy},
+};
 
 const NAME: &str = "ManagedIdentityCredential (Azure Arc)";
 const API_VERSION: &str = "2020-06-01";
@@ -92,7 +96,7 @@ impl AzureArc {
         })
     }
 
-    pub(crate) async fn request_token(&self, resource: &str) -> Result<AccessToken> {
+    pub(crate) async fn request_token(&self, resource: &str, limits: Limits) -> Result<AccessToken> {
         let url = token_url(
             &self.url,
             API_VERSION,
@@ -101,7 +105,7 @@ impl AzureArc {
             &IMDS_NAMES,
         );
         let first = || self.client.get(url.clone()).header("Metadata", "true");
-        let (challenge, _) = send(NAME, self.url.as_str(), first, &RetryPolicy::DEFAULT).await?;
+        let (challenge, _) = send(NAME, self.url.as_str(), first, &RetryPolicy::DEFAULT, limits).await?;
         if challenge.status != 401 {
             return Err(self.refusal(&challenge, "expected a 401 challenge"));
         }
@@ -126,7 +130,8 @@ impl AzureArc {
                 .header("Metadata", "true")
                 .header(AUTHORIZATION, authorization.clone())
         };
-        let (received, request_time) = send(NAME, self.url.as_str(), second, &RetryPolicy::DEFAULT).await?;
+        let (received, request_time) =
+            send(NAME, self.url.as_str(), second, &RetryPolicy::DEFAULT, limits).await?;
         if !received.is_success() {
             return Err(self.refusal(&received, "the challenge key was not accepted"));
         }

@@ -12,7 +12,10 @@ use super::{
     MSI_ENDPOINT, UserAssignedId, endpoint_url, local_client,
     response::{Received, send},
 };
-use crate::credential::{AccessToken, Error, Result, http::RetryPolicy};
+use crate::credential::{
+    AccessToken, Error, Result,
+    http::{Limits, RetryPolicy},
+};
 
 const NAME: &str = "ManagedIdentityCredential (Cloud Shell)";
 
@@ -50,7 +53,7 @@ impl CloudShell {
         })
     }
 
-    pub(crate) async fn request_token(&self, resource: &str) -> Result<AccessToken> {
+    pub(crate) async fn request_token(&self, resource: &str, limits: Limits) -> Result<AccessToken> {
         let body = url::form_urlencoded::Serializer::new(String::new())
             .append_pair("resource", resource)
             .finish();
@@ -61,7 +64,8 @@ impl CloudShell {
                 .header(reqwest::header::CONTENT_TYPE, "application/x-www-form-urlencoded")
                 .body(body.clone())
         };
-        let (received, request_time) = send(NAME, self.url.as_str(), build, &RetryPolicy::DEFAULT).await?;
+        let (received, request_time) =
+            send(NAME, self.url.as_str(), build, &RetryPolicy::DEFAULT, limits).await?;
         if received.is_success() {
             return Ok(received.token(NAME, request_time)?.token);
         }

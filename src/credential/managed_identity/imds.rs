@@ -29,7 +29,8 @@ use super::{
 };
 use crate::credential::{
     AccessToken, Error, Result,
-    http::{RetryPolicy, client_builder},
+    http::{Limits, RetryPolicy, client_builder},
+    plain_http::{self, PlainHttp},
 };
 
 const NAME: &str = "ManagedIdentityCredential (IMDS)";
@@ -81,7 +82,7 @@ impl Imds {
         })
     }
 
-    pub(crate) async fn request_token(&self, resource: &str) -> Result<AccessToken> {
+    pub(crate) async fn request_token(&self, resource: &str, limits: Limits) -> Result<AccessToken> {
         let url = self.token_url(resource);
         if let Some(probed) = &self.probe
             && !probed.load(Ordering::Acquire)
@@ -90,7 +91,8 @@ impl Imds {
             probed.store(true, Ordering::Release);
         }
         let build = || self.client.get(url.clone()).header("Metadata", "true");
-        let (received, request_time) = send(NAME, self.url.as_str(), build, &RetryPolicy::IMDS).await?;
+        let (received, request_time) =
+            send(NAME, self.url.as_str(), build, &RetryPolicy::IMDS, limits).await?;
         if received.is_success() && received.speaks_json() {
             return Ok(received.token(NAME, request_time)?.token);
         }
@@ -166,7 +168,9 @@ async fn probe(url: &Url) -> Result<()> {
             .send()
             .await
             .map_err(|e| no_response(url, &e))?;
-        Received::read(response).await.map_err(|e| no_response(url, &e))
+        Received::read(response, None)
+            .await
+            .map_err(|e| no_response(url, &e))
     };
     let received = attempt.await?;
     if is_docker_desktop_refusal(&received) {
@@ -179,7 +183,7 @@ async fn probe(url: &Url) -> Result<()> {
     Ok(())
 }
 
-fn no_response(url: &Url, e: &reqwest::Error) -> Error {
+fn no_response(url: &Url, e: &(dyn std::error::Error + 'static)) -> Error {
     Error::unavailable(
         NAME,
         format!(
@@ -211,17 +215,19 @@ fn parse_base(base: &str, from_env: bool) -> Result<Url> {
     let bad = |why: &str| {
         Error::invalid_input(
             ManagedIdentitySource::Imds.credential_name(),
-            format!("{what}={base:?} {why}; set it to a URL such as http://169.254.169.254"),
+            format!(
+                "{what}={:?} {why}; set it to a URL such as http://169.254.169.254",
+                plain_http::redact(base)
+            ),
         )
     };
     let url = Url::parse(&format!("{}{TOKEN_PATH}", base.trim_end_matches('/')))
         .map_err(|_| bad("is not a URL"))?;
-    if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
-        return Err(bad("must be an http or https URL with a host"));
-    }
     if url.query().is_some() || url.fragment().is_some() {
         return Err(bad("must not have a query or fragment"));
     }
+    plain_http::check(&url, PlainHttp::LoopbackOrLinkLocal)
+        .map_err(|e| bad(&format!("cannot be used: {e}")))?;
     Ok(url)
 }
 

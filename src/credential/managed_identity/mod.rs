@@ -50,8 +50,12 @@ pub use user_assigned_id::UserAssignedId;
 use secret_endpoint::SecretEndpoint;
 
 use crate::credential::{
-    AccessToken, Env, Error, Result, Secret, TokenCredential, TokenFuture, TokenRequestOptions,
-    cache::TokenCache, http::client_builder,
+    AccessToken, Env, Error, RequestTimeouts, Result, Secret, TokenCredential, TokenFuture,
+    TokenRequestOptions,
+    cache::TokenCache,
+    http::{Limits, client_builder},
+    plain_http::{self, PlainHttp},
+    timeouts::with_deadline,
 };
 
 /// The name errors carry before a source is known.
@@ -152,6 +156,9 @@ pub struct ManagedIdentityCredentialOptions {
     /// Skip the workload-identity branch of source selection (set by a chain that tries
     /// workload identity itself before managed identity).
     pub exclude_workload_identity: bool,
+    /// The per-read timeout and the overall deadline of a token request (IMDS's default deadline
+    /// is 120 s, for its maintenance retry schedule).
+    pub timeouts: RequestTimeouts,
     /// Test seams: platform paths and the IMDS base URL. Only in the crate's own tests, so that
     /// every field of the struct stays public (`..Default::default()` needs that).
     #[cfg(test)]
@@ -292,23 +299,26 @@ pub(crate) fn token_url(
     url
 }
 
-/// The URL in variable `var`, which must be an absolute http(s) URL with a host.
+/// The URL in variable `var`: an absolute URL with a host and no user info, https or plain http
+/// to this machine or its link ([`PlainHttp::LoopbackOrLinkLocal`]). Errors quote the value with
+/// any user info replaced by `***`.
 pub(crate) fn endpoint_url(env: &Env, var: &str, credential: &'static str) -> Result<Url> {
     let value = env
         .var(var)
         .ok_or_else(|| Error::unavailable(credential, format!("{var} is not set")))?;
+    let shown = plain_http::redact(&value);
     let url = Url::parse(value.trim()).map_err(|e| {
         Error::invalid_input(
             credential,
-            format!("{var}={value:?} is not a URL ({e}); it is set by the platform, check it"),
+            format!("{var}={shown:?} is not a URL ({e}); it is set by the platform, check it"),
         )
     })?;
-    if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
-        return Err(Error::invalid_input(
+    plain_http::check(&url, PlainHttp::LoopbackOrLinkLocal).map_err(|e| {
+        Error::invalid_input(
             credential,
-            format!("{var}={value:?} must be an http or https URL with a host"),
-        ));
-    }
+            format!("{var}={shown:?} cannot be used: {e}; it is set by the platform, check it"),
+        )
+    })?;
     Ok(url)
 }
 
@@ -370,21 +380,40 @@ enum Endpoint {
 }
 
 impl Endpoint {
-    async fn request_token(&self, resource: &str, claims: bool) -> Result<AccessToken> {
+    /// One token request under the overall deadline of `timeouts`.
+    async fn request_token(
+        &self,
+        resource: &str,
+        claims: bool,
+        timeouts: &RequestTimeouts,
+    ) -> Result<AccessToken> {
         tracing::debug!(
             source = self.source().as_str(),
             resource,
             claims,
             "requesting a managed identity token"
         );
-        let result = match self {
-            Self::Imds(s) => s.request_token(resource).await,
-            Self::AppService(s) => s.request_token(resource).await,
-            Self::ServiceFabric(s) => s.request_token(resource, claims).await,
-            Self::AzureArc(s) => s.request_token(resource).await,
-            Self::AzureMl(s) => s.request_token(resource).await,
-            Self::CloudShell(s) => s.request_token(resource).await,
+        let deadline = match self {
+            Self::Imds(_) => timeouts.imds_deadline(),
+            _ => timeouts.deadline(),
         };
+        let limits = Limits::start(timeouts.read_timeout(), deadline);
+        let request = async {
+            match self {
+                Self::Imds(s) => s.request_token(resource, limits).await,
+                Self::AppService(s) => s.request_token(resource, limits).await,
+                Self::ServiceFabric(s) => s.request_token(resource, claims, limits).await,
+                Self::AzureArc(s) => s.request_token(resource, limits).await,
+                Self::AzureMl(s) => s.request_token(resource, limits).await,
+                Self::CloudShell(s) => s.request_token(resource, limits).await,
+            }
+        };
+        let name = self.source().credential_name();
+        let endpoint = format!("the {} endpoint", self.source());
+        let result = with_deadline(deadline, &endpoint, request, |message| {
+            Error::unavailable(name, message)
+        })
+        .await;
         if let Err(error) = &result {
             tracing::debug!(source = self.source().as_str(), resource, kind = %error.kind(), %error, "managed identity token request failed");
         }
@@ -407,6 +436,7 @@ enum Inner {
     Endpoint {
         endpoint: Arc<Endpoint>,
         cache: TokenCache,
+        timeouts: RequestTimeouts,
     },
     WorkloadIdentity(Arc<dyn TokenCredential>),
 }
@@ -456,7 +486,7 @@ impl ManagedIdentityCredential {
         let id = options.user_assigned_id.clone();
         let endpoint = match source {
             ManagedIdentitySource::WorkloadIdentity => {
-                let credential = workload_identity::delegate(id, env.clone())?;
+                let credential = workload_identity::delegate(id, env.clone(), options.timeouts)?;
                 return Ok(Arc::new(Self {
                     source,
                     inner: Inner::WorkloadIdentity(credential),
@@ -482,6 +512,7 @@ impl ManagedIdentityCredential {
             inner: Inner::Endpoint {
                 endpoint: Arc::new(endpoint),
                 cache: TokenCache::new(),
+                timeouts: options.timeouts,
             },
         }))
     }
@@ -510,9 +541,13 @@ impl TokenCredential for ManagedIdentityCredential {
         scopes: &'a [&'a str],
         options: Option<TokenRequestOptions>,
     ) -> TokenFuture<'a> {
-        let (endpoint, cache) = match &self.inner {
+        let (endpoint, cache, timeouts) = match &self.inner {
             Inner::WorkloadIdentity(credential) => return credential.get_token(scopes, options),
-            Inner::Endpoint { endpoint, cache } => (endpoint, cache),
+            Inner::Endpoint {
+                endpoint,
+                cache,
+                timeouts,
+            } => (endpoint, cache, *timeouts),
         };
         // Fast path before any allocation: a fresh token cached under these scopes (only scopes
         // that passed `scope_to_resource` ever reach the cache) is a ready future. See
@@ -524,7 +559,7 @@ impl TokenCredential for ManagedIdentityCredential {
         if !wants_claims && let Some(token) = cache.fresh(scopes, None) {
             return TokenFuture::ready(Ok(token));
         }
-        TokenFuture::new(self.fetch_token(endpoint, cache, scopes, options))
+        TokenFuture::new(self.fetch_token(endpoint, cache, timeouts, scopes, options))
     }
 }
 
@@ -534,6 +569,7 @@ impl ManagedIdentityCredential {
         &self,
         endpoint: &Arc<Endpoint>,
         cache: &TokenCache,
+        timeouts: RequestTimeouts,
         scopes: &[&str],
         options: Option<TokenRequestOptions>,
     ) -> Result<AccessToken> {
@@ -548,7 +584,7 @@ impl ManagedIdentityCredential {
         let endpoint = endpoint.clone();
         cache
             .get_token(scopes, key_options.as_ref(), move || async move {
-                endpoint.request_token(&resource, has_claims).await
+                endpoint.request_token(&resource, has_claims, &timeouts).await
             })
             .await
     }

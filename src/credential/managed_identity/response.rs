@@ -8,11 +8,8 @@ use time::OffsetDateTime;
 use crate::credential::{
     Error, Result, Secret,
     expiry::{TokenResponse, parse_token_response_with_extras},
-    http::{RetryPolicy, send_with_retry},
+    http::{Limits, RetryPolicy, SendError, read_body, send_with_retry},
 };
-
-/// Bodies larger than this are cut: no token response comes near it.
-const MAX_BODY_BYTES: usize = 64 * 1024;
 /// The longest server message quoted in an error.
 const MAX_QUOTED_CHARS: usize = 300;
 
@@ -26,8 +23,9 @@ pub(crate) struct Received {
 }
 
 impl Received {
-    /// Reads the answer, keeping at most 64 KiB of the body.
-    pub(crate) async fn read(mut response: reqwest::Response) -> Result<Self, reqwest::Error> {
+    /// Reads the answer; a body over 64 KiB ([`MAX_BODY_BYTES`](crate::credential::http::MAX_BODY_BYTES))
+    /// is an error, each read waits at most `read_timeout`.
+    pub(crate) async fn read(response: reqwest::Response, limits: Option<Limits>) -> Result<Self, SendError> {
         let header = |name| {
             response
                 .headers()
@@ -38,14 +36,7 @@ impl Received {
         let content_type = header(CONTENT_TYPE);
         let www_authenticate = header(reqwest::header::WWW_AUTHENTICATE);
         let status = response.status().as_u16();
-        let mut body = Vec::new();
-        while let Some(chunk) = response.chunk().await? {
-            let room = MAX_BODY_BYTES - body.len();
-            body.extend_from_slice(&chunk[..chunk.len().min(room)]);
-            if body.len() >= MAX_BODY_BYTES {
-                break;
-            }
-        }
+        let body = read_body(response, limits).await?;
         Ok(Self {
             status,
             content_type,
@@ -136,26 +127,42 @@ impl Received {
     }
 }
 
-/// Sends the request `build` makes under `policy` and reads the answer. Returns the answer and
+/// Sends the request `build` makes under `policy` and reads the answer, within
+/// `limits`. Returns the answer and
 /// the time the first attempt was sent, from which relative expiries are counted (the earliest
 /// time errs on the side of refreshing early). No answer at
-/// all (refused, timed out, TLS refused) is [`ErrorKind::Unavailable`](crate::credential::ErrorKind).
+/// all (refused, timed out, TLS refused) is [`ErrorKind::Unavailable`](crate::credential::ErrorKind);
+/// an answer over the size bound is an authentication failure naming the endpoint and the bound.
 pub(crate) async fn send(
     credential: &'static str,
     endpoint: &str,
     build: impl Fn() -> reqwest::RequestBuilder,
     policy: &RetryPolicy,
+    limits: Limits,
 ) -> Result<(Received, OffsetDateTime)> {
     let request_time = OffsetDateTime::now_utc();
-    let no_answer = |e: reqwest::Error| {
+    let no_answer = |e: SendError| {
         Error::unavailable(
             credential,
             format!("no response from {endpoint}: {}", error_chain(&e)),
         )
         .with_source(e)
     };
-    let response = send_with_retry(build, policy).await.map_err(no_answer)?;
-    let received = Received::read(response).await.map_err(no_answer)?;
+    let response = send_with_retry(build, policy, Some(limits))
+        .await
+        .map_err(no_answer)?;
+    let status = response.status().as_u16();
+    let received = Received::read(response, Some(limits))
+        .await
+        .map_err(|e| match e {
+            SendError::TooLarge { .. } => Error::authentication_failed(
+                credential,
+                format!("the {status} answer of {endpoint} is unusable: {e}"),
+            )
+            .with_status(status)
+            .with_source(e),
+            e => no_answer(e),
+        })?;
     tracing::debug!(credential, status = received.status, "token endpoint answered");
     Ok((received, request_time))
 }

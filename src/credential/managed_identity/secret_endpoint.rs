@@ -13,7 +13,10 @@ use super::{
     secret_header, token_url,
     user_assigned_id::SelectorNames,
 };
-use crate::credential::{AccessToken, Env, Error, Result, Secret, http::RetryPolicy};
+use crate::credential::{
+    AccessToken, Env, Error, Result, Secret,
+    http::{Limits, RetryPolicy},
+};
 
 /// What differs between the platforms that use this shape.
 pub(crate) struct Platform {
@@ -76,7 +79,7 @@ impl SecretEndpoint {
 
     /// `GET {url}?api-version=..&resource=..[&<id parameter>]` with the secret header, retried by
     /// the default policy; an answer other than a token is explained by [`Self::refusal`].
-    pub(crate) async fn request_token(&self, resource: &str) -> Result<AccessToken> {
+    pub(crate) async fn request_token(&self, resource: &str, limits: Limits) -> Result<AccessToken> {
         let p = self.platform;
         let url = token_url(
             &self.url,
@@ -96,7 +99,8 @@ impl SecretEndpoint {
                 request
             }
         };
-        let (received, request_time) = send(p.name, self.url.as_str(), build, &RetryPolicy::DEFAULT).await?;
+        let (received, request_time) =
+            send(p.name, self.url.as_str(), build, &RetryPolicy::DEFAULT, limits).await?;
         if received.is_success() {
             return Ok(received.token(p.name, request_time)?.token);
         }

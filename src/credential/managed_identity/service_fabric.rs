@@ -25,7 +25,7 @@ use super::{
 };
 use crate::credential::{
     AccessToken, Env, Error, Result, Secret,
-    http::{RetryPolicy, client_builder},
+    http::{Limits, RetryPolicy, client_builder},
 };
 
 const NAME: &str = "ManagedIdentityCredential (Service Fabric)";
@@ -105,7 +105,12 @@ impl ServiceFabric {
         })
     }
 
-    pub(crate) async fn request_token(&self, resource: &str, claims: bool) -> Result<AccessToken> {
+    pub(crate) async fn request_token(
+        &self,
+        resource: &str,
+        claims: bool,
+        limits: Limits,
+    ) -> Result<AccessToken> {
         let replaced = if claims {
             self.issued.lock().expect("issued tokens").get(resource).cloned()
         } else {
@@ -122,7 +127,7 @@ impl ServiceFabric {
             }
         }
         let build = || self.client.get(url.clone()).header("Secret", self.header.clone());
-        let (received, request_time) = match send(NAME, self.url.as_str(), build, &POLICY).await {
+        let (received, request_time) = match send(NAME, self.url.as_str(), build, &POLICY, limits).await {
             Ok(answer) => answer,
             Err(e) => return Err(self.pinning_failure().unwrap_or(e)),
         };

@@ -8,13 +8,15 @@ use std::sync::Arc;
 
 use super::{ManagedIdentitySource, UserAssignedId};
 use crate::credential::{
-    Env, Error, Result, TokenCredential, WorkloadIdentityCredential, WorkloadIdentityCredentialOptions,
+    Env, Error, RequestTimeouts, Result, TokenCredential, WorkloadIdentityCredential,
+    WorkloadIdentityCredentialOptions,
 };
 
 /// The credential the workload-identity branch delegates to.
 pub(crate) fn delegate(
     user_assigned_id: Option<UserAssignedId>,
     env: Env,
+    timeouts: RequestTimeouts,
 ) -> Result<Arc<dyn TokenCredential>> {
     let client_id = match user_assigned_id {
         None => None,
@@ -34,6 +36,7 @@ pub(crate) fn delegate(
     let credential = WorkloadIdentityCredential::new(Some(WorkloadIdentityCredentialOptions {
         client_id,
         env,
+        timeouts,
         ..Default::default()
     }))?;
     Ok(credential)

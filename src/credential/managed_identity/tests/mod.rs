@@ -6,6 +6,7 @@ mod app_service;
 mod azure_arc;
 mod azure_ml;
 mod cloud_shell;
+mod hostile;
 mod imds;
 mod secrets_in_logs;
 mod service_fabric;
