@@ -142,10 +142,19 @@ pub fn admission(body: &[u8], annotations: &[(String, String)]) {
         .into_config(None)
         .unwrap_or_else(|e| panic!("fuzz config: {e}"))
     });
+    // Whatever the input, what is quoted of it is bounded: a refusal answer (and so the log
+    // line that carries the same message) stays small.
+    const MAX_REFUSAL: usize = 4096;
     let request = match AdmissionRequest::decode(body) {
         Ok(request) => request,
         Err(error) => {
+            assert!(
+                error.to_string().len() <= MAX_REFUSAL,
+                "error of {} bytes",
+                error.to_string().len()
+            );
             let answer = invalid_review(body, &error);
+            assert!(answer.len() <= MAX_REFUSAL, "refusal of {} bytes", answer.len());
             assert!(serde_json::from_slice::<serde_json::Value>(&answer).is_ok());
             return;
         }
@@ -173,7 +182,22 @@ pub fn admission(body: &[u8], annotations: &[(String, String)]) {
         let mut pod = request.object.clone();
         json_patch::patch(&mut pod, &patch).unwrap_or_else(|e| panic!("the patch does not apply: {e}"));
     }
+    let denied = outcome.is_err();
+    if let Err(denial) = &outcome {
+        assert!(
+            denial.message.len() <= MAX_REFUSAL,
+            "denial of {} bytes",
+            denial.message.len()
+        );
+    }
     let answer = request.respond(outcome);
+    if denied {
+        assert!(
+            answer.len() <= MAX_REFUSAL,
+            "denial answer of {} bytes",
+            answer.len()
+        );
+    }
     assert!(serde_json::from_slice::<serde_json::Value>(&answer).is_ok());
 }
 

@@ -441,6 +441,8 @@ async fn the_proxy_and_token_log_the_same_flat_shape() {
             .env("AZURE_CLIENT_ID", "22222222-2222-2222-2222-222222222222")
             .env("AZURE_FEDERATED_TOKEN_FILE", &token_file)
             .env("IDENTITY_HEADER", IDENTITY_HEADER)
+            // Never the real instance metadata service (tests/proxy/imds_destination.rs).
+            .env("AZWI_PROXY_IMDS_ENDPOINT", "http://127.0.0.1:9")
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::piped())

@@ -594,8 +594,8 @@ fn proxy_images_and_log_level_come_from_the_configuration() {
 }
 
 #[test]
-fn proxy_port_follows_upstreams_parse_rules() {
-    for (value, port) in [("9000", 9000), ("+9001", 9001), ("0", 0), ("-1", -1)] {
+fn proxy_port_follows_upstreams_parse_rules_within_the_port_range() {
+    for (value, port) in [("9000", 9000), ("+9001", 9001), ("1", 1), ("65535", 65535)] {
         let out = mutated(
             &proxy_pod(json!({"azure.workload.identity/proxy-sidecar-port": value})),
             &sa(),
@@ -618,6 +618,22 @@ fn proxy_port_follows_upstreams_parse_rules() {
         );
         assert!(
             denied.message.starts_with("failed to parse proxy sidecar port: "),
+            "{value}: {denied}"
+        );
+    }
+    // Upstream writes these into the patch; a port out of range is denied, naming the range.
+    for value in ["0", "-1", "65536"] {
+        let denied = denial(
+            &proxy_pod(json!({"azure.workload.identity/proxy-sidecar-port": value})),
+            &sa(),
+            &config(),
+        );
+        assert!(
+            denied.message.starts_with("invalid proxy sidecar port: ")
+                && denied
+                    .message
+                    .contains("azure.workload.identity/proxy-sidecar-port")
+                && denied.message.contains("from 1 to 65535"),
             "{value}: {denied}"
         );
     }

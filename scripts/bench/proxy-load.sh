@@ -20,6 +20,7 @@ for _ in $(seq 100); do [ -s "$work/entra.port" ] && break; sleep 0.1; done
 [ -s "$work/entra.port" ] || { echo "the Entra stand-in did not start" >&2; exit 1; }
 env -i PATH="$PATH" AZURE_TENANT_ID="$tenant" AZURE_CLIENT_ID=11111111-2222-3333-4444-555555555555 \
   AZURE_FEDERATED_TOKEN_FILE="$work/token" AZURE_AUTHORITY_HOST="http://127.0.0.1:$(cat "$work/entra.port")" \
+  AZWI_PROXY_IMDS_ENDPOINT="http://127.0.0.1:9" \
   "${CARGO_TARGET_DIR:-target}/release/azure-wi" proxy --proxy-port 0 --log-level info 2>"$work/proxy.log" &
 pids+=($!)
 port=""

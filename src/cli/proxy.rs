@@ -5,7 +5,10 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use azure_wi::{
     credential::Env,
-    proxy::{DEFAULT_IMDS_ENDPOINT, DEFAULT_PORT, Probe, Proxy, ProxyConfig, workload_identity_factory},
+    proxy::{
+        DEFAULT_IMDS_ENDPOINT, DEFAULT_PORT, Probe, Proxy, ProxyConfig, check_workload_identity,
+        workload_identity_factory,
+    },
 };
 
 use super::logging::{self, LogLevel};
@@ -27,8 +30,9 @@ pub struct ProxyArgs {
     /// Also serve the App Service protocol at /msi/token; requires IDENTITY_HEADER in the environment.
     #[arg(long)]
     identity_endpoint: bool,
-    /// Where GET requests under /metadata/ are forwarded (tests point it at a stand-in).
-    #[arg(long, hide = true, env = "AZWI_PROXY_IMDS_ENDPOINT", default_value = DEFAULT_IMDS_ENDPOINT)]
+    /// Where GET requests under /metadata/ (other than the token path) are forwarded: the real
+    /// instance metadata service; tests point it at a stand-in on loopback.
+    #[arg(long, env = "AZWI_PROXY_IMDS_ENDPOINT", default_value = DEFAULT_IMDS_ENDPOINT)]
     imds_endpoint: String,
 }
 
@@ -47,6 +51,14 @@ impl ProxyArgs {
             .enable_all()
             .build()
             .context("cannot start the async runtime")?;
+        // Validated once, before anything is served, so that an unusable configuration fails
+        // the container (and the probe) instead of answering every request with an error.
+        let config = ProxyConfig::from_env(&Env::Process, proxy_port, identity_endpoint, &imds_endpoint)?;
+        check_workload_identity(
+            &Env::Process,
+            &config.tenant_id,
+            config.default_client_id.as_deref(),
+        )?;
         if probe {
             let ready = runtime.block_on(Probe::localhost(proxy_port).run());
             return Ok(if ready {
@@ -55,7 +67,6 @@ impl ProxyArgs {
                 ExitCode::FAILURE
             });
         }
-        let config = ProxyConfig::from_env(&Env::Process, proxy_port, identity_endpoint, &imds_endpoint)?;
         // Once, at start: the version and the effective settings (the identity header is not logged).
         tracing::info!(
             version = env!("CARGO_PKG_VERSION"),

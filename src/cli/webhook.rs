@@ -4,13 +4,13 @@ use std::{path::PathBuf, process::ExitCode, sync::Arc, time::Duration};
 
 use anyhow::{Context, bail};
 use azure_wi::{
-    server::{self, Readiness, ServeOptions, Shutdown},
+    server::{self, DEFAULT_MAX_CONNECTIONS, Readiness, ServeOptions, Shutdown},
     webhook::{
         certs::{CertNames, DEFAULT_NAMESPACE, Rotator},
         config::{ConfigArgs, LogLevel, parse_server_version},
         metrics::Metrics,
         mutation::ServiceAccount,
-        server::{RequestLimits, WebhookState},
+        server::{DEFAULT_MAX_BODY_BYTES, RequestLimits, WebhookState},
         service_accounts::{ANNOTATION_PREFIX, LookupOptions, ServiceAccounts},
         tls::{self, CertResolver, TlsMinVersion},
     },
@@ -76,9 +76,14 @@ pub struct WebhookArgs {
     #[arg(long)]
     service_account_file: Option<PathBuf>,
 
-    /// Largest admission request body, in bytes.
-    #[arg(long, default_value_t = 4 * 1024 * 1024)]
+    /// Largest admission request body, in bytes (default: the API server's own limit, 3 MiB).
+    #[arg(long, default_value_t = DEFAULT_MAX_BODY_BYTES, value_parser = at_least_one)]
     max_request_bytes: usize,
+
+    /// Most connections open at once on the admission port (the health and metrics ports take
+    /// 32 each). At the cap, the oldest connection that has not sent a request yet is closed.
+    #[arg(long, default_value_t = DEFAULT_MAX_CONNECTIONS, value_parser = at_least_one)]
+    max_connections: usize,
 
     /// Longest time to read and answer an admission request, in seconds.
     #[arg(long, default_value_t = 9)]
@@ -132,6 +137,7 @@ impl WebhookArgs {
             pod_namespace,
             service_account_file,
             max_request_bytes,
+            max_connections,
             request_timeout_seconds,
             service_account_lookup_timeout_seconds,
             shutdown_timeout_seconds,
@@ -231,7 +237,14 @@ impl WebhookArgs {
         };
         let options = ServeOptions {
             drain_timeout: Duration::from_secs(shutdown_timeout_seconds),
+            max_connections,
             ..ServeOptions::default()
+        };
+        // Probes and scrapes come one at a time: a small cap keeps a flood of sockets there from
+        // costing the admission port its file descriptors.
+        let small_options = ServeOptions {
+            max_connections: PROBE_CONNECTIONS,
+            ..options
         };
 
         let webhook_addr = match webhook_host.as_str() {
@@ -260,11 +273,15 @@ impl WebhookArgs {
         let health = server::serve_plain(
             health_listener,
             server::health_router(readiness),
-            options,
+            small_options,
             shutdown.clone(),
         );
-        let metrics_server =
-            server::serve_plain(metrics_listener, metrics.router(), options, shutdown.clone());
+        let metrics_server = server::serve_plain(
+            metrics_listener,
+            metrics.router(),
+            small_options,
+            shutdown.clone(),
+        );
         let (a, b, c) = tokio::join!(
             stop_all_on_error(webhook, &shutdown),
             stop_all_on_error(health, &shutdown),
@@ -275,6 +292,18 @@ impl WebhookArgs {
         c.context("metrics server")?;
         tracing::info!("webhook stopped");
         Ok(())
+    }
+}
+
+/// The connection cap of the health and metrics ports.
+const PROBE_CONNECTIONS: usize = 32;
+
+/// A count flag that must be at least 1 (0 would refuse every request or connection).
+fn at_least_one(value: &str) -> Result<usize, String> {
+    match value.parse::<usize>() {
+        Ok(0) => Err("must be at least 1 (0 would refuse every request)".to_owned()),
+        Ok(n) => Ok(n),
+        Err(error) => Err(error.to_string()),
     }
 }
 

@@ -54,6 +54,12 @@ impl ProxyConfig {
                   azure.workload.identity/use=true; set it to the Microsoft Entra tenant id",
         })?;
         validate_id("AZURE_TENANT_ID", &tenant_id)?;
+        if tenant_id.split('.').any(str::is_empty) {
+            return Err(Error::invalid(
+                "AZURE_TENANT_ID",
+                "a tenant id is a GUID or a domain name; '.', '..' and empty labels are not",
+            ));
+        }
         let default_client_id = env.var("AZURE_CLIENT_ID");
         if let Some(client_id) = &default_client_id {
             validate_id("AZURE_CLIENT_ID", client_id)?;
@@ -199,6 +205,14 @@ mod tests {
             assert!(
                 err.to_string().starts_with("invalid IMDS endpoint"),
                 "{bad}: {err}"
+            );
+        }
+        for tenant in [".", "..", "a..b", ".contoso.com"] {
+            let pairs = [("AZURE_TENANT_ID", tenant)];
+            let err = ProxyConfig::from_env(&env(&pairs), 8000, false, "http://127.0.0.1:9").unwrap_err();
+            assert!(
+                err.to_string().starts_with("invalid AZURE_TENANT_ID"),
+                "{tenant}: {err}"
             );
         }
         let ok = ProxyConfig::from_env(&env(&base), 8000, false, "http://127.0.0.1:9").unwrap();

@@ -10,6 +10,7 @@ use std::{
     sync::{Arc, Mutex},
 };
 
+use super::Error;
 use crate::credential::{
     self, AccessToken, Env, TokenCredential, WorkloadIdentityCredential, WorkloadIdentityCredentialOptions,
 };
@@ -30,6 +31,44 @@ pub fn workload_identity_factory(env: Env) -> CredentialFactory {
         };
         Ok(WorkloadIdentityCredential::new(Some(options))? as Arc<dyn TokenCredential>)
     })
+}
+
+/// Checks at start-up what [`workload_identity_factory`]'s credentials will need, so that a
+/// proxy that could never serve a token fails loudly instead of reporting ready:
+/// `AZURE_AUTHORITY_HOST` (https, or http on loopback, by the library's rules), the tenant, and
+/// `AZURE_FEDERATED_TOKEN_FILE` naming a readable regular file.
+pub fn check_workload_identity(env: &Env, tenant_id: &str, client_id: Option<&str>) -> Result<(), Error> {
+    // The library's own checks (authority host, tenant), through the credential it will build;
+    // any syntactically valid client id does (the request may name another).
+    let options = WorkloadIdentityCredentialOptions {
+        client_id: Some(
+            client_id
+                .unwrap_or("00000000-0000-0000-0000-000000000000")
+                .to_owned(),
+        ),
+        tenant_id: Some(tenant_id.to_owned()),
+        env: env.clone(),
+        ..Default::default()
+    };
+    let credential = WorkloadIdentityCredential::new(Some(options)).map_err(Error::Credential)?;
+    let path = credential.token_file_path();
+    let unusable = |why: String| {
+        Error::invalid(
+            "AZURE_FEDERATED_TOKEN_FILE",
+            format!(
+                "{} {why}; it must name the projected service account token the kubelet writes \
+                 (the webhook mounts it at /var/run/secrets/azure/tokens/azure-identity-token)",
+                path.display()
+            ),
+        )
+    };
+    match std::fs::metadata(path) {
+        Ok(meta) if meta.is_file() => {}
+        Ok(_) => return Err(unusable("is not a regular file".to_owned())),
+        Err(error) => return Err(unusable(format!("cannot be read: {error}"))),
+    }
+    std::fs::File::open(path).map_err(|error| unusable(format!("cannot be read: {error}")))?;
+    Ok(())
 }
 
 /// The credentials of the proxy, created on first use and evicted least-recently-used first

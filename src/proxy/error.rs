@@ -25,8 +25,8 @@ pub enum Error {
         /// What is wrong and what is expected.
         message: String,
     },
-    /// The listening address could not be bound.
-    #[error("cannot listen on {addr}: {source}")]
+    /// The listening address could not be bound (the cause is the source, printed once).
+    #[error("cannot listen on {addr}")]
     Bind {
         /// The address.
         addr: SocketAddr,
@@ -34,6 +34,10 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// The workload identity settings (`AZURE_AUTHORITY_HOST`, `AZURE_FEDERATED_TOKEN_FILE`, the
+    /// tenant) cannot give a token; the source names the variable and the fix.
+    #[error("the workload identity configuration cannot work")]
+    Credential(#[source] crate::credential::Error),
     /// The HTTP client used to forward instance-metadata requests could not be built.
     #[error("cannot build the HTTP client for {purpose}: {source}")]
     HttpClient {

@@ -34,7 +34,7 @@ pub use config::{
     DEFAULT_IMDS_ENDPOINT, DEFAULT_MAX_CREDENTIALS, DEFAULT_PORT, IdentityHeader, MIN_IDENTITY_HEADER_LEN,
     ProxyConfig,
 };
-pub use credentials::{CredentialFactory, Credentials, workload_identity_factory};
+pub use credentials::{CredentialFactory, Credentials, check_workload_identity, workload_identity_factory};
 pub use error::Error;
 pub use probe::Probe;
 pub use server::{BoundProxy, Proxy, SHUTDOWN_GRACE};

@@ -23,16 +23,26 @@ use hyper_util::{
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
-use super::{ServerError, Shutdown};
+use super::{
+    ServerError, Shutdown,
+    connection_slots::{ConnectionSlots, Eviction},
+    first_bytes::FirstBytes,
+    lingering_close::LingeringClose,
+};
 
-/// Timeouts of a server's connections.
+/// Timeouts and limits of a server's connections.
 #[derive(Clone, Copy, Debug)]
 pub struct ServeOptions {
     /// Longest time a client may take to complete the TLS handshake.
     pub handshake_timeout: Duration,
-    /// Longest time an HTTP/1.1 client may take to send a request's headers. It also closes a
-    /// keep-alive connection that stays idle this long.
+    /// Longest time a client may take to send its first bytes (the HTTP/2 preface or the start
+    /// of an HTTP/1 request, after the TLS handshake), and an HTTP/1.1 client a request's
+    /// headers. It also closes a keep-alive connection that stays idle this long.
     pub header_read_timeout: Duration,
+    /// Most connections open at once on the listener; when a new one arrives at the cap, the
+    /// oldest connection that has not sent anything yet is closed (see
+    /// [`ConnectionSlots`]).
+    pub max_connections: usize,
     /// How long the server keeps serving, with `Connection: close` on every HTTP/1.1 response,
     /// after shutdown is triggered and before it stops accepting.
     pub shutdown_delay: Duration,
@@ -40,11 +50,17 @@ pub struct ServeOptions {
     pub drain_timeout: Duration,
 }
 
+/// The default cap on a listener's open connections. The API server reaches the webhook over a
+/// few keep-alive (or HTTP/2) connections per replica; each connection costs at most its read
+/// buffer and TLS state (~100 KiB), so the cap also bounds memory.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 256;
+
 impl Default for ServeOptions {
     fn default() -> Self {
         Self {
             handshake_timeout: Duration::from_secs(10),
             header_read_timeout: Duration::from_secs(10),
+            max_connections: DEFAULT_MAX_CONNECTIONS,
             shutdown_delay: Duration::from_secs(3),
             drain_timeout: Duration::from_secs(10),
         }
@@ -64,6 +80,7 @@ pub async fn serve_https(
 ) -> Result<(), ServerError> {
     let acceptor = TlsAcceptor::from(tls);
     let builder = http_builder(&options);
+    let slots = ConnectionSlots::new(options.max_connections);
     let graceful = GracefulShutdown::new();
     let local = listener.local_addr()?;
     tracing::info!(addr = %local, "serving HTTPS");
@@ -95,28 +112,39 @@ pub async fn serve_https(
             },
         };
         let _ = stream.set_nodelay(true);
+        // Past the cap, the oldest silent connection makes room (or, when every connection is
+        // busy, this waits for one to end while new clients wait in the backlog).
+        let slot = slots.acquire().await;
         let acceptor = acceptor.clone();
         let builder = builder.clone();
-        let service = TowerToHyperService::new(router.clone());
+        let router = router.clone();
         // Taken before the handshake so that shutdown also waits for connections mid-handshake.
         let watcher = graceful.watcher();
-        let handshake_timeout = options.handshake_timeout;
+        let (handshake_timeout, first_bytes_timeout) =
+            (options.handshake_timeout, options.header_read_timeout);
         tokio::spawn(async move {
-            let tls = match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
-                Ok(Ok(tls)) => tls,
-                Ok(Err(error)) => {
-                    tracing::debug!(%peer, %error, "TLS handshake failed");
+            let handshake =
+                tokio::time::timeout(handshake_timeout, acceptor.accept(LingeringClose::new(stream)));
+            let eviction = slot.eviction();
+            let tls = tokio::select! {
+                () = eviction.evicted() => {
+                    tracing::debug!(%peer, "closed a connection mid-handshake to make room");
                     return;
                 }
-                Err(_) => {
-                    tracing::debug!(%peer, "TLS handshake timed out");
-                    return;
-                }
+                handshake = handshake => match handshake {
+                    Ok(Ok(tls)) => tls,
+                    Ok(Err(error)) => {
+                        tracing::debug!(%peer, %error, "TLS handshake failed");
+                        return;
+                    }
+                    Err(_) => {
+                        tracing::debug!(%peer, "TLS handshake timed out");
+                        return;
+                    }
+                },
             };
-            let connection = builder.serve_connection(TokioIo::new(tls), service);
-            if let Err(error) = watcher.watch(connection).await {
-                tracing::debug!(%peer, error = %error, "connection closed with an error");
-            }
+            let io = FirstBytes::new(tls, first_bytes_timeout, Some(slot));
+            serve_connection(&builder, io, router, eviction, watcher, peer).await;
         });
     }
 
@@ -158,6 +186,28 @@ pub(super) fn http_builder(options: &ServeOptions) -> auto::Builder<TokioExecuto
         .keep_alive_interval(Duration::from_secs(30))
         .keep_alive_timeout(Duration::from_secs(20));
     builder
+}
+
+/// Serves HTTP on `io` until it ends, or until its slot is given to a newer connection while it
+/// has not sent anything yet.
+pub(super) async fn serve_connection<I>(
+    builder: &auto::Builder<TokioExecutor>,
+    io: FirstBytes<I>,
+    router: Router,
+    eviction: Eviction,
+    watcher: hyper_util::server::graceful::Watcher,
+    peer: std::net::SocketAddr,
+) where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let service = TowerToHyperService::new(router);
+    let connection = watcher.watch(builder.serve_connection(TokioIo::new(io), service).into_owned());
+    tokio::select! {
+        result = connection => if let Err(error) = result {
+            tracing::debug!(%peer, error = %error, "connection closed with an error");
+        },
+        () = eviction.evicted() => tracing::debug!(%peer, "closed a silent connection to make room"),
+    }
 }
 
 pub(super) async fn drain(graceful: GracefulShutdown, timeout: Duration) {

@@ -11,7 +11,18 @@ use json_patch::PatchOperation;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::denial::Denial;
+use super::denial::{Denial, excerpt, excerpt_to};
+
+/// The most bytes of a JSON decoder's message kept in an error: it may quote the input.
+const MAX_DECODER_MESSAGE: usize = 256;
+
+fn decoder_message(error: &serde_json::Error) -> String {
+    excerpt_to(&error.to_string(), MAX_DECODER_MESSAGE).into_owned()
+}
+
+/// The longest request uid accepted. The API server sends a UUID (36 characters); the uid is
+/// echoed in the answer, so a longer one did not come from it and is not answered in a review.
+pub const MAX_UID_LEN: usize = 128;
 
 /// The AdmissionReview versions the webhook speaks.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -97,10 +108,10 @@ impl fmt::Debug for AdmissionRequest {
 #[non_exhaustive]
 pub enum AdmissionError {
     /// The body is not JSON.
-    #[error("the request body is not valid JSON: {0}")]
+    #[error("the request body is not valid JSON: {}", decoder_message(.0))]
     MalformedJson(#[source] serde_json::Error),
     /// The JSON does not have an AdmissionReview's shape.
-    #[error("the request body is not an AdmissionReview: {0}")]
+    #[error("the request body is not an AdmissionReview: {}", decoder_message(.0))]
     InvalidReview(#[source] serde_json::Error),
     /// The `apiVersion` is missing or unsupported.
     #[error(
@@ -117,6 +128,12 @@ pub enum AdmissionError {
     /// The request has no uid.
     #[error("the AdmissionReview request has no uid")]
     MissingUid,
+    /// The request's uid is longer than [`MAX_UID_LEN`].
+    #[error(
+        "the AdmissionReview request uid is {0} bytes long; the API server sends a UUID (at most \
+         {MAX_UID_LEN} bytes are accepted)"
+    )]
+    UidTooLong(usize),
     /// The request carries no object.
     #[error("the AdmissionReview request has no object (the webhook only handles CREATE of pods)")]
     MissingObject,
@@ -169,17 +186,24 @@ impl AdmissionRequest {
             _ => AdmissionError::MalformedJson(error),
         })?;
         let api_version = review.api_version.unwrap_or_default();
-        let api_version =
-            ReviewVersion::parse(&api_version).ok_or(AdmissionError::UnsupportedVersion(api_version))?;
+        let api_version = ReviewVersion::parse(&api_version)
+            .ok_or_else(|| AdmissionError::UnsupportedVersion(excerpt(&api_version).into_owned()))?;
         match review.kind.as_deref() {
             Some("AdmissionReview") => {}
-            other => return Err(AdmissionError::WrongKind(other.unwrap_or_default().to_owned())),
+            other => {
+                return Err(AdmissionError::WrongKind(
+                    excerpt(other.unwrap_or_default()).into_owned(),
+                ));
+            }
         }
         let request = review.request.ok_or(AdmissionError::MissingRequest)?;
         let uid = request
             .uid
             .filter(|uid| !uid.is_empty())
             .ok_or(AdmissionError::MissingUid)?;
+        if uid.len() > MAX_UID_LEN {
+            return Err(AdmissionError::UidTooLong(uid.len()));
+        }
         let kind = request.kind.unwrap_or_default();
         if !(kind.group.is_empty() && kind.kind == "Pod") {
             let described = if kind.kind.is_empty() {
@@ -188,12 +212,12 @@ impl AdmissionRequest {
                 format!(
                     "{}/{} {}",
                     if kind.group.is_empty() {
-                        "core"
+                        "core".into()
                     } else {
-                        &kind.group
+                        excerpt(&kind.group)
                     },
-                    kind.version,
-                    kind.kind
+                    excerpt(&kind.version),
+                    excerpt(&kind.kind)
                 )
             };
             return Err(AdmissionError::NotAPod(described));
@@ -213,7 +237,8 @@ impl AdmissionRequest {
             .filter(|kind| *kind != "Pod")
         {
             return Err(AdmissionError::NotAPod(format!(
-                "an object of kind {object_kind}"
+                "an object of kind {}",
+                excerpt(object_kind)
             )));
         }
         Ok(Self {
@@ -263,9 +288,11 @@ pub fn invalid_review(body: &[u8], error: &AdmissionError) -> Vec<u8> {
         .and_then(Value::as_str)
         .and_then(ReviewVersion::parse)
         .unwrap_or_default();
+    // A uid no API server sends is not echoed.
     let uid = value
         .pointer("/request/uid")
         .and_then(Value::as_str)
+        .filter(|uid| uid.len() <= MAX_UID_LEN)
         .unwrap_or_default();
     review(version, denied(uid, &Denial::new(error.to_string())))
 }

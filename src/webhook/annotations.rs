@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use super::{
     config::Config,
-    denial::Denial,
+    denial::{Denial, quoted},
     mutation::ServiceAccount,
     proxy_containers::{DEFAULT_PROXY_PORT, ProxyMode},
 };
@@ -75,9 +75,10 @@ impl PodSettings {
         let proxy = proxy_request(pod)?;
         let expiration = match (pod_annotation(TOKEN_EXPIRATION), sa_annotation(TOKEN_EXPIRATION)) {
             (Some(value), _) if !value.is_empty() => parse_expiration(value, "on the pod")?,
-            (_, Some(value)) if !value.is_empty() => {
-                parse_expiration(value, &format!("on service account {:?}", service_account.name))?
-            }
+            (_, Some(value)) if !value.is_empty() => parse_expiration(
+                value,
+                &format!("on service account {}", quoted(&service_account.name)),
+            )?,
             _ => MIN_TOKEN_EXPIRATION,
         };
         // Deviation: an empty tenant-id annotation falls back to the configured tenant (upstream
@@ -139,12 +140,25 @@ fn proxy_request(pod: &Value) -> Result<Option<ProxyRequest>, Denial> {
         ));
     }
     let port = match pod_annotation(pod, PROXY_SIDECAR_PORT) {
-        // Go's strconv.ParseInt(value, 10, 32): an optional sign and digits, no range check.
-        Some(value) => value.parse::<i32>().map_err(|_| {
-            Denial::new(format!(
-                "failed to parse proxy sidecar port: {PROXY_SIDECAR_PORT} {value:?} is not a 32-bit integer"
-            ))
-        })?,
+        // Go's strconv.ParseInt(value, 10, 32) (an optional sign and digits), then, unlike
+        // upstream, the range of a TCP port: -1, 0 or 65536 would be written into the patch.
+        Some(value) => match value.parse::<i32>() {
+            Ok(port) if (1..=65535).contains(&port) => port,
+            Ok(_) => {
+                return Err(Denial::new(format!(
+                    "invalid proxy sidecar port: {PROXY_SIDECAR_PORT} {} is out of range: expected a \
+                     whole number from 1 to 65535 (default {DEFAULT_PROXY_PORT})",
+                    quoted(value)
+                )));
+            }
+            Err(_) => {
+                return Err(Denial::new(format!(
+                    "failed to parse proxy sidecar port: {PROXY_SIDECAR_PORT} {} is not a whole number \
+                     from 1 to 65535 (default {DEFAULT_PROXY_PORT})",
+                    quoted(value)
+                )));
+            }
+        },
         None => DEFAULT_PROXY_PORT,
     };
     let mode = match pod_annotation(pod, PROXY_MODE).map(|mode| mode.trim().to_ascii_lowercase()) {
@@ -153,7 +167,8 @@ fn proxy_request(pod: &Value) -> Result<Option<ProxyRequest>, Denial> {
         Some(mode) if mode == "identity-endpoint" => ProxyMode::IdentityEndpoint,
         Some(mode) => {
             return Err(Denial::new(format!(
-                "{PROXY_MODE} {mode:?} is not valid: use \"imds\" (the default) or \"identity-endpoint\""
+                "{PROXY_MODE} {} is not valid: use \"imds\" (the default) or \"identity-endpoint\"",
+                quoted(&mode)
             )));
         }
     };
@@ -165,14 +180,16 @@ fn proxy_request(pod: &Value) -> Result<Option<ProxyRequest>, Denial> {
 fn parse_expiration(value: &str, place: &str) -> Result<i64, Denial> {
     let seconds = value.parse::<i64>().map_err(|_| {
         Denial::new(format!(
-            "failed to parse {TOKEN_EXPIRATION} {value:?} {place}: expected whole seconds between \
-             {MIN_TOKEN_EXPIRATION} and {MAX_TOKEN_EXPIRATION}"
+            "failed to parse {TOKEN_EXPIRATION} {} {place}: expected whole seconds between \
+             {MIN_TOKEN_EXPIRATION} and {MAX_TOKEN_EXPIRATION}",
+            quoted(value)
         ))
     })?;
     if !(MIN_TOKEN_EXPIRATION..=MAX_TOKEN_EXPIRATION).contains(&seconds) {
         return Err(Denial::new(format!(
             "token expiration {seconds} not valid. Expected value to be between {MIN_TOKEN_EXPIRATION} and \
-             {MAX_TOKEN_EXPIRATION} ({TOKEN_EXPIRATION} {value:?} {place})"
+             {MAX_TOKEN_EXPIRATION} ({TOKEN_EXPIRATION} {} {place})",
+            quoted(value)
         )));
     }
     Ok(seconds)
@@ -196,6 +213,32 @@ mod tests {
             let denial = parse_expiration(text, "on the pod").unwrap_err();
             assert!(denial.message.starts_with("failed to parse"), "{text}: {denial}");
             assert!(denial.message.contains(TOKEN_EXPIRATION), "{denial}");
+        }
+    }
+
+    #[test]
+    fn a_huge_expiration_is_quoted_only_in_part() {
+        let value = "9".repeat(3 * 1024 * 1024);
+        let denial = parse_expiration(&value, "on the pod").unwrap_err();
+        assert!(denial.message.len() < 400, "{} bytes", denial.message.len());
+        assert!(denial.message.contains("(3145728 bytes)"), "{}", denial.message);
+    }
+
+    #[test]
+    fn proxy_ports_outside_1_to_65535_are_denied_naming_the_annotation_and_range() {
+        let pod = |port: &str| {
+            serde_json::json!({"metadata": {"annotations": {
+                INJECT_PROXY_SIDECAR: "true", PROXY_SIDECAR_PORT: port,
+            }}, "spec": {}})
+        };
+        for bad in ["-1", "0", "65536", "2147483647", "x"] {
+            let denial = proxy_request(&pod(bad)).unwrap_err();
+            assert!(denial.message.contains(PROXY_SIDECAR_PORT), "{bad}: {denial}");
+            assert!(denial.message.contains("from 1 to 65535"), "{bad}: {denial}");
+            assert!(denial.message.contains(&format!("{bad:?}")), "{bad}: {denial}");
+        }
+        for (good, port) in [("1", 1), ("8000", 8000), ("65535", 65535), ("+80", 80)] {
+            assert_eq!(proxy_request(&pod(good)).unwrap().unwrap().port, port, "{good}");
         }
     }
 

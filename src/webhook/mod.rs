@@ -21,6 +21,7 @@ pub mod exposition;
 pub mod identity_header;
 pub mod metrics;
 pub mod mutation;
+pub mod object_names;
 mod patch_builder;
 pub mod process_metrics;
 pub mod proxy_containers;

@@ -8,8 +8,8 @@
 //! | situation | answer |
 //! | --- | --- |
 //! | not `Content-Type: application/json` | 415 |
-//! | body over the limit (4 MiB by default) | 413 |
-//! | body past 64 KiB while the shared body budget (16 MiB) is spent ([`super::body_budget`]) | 503, `Connection: close` |
+//! | body over the limit (3 MiB by default, the API server's own limit on a request body) | 413 |
+//! | body while the shared body budget (8 MiB for the first 64 KiB of every body, 16 MiB for the rest) is spent ([`super::body_budget`]) | 503, `Connection: close` |
 //! | body not an AdmissionReview v1/v1beta1 (no uid to answer) | 400, naming the problem |
 //! | a review without a pod object (e.g. a misrouted DELETE) | 200, `allowed: false`, code 400 |
 //! | ServiceAccount missing, or the API server unreachable | 200, `allowed: false` with the reason |
@@ -34,13 +34,20 @@ use tower_http::timeout::TimeoutLayer;
 
 use super::{
     Denial,
-    admission::{AdmissionRequest, invalid_review},
+    admission::{AdmissionRequest, MAX_UID_LEN, invalid_review},
     body_budget::{self, BodyBudget},
     config::Config,
+    denial::{excerpt, quoted},
     metrics::{Metrics, Outcome},
     mutation,
+    object_names::{is_dns_label, is_dns_subdomain},
     service_accounts::{LookupError, ServiceAccounts},
 };
+
+/// The `namespace` label of requests in namespaces the webhook does not know to exist: the label
+/// set must not grow with what unauthenticated clients send. (Not a valid namespace name, so no
+/// real namespace is counted with them.)
+pub const OTHER_NAMESPACE: &str = "_other";
 
 /// The path the MutatingWebhookConfiguration points at (upstream's).
 pub const MUTATE_PATH: &str = "/mutate-v1-pod";
@@ -55,17 +62,28 @@ pub struct RequestLimits {
     /// Bytes of request bodies beyond the first 64 KiB of each that may be buffered at once,
     /// across all connections (see [`super::body_budget`]).
     pub max_buffered_bytes: usize,
+    /// Bytes of the first 64 KiB of request bodies that may be buffered at once, across all
+    /// connections.
+    pub max_small_buffered_bytes: usize,
 }
+
+/// The default [`RequestLimits::max_body_bytes`]: the API server's own limit on a request body
+/// (kube-apiserver's `MaxRequestBodyBytes`, 3 MiB: twice etcd's 1.5 MiB object limit, since JSON
+/// is larger than the protobuf stored). A pod the API server accepted and could store fits in a
+/// review of this size; anything larger did not come from it.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 3 * 1024 * 1024;
 
 impl Default for RequestLimits {
     fn default() -> Self {
         // The API server sends whole pods (well under 1.5 MiB, etcd's object limit) and gives
         // up after timeoutSeconds (10 s by default).
         Self {
-            max_body_bytes: 4 * 1024 * 1024,
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             timeout: Duration::from_secs(9),
-            // Four maximal bodies at once; ordinary admissions stay within the free 64 KiB.
+            // Five maximal bodies at once; ordinary admissions stay within their first 64 KiB.
             max_buffered_bytes: 16 * 1024 * 1024,
+            // 128 bodies of 64 KiB, or some 1,600 ordinary reviews of 5 KiB, at once.
+            max_small_buffered_bytes: 8 * 1024 * 1024,
         }
     }
 }
@@ -83,7 +101,10 @@ pub struct WebhookState {
 
 /// The webhook router: `POST /mutate-v1-pod`.
 pub fn router(state: WebhookState, limits: RequestLimits) -> Router {
-    let budget = BodyBudget::new(limits.max_buffered_bytes.max(limits.max_body_bytes));
+    let budget = BodyBudget::new(
+        limits.max_small_buffered_bytes,
+        limits.max_buffered_bytes.max(limits.max_body_bytes),
+    );
     let router = Router::new()
         .route(MUTATE_PATH, post(mutate_pod))
         .layer(DefaultBodyLimit::max(limits.max_body_bytes))
@@ -171,36 +192,78 @@ async fn mutate_pod(
     let pod = std::mem::take(&mut request.object);
     let namespace = request.namespace.as_str();
     let sa_name = mutation::service_account_name(&pod).to_owned();
-    let pod_name = pod_display_name(&pod).to_owned();
+    let pod_name = excerpt(pod_display_name(&pod)).into_owned();
     let (sa_name, pod_name) = (sa_name.as_str(), pod_name.as_str());
-    let (result, outcome) = match state.service_accounts.get(namespace, sa_name).await {
-        Ok(sa) => match mutation::mutate_owned(pod, namespace, &sa, &state.config) {
-            Ok(ops) => (Ok(ops), Outcome::mutated),
-            Err(denial) => (Err(denial), Outcome::denied),
-        },
-        Err(error) => {
-            let outcome = match error {
-                LookupError::NotFound { .. } => Outcome::denied,
-                LookupError::Unavailable { .. } => Outcome::error,
-            };
-            (Err(lookup_denial(error)), outcome)
+    let uid = excerpt(&request.uid).into_owned();
+    // Whether the namespace is known to exist: it then gets its own metric label.
+    let mut known_namespace = false;
+    let (result, outcome) = if let Some(denial) = invalid_names(namespace, sa_name) {
+        (Err(denial), Outcome::denied)
+    } else {
+        match state.service_accounts.get(namespace, sa_name).await {
+            Ok(sa) => {
+                known_namespace = true;
+                match mutation::mutate_owned(pod, namespace, &sa, &state.config) {
+                    Ok(ops) => (Ok(ops), Outcome::mutated),
+                    Err(denial) => (Err(denial), Outcome::denied),
+                }
+            }
+            Err(error) => {
+                known_namespace = state.service_accounts.knows_namespace(namespace);
+                let outcome = match error {
+                    LookupError::NotFound { .. } => Outcome::denied,
+                    LookupError::Unavailable { .. } => Outcome::error,
+                };
+                (Err(lookup_denial(error)), outcome)
+            }
         }
     };
+    let (namespace, sa_name) = (excerpt(namespace), excerpt(sa_name));
+    let (namespace, sa_name) = (namespace.as_ref(), sa_name.as_ref());
     match &result {
         Ok(ops) => tracing::info!(
-            uid = %request.uid, namespace, pod = pod_name, service_account = sa_name,
-            dry_run = request.dry_run, patch_ops = ops.len(), "pod mutated"
+            uid,
+            namespace,
+            pod = pod_name,
+            service_account = sa_name,
+            dry_run = request.dry_run,
+            patch_ops = ops.len(),
+            "pod mutated"
         ),
         Err(denial) => tracing::info!(
-            uid = %request.uid, namespace, pod = pod_name, service_account = sa_name,
+            uid, namespace, pod = pod_name, service_account = sa_name,
             dry_run = request.dry_run, reason = %denial, outcome = ?outcome, "pod denied"
         ),
     }
     let body = request.respond(result);
+    let label = if known_namespace {
+        namespace
+    } else {
+        OTHER_NAMESPACE
+    };
     state
         .metrics
-        .observe_admission(namespace, outcome, started.elapsed().as_secs_f64());
+        .observe_admission(label, outcome, started.elapsed().as_secs_f64());
     ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+/// The denial for a namespace or ServiceAccount name that no cluster would send (see
+/// [`super::object_names`]); `None` when both are well-formed.
+fn invalid_names(namespace: &str, service_account: &str) -> Option<Denial> {
+    if !is_dns_label(namespace) {
+        return Some(Denial::new(format!(
+            "the AdmissionReview's namespace {} is not a valid namespace name",
+            quoted(namespace)
+        )));
+    }
+    if !is_dns_subdomain(service_account) {
+        return Some(Denial::new(format!(
+            "spec.serviceAccountName {} is not a valid ServiceAccount name: expected at most 253 \
+             lowercase letters, digits, '-' and '.'",
+            quoted(service_account)
+        )));
+    }
+    None
 }
 
 fn lookup_denial(error: LookupError) -> Denial {
@@ -227,7 +290,7 @@ fn has_uid(body: &[u8]) -> bool {
         && value
             .pointer("/request/uid")
             .and_then(Value::as_str)
-            .is_some_and(|uid| !uid.is_empty())
+            .is_some_and(|uid| !uid.is_empty() && uid.len() <= MAX_UID_LEN)
 }
 
 fn reject(state: &WebhookState, started: Instant, status: StatusCode, message: &str) -> Response {
@@ -611,6 +674,132 @@ mod tests {
             .unwrap();
         let response = router(state(), limits).oneshot(request).await.unwrap();
         assert_eq!(response.status(), StatusCode::REQUEST_TIMEOUT);
+    }
+
+    #[tokio::test]
+    async fn huge_input_values_are_quoted_only_in_part_in_denials() {
+        // (The log lines: tests/hostile_server.rs, on the process's stderr.)
+        // A 3 MB expiration annotation: denied, quoting 64 bytes of it.
+        let mut big = review("admission.k8s.io/v1", "team-a", "app");
+        big["request"]["object"]["metadata"]["annotations"] =
+            json!({"azure.workload.identity/service-account-token-expiration": "9".repeat(3_000_000)});
+        let app = router(state(), RequestLimits::default());
+        let answer = admit(app.clone(), &big).await;
+        let message = answer["response"]["status"]["message"].as_str().unwrap();
+        assert!(message.contains("(3000000 bytes)"), "{message}");
+        assert!(message.len() < 500, "{} bytes", message.len());
+
+        // A 1 MB uid: not an API server's; refused without echoing it.
+        let mut long_uid = review("admission.k8s.io/v1", "team-a", "app");
+        long_uid["request"]["uid"] = json!("u".repeat(1_000_000));
+        let (status, text) = post(
+            app.clone(),
+            "application/json",
+            serde_json::to_vec(&long_uid).unwrap(),
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert!(text.len() < 500, "{} bytes answered", text.len());
+        assert!(String::from_utf8_lossy(&text).contains("1000000 bytes"));
+
+        // A 1 MB pod name and ServiceAccount name.
+        let mut names = review("admission.k8s.io/v1", "team-a", &"s".repeat(1_000_000));
+        names["request"]["object"]["metadata"]["name"] = json!("p".repeat(1_000_000));
+        let answer = admit(app.clone(), &names).await;
+        let message = answer["response"]["status"]["message"].as_str().unwrap();
+        assert!(message.contains("not a valid ServiceAccount name"), "{message}");
+        assert!(message.len() < 500, "{}", message.len());
+
+        // A 1 MB apiVersion, and a 1 MB string where a boolean belongs (the JSON decoder's
+        // message quotes it).
+        let mut version = review("admission.k8s.io/v1", "team-a", "app");
+        version["apiVersion"] = json!("v".repeat(1_000_000));
+        let (status, text) = post(
+            app.clone(),
+            "application/json",
+            serde_json::to_vec(&version).unwrap(),
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert!(text.len() < 500, "{}", text.len());
+        let mut dry_run = review("admission.k8s.io/v1", "team-a", "app");
+        dry_run["request"]["dryRun"] = json!("d".repeat(1_000_000));
+        let answer = admit(app, &dry_run).await;
+        let message = answer["response"]["status"]["message"].as_str().unwrap();
+        assert!(
+            message.contains("invalid type") && message.len() < 500,
+            "{message}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_pod_with_ten_thousand_containers_is_denied_before_any_patch_is_built() {
+        let mut huge = review("admission.k8s.io/v1", "team-a", "app");
+        let containers: Vec<Value> = (0..10_000)
+            .map(|i| json!({"name": format!("c{i}"), "image": "busybox"}))
+            .collect();
+        huge["request"]["object"]["spec"]["containers"] = json!(containers);
+        let body = serde_json::to_vec(&huge).unwrap();
+        assert!(body.len() < DEFAULT_MAX_BODY_BYTES, "{}", body.len());
+        let (status, answer) = post(
+            router(state(), RequestLimits::default()),
+            "application/json",
+            body,
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(answer.len() < 1_000, "{} bytes answered", answer.len());
+        let answer: Value = serde_json::from_slice(&answer).unwrap();
+        assert_eq!(answer["response"]["allowed"], false);
+        let message = answer["response"]["status"]["message"].as_str().unwrap();
+        assert!(
+            message.contains("10000 containers") && message.contains("at most 1000"),
+            "{message}"
+        );
+
+        // At the bound the pod is mutated, and the answer stays within a megabyte.
+        let mut most = review("admission.k8s.io/v1", "team-a", "app");
+        let containers: Vec<Value> = (0..mutation::MAX_CONTAINERS)
+            .map(|i| json!({"name": format!("c{i}"), "image": "busybox"}))
+            .collect();
+        most["request"]["object"]["spec"]["containers"] = json!(containers);
+        let (status, answer) = post(
+            router(state(), RequestLimits::default()),
+            "application/json",
+            serde_json::to_vec(&most).unwrap(),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(answer.len() < 1024 * 1024, "{} bytes answered", answer.len());
+        let answer: Value = serde_json::from_slice(&answer).unwrap();
+        assert_eq!(answer["response"]["allowed"], true);
+    }
+
+    #[tokio::test]
+    async fn invented_namespaces_share_one_metric_label() {
+        let state = state();
+        let metrics = state.metrics.clone();
+        let app = router(state, RequestLimits::default());
+        for i in 0..20_000 {
+            let review = review("admission.k8s.io/v1", &format!("invented-{i}"), "app");
+            let answer = admit(app.clone(), &review).await;
+            assert_eq!(answer["response"]["allowed"], false);
+        }
+        // A namespace that exists keeps its own label.
+        admit(app, &review("admission.k8s.io/v1", "team-a", "ghost")).await;
+        let text = metrics.encode();
+        assert!(text.len() < 20_000, "/metrics is {} bytes", text.len());
+        assert!(!text.contains("invented-"), "{text}");
+        assert!(
+            text.contains(&format!(
+                r#"azwi_mutation_request_count{{namespace="{OTHER_NAMESPACE}"}} 20000"#
+            )),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"azwi_mutation_request_count{namespace="team-a"} 1"#),
+            "{text}"
+        );
     }
 
     #[test]

@@ -72,6 +72,12 @@ impl AccountCache {
         self.read().visible.values().all(HashMap::is_empty)
     }
 
+    /// Whether the cache holds a ServiceAccount in `namespace` (every namespace has its `default`
+    /// one, so once synced this is whether the namespace exists).
+    pub fn has_namespace(&self, namespace: &str) -> bool {
+        self.read().visible.contains_key(namespace)
+    }
+
     /// The ServiceAccount, if the cache holds it.
     pub fn get(&self, namespace: &str, name: &str) -> Option<ServiceAccount> {
         let state = self.read();

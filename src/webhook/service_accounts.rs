@@ -220,6 +220,15 @@ impl ServiceAccounts {
         }
     }
 
+    /// Whether `namespace` is known to exist: it holds a ServiceAccount (every namespace has its
+    /// `default` one). Used to keep metric labels to real namespaces.
+    pub fn knows_namespace(&self, namespace: &str) -> bool {
+        match &self.source {
+            Source::Cluster { cache, .. } => cache.has_namespace(namespace),
+            Source::Static(map) => map.keys().any(|(ns, _)| ns == namespace),
+        }
+    }
+
     /// Whether no ServiceAccount is held.
     pub fn is_empty(&self) -> bool {
         self.len() == 0

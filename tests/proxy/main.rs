@@ -2,6 +2,8 @@
 //! stand-ins for Microsoft Entra and IMDS (which cannot exist offline).
 #![cfg(feature = "proxy")]
 
+mod imds_destination;
 mod router;
 mod served;
+mod startup;
 mod support;

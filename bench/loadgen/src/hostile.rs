@@ -1,9 +1,11 @@
 //! `loadgen hostile`: connections that never finish a request, to see what they cost the server.
 //!
 //! `--endless` connections send a chunked body without end, as fast as the server reads it;
-//! `--slow-loris` connections send their request headers one byte per `--drip-ms`. Each reconnects
-//! when the server cuts it (an answer, EOF or an error), and the report counts the cuts; with
-//! `--pid` the server's VmHWM and VmRSS are sampled every 100 ms.
+//! `--slow-loris` connections send their request headers one byte per `--drip-ms`; `--silent`
+//! connections complete the TLS handshake and send nothing; `--partial` connections send their
+//! headers and `--partial-bytes` of a longer body, then hold. Each reconnects when the server
+//! cuts it (an answer, EOF or an error), and the report counts the cuts; with `--pid` the
+//! server's VmHWM and VmRSS are sampled every 100 ms.
 
 use std::{
     net::SocketAddr,
@@ -51,6 +53,15 @@ pub struct HostileArgs {
     /// Connections sending request headers one byte per `--drip-ms`.
     #[arg(long, default_value_t = 100)]
     slow_loris: usize,
+    /// Connections that complete the TLS handshake and then send nothing.
+    #[arg(long, default_value_t = 0)]
+    silent: usize,
+    /// Connections that send headers and `--partial-bytes` of a longer body, then hold.
+    #[arg(long, default_value_t = 0)]
+    partial: usize,
+    /// Body bytes each `--partial` connection sends before holding (65,000: just under 64 KiB).
+    #[arg(long, default_value_t = 65_000)]
+    partial_bytes: usize,
     /// Delay between the slow-loris bytes, in milliseconds.
     #[arg(long, default_value_t = 1000)]
     drip_ms: u64,
@@ -67,6 +78,8 @@ struct Counters {
     connections: AtomicU64,
     endless_cut: AtomicU64,
     slow_cut: AtomicU64,
+    silent_cut: AtomicU64,
+    partial_cut: AtomicU64,
     body_bytes: AtomicU64,
 }
 
@@ -75,6 +88,8 @@ struct Counters {
 enum Kind {
     Endless,
     SlowLoris { drip: Duration },
+    Silent,
+    Partial { bytes: usize },
 }
 
 /// Runs the hostile connections for `--duration` and prints one JSON line.
@@ -88,14 +103,21 @@ pub async fn run(args: HostileArgs) -> anyhow::Result<()> {
     let counters = Arc::new(Counters::default());
     let idle_hwm = args.pid.and_then(|pid| proc_status::kib(pid, "VmHWM:"));
     let mut tasks = tokio::task::JoinSet::new();
-    for i in 0..args.endless + args.slow_loris {
-        let kind = if i < args.endless {
-            Kind::Endless
-        } else {
+    let kinds = std::iter::repeat_n(Kind::Endless, args.endless)
+        .chain(std::iter::repeat_n(
             Kind::SlowLoris {
                 drip: Duration::from_millis(args.drip_ms),
-            }
-        };
+            },
+            args.slow_loris,
+        ))
+        .chain(std::iter::repeat_n(Kind::Silent, args.silent))
+        .chain(std::iter::repeat_n(
+            Kind::Partial {
+                bytes: args.partial_bytes,
+            },
+            args.partial,
+        ));
+    for kind in kinds {
         let (connector, server_name, counters) = (connector.clone(), server_name.clone(), counters.clone());
         let head = request_head(&args.path, &args.server_name, kind);
         let addr = args.addr;
@@ -108,6 +130,8 @@ pub async fn run(args: HostileArgs) -> anyhow::Result<()> {
                 let cut = match kind {
                     Kind::Endless => &counters.endless_cut,
                     Kind::SlowLoris { .. } => &counters.slow_cut,
+                    Kind::Silent => &counters.silent_cut,
+                    Kind::Partial { .. } => &counters.partial_cut,
                 };
                 cut.fetch_add(1, Ordering::Relaxed);
                 tokio::time::sleep(Duration::from_millis(10)).await;
@@ -131,6 +155,11 @@ pub async fn run(args: HostileArgs) -> anyhow::Result<()> {
         "connections": counters.connections.load(Ordering::SeqCst),
         "endless_cut": counters.endless_cut.load(Ordering::SeqCst),
         "slow_loris_cut": counters.slow_cut.load(Ordering::SeqCst),
+        "silent": args.silent,
+        "silent_cut": counters.silent_cut.load(Ordering::SeqCst),
+        "partial": args.partial,
+        "partial_bytes": args.partial_bytes,
+        "partial_cut": counters.partial_cut.load(Ordering::SeqCst),
         "body_bytes_sent_mib": mib(counters.body_bytes.load(Ordering::SeqCst) / 1024),
         "server_vmhwm_before_mib": idle_hwm.map(mib),
         "server_vmhwm_mib": args.pid.map(|_| mib(peak_hwm)),
@@ -148,6 +177,12 @@ fn request_head(path: &str, host: &str, kind: Kind) -> String {
             "POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
         ),
         Kind::SlowLoris { .. } => format!("POST {path} HTTP/1.1\r\nHost: {host}\r\nX-Slow: "),
+        Kind::Silent => String::new(),
+        // The body announced is longer than what is sent: the server waits for the rest.
+        Kind::Partial { bytes } => format!(
+            "POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+            bytes + 1000
+        ),
     }
 }
 
@@ -171,6 +206,18 @@ async fn hostile_connection(
                 tls.write_all(chunk.as_bytes()).await?;
                 counters.body_bytes.fetch_add(CHUNK as u64, Ordering::Relaxed);
             }
+        }
+        Kind::Silent | Kind::Partial { .. } => {
+            if let Kind::Partial { bytes } = kind {
+                tls.write_all(head.as_bytes()).await?;
+                tls.write_all(&vec![b' '; bytes]).await?;
+                tls.flush().await?;
+                counters.body_bytes.fetch_add(bytes as u64, Ordering::Relaxed);
+            }
+            // Hold until the server answers or closes.
+            let mut buf = [0u8; 1024];
+            let _answered = tls.read(&mut buf).await?;
+            Ok(())
         }
         Kind::SlowLoris { drip } => {
             let mut buf = [0u8; 1024];
