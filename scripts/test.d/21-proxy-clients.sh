@@ -50,10 +50,11 @@ wait_for_file() { for _ in $(seq 100); do [ -s "$1" ] && return 0; sleep 0.1; do
 wait_for_file "$work/entra.port"
 entra_port="$(cat "$work/entra.port")"
 
-env -i PATH="$PATH" AZURE_TENANT_ID="$tenant" AZURE_CLIENT_ID="$client" \
-  AZURE_FEDERATED_TOKEN_FILE="$work/token" AZURE_AUTHORITY_HOST="http://127.0.0.1:$entra_port" \
-  IDENTITY_HEADER="$header" AZWI_PROXY_IMDS_ENDPOINT="http://127.0.0.1:9" \
-  "$bin" proxy --proxy-port 0 --identity-endpoint --log-level debug 2>"$work/proxy.log" &
+# The sidecar's environment, as the webhook injects it (the postStart probe runs with it too).
+proxy_env=(PATH="$PATH" AZURE_TENANT_ID="$tenant" AZURE_CLIENT_ID="$client"
+  AZURE_FEDERATED_TOKEN_FILE="$work/token" AZURE_AUTHORITY_HOST="http://127.0.0.1:$entra_port"
+  IDENTITY_HEADER="$header" AZWI_PROXY_IMDS_ENDPOINT="http://127.0.0.1:9")
+env -i "${proxy_env[@]}" "$bin" proxy --proxy-port 0 --identity-endpoint --log-level debug 2>"$work/proxy.log" &
 proxy_pid=$!
 pids+=($proxy_pid)
 for _ in $(seq 100); do grep -q '"token proxy listening"' "$work/proxy.log" 2>/dev/null && break; sleep 0.1; done
@@ -67,7 +68,11 @@ echo "proxy on 127.0.0.1:$port, Entra stand-in on 127.0.0.1:$entra_port"
 
 # The postStart probe, invoked as `proxy` the way the injected sidecar runs it.
 ln -s "$bin" "$work/proxy"
-"$work/proxy" --proxy-port="$port" --probe --log-level=warning
+env -i "${proxy_env[@]}" "$work/proxy" --proxy-port="$port" --probe --log-level=warning
+# The probe checks the configuration too: without a tenant it must not report ready.
+if env -i PATH="$PATH" "$work/proxy" --proxy-port="$port" --probe --log-level=warning 2>/dev/null; then
+  echo "FAIL the probe reported ready without AZURE_TENANT_ID"; exit 1
+fi
 
 fail=0
 run() { # name, env..., -- command...
