@@ -89,6 +89,31 @@ fn pod(name: &str) -> Pod {
 
 /// A serving certificate for `HOST` from the CA in the Secret, expiring in 30 days (inside the
 /// 90-day renewal window).
+/// Creates `pod(name)` and asserts the webhook mutated it (the projected token volume is there).
+async fn create_mutated(pods: &Api<Pod>, name: &str, what: &str) {
+    let created = pods.create(&PostParams::default(), &pod(name)).await.expect(what);
+    assert!(
+        created.spec.expect("spec").volumes.is_some_and(|v| !v.is_empty()),
+        "{what}: the pod was not mutated"
+    );
+}
+
+/// Asserts that the webhook whose metrics listen on `metrics_port` answered at least one admission.
+async fn assert_served_admissions(metrics_port: u16, who: &str) {
+    let metrics = reqwest::get(format!("http://127.0.0.1:{metrics_port}/metrics"))
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("metrics text");
+    let admissions: f64 = metrics
+        .lines()
+        .filter(|l| l.starts_with("azwi_admission_requests"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum();
+    assert!(admissions >= 1.0, "{who} served no admission:\n{metrics}");
+}
+
 fn short_lived_leaf(ca_cert: &str, ca_key: &str) -> (String, String) {
     // The CA key is PKCS#1, as upstream writes it: the webhook's own parser reads it.
     let ca_key = azure_wi::webhook::ca_key::parse(ca_key).expect("CA key");
@@ -142,14 +167,7 @@ async fn self_managed_certificates_are_published_and_rotated_without_failed_admi
     )
     .await;
     let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
-    let stored = pods
-        .create(&PostParams::default(), &pod("before"))
-        .await
-        .expect("create pod");
-    assert!(
-        stored.spec.expect("spec").volumes.is_some_and(|v| !v.is_empty()),
-        "pod not mutated"
-    );
+    create_mutated(&pods, "before", "create pod").await;
     assert!(
         proxy.targets().iter().any(|t| t == &format!("{HOST}:443")),
         "{:?}",
@@ -199,30 +217,9 @@ async fn self_managed_certificates_are_published_and_rotated_without_failed_admi
     // The old replica leaves as a rolling update stops a pod: SIGTERM, in-flight requests finish.
     let mut first = first;
     first.process.stop("TERM");
-    let after = pods
-        .create(&PostParams::default(), &pod("after"))
-        .await
-        .expect("create pod after rotation");
-    assert!(
-        after.spec.expect("spec").volumes.is_some_and(|v| !v.is_empty()),
-        "pod not mutated"
-    );
+    create_mutated(&pods, "after", "create pod after rotation").await;
     // The new replica (serving the renewed certificate) answered the API server.
-    let metrics = reqwest::get(format!("http://127.0.0.1:{}/metrics", second.metrics_port))
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("metrics text");
-    let admissions: f64 = metrics
-        .lines()
-        .filter(|l| l.starts_with("azwi_admission_requests"))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum();
-    assert!(
-        admissions >= 1.0,
-        "the new replica served no admission:\n{metrics}"
-    );
+    assert_served_admissions(second.metrics_port, "the new replica").await;
 
     stop.store(true, Ordering::SeqCst);
     load.await.expect("load task");
@@ -333,18 +330,7 @@ async fn switching_from_upstream_keeps_its_secret_and_ca_bundle_without_failed_a
     )
     .await;
     let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
-    let by_upstream = pods
-        .create(&PostParams::default(), &pod("by-upstream"))
-        .await
-        .expect("upstream's webhook admits a pod");
-    assert!(
-        by_upstream
-            .spec
-            .expect("spec")
-            .volumes
-            .is_some_and(|v| !v.is_empty()),
-        "upstream's webhook did not mutate"
-    );
+    create_mutated(&pods, "by-upstream", "upstream's webhook admits a pod").await;
 
     // Admissions keep flowing through the switch; every one must succeed and be mutated.
     let stop = Arc::new(AtomicBool::new(false));
@@ -396,26 +382,8 @@ async fn switching_from_upstream_keeps_its_secret_and_ca_bundle_without_failed_a
     // Traffic moves to ours; upstream's replica leaves as a rolling update stops a pod.
     proxy.set_backend(format!("127.0.0.1:{}", ours.port).parse().expect("addr"));
     old.process.stop("TERM");
-    let after = pods
-        .create(&PostParams::default(), &pod("by-ours"))
-        .await
-        .expect("our webhook admits with upstream's CA");
-    assert!(
-        after.spec.expect("spec").volumes.is_some_and(|v| !v.is_empty()),
-        "our webhook did not mutate"
-    );
-    let metrics = reqwest::get(format!("http://127.0.0.1:{}/metrics", ours.metrics_port))
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("metrics text");
-    let admissions: f64 = metrics
-        .lines()
-        .filter(|l| l.starts_with("azwi_admission_requests"))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum();
-    assert!(admissions >= 1.0, "our webhook served no admission:\n{metrics}");
+    create_mutated(&pods, "by-ours", "our webhook admits with upstream's CA").await;
+    assert_served_admissions(ours.metrics_port, "our webhook").await;
 
     stop.store(true, Ordering::SeqCst);
     load.await.expect("load task");
@@ -477,18 +445,12 @@ async fn upstream_keeps_the_certificates_our_webhook_wrote() {
     )
     .await;
     let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
-    let admitted = pods
-        .create(&PostParams::default(), &pod("by-upstream-again"))
-        .await
-        .expect("upstream's webhook admits with our certificates");
-    assert!(
-        admitted
-            .spec
-            .expect("spec")
-            .volumes
-            .is_some_and(|v| !v.is_empty()),
-        "upstream's webhook did not mutate"
-    );
+    create_mutated(
+        &pods,
+        "by-upstream-again",
+        "upstream's webhook admits with our certificates",
+    )
+    .await;
     let kept = secrets.get(SECRET).await.expect("get Secret");
     assert_eq!(
         kept.metadata.resource_version,
