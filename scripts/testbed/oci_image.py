@@ -168,6 +168,22 @@ def debian_packages(image):
     return sorted(set(pkgs))
 
 
+_apt_lists_updated = False
+
+
+def apt_download(pkg, debs_dir):
+    """apt-get download PKG; a fresh machine has no package lists yet: update them once, retry."""
+    global _apt_lists_updated
+    cmd = ["apt-get", "download", "-q", "-o", "APT::Sandbox::User=root", pkg]
+    if subprocess.run(cmd, cwd=debs_dir, stdout=subprocess.DEVNULL).returncode == 0:
+        return
+    if _apt_lists_updated:
+        raise SystemExit(f"apt-get download {pkg} failed (see above)")
+    subprocess.run(["apt-get", "update", "-qq"], check=True)
+    _apt_lists_updated = True
+    subprocess.run(cmd, cwd=debs_dir, check=True, stdout=subprocess.DEVNULL)
+
+
 def download_debs(pkgs, debs_dir):
     """The .deb of each package in debs_dir (downloaded with apt-get once, then reused)."""
     os.makedirs(debs_dir, exist_ok=True)
@@ -175,8 +191,7 @@ def download_debs(pkgs, debs_dir):
     for pkg in pkgs:
         matches = [f for f in os.listdir(debs_dir) if f.startswith(pkg + "_") and f.endswith(".deb")]
         if not matches:
-            subprocess.run(["apt-get", "download", "-q", "-o", "APT::Sandbox::User=root", pkg], cwd=debs_dir, check=True,
-                           stdout=subprocess.DEVNULL)
+            apt_download(pkg, debs_dir)
             matches = [f for f in os.listdir(debs_dir) if f.startswith(pkg + "_") and f.endswith(".deb")]
         if len(matches) != 1:
             raise SystemExit(f"expected one {pkg}_*.deb in {debs_dir}, found {matches}")
