@@ -89,6 +89,65 @@ fn pod(name: &str) -> Pod {
 
 /// A serving certificate for `HOST` from the CA in the Secret, expiring in 30 days (inside the
 /// 90-day renewal window).
+/// Labelled pods created one after another until stopped, each of which must be admitted and
+/// mutated: the stream of admissions a rotation or a switch must not interrupt.
+struct AdmissionLoad {
+    stop: Arc<AtomicBool>,
+    created: Arc<AtomicUsize>,
+    failed: Arc<Mutex<Vec<String>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl AdmissionLoad {
+    fn start(pods: &Api<Pod>, prefix: &'static str, interval: std::time::Duration) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let created = Arc::new(AtomicUsize::new(0));
+        let failed = Arc::new(Mutex::new(Vec::<String>::new()));
+        let task = {
+            let (pods, stop, created, failed) = (pods.clone(), stop.clone(), created.clone(), failed.clone());
+            tokio::spawn(async move {
+                let mut i = 0;
+                while !stop.load(Ordering::SeqCst) {
+                    let name = format!("{prefix}-{i}");
+                    match pods.create(&PostParams::default(), &pod(&name)).await {
+                        Ok(p)
+                            if p.spec
+                                .as_ref()
+                                .is_some_and(|s| s.volumes.as_ref().is_some_and(|v| !v.is_empty())) =>
+                        {
+                            created.fetch_add(1, Ordering::SeqCst);
+                        }
+                        Ok(_) => failed.lock().expect("failed").push(format!("{name} not mutated")),
+                        Err(e) => failed.lock().expect("failed").push(e.to_string()),
+                    }
+                    i += 1;
+                    tokio::time::sleep(interval).await;
+                }
+            })
+        };
+        Self {
+            stop,
+            created,
+            failed,
+            task,
+        }
+    }
+
+    /// Stops the stream and asserts that admissions ran during `what` and none failed.
+    async fn stop_and_check(self, what: &str) {
+        self.stop.store(true, Ordering::SeqCst);
+        self.task.await.expect("load task");
+        let failed = self.failed.lock().expect("failed").clone();
+        let created = self.created.load(Ordering::SeqCst);
+        eprintln!(
+            "admissions during {what}: {created} succeeded, {} failed",
+            failed.len()
+        );
+        assert!(failed.is_empty(), "admissions failed during {what}: {failed:?}");
+        assert!(created > 0, "no admission ran during {what}");
+    }
+}
+
 /// Creates `pod(name)` and asserts the webhook mutated it (the projected token volume is there).
 async fn create_mutated(pods: &Api<Pod>, name: &str, what: &str) {
     let created = pods.create(&PostParams::default(), &pod(name)).await.expect(what);
@@ -175,31 +234,7 @@ async fn self_managed_certificates_are_published_and_rotated_without_failed_admi
     );
 
     // Admissions keep flowing during the rotation; every one must succeed.
-    let stop = Arc::new(AtomicBool::new(false));
-    let (created, failed) = (
-        Arc::new(AtomicUsize::new(0)),
-        Arc::new(Mutex::new(Vec::<String>::new())),
-    );
-    let load = {
-        let (pods, stop, created, failed) = (pods.clone(), stop.clone(), created.clone(), failed.clone());
-        tokio::spawn(async move {
-            let mut i = 0;
-            while !stop.load(Ordering::SeqCst) {
-                match pods
-                    .create(&PostParams::default(), &pod(&format!("during-{i}")))
-                    .await
-                {
-                    Ok(_) => created.fetch_add(1, Ordering::SeqCst),
-                    Err(e) => {
-                        failed.lock().expect("failed").push(e.to_string());
-                        0
-                    }
-                };
-                i += 1;
-                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-            }
-        })
-    };
+    let load = AdmissionLoad::start(&pods, "during", std::time::Duration::from_millis(20));
 
     // Force a rotation: the serving certificate in the Secret is close to expiry; a new replica
     // renews it (same CA), and traffic moves to it.
@@ -221,17 +256,7 @@ async fn self_managed_certificates_are_published_and_rotated_without_failed_admi
     // The new replica (serving the renewed certificate) answered the API server.
     assert_served_admissions(second.metrics_port, "the new replica").await;
 
-    stop.store(true, Ordering::SeqCst);
-    load.await.expect("load task");
-    let failed = failed.lock().expect("failed").clone();
-    assert!(
-        failed.is_empty(),
-        "admissions failed during the rotation: {failed:?}"
-    );
-    assert!(
-        created.load(Ordering::SeqCst) > 0,
-        "no admission ran during the rotation"
-    );
+    load.stop_and_check("the rotation").await;
 
     let rotated = secret_data(&client).await;
     let renewed = text(&rotated, "tls.crt");
@@ -333,38 +358,7 @@ async fn switching_from_upstream_keeps_its_secret_and_ca_bundle_without_failed_a
     create_mutated(&pods, "by-upstream", "upstream's webhook admits a pod").await;
 
     // Admissions keep flowing through the switch; every one must succeed and be mutated.
-    let stop = Arc::new(AtomicBool::new(false));
-    let (created, failed) = (
-        Arc::new(AtomicUsize::new(0)),
-        Arc::new(Mutex::new(Vec::<String>::new())),
-    );
-    let load = {
-        let (pods, stop, created, failed) = (pods.clone(), stop.clone(), created.clone(), failed.clone());
-        tokio::spawn(async move {
-            let mut i = 0;
-            while !stop.load(Ordering::SeqCst) {
-                match pods
-                    .create(&PostParams::default(), &pod(&format!("switch-{i}")))
-                    .await
-                {
-                    Ok(p)
-                        if p.spec
-                            .as_ref()
-                            .is_some_and(|s| s.volumes.as_ref().is_some_and(|v| !v.is_empty())) =>
-                    {
-                        created.fetch_add(1, Ordering::SeqCst);
-                    }
-                    Ok(_) => failed
-                        .lock()
-                        .expect("failed")
-                        .push(format!("switch-{i} not mutated")),
-                    Err(e) => failed.lock().expect("failed").push(e.to_string()),
-                }
-                i += 1;
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-            }
-        })
-    };
+    let load = AdmissionLoad::start(&pods, "switch", std::time::Duration::from_millis(50));
 
     // Ours starts with upstream's Secret, while upstream's replica still serves.
     let ours = Webhook::start_self_managed(&bed, "after-upstream", &[]).await;
@@ -385,22 +379,7 @@ async fn switching_from_upstream_keeps_its_secret_and_ca_bundle_without_failed_a
     create_mutated(&pods, "by-ours", "our webhook admits with upstream's CA").await;
     assert_served_admissions(ours.metrics_port, "our webhook").await;
 
-    stop.store(true, Ordering::SeqCst);
-    load.await.expect("load task");
-    let failed = failed.lock().expect("failed").clone();
-    eprintln!(
-        "admissions during the switch: {} succeeded, {} failed",
-        created.load(Ordering::SeqCst),
-        failed.len()
-    );
-    assert!(
-        failed.is_empty(),
-        "admissions failed during the switch: {failed:?}"
-    );
-    assert!(
-        created.load(Ordering::SeqCst) > 0,
-        "no admission ran during the switch"
-    );
+    load.stop_and_check("the switch").await;
 
     // Upstream's Secret and caBundle, untouched.
     let kept = secrets.get(SECRET).await.expect("get Secret");
