@@ -99,19 +99,7 @@ async fn chart_images_on_a_real_node_give_pods_tokens() {
     let values_file = bed.dir.join("values.json");
     std::fs::write(&values_file, values.to_string()).expect("values file");
     let chart = concat!(env!("CARGO_MANIFEST_DIR"), "/charts/azure-wi-webhook");
-    let helm = Command::new(binary("helm"))
-        .args(["install", "azure-wi", chart, "--namespace", SYSTEM_NS, "--values"])
-        .arg(&values_file)
-        .arg("--kubeconfig")
-        .arg(&bed.kubeconfig)
-        .output()
-        .expect("run helm");
-    assert!(
-        helm.status.success(),
-        "helm install failed:\n{}{}",
-        String::from_utf8_lossy(&helm.stdout),
-        String::from_utf8_lossy(&helm.stderr)
-    );
+    helm_release(&bed, "install", chart, &values_file);
     wait_webhook_ready(&client, &node).await;
     // Self-managed certificates: the replicas wrote the Secret and the caBundle themselves.
     let secret = Api::<Secret>::namespaced(client.clone(), SYSTEM_NS)
@@ -395,18 +383,7 @@ async fn chart_images_on_a_real_node_give_pods_tokens() {
     let mut classic = values.clone();
     classic["nativeSidecar"] = json!("false");
     std::fs::write(&values_file, classic.to_string()).expect("values file");
-    let helm = Command::new(binary("helm"))
-        .args(["upgrade", "azure-wi", chart, "--namespace", SYSTEM_NS, "--values"])
-        .arg(&values_file)
-        .arg("--kubeconfig")
-        .arg(&bed.kubeconfig)
-        .output()
-        .expect("run helm");
-    assert!(
-        helm.status.success(),
-        "helm upgrade failed: {}",
-        String::from_utf8_lossy(&helm.stderr)
-    );
+    helm_release(&bed, "upgrade", chart, &values_file);
     wait_webhook_ready(&client, &node).await;
     let pod = proxy_pod(&client, &node, &entra, webhook_image, "proxy-classic", None).await;
     let spec = serde_json::to_value(pod.spec.as_ref().expect("spec")).expect("spec json");
@@ -725,4 +702,22 @@ where
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     None
+}
+
+/// `helm install|upgrade azure-wi CHART --values FILE` into the webhook's namespace; panics with
+/// Helm's output when it fails.
+fn helm_release(bed: &TestBed, verb: &str, chart: &str, values_file: &std::path::Path) {
+    let helm = Command::new(binary("helm"))
+        .args([verb, "azure-wi", chart, "--namespace", SYSTEM_NS, "--values"])
+        .arg(values_file)
+        .arg("--kubeconfig")
+        .arg(&bed.kubeconfig)
+        .output()
+        .expect("run helm");
+    assert!(
+        helm.status.success(),
+        "helm {verb} failed:\n{}{}",
+        String::from_utf8_lossy(&helm.stdout),
+        String::from_utf8_lossy(&helm.stderr)
+    );
 }
