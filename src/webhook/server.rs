@@ -140,27 +140,29 @@ async fn mutate_pod(
     }
     let body = match body {
         Ok(body) => body,
-        Err(rejection) if body_budget::is_exhausted(&rejection) => {
-            let mut response = reject(
-                &state,
-                started,
-                StatusCode::SERVICE_UNAVAILABLE,
-                &format!("cannot read the request body: {rejection}"),
-            );
+        Err(rejection) => {
+            let mut response = if body_budget::is_exhausted(&rejection) {
+                reject(
+                    &state,
+                    started,
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    &format!("cannot read the request body: {rejection}"),
+                )
+            } else {
+                reject(
+                    &state,
+                    started,
+                    rejection.status(),
+                    &format!("cannot read the request body: {}", rejection.body_text()),
+                )
+            };
             // The rest of the body is not read: the connection cannot carry another request.
+            // Saying so keeps a client from sending its next request on a connection the
+            // server is about to close.
             response
                 .headers_mut()
                 .insert(header::CONNECTION, axum::http::HeaderValue::from_static("close"));
             return response;
-        }
-        Err(rejection) => {
-            let status = rejection.status();
-            return reject(
-                &state,
-                started,
-                status,
-                &format!("cannot read the request body: {}", rejection.body_text()),
-            );
         }
     };
     let mut request = match AdmissionRequest::decode(&body) {
@@ -529,13 +531,18 @@ mod tests {
         };
         let mut review = review("admission.k8s.io/v1", "team-a", "app");
         review["request"]["object"]["metadata"]["annotations"] = json!({"big": "x".repeat(4096)});
-        let (status, _) = post(
-            router(state(), limits),
-            "application/json",
-            serde_json::to_vec(&review).unwrap(),
-        )
-        .await;
-        assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+        let response = router(state(), limits)
+            .oneshot(
+                Request::post(MUTATE_PATH)
+                    .header("content-type", "application/json")
+                    .body(Body::from(serde_json::to_vec(&review).unwrap()))
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+        // The body was not read to its end: the client must not reuse the connection.
+        assert_eq!(response.headers()[header::CONNECTION], "close");
     }
 
     #[tokio::test]
