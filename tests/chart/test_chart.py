@@ -497,7 +497,7 @@ class Images(unittest.TestCase):
         # The binary comes from the release build script, which builds from Cargo.lock (--locked).
         build_step = re.search(r"^RUN --mount.*?(?=\n\S)", text, re.M | re.S).group(0)
         self.assertIn("scripts/release/build", build_step)
-        self.assertIn("cargo rustc --release --locked", (ROOT / "scripts/release/build").read_text())
+        self.assertIn("cargo build --release --locked", (ROOT / "scripts/release/build").read_text())
         self.assertRegex(text, r"COPY --from=build /azure-wi /proxy\n")
         self.assertRegex(text, r"COPY --from=build /azure-wi /azure-wi\n")
         for stage in ("webhook", "proxy"):
