@@ -12,7 +12,8 @@ use std::{
 
 use super::Error;
 use crate::credential::{
-    self, AccessToken, Env, TokenCredential, WorkloadIdentityCredential, WorkloadIdentityCredentialOptions,
+    self, AccessToken, ClientAssertionCredentialOptions, Env, TokenCredential, WorkloadIdentityCredential,
+    WorkloadIdentityCredentialOptions,
 };
 
 /// Builds the credential for a (client id, tenant) pair.
@@ -26,7 +27,11 @@ pub fn workload_identity_factory(env: Env) -> CredentialFactory {
         let options = WorkloadIdentityCredentialOptions {
             client_id: Some(client_id.to_owned()),
             tenant_id: Some(tenant_id.to_owned()),
-            env: env.clone(),
+            enable_azure_proxy: true,
+            credential_options: ClientAssertionCredentialOptions {
+                env: env.clone(),
+                ..Default::default()
+            },
             ..Default::default()
         };
         Ok(WorkloadIdentityCredential::new(Some(options))? as Arc<dyn TokenCredential>)
@@ -47,7 +52,11 @@ pub fn check_workload_identity(env: &Env, tenant_id: &str, client_id: Option<&st
                 .to_owned(),
         ),
         tenant_id: Some(tenant_id.to_owned()),
-        env: env.clone(),
+        enable_azure_proxy: true,
+        credential_options: ClientAssertionCredentialOptions {
+            env: env.clone(),
+            ..Default::default()
+        },
         ..Default::default()
     };
     let credential = WorkloadIdentityCredential::new(Some(options)).map_err(Error::Credential)?;
