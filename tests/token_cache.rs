@@ -91,8 +91,11 @@ async fn a_cache_hit_is_a_ready_future_through_every_credential() {
         tenant_id: Some(TENANT.into()),
         client_id: Some(CLIENT.into()),
         token_file_path: Some(file.clone()),
-        authority_host: Some(entra.url()),
-        env: Env::from_pairs::<&str, &str>([]),
+        credential_options: ClientAssertionCredentialOptions {
+            authority_host: Some(entra.url()),
+            env: Env::from_pairs::<&str, &str>([]),
+            ..Default::default()
+        },
         ..Default::default()
     }))
     .unwrap();
