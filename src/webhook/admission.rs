@@ -145,57 +145,35 @@ pub enum AdmissionError {
     NotAPod(String),
 }
 
-/// The admitted object as the API server sent it: raw JSON, never decoded into typed structs.
-/// kube's review types take a [`kube::Resource`]; this one's typed metadata stays empty (the
-/// mutation reads the pod's metadata from the JSON).
-#[derive(Clone)]
-struct RawObject {
-    json: Value,
-    metadata: k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+/// The fields of an AdmissionReview this module reads.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Review {
+    #[serde(default)]
+    api_version: Option<String>,
+    #[serde(default)]
+    kind: Option<String>,
+    #[serde(default)]
+    request: Option<Request>,
 }
 
-impl fmt::Debug for RawObject {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("RawObject")
-    }
-}
-
-impl<'de> Deserialize<'de> for RawObject {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        Ok(Self {
-            json: Value::deserialize(deserializer)?,
-            metadata: Default::default(),
-        })
-    }
-}
-
-impl kube::Resource for RawObject {
-    type DynamicType = ();
-    type Scope = k8s_openapi::NamespaceResourceScope;
-
-    fn kind(_: &()) -> std::borrow::Cow<'_, str> {
-        "Pod".into()
-    }
-
-    fn group(_: &()) -> std::borrow::Cow<'_, str> {
-        "".into()
-    }
-
-    fn version(_: &()) -> std::borrow::Cow<'_, str> {
-        "v1".into()
-    }
-
-    fn plural(_: &()) -> std::borrow::Cow<'_, str> {
-        "pods".into()
-    }
-
-    fn meta(&self) -> &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
-        &self.metadata
-    }
-
-    fn meta_mut(&mut self) -> &mut k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
-        &mut self.metadata
-    }
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Request {
+    #[serde(default)]
+    uid: Option<String>,
+    #[serde(default)]
+    kind: Option<GroupVersionKind>,
+    #[serde(default)]
+    namespace: Option<String>,
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    operation: Option<String>,
+    #[serde(default)]
+    dry_run: Option<bool>,
+    #[serde(default)]
+    object: Option<Value>,
 }
 
 impl AdmissionRequest {
@@ -203,29 +181,30 @@ impl AdmissionRequest {
     pub fn decode(body: &[u8]) -> Result<Self, AdmissionError> {
         // One pass from bytes to the review (the pod stays a raw `Value` tree inside it): a
         // syntax error is malformed JSON, valid JSON of the wrong shape is not a review.
-        let review: kube::core::admission::AdmissionReview<RawObject> = serde_json::from_slice(body)
-            .map_err(|error| match error.classify() {
-                serde_json::error::Category::Data => AdmissionError::InvalidReview(error),
-                _ => AdmissionError::MalformedJson(error),
-            })?;
-        let api_version = review.types.api_version;
+        let review: Review = serde_json::from_slice(body).map_err(|error| match error.classify() {
+            serde_json::error::Category::Data => AdmissionError::InvalidReview(error),
+            _ => AdmissionError::MalformedJson(error),
+        })?;
+        let api_version = review.api_version.unwrap_or_default();
         let api_version = ReviewVersion::parse(&api_version)
             .ok_or_else(|| AdmissionError::UnsupportedVersion(excerpt(&api_version).into_owned()))?;
-        if review.types.kind != "AdmissionReview" {
-            return Err(AdmissionError::WrongKind(excerpt(&review.types.kind).into_owned()));
+        match review.kind.as_deref() {
+            Some("AdmissionReview") => {}
+            other => {
+                return Err(AdmissionError::WrongKind(
+                    excerpt(other.unwrap_or_default()).into_owned(),
+                ));
+            }
         }
         let request = review.request.ok_or(AdmissionError::MissingRequest)?;
-        let uid = Some(request.uid)
+        let uid = request
+            .uid
             .filter(|uid| !uid.is_empty())
             .ok_or(AdmissionError::MissingUid)?;
         if uid.len() > MAX_UID_LEN {
             return Err(AdmissionError::UidTooLong(uid.len()));
         }
-        let kind = GroupVersionKind {
-            group: request.kind.group,
-            version: request.kind.version,
-            kind: request.kind.kind,
-        };
+        let kind = request.kind.unwrap_or_default();
         if !(kind.group.is_empty() && kind.kind == "Pod") {
             let described = if kind.kind.is_empty() {
                 "an object of unknown kind".to_owned()
@@ -243,7 +222,7 @@ impl AdmissionRequest {
             };
             return Err(AdmissionError::NotAPod(described));
         }
-        let object = match request.object.map(|object| object.json) {
+        let object = match request.object {
             None | Some(Value::Null) => return Err(AdmissionError::MissingObject),
             Some(object @ Value::Object(_)) => object,
             Some(_) => {
@@ -267,15 +246,9 @@ impl AdmissionRequest {
             uid,
             kind,
             namespace: request.namespace.unwrap_or_default(),
-            name: request.name,
-            operation: match request.operation {
-                kube::core::admission::Operation::Create => "CREATE",
-                kube::core::admission::Operation::Update => "UPDATE",
-                kube::core::admission::Operation::Delete => "DELETE",
-                kube::core::admission::Operation::Connect => "CONNECT",
-            }
-            .to_owned(),
-            dry_run: request.dry_run,
+            name: request.name.unwrap_or_default(),
+            operation: request.operation.unwrap_or_default(),
+            dry_run: request.dry_run.unwrap_or(false),
             object,
         })
     }
