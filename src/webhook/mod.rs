@@ -27,6 +27,7 @@ pub mod process_metrics;
 pub mod proxy_containers;
 pub mod request_metrics;
 pub mod server;
+pub mod service_account_meta;
 pub mod service_accounts;
 pub mod tls;
 pub mod token_layout;

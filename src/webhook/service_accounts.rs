@@ -30,12 +30,9 @@ use futures::{
     FutureExt, StreamExt,
     future::{BoxFuture, Shared},
 };
-use k8s_openapi::{
-    api::core::v1::ServiceAccount as ServiceAccountResource, apimachinery::pkg::apis::meta::v1::ObjectMeta,
-};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::{
     Api, Client,
-    core::PartialObjectMeta,
     runtime::{
         WatchStreamExt,
         reflector::{self, ObjectRef, Store},
@@ -50,11 +47,7 @@ use super::{
 };
 use crate::server::Shutdown;
 
-/// The annotation prefix the mutation reads; the cache keeps no other annotation.
-pub const ANNOTATION_PREFIX: &str = "azure.workload.identity/";
-
-/// What the watch and the GET on a miss ask for: a ServiceAccount's metadata only.
-pub type AccountMeta = PartialObjectMeta<ServiceAccountResource>;
+pub use super::service_account_meta::{ANNOTATION_PREFIX, AccountMeta};
 
 /// Reduces a ServiceAccount's metadata to what the webhook reads: name, namespace and the
 /// `azure.workload.identity/*` annotations (no labels, managed fields, resourceVersion, uid...).
@@ -66,7 +59,6 @@ pub fn keep_what_the_webhook_reads(account: &mut AccountMeta) {
         .into_iter()
         .filter(|(key, _)| key.starts_with(ANNOTATION_PREFIX))
         .collect();
-    account.types = None;
     account.metadata = ObjectMeta {
         name: meta.name,
         namespace: meta.namespace,
@@ -79,7 +71,6 @@ pub fn keep_what_the_webhook_reads(account: &mut AccountMeta) {
 /// are dropped, as the watch drops them).
 pub fn account_meta(namespace: &str, name: &str, annotations: &[(&str, &str)]) -> AccountMeta {
     let mut account = AccountMeta {
-        types: None,
         metadata: ObjectMeta {
             name: Some(name.to_owned()),
             namespace: Some(namespace.to_owned()),
@@ -91,7 +82,6 @@ pub fn account_meta(namespace: &str, name: &str, annotations: &[(&str, &str)]) -
             ),
             ..ObjectMeta::default()
         },
-        _phantom: Default::default(),
     };
     keep_what_the_webhook_reads(&mut account);
     account
@@ -564,7 +554,6 @@ mod tests {
             ..ObjectMeta::default()
         };
         assert_eq!(sa.metadata, expected);
-        assert!(sa.types.is_none());
         // No workload identity annotation: no annotations at all.
         let plain = account_meta("ns", "sa", &[("a", "b")]);
         assert!(plain.metadata.annotations.is_none());
