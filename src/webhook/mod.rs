@@ -3,7 +3,7 @@
 //! webhook (v1.6.0), and optionally the token proxy.
 //!
 //! Data flow: [`server`] (HTTPS, `/mutate-v1-pod`) -> [`admission::AdmissionRequest::decode`] ->
-//! [`service_accounts`] (kube-rs reflector over a metadata watch, direct GET before it has synced and on a miss) -> [`mutation::mutate`] (pure: raw
+//! [`service_accounts`] (compact watch-fed cache, direct GET before it has synced and on a miss) -> [`mutation::mutate`] (pure: raw
 //! pod JSON + [`mutation::ServiceAccount`] + [`config::Config`] -> JSON Patch or [`Denial`]) ->
 //! [`admission::AdmissionRequest::respond`].
 //! Around it: [`tls`] (certificate resolver and file reload), [`certs`] (self-managed CA and
@@ -27,6 +27,7 @@ pub mod process_metrics;
 pub mod proxy_containers;
 pub mod request_metrics;
 pub mod server;
+pub mod service_account_cache;
 pub mod service_account_meta;
 pub mod service_accounts;
 pub mod tls;

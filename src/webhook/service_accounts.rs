@@ -1,28 +1,26 @@
-//! ServiceAccounts for the mutation: kube-rs's reflector over a metadata-only watch, with a direct
-//! GET on a miss.
+//! ServiceAccounts for the mutation: a compact watch-fed cache, with a direct GET on a miss.
 //!
-//! - The cache is a [`kube::runtime::reflector`] [`Store`] fed by a [`watcher`] of every
-//!   ServiceAccount's metadata (`PartialObjectMetadata`: the API server never sends `secrets`),
-//!   each object reduced by [`WatchStreamExt::modify`] to its name, namespace and
-//!   `azure.workload.identity/*` annotations before the store keeps it.
+//! - The cache ([`AccountCache`]) follows a metadata-only watch of every ServiceAccount and keeps,
+//!   per ServiceAccount, its name and `azure.workload.identity/*` annotations, nothing else (the
+//!   decoder of [`AccountMeta`] skips every other field without allocating it).
 //! - The webhook does not wait for the cache: until its first complete list has arrived
-//!   ([`Store::wait_until_ready`], [`ServiceAccounts::is_synced`]), and on any miss afterwards
-//!   (e.g. a ServiceAccount created a moment before its pod, before the watch delivered it), a
-//!   lookup makes one direct GET. Concurrent lookups of the same (namespace, name) share that GET,
-//!   and GETs are rate-limited (token bucket) so a burst of pods cannot flood the API server; a
-//!   lookup waiting for the rate limit takes the cache's answer if the cache has synced meanwhile.
+//!   ([`ServiceAccounts::is_synced`]), and on any miss afterwards (e.g. a ServiceAccount created a
+//!   moment before its pod, before the watch delivered it), a lookup makes one direct GET.
+//!   Concurrent lookups of the same (namespace, name) share that GET, and GETs are rate-limited
+//!   (token bucket) so a burst of pods cannot flood the API server; a lookup waiting for the rate
+//!   limit takes the cache's answer if the cache has synced in the meantime.
 //! - Every lookup is bounded by a timeout shorter than the API server's webhook timeout (10 s by
 //!   default), so the webhook answers with a clear denial instead of timing out.
-//! - [`ServiceAccounts::from_static`] fills the same store once from a fixed list, with no client
+//! - [`ServiceAccounts::from_static`] fills the same cache once from a fixed list, with no client
 //!   (`--service-account-file`: offline preview, benchmarks).
+//!
+//! The watch is kube-rs's [`watcher`]; the cache and the decoder are ours: kube-rs's reflector
+//! `Store` costs 9.6 MiB more heap with 10,000 ServiceAccounts (BENCHMARKS.md, section 8).
 
 use std::{
-    collections::{BTreeMap, HashMap},
+    collections::HashMap,
     fmt,
-    sync::{
-        Arc, Mutex,
-        atomic::{AtomicBool, Ordering},
-    },
+    sync::{Arc, Mutex},
     time::Duration,
 };
 
@@ -30,62 +28,20 @@ use futures::{
     FutureExt, StreamExt,
     future::{BoxFuture, Shared},
 };
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::{
     Api, Client,
-    runtime::{
-        WatchStreamExt,
-        reflector::{self, ObjectRef, Store},
-        watcher,
-    },
+    runtime::{WatchStreamExt, watcher},
 };
 use tokio::time::Instant;
 
+pub use super::service_account_meta::ANNOTATION_PREFIX;
 use super::{
     metrics::{Metrics, MissResult},
     mutation::ServiceAccount,
+    service_account_cache::AccountCache,
+    service_account_meta::AccountMeta,
 };
 use crate::server::Shutdown;
-
-pub use super::service_account_meta::{ANNOTATION_PREFIX, AccountMeta};
-
-/// Reduces a ServiceAccount's metadata to what the webhook reads: name, namespace and the
-/// `azure.workload.identity/*` annotations (no labels, managed fields, resourceVersion, uid...).
-pub fn keep_what_the_webhook_reads(account: &mut AccountMeta) {
-    let meta = std::mem::take(&mut account.metadata);
-    let annotations: BTreeMap<String, String> = meta
-        .annotations
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|(key, _)| key.starts_with(ANNOTATION_PREFIX))
-        .collect();
-    account.metadata = ObjectMeta {
-        name: meta.name,
-        namespace: meta.namespace,
-        annotations: (!annotations.is_empty()).then_some(annotations),
-        ..ObjectMeta::default()
-    };
-}
-
-/// A reduced ServiceAccount as the store holds it (annotations outside [`ANNOTATION_PREFIX`]
-/// are dropped, as the watch drops them).
-pub fn account_meta(namespace: &str, name: &str, annotations: &[(&str, &str)]) -> AccountMeta {
-    let mut account = AccountMeta {
-        metadata: ObjectMeta {
-            name: Some(name.to_owned()),
-            namespace: Some(namespace.to_owned()),
-            annotations: Some(
-                annotations
-                    .iter()
-                    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-                    .collect(),
-            ),
-            ..ObjectMeta::default()
-        },
-    };
-    keep_what_the_webhook_reads(&mut account);
-    account
-}
 
 type Key = (String, String);
 
@@ -144,9 +100,7 @@ type GetResult = Result<Option<ServiceAccount>, String>;
 /// ServiceAccount lookups for the admission handler. Cheap to clone.
 #[derive(Clone)]
 pub struct ServiceAccounts {
-    store: Store<AccountMeta>,
-    /// Set once the store holds a complete list (by the driver of [`ServiceAccounts::watch`]).
-    synced: Arc<AtomicBool>,
+    cache: Arc<AccountCache>,
     /// For misses; `None`: a miss means not found.
     client: Option<Client>,
     options: LookupOptions,
@@ -158,8 +112,7 @@ pub struct ServiceAccounts {
 impl fmt::Debug for ServiceAccounts {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ServiceAccounts")
-            .field("cached", &self.store.len())
-            .field("synced", &self.is_synced())
+            .field("cache", &self.cache)
             .field("client", &self.client.is_some())
             .finish_non_exhaustive()
     }
@@ -174,64 +127,52 @@ impl ServiceAccounts {
         metrics: Metrics,
         shutdown: Shutdown,
     ) -> (Self, impl Future<Output = ()> + Send + 'static) {
-        let (store, writer) = reflector::store();
+        let cache = Arc::new(AccountCache::new());
+        // `AccountMeta` is a metadata-only resource: list and watch ask for `PartialObjectMetadata`.
         let api: Api<AccountMeta> = Api::all(client.clone());
-        let events = watcher(api, watcher::Config::default().any_semantic())
-            .default_backoff()
-            .modify(keep_what_the_webhook_reads);
-        let drain = reflector::reflector(writer, events).for_each(|event| {
-            if let Err(error) = event {
-                tracing::warn!(%error, "ServiceAccount watch failed; retrying with backoff");
-            }
-            futures::future::ready(())
-        });
-        let accounts = Self::new(store, Some(client), options, metrics);
-        let ready = accounts.track_sync();
+        let stream = watcher::watcher(api, watcher::Config::default().any_semantic()).default_backoff();
+        let (feed, synced_gauge) = (cache.clone(), metrics.service_account_cache_synced.clone());
         let driver = async move {
+            let started = Instant::now();
+            let drain = stream.for_each(|event| {
+                match event {
+                    Ok(event) => {
+                        let first_sync = matches!(event, watcher::Event::InitDone) && !feed.is_synced();
+                        feed.apply(event);
+                        if first_sync {
+                            synced_gauge.set(1);
+                            tracing::info!(
+                                count = feed.len(),
+                                elapsed_ms = started.elapsed().as_millis() as u64,
+                                "ServiceAccount cache synced"
+                            );
+                        }
+                    }
+                    Err(error) => {
+                        tracing::warn!(%error, "ServiceAccount watch failed; retrying with backoff")
+                    }
+                }
+                futures::future::ready(())
+            });
             tokio::select! {
                 () = shutdown.wait() => {}
-                _ = futures::future::join(drain, ready) => {}
+                () = drain => {}
             }
         };
-        (accounts, driver)
+        (Self::from_cache(cache, Some(client), options, metrics), driver)
     }
 
-    /// A fixed set of ServiceAccounts, keyed by (namespace, name); nothing else exists (no client:
-    /// a miss is not found).
-    pub fn from_static(
-        accounts: impl IntoIterator<Item = (String, ServiceAccount)>,
-        metrics: Metrics,
-    ) -> Self {
-        let mut writer = reflector::store::Writer::default();
-        writer.apply_watcher_event(&watcher::Event::Init);
-        for (namespace, account) in accounts {
-            let annotations: Vec<(&str, &str)> = account
-                .annotations
-                .iter()
-                .map(|(k, v)| (k.as_str(), v.as_str()))
-                .collect();
-            let meta = account_meta(&namespace, &account.name, &annotations);
-            writer.apply_watcher_event(&watcher::Event::InitApply(meta));
-        }
-        writer.apply_watcher_event(&watcher::Event::InitDone);
-        let accounts = Self::new(writer.as_reader(), None, LookupOptions::default(), metrics);
-        accounts.synced.store(true, Ordering::Release);
-        accounts
-    }
-
-    /// Lookups over `store` (fed by the caller), with `client` for misses (`None`: a miss means
-    /// not found). Not synced until [`ServiceAccounts::watch`]'s driver or
-    /// [`ServiceAccounts::from_static`] says so.
-    fn new(
-        store: Store<AccountMeta>,
+    /// Lookups over an existing cache (fed by the caller), with `client` for misses (`None`: a
+    /// miss means not found).
+    pub fn from_cache(
+        cache: Arc<AccountCache>,
         client: Option<Client>,
         options: LookupOptions,
         metrics: Metrics,
     ) -> Self {
         let limiter = TokenBucket::new(options.gets_per_second, options.burst);
         Self {
-            store,
-            synced: Arc::default(),
+            cache,
             client,
             options,
             in_flight: Arc::default(),
@@ -240,75 +181,68 @@ impl ServiceAccounts {
         }
     }
 
-    /// Waits for the store's first complete list ([`Store::wait_until_ready`]), then marks the
-    /// lookups synced, sets the gauge and logs it.
-    fn track_sync(&self) -> impl Future<Output = ()> + Send + 'static + use<> {
-        let (store, synced, gauge) = (
-            self.store.clone(),
-            self.synced.clone(),
-            self.metrics.service_account_cache_synced.clone(),
-        );
-        async move {
-            let started = Instant::now();
-            if store.wait_until_ready().await.is_ok() {
-                synced.store(true, Ordering::Release);
-                gauge.set(1);
-                tracing::info!(
-                    count = store.len(),
-                    elapsed_ms = started.elapsed().as_millis() as u64,
-                    "ServiceAccount cache synced"
-                );
-            }
+    /// A fixed set of ServiceAccounts, keyed by (namespace, name), in a cache filled once (synced);
+    /// nothing else exists (no client: a miss is not found).
+    pub fn from_static(
+        accounts: impl IntoIterator<Item = (String, ServiceAccount)>,
+        metrics: Metrics,
+    ) -> Self {
+        let cache = AccountCache::new();
+        cache.apply(watcher::Event::Init);
+        for (namespace, account) in accounts {
+            let annotations: Vec<(&str, &str)> = account
+                .annotations
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect();
+            cache.apply(watcher::Event::InitApply(AccountMeta::new(
+                &namespace,
+                &account.name,
+                &annotations,
+            )));
         }
+        cache.apply(watcher::Event::InitDone);
+        Self::from_cache(Arc::new(cache), None, LookupOptions::default(), metrics)
     }
 
     /// Number of ServiceAccounts held.
     pub fn len(&self) -> usize {
-        self.store.len()
-    }
-
-    /// Whether no ServiceAccount is held.
-    pub fn is_empty(&self) -> bool {
-        self.store.is_empty()
+        self.cache.len()
     }
 
     /// Whether the cache holds a complete list (always true for a static set). Until then every
     /// lookup asks the API server directly.
     pub fn is_synced(&self) -> bool {
-        self.synced.load(Ordering::Acquire)
+        self.cache.is_synced()
     }
 
     /// Whether `namespace` is known to exist: it holds a ServiceAccount (every namespace has its
-    /// `default` one, looked up first; else a scan of the store, on denied lookups only). Used to
-    /// keep metric labels to real namespaces.
+    /// `default` one). Used to keep metric labels to real namespaces.
     pub fn knows_namespace(&self, namespace: &str) -> bool {
-        self.cached(namespace, "default").is_some()
-            || self
-                .store
-                .find(|sa| sa.metadata.namespace.as_deref() == Some(namespace))
-                .is_some()
+        self.cache.has_namespace(namespace)
     }
 
-    fn cached(&self, namespace: &str, name: &str) -> Option<ServiceAccount> {
-        let found = self.store.get(&ObjectRef::new(name).within(namespace))?;
-        Some(to_service_account(name, &found))
+    /// Whether no ServiceAccount is held.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 
     /// The ServiceAccount `name` in `namespace`, from the cache or, on a miss, from the API server.
     pub async fn get(&self, namespace: &str, name: &str) -> Result<ServiceAccount, LookupError> {
-        if let Some(cached) = self.cached(namespace, name) {
+        let (cache, client) = (&self.cache, &self.client);
+        if let Some(cached) = cache.get(namespace, name) {
             return Ok(cached);
         }
         let not_found = || LookupError::NotFound {
             namespace: namespace.to_owned(),
             name: name.to_owned(),
         };
-        let Some(client) = &self.client else {
+        let Some(client) = client else {
             self.metrics.observe_miss(MissResult::not_found);
             return Err(not_found());
         };
         let deadline = Instant::now() + self.options.timeout;
-        let fetch = self.shared_get(client, namespace, name, deadline);
+        let fetch = self.shared_get(cache, client, namespace, name, deadline);
         let outcome = match tokio::time::timeout_at(deadline, fetch).await {
             Ok(outcome) => outcome,
             Err(_) => Err(format!("no answer within {:?}", self.options.timeout)),
@@ -336,6 +270,7 @@ impl ServiceAccounts {
     /// The GET for (namespace, name), shared with every concurrent miss for the same key.
     fn shared_get(
         &self,
+        cache: &Arc<AccountCache>,
         client: &Client,
         namespace: &str,
         name: &str,
@@ -346,11 +281,10 @@ impl ServiceAccounts {
         if let Some(shared) = in_flight.get(&key) {
             return shared.clone();
         }
-        // A metadata-only GET, reduced like the watch's objects.
+        // A metadata-only GET, decoded as leanly as the watch's objects.
         let api: Api<AccountMeta> = Api::namespaced(client.clone(), namespace);
         let (limiter, registry, owned_key) = (self.limiter.clone(), self.in_flight.clone(), key.clone());
-        let (accounts, name) = (self.clone(), name.to_owned());
-        let namespace = namespace.to_owned();
+        let (cache, namespace, name) = (cache.clone(), namespace.to_owned(), name.to_owned());
         let fut = async move {
             let result = async {
                 let wait = limiter
@@ -363,17 +297,14 @@ impl ServiceAccounts {
                 if !wait.is_zero() {
                     tokio::time::sleep(wait).await;
                     // The cache may have synced (or received the account) while this waited.
-                    if accounts.is_synced()
-                        && let Some(cached) = accounts.cached(&namespace, &name)
+                    if cache.is_synced()
+                        && let Some(cached) = cache.get(&namespace, &name)
                     {
                         return Ok(Some(cached));
                     }
                 }
                 match api.get_opt(&name).await {
-                    Ok(found) => Ok(found.map(|mut sa| {
-                        keep_what_the_webhook_reads(&mut sa);
-                        to_service_account(&name, &sa)
-                    })),
+                    Ok(found) => Ok(found.map(|sa| to_service_account(&name, sa))),
                     Err(error) => Err(error.to_string()),
                 }
             }
@@ -391,10 +322,10 @@ impl ServiceAccounts {
     }
 }
 
-fn to_service_account(name: &str, sa: &AccountMeta) -> ServiceAccount {
+fn to_service_account(name: &str, sa: AccountMeta) -> ServiceAccount {
     ServiceAccount {
         name: name.to_owned(),
-        annotations: sa.metadata.annotations.clone().unwrap_or_default(),
+        annotations: sa.metadata.annotations.unwrap_or_default(),
     }
 }
 
@@ -437,7 +368,7 @@ impl TokenBucket {
 mod tests {
     use std::{collections::BTreeMap, sync::Arc};
 
-    use kube::runtime::{reflector::store::Writer, watcher::Event};
+    use kube::runtime::watcher::Event;
     use serde_json::json;
 
     use super::*;
@@ -453,14 +384,13 @@ mod tests {
         })
     }
 
-    /// Lookups over a store the test feeds through the returned writer.
-    fn accounts_with(handler: Option<Arc<Handler>>) -> (ServiceAccounts, Writer<AccountMeta>, Metrics) {
-        let (store, writer) = reflector::store();
+    fn accounts_with(handler: Option<Arc<Handler>>) -> (ServiceAccounts, Arc<AccountCache>, Metrics) {
+        let cache = Arc::new(AccountCache::new());
         let client = handler.map(|h| fake_client(h).0);
         let metrics = Metrics::new();
         (
-            ServiceAccounts::new(store, client, LookupOptions::default(), metrics.clone()),
-            writer,
+            ServiceAccounts::from_cache(cache.clone(), client, LookupOptions::default(), metrics.clone()),
+            cache,
             metrics,
         )
     }
@@ -468,21 +398,17 @@ mod tests {
     #[tokio::test]
     async fn cached_accounts_come_from_the_cache_without_api_calls() {
         let handler: Arc<Handler> = Arc::new(|_| panic!("no API call expected"));
-        let (accounts, mut cache, _) = accounts_with(Some(handler));
-        let sync = tokio::spawn(accounts.track_sync());
-        let sa = account_meta(
+        let (accounts, cache, _) = accounts_with(Some(handler));
+        let sa = AccountMeta::new(
             "team-a",
             "app",
             &[(CLIENT_ID, "1111"), ("kubectl.kubernetes.io/x", "y")],
         );
         assert!(!accounts.is_synced());
-        cache.apply_watcher_event(&Event::Init);
-        cache.apply_watcher_event(&Event::InitApply(sa));
-        tokio::task::yield_now().await;
+        cache.apply(Event::Init);
+        cache.apply(Event::InitApply(sa));
         assert!(!accounts.is_synced());
-        assert!(accounts.is_empty(), "a half-listed cluster is visible");
-        cache.apply_watcher_event(&Event::InitDone);
-        sync.await.unwrap();
+        cache.apply(Event::InitDone);
         assert!(accounts.is_synced());
 
         let found = accounts.get("team-a", "app").await.unwrap();
@@ -494,69 +420,14 @@ mod tests {
         assert_eq!(accounts.len(), 1);
 
         // A later watch event updates and deletes.
-        let updated = account_meta("team-a", "app", &[(CLIENT_ID, "2222")]);
-        cache.apply_watcher_event(&Event::Apply(updated.clone()));
+        let updated = AccountMeta::new("team-a", "app", &[(CLIENT_ID, "2222")]);
+        cache.apply(Event::Apply(updated.clone()));
         assert_eq!(
             accounts.get("team-a", "app").await.unwrap().annotations[CLIENT_ID],
             "2222"
         );
-        cache.apply_watcher_event(&Event::Delete(updated));
+        cache.apply(Event::Delete(updated));
         assert!(accounts.is_empty());
-    }
-
-    #[tokio::test]
-    async fn a_relist_replaces_the_old_contents_at_once() {
-        let (accounts, mut cache, _) = accounts_with(None);
-        cache.apply_watcher_event(&Event::Init);
-        cache.apply_watcher_event(&Event::InitApply(account_meta("a", "gone", &[(CLIENT_ID, "1")])));
-        cache.apply_watcher_event(&Event::InitApply(account_meta("a", "kept", &[(CLIENT_ID, "1")])));
-        cache.apply_watcher_event(&Event::InitDone);
-        // The watch restarts (e.g. after 410 Gone): the old contents stay visible until the new
-        // list is complete, then accounts deleted in between are gone.
-        cache.apply_watcher_event(&Event::Init);
-        cache.apply_watcher_event(&Event::InitApply(account_meta("a", "kept", &[(CLIENT_ID, "2")])));
-        assert_eq!(
-            accounts.get("a", "gone").await.unwrap().annotations[CLIENT_ID],
-            "1"
-        );
-        cache.apply_watcher_event(&Event::InitDone);
-        assert!(accounts.get("a", "gone").await.is_err());
-        assert_eq!(
-            accounts.get("a", "kept").await.unwrap().annotations[CLIENT_ID],
-            "2"
-        );
-    }
-
-    #[test]
-    fn only_the_workload_identity_annotations_are_kept() {
-        let mut sa: AccountMeta = serde_json::from_value(json!({
-            "apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadata",
-            "metadata": {
-                "name": "app", "namespace": "team-a", "resourceVersion": "42", "uid": "u-1",
-                "labels": {"app": "x"},
-                "annotations": {
-                    CLIENT_ID: "1111",
-                    "azure.workload.identity/tenant-id": "t",
-                    "kubectl.kubernetes.io/last-applied-configuration": "{\"big\": true}"
-                },
-                "managedFields": [{"manager": "kubectl", "fieldsV1": {"f:metadata": {}}}]
-            }
-        }))
-        .unwrap();
-        keep_what_the_webhook_reads(&mut sa);
-        let expected = ObjectMeta {
-            name: Some("app".into()),
-            namespace: Some("team-a".into()),
-            annotations: Some(BTreeMap::from([
-                (CLIENT_ID.to_owned(), "1111".to_owned()),
-                ("azure.workload.identity/tenant-id".to_owned(), "t".to_owned()),
-            ])),
-            ..ObjectMeta::default()
-        };
-        assert_eq!(sa.metadata, expected);
-        // No workload identity annotation: no annotations at all.
-        let plain = account_meta("ns", "sa", &[("a", "b")]);
-        assert!(plain.metadata.annotations.is_none());
     }
 
     #[tokio::test]
@@ -710,13 +581,10 @@ mod tests {
     async fn concurrent_misses_for_one_account_share_one_get() {
         let gate = Arc::new(tokio::sync::Semaphore::new(0));
         let handler: Arc<Handler> = Arc::new(|_| Some((200, sa_json("team-a", "app", "4444"))));
+        let cache = Arc::new(AccountCache::new());
         let (client, log) = fake_client(handler);
-        let accounts = ServiceAccounts::new(
-            reflector::store().0,
-            Some(client),
-            LookupOptions::default(),
-            Metrics::new(),
-        );
+        let accounts =
+            ServiceAccounts::from_cache(cache, Some(client), LookupOptions::default(), Metrics::new());
         let lookups: Vec<_> = (0..20)
             .map(|_| {
                 let (accounts, gate) = (accounts.clone(), gate.clone());
@@ -742,13 +610,14 @@ mod tests {
             let name = r.path.rsplit('/').next().unwrap_or_default().to_owned();
             Some(not_found("serviceaccounts", &name))
         });
+        let cache = Arc::new(AccountCache::new());
         let (client, log) = fake_client(handler);
         let options = LookupOptions {
             timeout: Duration::from_secs(1),
             gets_per_second: 10.0,
             burst: 5,
         };
-        let accounts = ServiceAccounts::new(reflector::store().0, Some(client), options, Metrics::new());
+        let accounts = ServiceAccounts::from_cache(cache, Some(client), options, Metrics::new());
         let results = futures::future::join_all((0..100).map(|i| {
             let accounts = accounts.clone();
             async move { accounts.get("team-a", &format!("sa-{i}")).await }
