@@ -11,7 +11,11 @@
 //!   limit takes the cache's answer if the cache has synced in the meantime.
 //! - Every lookup is bounded by a timeout shorter than the API server's webhook timeout (10 s by
 //!   default), so the webhook answers with a clear denial instead of timing out.
-//! - [`ServiceAccounts::from_static`] serves a fixed list instead (offline preview, benchmarks).
+//! - [`ServiceAccounts::from_static`] fills the same cache once from a fixed list, with no client
+//!   (`--service-account-file`: offline preview, benchmarks).
+//!
+//! The watch is kube-rs's [`watcher`]; the cache and the decoder are ours: kube-rs's reflector
+//! `Store` costs 9.6 MiB more heap with 10,000 ServiceAccounts (BENCHMARKS.md, section 8).
 
 use std::{
     collections::HashMap,
@@ -91,22 +95,14 @@ impl Default for LookupOptions {
     }
 }
 
-/// Where ServiceAccounts come from.
-#[derive(Clone)]
-enum Source {
-    Cluster {
-        cache: Arc<AccountCache>,
-        client: Option<Client>,
-    },
-    Static(Arc<HashMap<Key, ServiceAccount>>),
-}
-
 type GetResult = Result<Option<ServiceAccount>, String>;
 
 /// ServiceAccount lookups for the admission handler. Cheap to clone.
 #[derive(Clone)]
 pub struct ServiceAccounts {
-    source: Source,
+    cache: Arc<AccountCache>,
+    /// For misses; `None`: a miss means not found.
+    client: Option<Client>,
     options: LookupOptions,
     in_flight: Arc<Mutex<HashMap<Key, Shared<BoxFuture<'static, GetResult>>>>>,
     limiter: Arc<Mutex<TokenBucket>>,
@@ -115,12 +111,9 @@ pub struct ServiceAccounts {
 
 impl fmt::Debug for ServiceAccounts {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let source = match &self.source {
-            Source::Cluster { cache, .. } => format!("cluster ({} cached)", cache.len()),
-            Source::Static(map) => format!("static ({})", map.len()),
-        };
         f.debug_struct("ServiceAccounts")
-            .field("source", &source)
+            .field("cache", &self.cache)
+            .field("client", &self.client.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -177,25 +170,10 @@ impl ServiceAccounts {
         options: LookupOptions,
         metrics: Metrics,
     ) -> Self {
-        Self::with_source(Source::Cluster { cache, client }, options, metrics)
-    }
-
-    /// A fixed set of ServiceAccounts, keyed by (namespace, name); nothing else exists.
-    pub fn from_static(
-        accounts: impl IntoIterator<Item = (String, ServiceAccount)>,
-        metrics: Metrics,
-    ) -> Self {
-        let map = accounts
-            .into_iter()
-            .map(|(ns, sa)| ((ns, sa.name.clone()), sa))
-            .collect();
-        Self::with_source(Source::Static(Arc::new(map)), LookupOptions::default(), metrics)
-    }
-
-    fn with_source(source: Source, options: LookupOptions, metrics: Metrics) -> Self {
         let limiter = TokenBucket::new(options.gets_per_second, options.burst);
         Self {
-            source,
+            cache,
+            client,
             options,
             in_flight: Arc::default(),
             limiter: Arc::new(Mutex::new(limiter)),
@@ -203,30 +181,45 @@ impl ServiceAccounts {
         }
     }
 
+    /// A fixed set of ServiceAccounts, keyed by (namespace, name), in a cache filled once (synced);
+    /// nothing else exists (no client: a miss is not found).
+    pub fn from_static(
+        accounts: impl IntoIterator<Item = (String, ServiceAccount)>,
+        metrics: Metrics,
+    ) -> Self {
+        let cache = AccountCache::new();
+        cache.apply(watcher::Event::Init);
+        for (namespace, account) in accounts {
+            let annotations: Vec<(&str, &str)> = account
+                .annotations
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect();
+            cache.apply(watcher::Event::InitApply(AccountMeta::new(
+                &namespace,
+                &account.name,
+                &annotations,
+            )));
+        }
+        cache.apply(watcher::Event::InitDone);
+        Self::from_cache(Arc::new(cache), None, LookupOptions::default(), metrics)
+    }
+
     /// Number of ServiceAccounts held.
     pub fn len(&self) -> usize {
-        match &self.source {
-            Source::Cluster { cache, .. } => cache.len(),
-            Source::Static(map) => map.len(),
-        }
+        self.cache.len()
     }
 
     /// Whether the cache holds a complete list (always true for a static set). Until then every
     /// lookup asks the API server directly.
     pub fn is_synced(&self) -> bool {
-        match &self.source {
-            Source::Cluster { cache, .. } => cache.is_synced(),
-            Source::Static(_) => true,
-        }
+        self.cache.is_synced()
     }
 
     /// Whether `namespace` is known to exist: it holds a ServiceAccount (every namespace has its
     /// `default` one). Used to keep metric labels to real namespaces.
     pub fn knows_namespace(&self, namespace: &str) -> bool {
-        match &self.source {
-            Source::Cluster { cache, .. } => cache.has_namespace(namespace),
-            Source::Static(map) => map.keys().any(|(ns, _)| ns == namespace),
-        }
+        self.cache.has_namespace(namespace)
     }
 
     /// Whether no ServiceAccount is held.
@@ -236,18 +229,7 @@ impl ServiceAccounts {
 
     /// The ServiceAccount `name` in `namespace`, from the cache or, on a miss, from the API server.
     pub async fn get(&self, namespace: &str, name: &str) -> Result<ServiceAccount, LookupError> {
-        let (cache, client) = match &self.source {
-            Source::Static(map) => {
-                return map
-                    .get(&(namespace.to_owned(), name.to_owned()))
-                    .cloned()
-                    .ok_or_else(|| LookupError::NotFound {
-                        namespace: namespace.to_owned(),
-                        name: name.to_owned(),
-                    });
-            }
-            Source::Cluster { cache, client } => (cache, client),
-        };
+        let (cache, client) = (&self.cache, &self.client);
         if let Some(cached) = cache.get(namespace, name) {
             return Ok(cached);
         }
