@@ -19,7 +19,7 @@ use std::{
 use async_trait::async_trait;
 
 use super::{
-    Env, Error, RequestTimeouts, Result, Secret, TokenCredential, TokenFuture, TokenRequestOptions,
+    AccessToken, Env, Error, RequestTimeouts, Result, Secret, TokenCredential, TokenRequestOptions,
     client_assertion::{AssertionExchange, ClientAssertion, ClientAssertionCredentialOptions},
 };
 
@@ -317,13 +317,10 @@ fn missing(var: &str) -> Error {
     )
 }
 
+#[async_trait]
 impl TokenCredential for WorkloadIdentityCredential {
-    fn get_token<'a>(
-        &'a self,
-        scopes: &'a [&'a str],
-        options: Option<TokenRequestOptions>,
-    ) -> TokenFuture<'a> {
-        self.exchange.get_token(scopes, options)
+    async fn get_token(&self, scopes: &[&str], options: Option<TokenRequestOptions>) -> Result<AccessToken> {
+        self.exchange.get_token(scopes, options).await
     }
 }
 
