@@ -6,7 +6,7 @@
 #[path = "../src/credential/test_server.rs"]
 mod test_server;
 
-use std::{future::Future, sync::Arc};
+use std::sync::Arc;
 
 use azure_wi::credential::{
     ClientAssertionCredential, ClientAssertionCredentialOptions, Env, ManagedIdentityCredential,
