@@ -12,7 +12,7 @@
 #
 # glibc, not a static musl binary: the images run the build that BENCHMARKS.md measures. A musl
 # build of the same source spent 3.4x the CPU per admission (musl's allocator; BENCHMARKS.md
-# section 7), and with mimalloc instead it held 10 MiB idle instead of 7.9.
+# section 7), and with mimalloc instead it held more memory at idle.
 #
 # Reproducible: dependencies come from Cargo.lock (--locked). The base images are referenced by tag
 # here because digests cannot be resolved on the machine that wrote this file; release builds pin
@@ -25,19 +25,12 @@ ARG IPTABLES_IMAGE=alpine:3.22
 
 # ---------------------------------------------------------------------------------------------
 FROM ${RUST_IMAGE} AS build
-# ring compiles a little C and assembly with the image's gcc. scripts/release/build lays the code out
-# by the link-order profile (the functions start-up and requests run, placed together: fewer
-# resident pages); it needs python3, binutils (nm, c++filt) and lld, whose --symbol-ordering-file it
-# uses (rustc links with lld by default on x86_64, not on arm64: -fuse-ld=lld asks for it on both).
-# hadolint ignore=DL3008
-RUN apt-get update \
- && apt-get install -y --no-install-recommends python3 binutils lld \
- && rm -rf /var/lib/apt/lists/*
+# ring compiles a little C and assembly with the image's gcc.
 WORKDIR /src
 COPY . .
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
-    scripts/release/build -- -C link-arg=-fuse-ld=lld \
+    scripts/release/build \
  && cp target/release/azure-wi /azure-wi \
  && /azure-wi --version
 

@@ -21,8 +21,9 @@ use std::{
 };
 
 use azure_wi::credential::{
-    AccessToken, Env, ErrorKind, ManagedIdentityCredential, ManagedIdentityCredentialOptions,
-    TokenCredential, TokenRequestOptions, WorkloadIdentityCredential, WorkloadIdentityCredentialOptions,
+    AccessToken, ClientAssertionCredentialOptions, Env, ErrorKind, ManagedIdentityCredential,
+    ManagedIdentityCredentialOptions, TokenCredential, TokenRequestOptions, WorkloadIdentityCredential,
+    WorkloadIdentityCredentialOptions,
 };
 use serde_json::json;
 use test_server::{Reply, TestServer};
@@ -38,8 +39,11 @@ fn credential(entra: &TestServer, token_file: &Path) -> Arc<WorkloadIdentityCred
         tenant_id: Some("tenant-1".into()),
         client_id: Some("client-1".into()),
         token_file_path: Some(token_file.to_owned()),
-        authority_host: Some(entra.url()),
-        env: Env::from_pairs::<&str, &str>([]),
+        credential_options: ClientAssertionCredentialOptions {
+            authority_host: Some(entra.url()),
+            env: Env::from_pairs::<&str, &str>([]),
+            ..Default::default()
+        },
         ..Default::default()
     }))
     .unwrap()
@@ -287,8 +291,11 @@ async fn entra_slower_than_the_read_timeout_fails_naming_the_deadline() {
         tenant_id: Some("tenant-1".into()),
         client_id: Some("client-1".into()),
         token_file_path: Some(file),
-        authority_host: Some(entra_url),
-        env: Env::from_pairs::<&str, &str>([]),
+        credential_options: ClientAssertionCredentialOptions {
+            authority_host: Some(entra_url),
+            env: Env::from_pairs::<&str, &str>([]),
+            ..Default::default()
+        },
         ..Default::default()
     }))
     .unwrap();

@@ -22,7 +22,10 @@ fn workload_identity_options_reach_the_credential() {
         tenant_id: Some(TENANT.into()),
         client_id: Some(CLIENT.into()),
         token_file_path: Some("/var/run/secrets/azure/tokens/azure-identity-token".into()),
-        env: Env::from_pairs::<&str, &str>([]),
+        credential_options: ClientAssertionCredentialOptions {
+            env: Env::from_pairs::<&str, &str>([]),
+            ..Default::default()
+        },
         ..Default::default()
     }))
     .unwrap();

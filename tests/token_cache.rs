@@ -103,8 +103,11 @@ async fn a_cache_hit_completes_on_its_first_poll_through_every_credential() {
         tenant_id: Some(TENANT.into()),
         client_id: Some(CLIENT.into()),
         token_file_path: Some(file.clone()),
-        authority_host: Some(entra.url()),
-        env: Env::from_pairs::<&str, &str>([]),
+        credential_options: ClientAssertionCredentialOptions {
+            authority_host: Some(entra.url()),
+            env: Env::from_pairs::<&str, &str>([]),
+            ..Default::default()
+        },
         ..Default::default()
     }))
     .unwrap();

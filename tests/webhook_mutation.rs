@@ -909,6 +909,12 @@ fn custom_endpoint_ca_data_and_trust_bundles() {
         env_value(container(&out, "containers", "app"), "AZURE_KUBERNETES_CA_DATA").as_deref(),
         Some("-----BEGIN CERTIFICATE-----")
     );
+    // Inline data only: a CA file as well would be refused by every credential ("both set"),
+    // and there is no file to read.
+    assert_eq!(
+        env_value(container(&out, "containers", "app"), "AZURE_KUBERNETES_CA_FILE"),
+        None
+    );
     assert_eq!(
         out["spec"]["volumes"][0]["projected"]["sources"]
             .as_array()
@@ -935,6 +941,23 @@ fn custom_endpoint_ca_data_and_trust_bundles() {
             "signerName": "example.com/signer", "labelSelector": {"matchLabels": {"trust": "yes"}},
             "path": "ca-cert/ca.crt", "optional": false
         }})
+    );
+}
+
+#[test]
+fn custom_endpoint_without_a_ca_sets_no_ca_variable() {
+    // No CA configured: the credential trusts the system roots. A CA file variable pointing at
+    // a file nothing projects would make every credential fail to read it.
+    let config = custom_args().into_config(None).unwrap();
+    let pod = with_annotations(
+        pod(),
+        json!({"azure.workload.identity/use-identity-binding": "true"}),
+    );
+    let out = mutated(&pod, &sa(), &config);
+    let app = container(&out, "containers", "app");
+    assert_eq!(
+        env_names(app)[4..],
+        ["AZURE_KUBERNETES_TOKEN_PROXY", "AZURE_KUBERNETES_SNI_NAME"]
     );
 }
 

@@ -6,9 +6,9 @@
 # Where the database comes from, first that works:
 #   1. AZWI_ADVISORY_DB: a clone of https://github.com/rustsec/advisory-db on disk.
 #   2. The live database, when GitHub answers (a shallow clone).
-#   3. A facts table written by `scripts/advisories.py snapshot` (ids, packages, version ranges,
+#   3. A facts table written by `scripts/tools/advisories.py snapshot` (ids, packages, version ranges,
 #      no prose), at AZWI_ADVISORY_SNAPSHOT, ../shared/advisories/rustsec.tsv (beside the clone)
-#      or $AZWI_CACHE/advisories/rustsec.tsv: `scripts/advisories.py build-db` turns it into a
+#      or $AZWI_CACHE/advisories/rustsec.tsv: `scripts/tools/advisories.py build-db` turns it into a
 #      minimal database in the tools' format.
 # Without any of them (a fresh machine offline: the search tool's snapshots may not be committed,
 # and no registry this machine reaches serves the database) nothing is checked: the step says so
@@ -54,7 +54,7 @@ elif timeout 20 git ls-remote --exit-code https://github.com/rustsec/advisory-db
     echo "advisory database: live, $(git -C "$db" log -1 --format='%H (%cI)')"
 elif [ -n "$snapshot" ]; then
     source=table
-    python3 scripts/advisories.py build-db --snapshot "$snapshot" --out "$db"
+    python3 scripts/tools/advisories.py build-db --snapshot "$snapshot" --out "$db"
     echo "advisory database: built from $snapshot (RustSec $(sed -n 's/^# commit: //p' "$snapshot" | head -1)," \
         "$(sed -n 's/^# date: //p' "$snapshot" | head -1))"
 else
@@ -62,7 +62,7 @@ else
 No RustSec advisory database: GitHub is not reachable and no snapshot was found.
 Give one of:
   AZWI_ADVISORY_DB=<a clone of https://github.com/rustsec/advisory-db>
-  AZWI_ADVISORY_SNAPSHOT=<a table from: scripts/advisories.py snapshot --git-dir <clone> --out FILE>
+  AZWI_ADVISORY_SNAPSHOT=<a table from: scripts/tools/advisories.py snapshot --git-dir <clone> --out FILE>
   or put that table at ../shared/advisories/rustsec.tsv or $cache/advisories/rustsec.tsv
 EOF
     [ "${AZWI_REQUIRE_ADVISORIES:-0}" = 1 ] && exit 1
@@ -140,8 +140,8 @@ expect_finding "cargo audit" "$work/audit-vulnerable.out"
 # the full database finds (cargo audit on a lockfile with 6 old crates); it is then kept in the
 # cache for the next offline run.
 if [ "$source" = full ]; then
-    python3 scripts/advisories.py snapshot --git-dir "$db" --out "$work/rustsec.tsv"
-    python3 scripts/advisories.py build-db --snapshot "$work/rustsec.tsv" --out "$work/from-table"
+    python3 scripts/tools/advisories.py snapshot --git-dir "$db" --out "$work/rustsec.tsv"
+    python3 scripts/tools/advisories.py build-db --snapshot "$work/rustsec.tsv" --out "$work/from-table"
     old="$work/old-crates"
     mkdir -p "$old/src"
     : >"$old/src/lib.rs"

@@ -6,4 +6,4 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 command -v curl >/dev/null || { apt-get update -qq && apt-get install -y -qq curl >/dev/null; }
 (cd bench/loadgen && cargo test --locked --quiet)
-bench/webhook.sh --smoke
+scripts/bench/webhook-offline --smoke

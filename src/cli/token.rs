@@ -16,9 +16,10 @@
 use std::{ffi::OsString, io::Write, path::PathBuf, process::ExitCode, sync::Arc};
 
 use azure_wi::credential::{
-    AccessToken, AzurePipelinesCredential, Env, Error, ErrorKind, ManagedIdentityCredential,
-    ManagedIdentityCredentialOptions, PlatformCredential, PlatformCredentialOptions, RequestTimeouts, Secret,
-    TokenCredential, UserAssignedId, WorkloadIdentityCredential, WorkloadIdentityCredentialOptions,
+    AccessToken, AzurePipelinesCredential, ClientAssertionCredentialOptions, Env, Error, ErrorKind,
+    ManagedIdentityCredential, ManagedIdentityCredentialOptions, PlatformCredential,
+    PlatformCredentialOptions, RequestTimeouts, Secret, TokenCredential, UserAssignedId,
+    WorkloadIdentityCredential, WorkloadIdentityCredentialOptions,
 };
 use clap::{Parser, ValueEnum};
 
@@ -209,9 +210,13 @@ impl TokenCommand {
                     tenant_id: self.tenant_id.clone(),
                     client_id: self.client_id.clone(),
                     token_file_path: self.token_file.clone(),
-                    env: env.clone(),
-                    timeouts,
-                    ..Default::default()
+                    // As PlatformCredential: the identity binding whenever the webhook set it up.
+                    enable_azure_proxy: true,
+                    credential_options: ClientAssertionCredentialOptions {
+                        env: env.clone(),
+                        timeouts,
+                        ..Default::default()
+                    },
                 }))?
             }
             CredentialChoice::AzurePipelines => {

@@ -18,10 +18,16 @@ pub(crate) const AZURE_AUTHORITY_HOST: &str = "AZURE_AUTHORITY_HOST";
 /// An Azure cloud, for its Microsoft Entra authority host.
 ///
 /// ```no_run
-/// use azure_wi::credential::{AzureCloud, WorkloadIdentityCredential, WorkloadIdentityCredentialOptions};
+/// use azure_wi::credential::{
+///     AzureCloud, ClientAssertionCredentialOptions, WorkloadIdentityCredential,
+///     WorkloadIdentityCredentialOptions,
+/// };
 ///
 /// let options = WorkloadIdentityCredentialOptions {
-///     authority_host: Some(AzureCloud::UsGovernment.authority_host().to_owned()),
+///     credential_options: ClientAssertionCredentialOptions {
+///         authority_host: Some(AzureCloud::UsGovernment.authority_host().to_owned()),
+///         ..Default::default()
+///     },
 ///     ..Default::default()
 /// };
 /// let credential = WorkloadIdentityCredential::new(Some(options))?;

@@ -25,6 +25,7 @@ use super::{
     cache::TokenCache,
     expiry::parse_token_response,
     http::{Limits, RetryPolicy, client_request_id, read_body, send_with_retry, shared_client},
+    identity_binding::{AZURE_KUBERNETES_TOKEN_PROXY, BindingTransport},
     timeouts::{RequestTimeouts, with_deadline},
 };
 
@@ -178,6 +179,8 @@ pub(crate) struct AssertionExchange {
     assertion: Arc<dyn ClientAssertion>,
     timeouts: RequestTimeouts,
     cache: TokenCache,
+    /// The identity binding's token proxy the requests go to instead of the authority, if any.
+    binding: Option<BindingTransport>,
 }
 
 impl fmt::Debug for AssertionExchange {
@@ -188,6 +191,7 @@ impl fmt::Debug for AssertionExchange {
             .field("client_id", &self.client_id)
             .field("authority", &self.authority)
             .field("assertion", &self.assertion)
+            .field("binding", &self.binding)
             .finish_non_exhaustive()
     }
 }
@@ -232,7 +236,14 @@ impl AssertionExchange {
             assertion,
             timeouts: options.timeouts,
             cache: TokenCache::new(),
+            binding: None,
         })
+    }
+
+    /// Sends every request through `binding`'s token proxy.
+    pub(crate) fn with_binding(mut self, binding: BindingTransport) -> Self {
+        self.binding = Some(binding);
+        self
     }
 
     /// The authority host in use.
@@ -316,6 +327,10 @@ impl AssertionExchange {
     /// One exchange on the wire, the assertion included, under the overall deadline.
     async fn request(&self, tenant: &str, scope: &str, claims: Option<String>) -> Result<AccessToken> {
         let url = authority::token_endpoint(&self.authority, tenant);
+        let url = match &self.binding {
+            Some(binding) => binding.binding().request_url(&url),
+            None => url,
+        };
         let limits = Limits::start(self.timeouts.read_timeout(), self.timeouts.deadline());
         with_deadline(
             self.timeouts.deadline(),
@@ -347,11 +362,22 @@ impl AssertionExchange {
             }
             form.finish()
         };
-        let client = shared_client()?;
+        let (client, host) = match &self.binding {
+            Some(binding) => (binding.client().await, binding.binding().host_header()),
+            None => (shared_client()?, None),
+        };
+        let target = match &self.binding {
+            Some(binding) => format!(
+                "the identity binding's token proxy ({AZURE_KUBERNETES_TOKEN_PROXY}={}) at {url}",
+                binding.binding().proxy()
+            ),
+            None => format!("Microsoft Entra ID at {url}"),
+        };
         tracing::debug!(
             credential = self.credential,
             tenant,
             scope,
+            token_proxy = self.binding.is_some(),
             "requesting a token from Microsoft Entra ID"
         );
         let request_time = OffsetDateTime::now_utc();
@@ -359,22 +385,23 @@ impl AssertionExchange {
         let request_id = client_request_id();
         let response = send_with_retry(
             || {
-                client
+                let request = client
                     .post(url)
                     .header(CONTENT_TYPE, form_type.clone())
                     .header("x-ms-client-request-id", request_id.as_str())
-                    .body(body.clone())
+                    .body(body.clone());
+                match &host {
+                    Some(host) => request.header(reqwest::header::HOST, host.clone()),
+                    None => request,
+                }
             },
             &RetryPolicy::DEFAULT,
             Some(limits),
         )
         .await
         .map_err(|e| {
-            Error::authentication_failed(
-                self.credential,
-                format!("cannot reach Microsoft Entra ID at {url}: {e}"),
-            )
-            .with_source(e)
+            Error::authentication_failed(self.credential, format!("cannot reach {target}: {e}"))
+                .with_source(e)
         })?;
         let status = response.status();
         let bytes = read_body(response, Some(limits)).await.map_err(|e| {

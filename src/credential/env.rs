@@ -14,7 +14,9 @@ use std::{collections::HashMap, fmt, sync::Arc};
 /// `#[non_exhaustive]`: build a fixed environment with [`Env::from_pairs`], not the variant.
 ///
 /// ```
-/// use azure_wi::credential::{Env, WorkloadIdentityCredential, WorkloadIdentityCredentialOptions};
+/// use azure_wi::credential::{
+///     ClientAssertionCredentialOptions, Env, WorkloadIdentityCredential, WorkloadIdentityCredentialOptions,
+/// };
 ///
 /// let env = Env::from_pairs([
 ///     ("AZURE_TENANT_ID", "72f988bf-86f1-41af-91ab-2d7cd011db47"),
@@ -22,7 +24,10 @@ use std::{collections::HashMap, fmt, sync::Arc};
 ///     ("AZURE_FEDERATED_TOKEN_FILE", "/var/run/secrets/azure/tokens/azure-identity-token"),
 /// ]);
 /// assert_eq!(env.var("AZURE_AUTHORITY_HOST"), None);
-/// let options = WorkloadIdentityCredentialOptions { env, ..Default::default() };
+/// let options = WorkloadIdentityCredentialOptions {
+///     credential_options: ClientAssertionCredentialOptions { env, ..Default::default() },
+///     ..Default::default()
+/// };
 /// let credential = WorkloadIdentityCredential::new(Some(options))?;
 /// # Ok::<(), azure_wi::credential::Error>(())
 /// ```

@@ -90,9 +90,20 @@ pub(crate) fn client_builder() -> reqwest::ClientBuilder {
 }
 
 fn client_builder_checked() -> Result<reqwest::ClientBuilder, HttpClientError> {
+    Ok(base_builder(platform_tls()?))
+}
+
+/// The TLS configuration of the shared client: the platform's roots plus `SSL_CERT_FILE`.
+pub(crate) fn platform_tls() -> Result<rustls::ClientConfig, HttpClientError> {
     let cert_file = std::env::var_os("SSL_CERT_FILE").filter(|v| !v.is_empty());
     let roots = root_store(cert_file.as_deref().map(std::path::Path::new))?;
-    Ok(base_builder(roots.client_config()))
+    Ok(roots.client_config())
+}
+
+/// A client builder like the shared client's (connect timeout, no redirects, User-Agent) with
+/// the TLS configuration `tls`.
+pub(crate) fn builder_with_tls(tls: rustls::ClientConfig) -> reqwest::ClientBuilder {
+    base_builder(tls)
 }
 
 fn base_builder(tls: rustls::ClientConfig) -> reqwest::ClientBuilder {

@@ -106,7 +106,9 @@ pub(crate) mod test_server;
 pub(crate) mod tls_trust;
 
 mod azure_pipelines;
+pub(crate) mod bounded_file;
 pub(crate) mod client_assertion;
+pub(crate) mod identity_binding;
 pub mod managed_identity;
 mod platform;
 pub(crate) mod timeouts;

@@ -21,7 +21,8 @@ use std::{
 };
 
 use super::{
-    AccessToken, Env, Error, ErrorKind, Result, TokenCredential, TokenRequestOptions,
+    AccessToken, ClientAssertionCredentialOptions, Env, Error, ErrorKind, Result, TokenCredential,
+    TokenRequestOptions,
     managed_identity::{ManagedIdentityCredential, ManagedIdentityCredentialOptions, UserAssignedId},
     workload_identity::{WorkloadIdentityCredential, WorkloadIdentityCredentialOptions},
 };
@@ -241,10 +242,14 @@ impl PlatformCredential {
                 tenant_id: options.tenant_id,
                 client_id: wi_client_id,
                 token_file_path: options.token_file_path,
-                authority_host: options.authority_host,
-                additionally_allowed_tenants: options.additionally_allowed_tenants,
-                env: options.env.clone(),
-                timeouts: options.timeouts,
+                // Beyond azure-identity: the identity binding whenever the webhook set it up.
+                enable_azure_proxy: true,
+                credential_options: ClientAssertionCredentialOptions {
+                    authority_host: options.authority_host,
+                    additionally_allowed_tenants: options.additionally_allowed_tenants,
+                    env: options.env.clone(),
+                    timeouts: options.timeouts,
+                },
             })) {
                 Ok(c) => c,
                 Err(e) if e.kind() == ErrorKind::Unavailable => Arc::new(Unbuilt {

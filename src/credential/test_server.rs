@@ -32,6 +32,8 @@ pub struct RecordedRequest {
     pub body: Vec<u8>,
     /// When the request arrived, on the tokio clock.
     pub at: Instant,
+    /// The TLS server name (SNI) the client sent, on a TLS server.
+    pub sni: Option<String>,
 }
 
 impl RecordedRequest {
@@ -227,10 +229,13 @@ impl TestServer {
                 tokio::spawn(async move {
                     let _ = match tls {
                         Some(acceptor) => match acceptor.accept(stream).await {
-                            Ok(stream) => serve_connection(stream, st, handler).await,
+                            Ok(stream) => {
+                                let sni = stream.get_ref().1.server_name().map(str::to_owned);
+                                serve_connection(stream, st, handler, sni).await
+                            }
                             Err(_) => Ok(()),
                         },
-                        None => serve_connection(stream, st, handler).await,
+                        None => serve_connection(stream, st, handler, None).await,
                     };
                 });
             }
@@ -264,8 +269,29 @@ impl TestServer {
     }
 }
 
+/// Like [`scripted_tls`](TestServer::scripted_tls), with a certificate for `names` only.
+impl TestServer {
+    /// A TLS server whose certificate names exactly `names`, issued by a fresh test CA whose PEM
+    /// is returned.
+    pub async fn scripted_tls_for(
+        replies: impl IntoIterator<Item = Reply>,
+        names: &[&str],
+    ) -> (Self, String) {
+        let (acceptor, ca_pem) = tls_for(names);
+        (
+            Self::start_inner(replies.into_iter().collect(), None, Some(acceptor)).await,
+            ca_pem,
+        )
+    }
+}
+
 /// A TLS acceptor for `127.0.0.1`/`localhost` and the PEM of the CA that issued its certificate.
 pub fn test_tls() -> (tokio_rustls::TlsAcceptor, String) {
+    tls_for(&["127.0.0.1", "localhost"])
+}
+
+/// A TLS acceptor for `names` and the PEM of the fresh CA that issued its certificate.
+pub fn tls_for(names: &[&str]) -> (tokio_rustls::TlsAcceptor, String) {
     use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
@@ -274,7 +300,7 @@ pub fn test_tls() -> (tokio_rustls::TlsAcceptor, String) {
         .push(rcgen::DnType::CommonName, "azure-wi test CA");
     let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
     let leaf_key = KeyPair::generate().unwrap();
-    let leaf = CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])
+    let leaf = CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
         .unwrap()
         .signed_by(&leaf_key, &ca)
         .unwrap();
@@ -322,6 +348,7 @@ async fn serve_connection<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpi
     stream: S,
     state: Arc<Mutex<State>>,
     handler: Option<Arc<Handler>>,
+    sni: Option<String>,
 ) -> std::io::Result<()> {
     let mut reader = BufReader::new(stream);
     loop {
@@ -359,6 +386,7 @@ async fn serve_connection<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpi
             headers,
             body,
             at: Instant::now(),
+            sni: sni.clone(),
         };
         let reply = {
             let mut st = state.lock().unwrap();

@@ -19,16 +19,20 @@ use std::time::Duration;
 ///
 /// ```
 /// use std::time::Duration;
-/// use azure_wi::credential::{RequestTimeouts, WorkloadIdentityCredentialOptions};
+/// use azure_wi::credential::{ClientAssertionCredentialOptions, RequestTimeouts, WorkloadIdentityCredentialOptions};
 ///
 /// let options = WorkloadIdentityCredentialOptions {
-///     timeouts: RequestTimeouts {
-///         deadline: Some(Duration::from_secs(10)),
+///     credential_options: ClientAssertionCredentialOptions {
+///         timeouts: RequestTimeouts {
+///             deadline: Some(Duration::from_secs(10)),
+///             ..Default::default()
+///         },
 ///         ..Default::default()
 ///     },
 ///     ..Default::default()
 /// };
-/// assert_eq!(options.timeouts.read_timeout(), Duration::from_secs(20));
+/// let timeouts = options.credential_options.timeouts;
+/// assert_eq!(timeouts.read_timeout(), Duration::from_secs(20));
 /// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct RequestTimeouts {

@@ -32,8 +32,35 @@ pub(crate) fn client_config(
     anchors: Vec<CertificateDer<'static>>,
     cert_file: Option<PathBuf>,
 ) -> rustls::ClientConfig {
+    client_config_trusting(roots, anchors, Trust::Platform { cert_file })
+}
+
+/// Where the trusted certificates come from, for the fix a refusal names.
+#[derive(Debug, Clone)]
+pub(crate) enum Trust {
+    /// The platform's roots plus `SSL_CERT_FILE` (its path, when set).
+    Platform {
+        /// The `SSL_CERT_FILE`, when set.
+        cert_file: Option<PathBuf>,
+    },
+    /// Only the CA of an identity binding: `variable` (`AZURE_KUBERNETES_CA_FILE` or
+    /// `AZURE_KUBERNETES_CA_DATA`) and, for a file, its path.
+    BindingCa {
+        /// The variable the CA came from.
+        variable: &'static str,
+        /// The file, for `AZURE_KUBERNETES_CA_FILE`.
+        path: Option<PathBuf>,
+    },
+}
+
+/// Like [`client_config`], with refusals naming `trust` as where the trusted certificates come from.
+pub(crate) fn client_config_trusting(
+    roots: RootCertStore,
+    anchors: Vec<CertificateDer<'static>>,
+    trust: Trust,
+) -> rustls::ClientConfig {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let verifier = AnchorVerifier::new(roots, anchors, cert_file, provider.clone());
+    let verifier = AnchorVerifier::new(roots, anchors, trust, provider.clone());
     rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .expect("the ring provider supports the default protocol versions")
@@ -47,7 +74,7 @@ pub(crate) fn client_config(
 pub(crate) struct AnchorVerifier {
     webpki: Option<Arc<WebPkiServerVerifier>>,
     anchors: Vec<CertificateDer<'static>>,
-    cert_file: Option<PathBuf>,
+    trust: Trust,
     provider: Arc<CryptoProvider>,
 }
 
@@ -55,7 +82,7 @@ impl AnchorVerifier {
     fn new(
         roots: RootCertStore,
         anchors: Vec<CertificateDer<'static>>,
-        cert_file: Option<PathBuf>,
+        trust: Trust,
         provider: Arc<CryptoProvider>,
     ) -> Self {
         // webpki refuses an empty root store; then only the anchors (none either) are trusted.
@@ -65,7 +92,7 @@ impl AnchorVerifier {
         Self {
             webpki,
             anchors,
-            cert_file,
+            trust,
             provider,
         }
     }
@@ -107,7 +134,7 @@ impl AnchorVerifier {
     fn refusal(&self, problem: Problem) -> rustls::Error {
         rustls::Error::Other(OtherError(Arc::new(Refusal {
             problem,
-            cert_file: self.cert_file.as_ref().map(|p| p.display().to_string()),
+            trust: self.trust.clone(),
         })))
     }
 }
@@ -183,8 +210,11 @@ enum Problem {
     Expired(String),
     /// Before its validity.
     NotYetValid(String),
-    /// Not a parsable certificate, or its signature does not verify.
+    /// Not a parsable certificate.
     Malformed,
+    /// Its signature does not verify with the trusted CA of its issuer's name: another CA of the
+    /// same name issued it (a rotated CA, a second test CA).
+    OtherIssuer,
     /// Anything else, in rustls' words.
     Other(String),
 }
@@ -208,7 +238,8 @@ impl Problem {
             CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. } => {
                 Self::NotYetValid(e.to_string())
             }
-            CertificateError::BadEncoding | CertificateError::BadSignature => Self::Malformed,
+            CertificateError::BadSignature => Self::OtherIssuer,
+            CertificateError::BadEncoding => Self::Malformed,
             CertificateError::Other(other) if format!("{other}").contains("CaUsedAsEndEntity") => {
                 Self::CaAsServer
             }
@@ -221,34 +252,51 @@ impl Problem {
 #[derive(Debug)]
 struct Refusal {
     problem: Problem,
-    cert_file: Option<String>,
+    trust: Trust,
 }
 
 impl std::error::Error for Refusal {}
 
 impl fmt::Display for Refusal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let bundle = match &self.cert_file {
-            Some(path) => format!("the PEM bundle {SSL_CERT_FILE}={path}"),
-            None => format!("a PEM bundle named by {SSL_CERT_FILE} (it is not set)"),
+        let (trusted, bundle) = match &self.trust {
+            Trust::Platform { cert_file } => (
+                format!("the platform's roots and {SSL_CERT_FILE}"),
+                match cert_file {
+                    Some(path) => format!("the PEM bundle {SSL_CERT_FILE}={}", path.display()),
+                    None => format!("a PEM bundle named by {SSL_CERT_FILE} (it is not set)"),
+                },
+            ),
+            Trust::BindingCa { variable, path } => (
+                format!("only the identity binding's CA, from {variable}"),
+                match path {
+                    Some(path) => format!("{variable}={}", path.display()),
+                    None => variable.to_string(),
+                },
+            ),
+        };
+        let name_fix = match &self.trust {
+            Trust::Platform { .. } => "use a host name the certificate names in the endpoint's URL",
+            Trust::BindingCa { .. } => {
+                "set AZURE_KUBERNETES_SNI_NAME to a name the token proxy's certificate names"
+            }
         };
         match &self.problem {
             Problem::UnknownIssuer => write!(
                 f,
-                "the server's certificate is not issued by a trusted CA (the platform's roots and \
-                 {SSL_CERT_FILE}); add the CA that issued it, or the server's own certificate, to {bundle}"
+                "the server's certificate is not issued by a trusted CA ({trusted}); add the CA that \
+                 issued it, or the server's own certificate, to {bundle}"
             ),
             Problem::CaAsServer => write!(
                 f,
                 "the server presents a CA certificate (CA:TRUE) as its own, and it is not one of the \
-                 certificates of {SSL_CERT_FILE}; put this exact certificate in {bundle}, or give the \
+                 trusted certificates ({trusted}); put this exact certificate in {bundle}, or give the \
                  server a certificate issued by a CA"
             ),
             Problem::Name { name, detail } => write!(
                 f,
-                "the server's certificate is not valid for the host name {name:?} ({detail}); use a host \
-                 name the certificate names in the endpoint's URL, or reissue the certificate with \
-                 {name:?} in its subjectAltName"
+                "the server's certificate is not valid for the host name {name:?} ({detail}); \
+                 {name_fix}, or reissue the certificate with {name:?} in its subjectAltName"
             ),
             Problem::Expired(detail) => write!(
                 f,
@@ -258,14 +306,16 @@ impl fmt::Display for Refusal {
                 f,
                 "the server's certificate is not valid yet ({detail}); check this machine's clock"
             ),
-            Problem::Malformed => write!(
+            Problem::OtherIssuer => write!(
                 f,
-                "the server's certificate is malformed or its signature does not verify; reissue it"
+                "the server's certificate names a trusted CA as its issuer, but its signature does not \
+                 verify with that CA's key: another CA of the same name issued it (a rotated or \
+                 regenerated CA); add the CA that really issued it to {bundle}"
             ),
+            Problem::Malformed => write!(f, "the server's certificate is malformed; reissue it"),
             Problem::Other(detail) => write!(
                 f,
-                "the server's certificate is refused ({detail}); the trusted CAs are the platform's and \
-                 those of {bundle}"
+                "the server's certificate is refused ({detail}); the trusted CAs are {trusted}, from {bundle}"
             ),
         }
     }

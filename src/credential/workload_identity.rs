@@ -19,8 +19,10 @@ use std::{
 use async_trait::async_trait;
 
 use super::{
-    AccessToken, Env, Error, RequestTimeouts, Result, Secret, TokenCredential, TokenRequestOptions,
+    AccessToken, Env, Error, Result, Secret, TokenCredential, TokenRequestOptions,
+    bounded_file::{FileError, read_regular_file_async},
     client_assertion::{AssertionExchange, ClientAssertion, ClientAssertionCredentialOptions},
+    identity_binding::{BindingTransport, IdentityBinding},
 };
 
 const CREDENTIAL: &str = "WorkloadIdentityCredential";
@@ -33,8 +35,10 @@ pub(crate) const AZURE_FEDERATED_TOKEN_FILE: &str = "AZURE_FEDERATED_TOKEN_FILE"
 
 /// Options of [`WorkloadIdentityCredential`]. Unset fields come from the environment.
 ///
-/// Public fields and `Default`, as every options struct here: set the fields you need and end
-/// with `..Default::default()`.
+/// As in the Azure SDK for Rust, the options of the client-assertion exchange underneath
+/// (authority host, additionally allowed tenants, environment, timeouts) are nested in
+/// `credential_options`. Public fields and `Default`, as every options struct here: set the
+/// fields you need and end with `..Default::default()`.
 ///
 /// ```no_run
 /// use azure_wi::credential::{WorkloadIdentityCredential, WorkloadIdentityCredentialOptions};
@@ -56,14 +60,16 @@ pub struct WorkloadIdentityCredentialOptions {
     pub client_id: Option<String>,
     /// The projected service-account token. Default: `AZURE_FEDERATED_TOKEN_FILE`.
     pub token_file_path: Option<PathBuf>,
-    /// The authority host. Default: `AZURE_AUTHORITY_HOST`, else the public cloud.
-    pub authority_host: Option<String>,
-    /// Tenants besides the configured one that a request's `tenant_id` may name (`"*"`: any).
-    pub additionally_allowed_tenants: Vec<String>,
-    /// Where the variables are read.
-    pub env: Env,
-    /// The per-read timeout and the overall deadline of a token request.
-    pub timeouts: RequestTimeouts,
+    /// Send the exchange through an AKS identity binding's token proxy when the webhook
+    /// configured one (`AZURE_KUBERNETES_TOKEN_PROXY`, `AZURE_KUBERNETES_SNI_NAME`,
+    /// `AZURE_KUBERNETES_CA_FILE` or `AZURE_KUBERNETES_CA_DATA`), as azure-identity's
+    /// `enable_azure_proxy=True`. Default: `false`, the variables are ignored
+    /// ([`PlatformCredential`](super::PlatformCredential) and the token proxy sidecar turn it on).
+    pub enable_azure_proxy: bool,
+    /// The options of the client-assertion exchange: the authority host (default
+    /// `AZURE_AUTHORITY_HOST`, else the public cloud), additionally allowed tenants, where the
+    /// variables are read (`env`, for this credential's variables too) and the timeouts.
+    pub credential_options: ClientAssertionCredentialOptions,
 }
 
 /// Authenticates a Kubernetes workload with its projected service-account token.
@@ -173,70 +179,17 @@ enum TokenFileError {
     NotText,
 }
 
-/// Reads the file at `path` (symlinks followed, as the kubelet's layout needs) if it is a regular
-/// file of at most [`MAX_TOKEN_FILE_BYTES`]: the type is checked before opening, the file is
-/// opened non-blocking (a FIFO swapped in after the check cannot hang the read) and checked again
-/// once open, and at most one byte more than the bound is ever read.
+/// Reads the file at `path` if it is a regular file of at most [`MAX_TOKEN_FILE_BYTES`] of text
+/// ([`bounded_file`](super::bounded_file)).
 async fn read_bounded(path: PathBuf) -> Result<String, TokenFileError> {
-    tokio::task::spawn_blocking(move || read_bounded_sync(&path))
+    let bytes = read_regular_file_async(path, MAX_TOKEN_FILE_BYTES)
         .await
-        .unwrap_or_else(|e| Err(TokenFileError::Io(std::io::Error::other(e))))
-}
-
-fn read_bounded_sync(path: &Path) -> Result<String, TokenFileError> {
-    use std::io::Read;
-    let checked = std::fs::metadata(path).map_err(TokenFileError::Io)?;
-    file_kind(&checked)?;
-    if checked.len() > MAX_TOKEN_FILE_BYTES {
-        return Err(TokenFileError::TooLarge);
-    }
-    let mut open = std::fs::OpenOptions::new();
-    open.read(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        open.custom_flags(libc::O_NONBLOCK);
-    }
-    let file = open.open(path).map_err(TokenFileError::Io)?;
-    file_kind(&file.metadata().map_err(TokenFileError::Io)?)?;
-    let mut contents = Vec::with_capacity(checked.len() as usize);
-    file.take(MAX_TOKEN_FILE_BYTES + 1)
-        .read_to_end(&mut contents)
-        .map_err(TokenFileError::Io)?;
-    if contents.len() as u64 > MAX_TOKEN_FILE_BYTES {
-        return Err(TokenFileError::TooLarge);
-    }
-    String::from_utf8(contents).map_err(|_| TokenFileError::NotText)
-}
-
-/// Ok for a regular file, else what the file is.
-fn file_kind(metadata: &std::fs::Metadata) -> Result<(), TokenFileError> {
-    let t = metadata.file_type();
-    if t.is_file() {
-        return Ok(());
-    }
-    let kind = if t.is_dir() {
-        "a directory"
-    } else {
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::FileTypeExt;
-            if t.is_fifo() {
-                "a FIFO (named pipe)"
-            } else if t.is_char_device() || t.is_block_device() {
-                "a device"
-            } else if t.is_socket() {
-                "a socket"
-            } else {
-                "not a regular file"
-            }
-        }
-        #[cfg(not(unix))]
-        {
-            "not a regular file"
-        }
-    };
-    Err(TokenFileError::NotRegular(kind))
+        .map_err(|e| match e {
+            FileError::Io(e) => TokenFileError::Io(e),
+            FileError::NotRegular(kind) => TokenFileError::NotRegular(kind),
+            FileError::TooLarge => TokenFileError::TooLarge,
+        })?;
+    String::from_utf8(bytes).map_err(|_| TokenFileError::NotText)
 }
 
 impl WorkloadIdentityCredential {
@@ -245,7 +198,7 @@ impl WorkloadIdentityCredential {
     /// The token file is not read here but at every exchange.
     pub fn new(options: Option<WorkloadIdentityCredentialOptions>) -> Result<Arc<Self>> {
         let options = options.unwrap_or_default();
-        let env = &options.env;
+        let env = &options.credential_options.env;
         let from = |value: Option<String>, var: &str| {
             value
                 .filter(|v| !v.trim().is_empty())
@@ -269,7 +222,13 @@ impl WorkloadIdentityCredential {
                 AZURE_FEDERATED_TOKEN_FILE,
             ),
         };
-        let exchange = AssertionExchange::new(
+        let binding = match options.enable_azure_proxy {
+            true => IdentityBinding::from_env(env)
+                .and_then(|b| b.map(BindingTransport::new).transpose())
+                .map_err(|e| Error::invalid_input(CREDENTIAL, e.to_string()))?,
+            false => None,
+        };
+        let mut exchange = AssertionExchange::new(
             CREDENTIAL,
             tenant_id,
             tenant_origin,
@@ -278,13 +237,11 @@ impl WorkloadIdentityCredential {
                 path: token_file.clone(),
                 origin: token_file_origin,
             }),
-            ClientAssertionCredentialOptions {
-                authority_host: options.authority_host,
-                additionally_allowed_tenants: options.additionally_allowed_tenants,
-                env: options.env,
-                timeouts: options.timeouts,
-            },
+            options.credential_options,
         )?;
+        if let Some(binding) = binding {
+            exchange = exchange.with_binding(binding);
+        }
         Ok(Arc::new(Self {
             exchange: Arc::new(exchange),
             token_file,
@@ -358,7 +315,10 @@ mod tests {
         std::fs::write(&file, "sa-token-1\n").unwrap();
         let server = TestServer::scripted([Reply::token("at", 3599)]).await;
         let options = WorkloadIdentityCredentialOptions {
-            env: env(&server, &file),
+            credential_options: ClientAssertionCredentialOptions {
+                env: env(&server, &file),
+                ..Default::default()
+            },
             ..Default::default()
         };
         let cred = WorkloadIdentityCredential::new(Some(options)).unwrap();
@@ -386,8 +346,11 @@ mod tests {
             tenant_id: Some("tenant-b".into()),
             client_id: Some("client-b".into()),
             token_file_path: Some(file),
-            authority_host: Some(server.url()),
-            env: Env::from_pairs([("AZURE_AUTHORITY_HOST", "https://login.microsoftonline.us")]),
+            credential_options: ClientAssertionCredentialOptions {
+                authority_host: Some(server.url()),
+                env: Env::from_pairs([("AZURE_AUTHORITY_HOST", "https://login.microsoftonline.us")]),
+                ..Default::default()
+            },
             ..Default::default()
         };
         let cred = WorkloadIdentityCredential::new(Some(options)).unwrap();
@@ -419,7 +382,10 @@ mod tests {
             );
             assert!(!WorkloadIdentityCredential::is_configured(&env));
             let e = WorkloadIdentityCredential::new(Some(WorkloadIdentityCredentialOptions {
-                env,
+                credential_options: ClientAssertionCredentialOptions {
+                    env,
+                    ..Default::default()
+                },
                 ..Default::default()
             }))
             .unwrap_err();
@@ -438,7 +404,10 @@ mod tests {
         std::fs::write(&file, "x").unwrap();
         let options = WorkloadIdentityCredentialOptions {
             tenant_id: Some("bad/tenant?x".into()),
-            env: env(&server, &file),
+            credential_options: ClientAssertionCredentialOptions {
+                env: env(&server, &file),
+                ..Default::default()
+            },
             ..Default::default()
         };
         let e = WorkloadIdentityCredential::new(Some(options)).unwrap_err();
@@ -452,7 +421,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("azure-identity-token");
         let cred = WorkloadIdentityCredential::new(Some(WorkloadIdentityCredentialOptions {
-            env: env(&server, &file),
+            credential_options: ClientAssertionCredentialOptions {
+                env: env(&server, &file),
+                ..Default::default()
+            },
             ..Default::default()
         }))
         .unwrap();
@@ -483,7 +455,10 @@ mod tests {
 
         let server = TestServer::with_handler(|_| Reply::token("at", 3599)).await;
         let cred = WorkloadIdentityCredential::new(Some(WorkloadIdentityCredentialOptions {
-            env: env(&server, &file),
+            credential_options: ClientAssertionCredentialOptions {
+                env: env(&server, &file),
+                ..Default::default()
+            },
             ..Default::default()
         }))
         .unwrap();
@@ -531,7 +506,10 @@ mod tests {
             (just_over, "larger than 65536 bytes"),
         ] {
             let cred = WorkloadIdentityCredential::new(Some(WorkloadIdentityCredentialOptions {
-                env: env(&server, &file),
+                credential_options: ClientAssertionCredentialOptions {
+                    env: env(&server, &file),
+                    ..Default::default()
+                },
                 ..Default::default()
             }))
             .unwrap();
@@ -552,7 +530,10 @@ mod tests {
         // The option names itself instead of the variable.
         let cred = WorkloadIdentityCredential::new(Some(WorkloadIdentityCredentialOptions {
             token_file_path: Some(fifo),
-            env: env(&server, &at_bound),
+            credential_options: ClientAssertionCredentialOptions {
+                env: env(&server, &at_bound),
+                ..Default::default()
+            },
             ..Default::default()
         }))
         .unwrap();
@@ -560,7 +541,10 @@ mod tests {
         assert!(e.to_string().contains("token_file_path option"), "{e}");
         // A file of exactly the bound is read and sent.
         let cred = WorkloadIdentityCredential::new(Some(WorkloadIdentityCredentialOptions {
-            env: env(&server, &at_bound),
+            credential_options: ClientAssertionCredentialOptions {
+                env: env(&server, &at_bound),
+                ..Default::default()
+            },
             ..Default::default()
         }))
         .unwrap();
@@ -588,7 +572,10 @@ mod tests {
                 ("AZURE_AUTHORITY_HOST", server.url()),
             ]);
             let e = WorkloadIdentityCredential::new(Some(WorkloadIdentityCredentialOptions {
-                env: env.clone(),
+                credential_options: ClientAssertionCredentialOptions {
+                    env: env.clone(),
+                    ..Default::default()
+                },
                 ..Default::default()
             }))
             .unwrap_err();
@@ -596,7 +583,10 @@ mod tests {
             assert!(e.to_string().contains(AZURE_TENANT_ID), "{e}");
             let e = WorkloadIdentityCredential::new(Some(WorkloadIdentityCredentialOptions {
                 tenant_id: Some(tenant.to_owned()),
-                env,
+                credential_options: ClientAssertionCredentialOptions {
+                    env,
+                    ..Default::default()
+                },
                 ..Default::default()
             }))
             .unwrap_err();
@@ -609,8 +599,11 @@ mod tests {
                 ("AZURE_AUTHORITY_HOST", server.url()),
             ]);
             let cred = WorkloadIdentityCredential::new(Some(WorkloadIdentityCredentialOptions {
-                additionally_allowed_tenants: vec!["*".into()],
-                env,
+                credential_options: ClientAssertionCredentialOptions {
+                    additionally_allowed_tenants: vec!["*".into()],
+                    env,
+                    ..Default::default()
+                },
                 ..Default::default()
             }))
             .unwrap();

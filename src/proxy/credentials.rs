@@ -12,7 +12,8 @@ use std::{
 
 use super::Error;
 use crate::credential::{
-    self, AccessToken, Env, TokenCredential, WorkloadIdentityCredential, WorkloadIdentityCredentialOptions,
+    self, AccessToken, ClientAssertionCredentialOptions, Env, TokenCredential, WorkloadIdentityCredential,
+    WorkloadIdentityCredentialOptions,
 };
 
 /// Builds the credential for a (client id, tenant) pair.
@@ -26,7 +27,11 @@ pub fn workload_identity_factory(env: Env) -> CredentialFactory {
         let options = WorkloadIdentityCredentialOptions {
             client_id: Some(client_id.to_owned()),
             tenant_id: Some(tenant_id.to_owned()),
-            env: env.clone(),
+            enable_azure_proxy: true,
+            credential_options: ClientAssertionCredentialOptions {
+                env: env.clone(),
+                ..Default::default()
+            },
             ..Default::default()
         };
         Ok(WorkloadIdentityCredential::new(Some(options))? as Arc<dyn TokenCredential>)
@@ -47,7 +52,11 @@ pub fn check_workload_identity(env: &Env, tenant_id: &str, client_id: Option<&st
                 .to_owned(),
         ),
         tenant_id: Some(tenant_id.to_owned()),
-        env: env.clone(),
+        enable_azure_proxy: true,
+        credential_options: ClientAssertionCredentialOptions {
+            env: env.clone(),
+            ..Default::default()
+        },
         ..Default::default()
     };
     let credential = WorkloadIdentityCredential::new(Some(options)).map_err(Error::Credential)?;
@@ -102,8 +111,8 @@ impl Credentials {
 
     /// The credential for (`client_id`, `tenant_id`), created if needed.
     ///
-    /// Creation runs under the map's lock (the factory does no I/O), so concurrent first requests
-    /// share one credential. A failed creation is not remembered.
+    /// Creation runs under the map's lock (the factory's only I/O is reading an identity
+    /// binding's CA file, a few KB, bounded), so concurrent first requests share one credential. A failed creation is not remembered.
     pub fn get(&self, client_id: &str, tenant_id: &str) -> credential::Result<Arc<dyn TokenCredential>> {
         let mut map = self.map.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         map.clock += 1;
@@ -238,6 +247,59 @@ mod tests {
             created.load(Ordering::SeqCst),
             4,
             "(a, t2) must have been evicted"
+        );
+    }
+
+    /// The sidecar's credentials use the identity binding the webhook injected into its
+    /// container: the exchange goes to the token proxy, with its server name; a binding that
+    /// cannot work stops the start-up check, naming the variable.
+    #[tokio::test]
+    async fn the_sidecar_uses_the_injected_identity_binding() {
+        use crate::credential::test_server::{Reply, TestServer};
+        const SNI: &str = "sidecar.identity-binding.test";
+        const TENANT: &str = "72f988bf-86f1-41af-91ab-2d7cd011db47";
+        let (proxy, ca) = TestServer::scripted_tls_for([Reply::token("at-sidecar", 3599)], &[SNI]).await;
+        let dir = tempfile::tempdir().unwrap();
+        let token = dir.path().join("token");
+        std::fs::write(&token, "sa-token").unwrap();
+        let mut vars = vec![
+            (
+                "AZURE_FEDERATED_TOKEN_FILE".to_owned(),
+                token.display().to_string(),
+            ),
+            (
+                "AZURE_AUTHORITY_HOST".to_owned(),
+                "https://127.0.0.1:9/".to_owned(),
+            ),
+            ("AZURE_KUBERNETES_TOKEN_PROXY".to_owned(), proxy.url()),
+            ("AZURE_KUBERNETES_SNI_NAME".to_owned(), SNI.to_owned()),
+            ("AZURE_KUBERNETES_CA_DATA".to_owned(), ca),
+        ];
+        let env = Env::from_pairs(vars.clone());
+        check_workload_identity(&env, TENANT, None).unwrap();
+        let credentials = Credentials::new(workload_identity_factory(env), 4);
+        let token = credentials
+            .token(
+                "00000000-0000-0000-0000-0000000000s1",
+                TENANT,
+                "https://vault.azure.net/.default",
+            )
+            .await
+            .unwrap();
+        assert_eq!(token.token.secret(), "at-sidecar");
+        assert_eq!(proxy.requests()[0].sni.as_deref(), Some(SNI));
+
+        vars.push(("AZURE_KUBERNETES_CA_FILE".to_owned(), "/ca.crt".to_owned()));
+        let e = check_workload_identity(&Env::from_pairs(vars), TENANT, None).unwrap_err();
+        let text = format!(
+            "{e}: {}",
+            std::error::Error::source(&e)
+                .map(ToString::to_string)
+                .unwrap_or_default()
+        );
+        assert!(
+            text.contains("AZURE_KUBERNETES_CA_FILE and AZURE_KUBERNETES_CA_DATA are both set"),
+            "{text}"
         );
     }
 

@@ -35,7 +35,8 @@ pub enum Error {
         source: std::io::Error,
     },
     /// The workload identity settings (`AZURE_AUTHORITY_HOST`, `AZURE_FEDERATED_TOKEN_FILE`, the
-    /// tenant) cannot give a token; the source names the variable and the fix.
+    /// tenant, an identity binding's `AZURE_KUBERNETES_*`) cannot give a token; the source names
+    /// the variable and the fix.
     #[error("the workload identity configuration cannot work")]
     Credential(#[source] crate::credential::Error),
     /// The HTTP client used to forward instance-metadata requests could not be built.

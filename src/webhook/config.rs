@@ -154,6 +154,8 @@ pub enum NativeSidecar {
 /// The webhook's log level, with upstream's names. It is also passed to the injected proxy.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
 pub enum LogLevel {
+    /// Errors only.
+    Error,
     /// Warnings and errors only (the level when `--log-level` is empty).
     #[default]
     Warning,
@@ -171,6 +173,7 @@ impl LogLevel {
     /// The name passed to the proxy's `--log-level`.
     pub fn as_str(self) -> &'static str {
         match self {
+            Self::Error => "error",
             Self::Warning => "warning",
             Self::Info => "info",
             Self::Debug => "debug",
@@ -182,6 +185,7 @@ impl LogLevel {
     /// The matching `tracing` filter directive (`warn`, `info`, `debug`, `trace`).
     pub fn tracing_directive(self) -> &'static str {
         match self {
+            Self::Error => "error",
             Self::Warning => "warn",
             Self::Info => "info",
             Self::Debug => "debug",
@@ -201,6 +205,7 @@ impl FromStr for LogLevel {
 
     fn from_str(value: &str) -> Result<Self, Self::Err> {
         match value.trim().to_ascii_lowercase().as_str() {
+            "error" => Ok(Self::Error),
             "" | "warning" | "warn" => Ok(Self::Warning),
             "info" => Ok(Self::Info),
             "debug" => Ok(Self::Debug),
@@ -322,7 +327,9 @@ pub enum ConfigError {
         path: PathBuf,
     },
     /// `--log-level` is not a known level.
-    #[error("--log-level {value:?} is not valid: use warning, info, debug, trace or all (or leave it empty)")]
+    #[error(
+        "--log-level {value:?} is not valid: use error, warning, info, debug, trace or all (or leave it empty)"
+    )]
     InvalidLogLevel {
         /// The value given.
         value: String,
@@ -667,6 +674,8 @@ mod tests {
             ("", LogLevel::Warning),
             ("info", LogLevel::Info),
             ("DEBUG", LogLevel::Debug),
+            ("error", LogLevel::Error),
+            ("Error", LogLevel::Error),
         ] {
             assert_eq!(text.parse::<LogLevel>().unwrap(), level);
         }

@@ -340,9 +340,16 @@ impl ContainerEnv {
             .as_ref()
             .filter(|_| settings.custom_endpoint)
         {
-            let ca_data = match &endpoint.ca {
-                Some(CaSource::Data(data)) => data.clone(),
-                _ => String::new(),
+            // The credentials (ours, Python's, Go's) refuse both CA variables at once and a CA
+            // file that is not there, so each pod gets the one that works: the file where a CA is
+            // projected, the data when it is inline, neither without a CA (the system roots).
+            // Upstream sets AZURE_KUBERNETES_CA_FILE in every case.
+            let (ca_file, ca_data) = match &endpoint.ca {
+                Some(CaSource::Data(data)) => (String::new(), data.clone()),
+                Some(CaSource::ConfigMap(_) | CaSource::ClusterTrustBundle { .. }) => {
+                    (config.token_layout.ca_file(), String::new())
+                }
+                None => (String::new(), String::new()),
             };
             common.extend([
                 (
@@ -353,7 +360,7 @@ impl ContainerEnv {
                     "AZURE_KUBERNETES_SNI_NAME",
                     endpoint.sni_name.clone().unwrap_or_default(),
                 ),
-                ("AZURE_KUBERNETES_CA_FILE", config.token_layout.ca_file()),
+                ("AZURE_KUBERNETES_CA_FILE", ca_file),
                 ("AZURE_KUBERNETES_CA_DATA", ca_data),
             ]);
         }

@@ -112,12 +112,13 @@ class Validation(unittest.TestCase):
     def test_every_log_level_and_metrics_backend_the_binary_accepts_renders(self):
         # The webhook's --log-level takes these in any letter case (src/webhook/config.rs), and
         # --metrics-backend takes prometheus in any letter case, as upstream.
-        for level in ["", "warning", "WARN", "Info", "debug", "trace", "all"]:
+        for level in ["", "error", "ERROR", "warning", "WARN", "Info", "debug", "trace", "all"]:
             with self.subTest(level=level):
                 _, container = manager(render(f"logLevel={level}"))
                 self.assertIn(f"--log-level={level}", args_of(container))
-        render("metricsBackend=Prometheus")
-        for bad in ["logLevel=loud", "logLevel=error", "metricsBackend=statsd"]:
+        _, container = manager(render("metricsBackend=Prometheus"))
+        self.assertIn("--metrics-backend=Prometheus", args_of(container))
+        for bad in ["logLevel=loud", "logLevel=fatal", "metricsBackend=statsd"]:
             with self.subTest(bad=bad):
                 self.assertIn(bad.split("=")[0], render_error(bad))
 
@@ -214,7 +215,8 @@ class Defaults(unittest.TestCase):
         # Our binary by path: any other image (upstream's runs /manager) fails to start.
         self.assertEqual(c["command"], ["/azure-wi"])
         self.assertEqual(args_of(c), [
-            "webhook", "--log-level=info", "--metrics-addr=:8095", "--health-addr=:9440",
+            "webhook", "--log-level=info", "--metrics-addr=:8095", "--metrics-backend=prometheus",
+            "--health-addr=:9440",
             "--webhook-cert-dir=/certs", "--tls-min-version=1.3", "--token-path-layout=v1.6",
             "--native-sidecar=auto",
         ])
@@ -497,7 +499,7 @@ class Images(unittest.TestCase):
         # The binary comes from the release build script, which builds from Cargo.lock (--locked).
         build_step = re.search(r"^RUN --mount.*?(?=\n\S)", text, re.M | re.S).group(0)
         self.assertIn("scripts/release/build", build_step)
-        self.assertIn("cargo rustc --release --locked", (ROOT / "scripts/release/build").read_text())
+        self.assertIn("cargo build --release --locked", (ROOT / "scripts/release/build").read_text())
         self.assertRegex(text, r"COPY --from=build /azure-wi /proxy\n")
         self.assertRegex(text, r"COPY --from=build /azure-wi /azure-wi\n")
         for stage in ("webhook", "proxy"):

@@ -95,8 +95,25 @@ impl Entra {
     /// [`Entra::start`] on another address of this machine (e.g. the host side of the node test
     /// bed's veth pair, which pods reach).
     pub async fn start_on(pki: &Pki, credentials: Vec<FederatedCredential>, ip: IpAddr) -> Entra {
-        let _ = rustls::crypto::ring::default_provider().install_default();
         let cert = pki.server_cert_for("entra-stand-in", &["localhost"], &[ip]);
+        Entra::start_with_cert(pki, credentials, ip, cert).await
+    }
+
+    /// [`Entra::start`] with a certificate naming only the DNS names `dns` (not its address): a
+    /// client reaches it only by sending one of them as the TLS server name (an identity binding's
+    /// token proxy, `AZURE_KUBERNETES_SNI_NAME`).
+    pub async fn start_for_names(pki: &Pki, credentials: Vec<FederatedCredential>, dns: &[&str]) -> Entra {
+        let cert = pki.server_cert_for("token-proxy-stand-in", dns, &[]);
+        Entra::start_with_cert(pki, credentials, IpAddr::V4(Ipv4Addr::LOCALHOST), cert).await
+    }
+
+    async fn start_with_cert(
+        pki: &Pki,
+        credentials: Vec<FederatedCredential>,
+        ip: IpAddr,
+        cert: super::pki::CertAndKey,
+    ) -> Entra {
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let tls = ServerConfig::builder()
             .with_no_client_auth()
             .with_single_cert(

@@ -8,8 +8,8 @@ use std::sync::Arc;
 
 use super::{ManagedIdentitySource, UserAssignedId};
 use crate::credential::{
-    Env, Error, RequestTimeouts, Result, TokenCredential, WorkloadIdentityCredential,
-    WorkloadIdentityCredentialOptions,
+    ClientAssertionCredentialOptions, Env, Error, RequestTimeouts, Result, TokenCredential,
+    WorkloadIdentityCredential, WorkloadIdentityCredentialOptions,
 };
 
 /// The credential the workload-identity branch delegates to.
@@ -35,8 +35,11 @@ pub(crate) fn delegate(
     };
     let credential = WorkloadIdentityCredential::new(Some(WorkloadIdentityCredentialOptions {
         client_id,
-        env,
-        timeouts,
+        credential_options: ClientAssertionCredentialOptions {
+            env,
+            timeouts,
+            ..Default::default()
+        },
         ..Default::default()
     }))?;
     Ok(credential)

@@ -13,8 +13,8 @@ use tracing_subscriber::fmt::MakeWriter;
 
 use super::{RESOURCE, SCOPE, credential, imds_token, options};
 use crate::credential::{
-    AccessToken, AzurePipelinesCredential, AzurePipelinesCredentialOptions, Env, Secret, TokenCredential,
-    WorkloadIdentityCredential, WorkloadIdentityCredentialOptions,
+    AccessToken, AzurePipelinesCredential, AzurePipelinesCredentialOptions, ClientAssertionCredentialOptions,
+    Env, Secret, TokenCredential, WorkloadIdentityCredential, WorkloadIdentityCredentialOptions,
     managed_identity::{
         ManagedIdentityCredential,
         test_server::{Reply, TestServer, self_signed_tls},
@@ -166,8 +166,11 @@ async fn no_secret_reaches_trace_logs_or_debug_output() {
         tenant_id: Some("tenant-1".into()),
         client_id: Some("client-1".into()),
         token_file_path: Some(token_file.clone()),
-        authority_host: Some(entra_wi.url()),
-        env: Env::from_pairs::<&str, &str>([]),
+        credential_options: ClientAssertionCredentialOptions {
+            authority_host: Some(entra_wi.url()),
+            env: Env::from_pairs::<&str, &str>([]),
+            ..Default::default()
+        },
         ..Default::default()
     };
     printed.debug(&wi_options);

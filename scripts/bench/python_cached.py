@@ -4,7 +4,7 @@ its first token, median of 200), and the wire requests that 1,000 concurrent cal
 one cold credential cause. The reference point of BENCHMARKS.md and docs/credential.md.
 
 Run with the venv scripts/test.d/20-python-clients.sh creates:
-    $AZWI_CACHE/python-clients/bin/python bench/python_cached.py
+    $AZWI_CACHE/python-clients/bin/python scripts/bench/python_cached.py
 """
 import json
 import os
