@@ -9,7 +9,7 @@ use std::sync::{Arc, OnceLock};
 use time::{Duration, OffsetDateTime};
 
 use crate::credential::{
-    self, AccessToken, Env, TokenCredential, TokenFuture, TokenRequestOptions,
+    self, AccessToken, Env, TokenCredential, TokenRequestOptions,
     client_assertion::{entra_error, excerpt, scrub},
     expiry::parse_token_response_with_extras,
     managed_identity::{arc_key_file::realm_path, response::Received},
@@ -210,12 +210,17 @@ const PROXY_TOKEN: &str = "fuzz-proxy-token";
 #[derive(Debug)]
 struct FixedCredential;
 
+#[async_trait::async_trait]
 impl TokenCredential for FixedCredential {
-    fn get_token<'a>(&'a self, _: &'a [&'a str], _: Option<TokenRequestOptions>) -> TokenFuture<'a> {
-        TokenFuture::ready(Ok(AccessToken::new(
+    async fn get_token(
+        &self,
+        _: &[&str],
+        _: Option<TokenRequestOptions>,
+    ) -> crate::credential::Result<AccessToken> {
+        Ok(AccessToken::new(
             PROXY_TOKEN,
             OffsetDateTime::now_utc() + Duration::hours(1),
-        )))
+        ))
     }
 }
 

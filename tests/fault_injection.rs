@@ -22,8 +22,8 @@ use std::{
 
 use azure_wi::credential::{
     AccessToken, ClientAssertionCredentialOptions, Env, ErrorKind, ManagedIdentityCredential,
-    ManagedIdentityCredentialOptions, TokenCredential, TokenFuture, TokenRequestOptions,
-    WorkloadIdentityCredential, WorkloadIdentityCredentialOptions,
+    ManagedIdentityCredentialOptions, TokenCredential, TokenRequestOptions, WorkloadIdentityCredential,
+    WorkloadIdentityCredentialOptions,
 };
 use serde_json::json;
 use test_server::{Reply, TestServer};
@@ -330,12 +330,17 @@ async fn entra_slower_than_the_read_timeout_fails_naming_the_deadline() {
 #[derive(Debug)]
 struct Fixed;
 
+#[async_trait::async_trait]
 impl TokenCredential for Fixed {
-    fn get_token<'a>(&'a self, _: &'a [&'a str], _: Option<TokenRequestOptions>) -> TokenFuture<'a> {
-        TokenFuture::ready(Ok(AccessToken::new(
+    async fn get_token(
+        &self,
+        _: &[&str],
+        _: Option<TokenRequestOptions>,
+    ) -> azure_wi::credential::Result<AccessToken> {
+        Ok(AccessToken::new(
             "proxy-token",
             time::OffsetDateTime::now_utc() + time::Duration::hours(1),
-        )))
+        ))
     }
 }
 

@@ -1,17 +1,20 @@
-//! The token cache as workloads link it (the library's normal build, whose fast path reads the
-//! coarse monotonic clock; the unit tests drive tokio's paused clock instead): a cache hit is an
-//! already complete future through every credential and through `Arc<dyn TokenCredential>`,
-//! the refresh time is honoured on the real clock, and keys never mix.
+//! The token cache as workloads link it (the library's normal build on the real clock; the unit
+//! tests drive tokio's paused clock instead): a cache hit completes on its first poll through
+//! every credential and through `Arc<dyn TokenCredential>`, the refresh time is honoured on the
+//! real clock, and keys never mix.
 
 #[path = "../src/credential/test_server.rs"]
 mod test_server;
 
 use std::{
+    future::Future,
     path::Path,
+    pin::Pin,
     sync::{
         Arc,
         atomic::{AtomicUsize, Ordering},
     },
+    task::{Context, Poll, Waker},
     time::Duration,
 };
 
@@ -82,8 +85,17 @@ async fn secret(credential: &dyn TokenCredential, scope: &str) -> String {
         .to_owned()
 }
 
+/// Polls `future` once, then awaits the rest: whether it completed at once (a cache hit has
+/// nothing to wait for; a request on the wire has) and its output.
+async fn first_poll<F: Future + Unpin>(mut future: F) -> (bool, F::Output) {
+    match Pin::new(&mut future).poll(&mut Context::from_waker(Waker::noop())) {
+        Poll::Ready(output) => (true, output),
+        Poll::Pending => (false, future.await),
+    }
+}
+
 #[tokio::test]
-async fn a_cache_hit_is_a_ready_future_through_every_credential() {
+async fn a_cache_hit_completes_on_its_first_poll_through_every_credential() {
     let entra = entra(3599).await;
     let dir = tempfile::tempdir().unwrap();
     let file = token_file(dir.path());
@@ -131,20 +143,20 @@ async fn a_cache_hit_is_a_ready_future_through_every_credential() {
         ("PlatformCredential", platform),
     ];
     for (name, credential) in &credentials {
-        let first = credential.get_token(&[VAULT], None);
-        assert!(!first.is_ready(), "{name}: the first request goes to the network");
-        let first = first.await.unwrap();
-        let hit = credential.get_token(&[VAULT], None);
-        assert!(hit.is_ready(), "{name}: a fresh cached token is a ready future");
-        assert_eq!(hit.await.unwrap().token, first.token, "{name}");
+        let (ready, first) = first_poll(credential.get_token(&[VAULT], None)).await;
+        assert!(!ready, "{name}: the first request goes to the network");
+        let first = first.unwrap();
+        let (ready, hit) = first_poll(credential.get_token(&[VAULT], None)).await;
+        assert!(ready, "{name}: a fresh cached token completes on the first poll");
+        assert_eq!(hit.unwrap().token, first.token, "{name}");
         // Claims always go to the network, and their token replaces the cached one.
         let claims = TokenRequestOptions {
             claims: Some(r#"{"access_token":{"nbf":{"essential":true}}}"#.into()),
             ..Default::default()
         };
-        let challenged = credential.get_token(&[VAULT], Some(claims));
-        assert!(!challenged.is_ready(), "{name}: claims bypass the cache");
-        challenged.await.unwrap();
+        let (ready, challenged) = first_poll(credential.get_token(&[VAULT], Some(claims))).await;
+        assert!(!ready, "{name}: claims bypass the cache");
+        challenged.unwrap();
     }
     assert_eq!(
         entra.request_count(),
@@ -160,20 +172,16 @@ async fn the_refresh_time_is_honoured_on_the_real_clock() {
     let entra = entra(302).await;
     let credential = assertion_credential(&entra);
     assert_eq!(secret(&*credential, VAULT).await, "token-1");
-    let hit = credential.get_token(&[VAULT], None);
-    assert!(hit.is_ready(), "fresh: answered from the cache at once");
-    assert_eq!(hit.await.unwrap().token.secret(), "token-1");
+    let (ready, hit) = first_poll(credential.get_token(&[VAULT], None)).await;
+    assert!(ready, "fresh: answered from the cache at once");
+    assert_eq!(hit.unwrap().token.secret(), "token-1");
     tokio::time::sleep(Duration::from_millis(2500)).await;
-    // Past the refresh time the cache no longer answers at once: the request goes through the
-    // refresh rules, which serve the still-valid token (a refresh waits 30 s after the last
-    // request to Entra, as in azure-identity).
+    // Past the refresh time the request goes through the refresh rules, which serve the
+    // still-valid token (a refresh waits 30 s after the last request to Entra, as in
+    // azure-identity).
     for _ in 0..3 {
-        let late = credential.get_token(&[VAULT], None);
-        assert!(
-            !late.is_ready(),
-            "a token past its refresh time is not served by the fast path"
-        );
-        assert_eq!(late.await.unwrap().token.secret(), "token-1");
+        let late = credential.get_token(&[VAULT], None).await;
+        assert_eq!(late.unwrap().token.secret(), "token-1");
     }
     assert_eq!(entra.request_count(), 1, "the refresh is throttled");
 }

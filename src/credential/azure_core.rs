@@ -86,7 +86,7 @@ mod tests {
 
     use super::*;
     use crate::credential::{
-        ClientAssertionCredentialOptions, Env, ErrorKind, Secret, TokenFuture, TokenRequestOptions,
+        ClientAssertionCredentialOptions, Env, ErrorKind, Secret, TokenRequestOptions,
         test_server::{Reply, TestServer},
     };
 
@@ -100,17 +100,22 @@ mod tests {
         asked: std::sync::Mutex<Vec<String>>,
     }
 
+    #[async_trait::async_trait]
     impl TokenCredential for Fixed {
-        fn get_token<'a>(&'a self, scopes: &'a [&'a str], _: Option<TokenRequestOptions>) -> TokenFuture<'a> {
+        async fn get_token(
+            &self,
+            scopes: &[&str],
+            _: Option<TokenRequestOptions>,
+        ) -> crate::credential::Result<AccessToken> {
             self.asked
                 .lock()
                 .unwrap()
                 .extend(scopes.iter().map(|s| s.to_string()));
-            TokenFuture::ready(match &self.outcome {
+            match &self.outcome {
                 Ok(token) => Ok(token.clone()),
                 Err(ErrorKind::Unavailable) => Err(Error::unavailable("Fixed", "not here")),
                 Err(_) => Err(Error::authentication_failed("Fixed", "refused").with_status(401)),
-            })
+            }
         }
     }
 

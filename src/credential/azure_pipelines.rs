@@ -15,7 +15,7 @@ use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue};
 use serde::Deserialize;
 
 use super::{
-    Env, Error, Result, Secret, TokenCredential, TokenFuture, TokenRequestOptions,
+    AccessToken, Env, Error, Result, Secret, TokenCredential, TokenRequestOptions,
     client_assertion::{
         AssertionExchange, ClientAssertion, ClientAssertionCredentialOptions, excerpt, scrub,
     },
@@ -267,13 +267,10 @@ impl AzurePipelinesCredential {
     }
 }
 
+#[async_trait]
 impl TokenCredential for AzurePipelinesCredential {
-    fn get_token<'a>(
-        &'a self,
-        scopes: &'a [&'a str],
-        options: Option<TokenRequestOptions>,
-    ) -> TokenFuture<'a> {
-        self.exchange.get_token(scopes, options)
+    async fn get_token(&self, scopes: &[&str], options: Option<TokenRequestOptions>) -> Result<AccessToken> {
+        self.exchange.get_token(scopes, options).await
     }
 }
 

@@ -1,4 +1,4 @@
-//! The token cache inside every credential.
+//! The token cache inside every credential: a map behind one lock.
 //!
 //! Entries are keyed by what the caller asked for: the scopes exactly as given (never the
 //! `resource` an endpoint echoes: IMDS echoes `https://management.azure.com/` with a trailing
@@ -14,30 +14,26 @@
 //! - a request carrying `claims` skips the lookup and always fetches; its token then replaces the
 //!   entry, since it satisfies the resource that challenged the old one.
 //!
-//! The hot path (a fresh token) takes no lock: the most recently stored token is published in an
-//! [`ArcSwapOption`] together with its key and the moment it stops being fresh on the coarse
-//! monotonic clock (`CLOCK_MONOTONIC_COARSE` on Linux: ~10 ns to read where a precise read costs
-//! ~40 ns on the benchmark machine; its few-millisecond resolution is far inside the 5-minute
-//! refresh margin). A caller asking for that key gets a clone of the token's `Arc` without hashing,
-//! locking or allocating. Other keys go through the map: two uncontended read locks, no
-//! allocation (the lookup borrows the caller's scopes through [`hashbrown::Equivalent`]).
-//! Deadlines of the map are `tokio::time::Instant`s (monotonic, and driven by
-//! `tokio::time::pause` in tests), converted from the token's wall-clock times when it is stored;
-//! unit tests drive the hot entry's clock with tokio's paused clock too.
+//! The cache is bounded: it holds at most [`MAX_ENTRIES`] keys, and an entry nobody asked for in
+//! [`MAX_IDLE`] is dropped. Both are enforced when a key is added (the only time the map grows,
+//! and a moment that goes to the network anyway): idle entries go first, then the least recently
+//! used. A caller can therefore make the cache forget a token (by asking for many other keys),
+//! never make it grow: the proxy turns any `resource` up to 2,048 characters into a scope.
+//!
+//! The lock is a `std::sync::Mutex` held only to read or write the map, never across an await;
+//! the single flight of a key is a `tokio::sync::Mutex` of its own. A cache hit is one lock, one
+//! hash of the key and one clone of the token. Deadlines are `tokio::time::Instant`s (monotonic,
+//! and driven by `tokio::time::pause` in tests), converted from the token's wall-clock times when
+//! it is stored.
 
 use std::{
+    collections::HashMap,
     fmt,
     future::Future,
-    hash::{Hash, Hasher},
-    sync::{
-        Arc, Mutex, PoisonError, RwLock,
-        atomic::{AtomicBool, Ordering},
-    },
+    sync::{Arc, Mutex, MutexGuard, PoisonError},
     time::Duration,
 };
 
-use arc_swap::ArcSwapOption;
-use hashbrown::{Equivalent, HashMap};
 use time::OffsetDateTime;
 use tokio::time::Instant;
 
@@ -47,6 +43,11 @@ use super::{AccessToken, Result, TokenRequestOptions};
 pub(crate) const REFRESH_MARGIN: Duration = Duration::from_secs(300);
 /// After a refresh attempt, the next proactive attempt waits this long.
 pub(crate) const REFRESH_RETRY_DELAY: Duration = Duration::from_secs(30);
+/// The most keys one cache holds (a workload uses a handful: scopes x tenants).
+pub(crate) const MAX_ENTRIES: usize = 128;
+/// An entry nobody asked for in this long is dropped (tokens live about an hour; a later request
+/// fetches again).
+pub(crate) const MAX_IDLE: Duration = Duration::from_secs(3600);
 
 /// Whether the request carries claims (it then always goes to the network).
 fn wants_claims(options: Option<&TokenRequestOptions>) -> bool {
@@ -55,212 +56,159 @@ fn wants_claims(options: Option<&TokenRequestOptions>) -> bool {
         .is_some_and(|c| !c.is_empty())
 }
 
-/// The owned key of an entry.
-#[derive(Clone, PartialEq, Eq)]
+/// What a token is cached under: the scopes as given, a non-empty tenant, the CAE flag.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 struct CacheKey {
-    scopes: Box<[Box<str>]>,
-    tenant: Option<Box<str>>,
+    scopes: Vec<String>,
+    tenant: Option<String>,
     cae: bool,
 }
 
-/// The borrowed key of a lookup; hashes exactly like the [`CacheKey`] it equals.
-struct LookupKey<'a> {
-    scopes: &'a [&'a str],
-    tenant: Option<&'a str>,
-    cae: bool,
-}
-
-impl Hash for CacheKey {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        state.write_usize(self.scopes.len());
-        for scope in &self.scopes {
-            scope.as_ref().hash(state);
-        }
-        self.tenant.as_deref().hash(state);
-        self.cae.hash(state);
-    }
-}
-
-impl Hash for LookupKey<'_> {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        state.write_usize(self.scopes.len());
-        for scope in self.scopes {
-            scope.hash(state);
-        }
-        self.tenant.hash(state);
-        self.cae.hash(state);
-    }
-}
-
-impl Equivalent<CacheKey> for LookupKey<'_> {
-    fn equivalent(&self, key: &CacheKey) -> bool {
-        self.cae == key.cae
-            && self.tenant == key.tenant.as_deref()
-            && self.scopes.len() == key.scopes.len()
-            && self
-                .scopes
-                .iter()
-                .zip(key.scopes.iter())
-                .all(|(a, b)| *a == b.as_ref())
-    }
-}
-
-impl<'a> LookupKey<'a> {
-    /// The key of a request: its scopes as given, a non-empty tenant, the CAE flag.
-    fn new(scopes: &'a [&'a str], options: Option<&'a TokenRequestOptions>) -> Self {
+impl CacheKey {
+    fn new(scopes: &[&str], options: Option<&TokenRequestOptions>) -> Self {
         Self {
-            scopes,
+            scopes: scopes.iter().map(|s| (*s).to_owned()).collect(),
             tenant: options
                 .and_then(|o| o.tenant_id.as_deref())
-                .filter(|t| !t.is_empty()),
+                .filter(|t| !t.is_empty())
+                .map(str::to_owned),
             cae: options.is_some_and(|o| o.enable_cae),
         }
     }
-
-    fn to_owned_key(&self) -> CacheKey {
-        CacheKey {
-            scopes: self.scopes.iter().map(|s| Box::from(*s)).collect(),
-            tenant: self.tenant.map(Box::from),
-            cae: self.cae,
-        }
-    }
 }
 
+/// A stored token and its deadlines on the monotonic clock.
 struct Cached {
     token: AccessToken,
     refresh_at: Instant,
     expires_at: Instant,
 }
 
-/// The clock of the hot entry (see the module documentation).
-#[cfg(not(test))]
-mod fast_clock {
-    pub(super) type Instant = coarsetime::Instant;
-
-    pub(super) fn now() -> Instant {
-        coarsetime::Instant::now()
-    }
-
-    pub(super) fn after(now: Instant, delay: std::time::Duration) -> Instant {
-        now + coarsetime::Duration::from(delay)
-    }
-}
-
-/// Unit tests pause and advance tokio's clock; the hot entry follows it there.
-#[cfg(test)]
-mod fast_clock {
-    pub(super) type Instant = tokio::time::Instant;
-
-    pub(super) fn now() -> Instant {
-        tokio::time::Instant::now()
-    }
-
-    pub(super) fn after(now: Instant, delay: std::time::Duration) -> Instant {
-        now + delay
-    }
-}
-
-/// The most recently stored token while it is fresh: the lock-free fast path.
-struct Hot {
-    slot: Arc<Slot>,
-    token: AccessToken,
-    fresh_until: fast_clock::Instant,
-}
-
-/// The state of one key.
-struct Slot {
-    key: CacheKey,
-    cached: RwLock<Option<Cached>>,
-    /// Held while a fetch of this key is on the wire: the single flight.
-    fetching: tokio::sync::Mutex<()>,
-    /// Whether a background refresh is scheduled or running.
-    refreshing: AtomicBool,
-    /// When the last network attempt started (the 30 s throttle).
-    last_attempt: Mutex<Option<Instant>>,
-}
-
-impl Slot {
-    fn new(key: CacheKey) -> Self {
-        Self {
-            key,
-            cached: RwLock::default(),
-            fetching: tokio::sync::Mutex::default(),
-            refreshing: AtomicBool::default(),
-            last_attempt: Mutex::default(),
-        }
-    }
-
-    /// The cached token if it has not expired at `now`.
-    fn unexpired(&self, now: Instant) -> Option<AccessToken> {
-        let cached = self.cached.read().unwrap_or_else(PoisonError::into_inner);
-        cached
-            .as_ref()
-            .filter(|c| now < c.expires_at)
-            .map(|c| c.token.clone())
-    }
-
-    fn stamp_attempt(&self, now: Instant) {
-        *self.last_attempt.lock().unwrap_or_else(PoisonError::into_inner) = Some(now);
-    }
-
-    /// Claims the right to start a background refresh: none is running and the last attempt is
-    /// at least [`REFRESH_RETRY_DELAY`] old.
-    fn begin_background_refresh(&self, now: Instant) -> bool {
-        let mut last = self.last_attempt.lock().unwrap_or_else(PoisonError::into_inner);
-        if last.is_some_and(|t| now.duration_since(t) < REFRESH_RETRY_DELAY) {
-            return false;
-        }
-        if self.refreshing.swap(true, Ordering::AcqRel) {
-            return false;
-        }
-        *last = Some(now);
-        true
-    }
-
-    /// Stores `token` and, when it is fresh, publishes it as the cache's hot entry (under the
-    /// write lock, so that the hot entry never goes back to an older token of this key).
-    fn store(self: &Arc<Self>, token: &AccessToken, hot: &ArcSwapOption<Hot>) {
-        let (now, wall) = (Instant::now(), OffsetDateTime::now_utc());
+impl Cached {
+    fn new(token: AccessToken, now: Instant) -> Self {
+        let wall = OffsetDateTime::now_utc();
         let at = |t: OffsetDateTime| now + Duration::try_from(t - wall).unwrap_or(Duration::ZERO);
         let expires_at = at(token.expires_on);
         let mut refresh_at = expires_at.checked_sub(REFRESH_MARGIN).unwrap_or(now).max(now);
         if let Some(refresh_on) = token.refresh_on {
             refresh_at = refresh_at.min(at(refresh_on));
         }
-        let entry = Cached {
-            token: token.clone(),
+        Self {
+            token,
             refresh_at,
             expires_at,
-        };
-        let mut cached = self.cached.write().unwrap_or_else(PoisonError::into_inner);
-        *cached = Some(entry);
-        if refresh_at > now {
-            hot.store(Some(Arc::new(Hot {
-                slot: self.clone(),
-                token: token.clone(),
-                fresh_until: fast_clock::after(fast_clock::now(), refresh_at - now),
-            })));
-        } else if hot.load().as_ref().is_some_and(|h| Arc::ptr_eq(&h.slot, self)) {
-            hot.store(None);
         }
-        drop(cached);
     }
 }
 
-/// Resets `refreshing` however the background task ends (success, error, panic, runtime shutdown).
-struct RefreshingGuard(Arc<Slot>);
+/// The state of one key.
+struct Entry {
+    cached: Option<Cached>,
+    /// Held while a fetch of this key is on the wire: the single flight.
+    flight: Arc<tokio::sync::Mutex<()>>,
+    /// Whether a background refresh is scheduled or running.
+    refreshing: bool,
+    /// When the last network attempt started (the 30 s throttle).
+    last_attempt: Option<Instant>,
+    /// When a caller last asked for this key (the idle bound and least-recently-used eviction).
+    last_used: Instant,
+}
 
-impl Drop for RefreshingGuard {
-    fn drop(&mut self) {
-        self.0.refreshing.store(false, Ordering::Release);
+impl Entry {
+    fn new(now: Instant) -> Self {
+        Self {
+            cached: None,
+            flight: Arc::default(),
+            refreshing: false,
+            last_attempt: None,
+            last_used: now,
+        }
     }
+
+    /// The cached token if it has not expired at `now`.
+    fn unexpired(&self, now: Instant) -> Option<AccessToken> {
+        self.cached
+            .as_ref()
+            .filter(|c| now < c.expires_at)
+            .map(|c| c.token.clone())
+    }
+
+    /// Claims the right to start a background refresh: none is running and the last attempt is
+    /// at least [`REFRESH_RETRY_DELAY`] old.
+    fn begin_background_refresh(&mut self, now: Instant) -> bool {
+        if self.refreshing
+            || self
+                .last_attempt
+                .is_some_and(|t| now.duration_since(t) < REFRESH_RETRY_DELAY)
+        {
+            return false;
+        }
+        self.refreshing = true;
+        self.last_attempt = Some(now);
+        true
+    }
+}
+
+/// The map and its bounds.
+struct Entries {
+    map: HashMap<CacheKey, Entry>,
+    max_entries: usize,
+    max_idle: Duration,
+}
+
+impl Entries {
+    /// The entry of `key`, added if needed; adding first drops idle entries, then the least
+    /// recently used ones, so that the map never holds more than `max_entries`.
+    fn entry(&mut self, key: &CacheKey, now: Instant) -> &mut Entry {
+        if !self.map.contains_key(key) {
+            let max_idle = self.max_idle;
+            self.map.retain(|_, e| now.duration_since(e.last_used) < max_idle);
+            while self.map.len() >= self.max_entries {
+                let Some(oldest) = self
+                    .map
+                    .iter()
+                    .min_by_key(|(_, e)| e.last_used)
+                    .map(|(k, _)| k.clone())
+                else {
+                    break;
+                };
+                self.map.remove(&oldest);
+            }
+            self.map.insert(key.clone(), Entry::new(now));
+        }
+        self.map.get_mut(key).expect("inserted above")
+    }
+
+    /// Stores `token` under `key` (re-adding the entry if it was evicted meanwhile).
+    fn store(&mut self, key: &CacheKey, token: AccessToken) {
+        let now = Instant::now();
+        self.entry(key, now).cached = Some(Cached::new(token, now));
+    }
+}
+
+/// Lets a background refresh store its token and clear `refreshing` however it ends (success,
+/// error, panic, runtime shutdown).
+struct Refresh {
+    entries: Arc<Mutex<Entries>>,
+    key: CacheKey,
+}
+
+impl Drop for Refresh {
+    fn drop(&mut self) {
+        if let Some(entry) = lock(&self.entries).map.get_mut(&self.key) {
+            entry.refreshing = false;
+        }
+    }
+}
+
+fn lock(entries: &Mutex<Entries>) -> MutexGuard<'_, Entries> {
+    entries.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// A per-credential token cache; see the module documentation for its rules.
 pub(crate) struct TokenCache {
-    slots: RwLock<HashMap<CacheKey, Arc<Slot>>>,
     /// Shared with background refreshes, which store into it.
-    hot: Arc<ArcSwapOption<Hot>>,
+    entries: Arc<Mutex<Entries>>,
 }
 
 impl Default for TokenCache {
@@ -271,18 +219,33 @@ impl Default for TokenCache {
 
 impl fmt::Debug for TokenCache {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let entries = self.slots.read().map(|s| s.len()).unwrap_or(0);
-        f.debug_struct("TokenCache").field("entries", &entries).finish()
+        f.debug_struct("TokenCache")
+            .field("entries", &self.len())
+            .finish()
     }
 }
 
 impl TokenCache {
-    /// An empty cache.
+    /// An empty cache with the default bounds ([`MAX_ENTRIES`], [`MAX_IDLE`]).
     pub(crate) fn new() -> Self {
+        Self::with_bounds(MAX_ENTRIES, MAX_IDLE)
+    }
+
+    /// An empty cache holding at most `max_entries` keys (at least one), each for at most
+    /// `max_idle` without a request.
+    pub(crate) fn with_bounds(max_entries: usize, max_idle: Duration) -> Self {
         Self {
-            slots: RwLock::new(HashMap::new()),
-            hot: Arc::default(),
+            entries: Arc::new(Mutex::new(Entries {
+                map: HashMap::new(),
+                max_entries: max_entries.max(1),
+                max_idle,
+            })),
         }
+    }
+
+    /// How many keys the cache holds.
+    pub(crate) fn len(&self) -> usize {
+        lock(&self.entries).map.len()
     }
 
     /// Returns a cached token for (`scopes`, tenant, CAE) or gets one with `fetch`, following the
@@ -298,58 +261,64 @@ impl TokenCache {
         F: FnOnce() -> Fut + Send + 'static,
         Fut: Future<Output = Result<AccessToken>> + Send + 'static,
     {
-        let key = LookupKey::new(scopes, options);
+        let key = CacheKey::new(scopes, options);
+        let now = Instant::now();
         if wants_claims(options) {
-            let slot = self.slot(&key);
-            slot.stamp_attempt(Instant::now());
+            lock(&self.entries).entry(&key, now).last_attempt = Some(now);
             let token = fetch().await?;
-            slot.store(&token, &self.hot);
-            return Ok(token);
-        }
-        if let Some(token) = self.hot(&key) {
+            lock(&self.entries).store(&key, token.clone());
             return Ok(token);
         }
 
-        let now = Instant::now();
-        let slot = match self.lookup(&key, now) {
-            Ok(token) => return Ok(token),
-            Err(Some(slot)) => slot,
-            Err(None) => self.slot(&key),
+        let flight = {
+            let mut entries = lock(&self.entries);
+            let entry = entries.entry(&key, now);
+            entry.last_used = now;
+            match &entry.cached {
+                Some(c) if now < c.refresh_at => return Ok(c.token.clone()),
+                Some(c) if now < c.expires_at => {
+                    let token = c.token.clone();
+                    if entry.begin_background_refresh(now) {
+                        let refresh = Refresh {
+                            entries: self.entries.clone(),
+                            key,
+                        };
+                        let flight = entry.flight.clone();
+                        tokio::spawn(async move {
+                            let _flight = flight.lock().await;
+                            match fetch().await {
+                                Ok(token) => lock(&refresh.entries).store(&refresh.key, token),
+                                Err(error) => tracing::warn!(
+                                    %error,
+                                    "background token refresh failed; serving the cached token, next attempt in 30 s"
+                                ),
+                            }
+                        });
+                    }
+                    return Ok(token);
+                }
+                _ => entry.flight.clone(),
+            }
         };
 
-        if let Some(token) = slot.unexpired(now) {
-            if slot.begin_background_refresh(now) {
-                let guard = RefreshingGuard(slot);
-                let hot = self.hot.clone();
-                tokio::spawn(async move {
-                    let slot = &guard.0;
-                    let _flight = slot.fetching.lock().await;
-                    match fetch().await {
-                        Ok(token) => slot.store(&token, &hot),
-                        Err(error) => tracing::warn!(
-                            %error,
-                            "background token refresh failed; serving the cached token, next attempt in 30 s"
-                        ),
-                    }
-                });
-            }
-            return Ok(token);
-        }
-
-        let _flight = slot.fetching.lock().await;
+        let _flight = flight.lock().await;
         let now = Instant::now();
-        if let Some(token) = slot.unexpired(now) {
-            return Ok(token);
+        {
+            let mut entries = lock(&self.entries);
+            let entry = entries.entry(&key, now);
+            if let Some(token) = entry.unexpired(now) {
+                return Ok(token);
+            }
+            entry.last_attempt = Some(now);
         }
-        slot.stamp_attempt(now);
         let token = fetch().await?;
-        slot.store(&token, &self.hot);
+        lock(&self.entries).store(&key, token.clone());
         Ok(token)
     }
 
     /// The cached token for (`scopes`, tenant, CAE) when it is fresh (before its refresh time) and
-    /// the request has no claims: the allocation-free fast path, for callers that must do work
-    /// (allocate) before they can call [`get_token`](Self::get_token).
+    /// the request has no claims, for callers that must do work (allocate, validate) before they
+    /// can call [`get_token`](Self::get_token).
     pub(crate) fn fresh(
         &self,
         scopes: &[&str],
@@ -358,44 +327,20 @@ impl TokenCache {
         if wants_claims(options) {
             return None;
         }
-        let key = LookupKey::new(scopes, options);
-        self.hot(&key).or_else(|| self.lookup(&key, Instant::now()).ok())
-    }
-
-    /// The hot entry's token when it is `key`'s and still fresh.
-    fn hot(&self, key: &LookupKey<'_>) -> Option<AccessToken> {
-        let hot = self.hot.load();
-        let hot = hot.as_ref()?;
-        (key.equivalent(&hot.slot.key) && fast_clock::now() < hot.fresh_until).then(|| hot.token.clone())
-    }
-
-    /// The fresh token of `key`, else its slot if it has one.
-    fn lookup(&self, key: &LookupKey<'_>, now: Instant) -> Result<AccessToken, Option<Arc<Slot>>> {
-        let slots = self.slots.read().unwrap_or_else(PoisonError::into_inner);
-        let slot = slots.get(key).ok_or(None)?;
-        let cached = slot.cached.read().unwrap_or_else(PoisonError::into_inner);
-        match cached.as_ref().filter(|c| now < c.refresh_at) {
-            Some(c) => Ok(c.token.clone()),
-            None => Err(Some(slot.clone())),
-        }
-    }
-
-    /// The slot of `key`, created if needed (a short write lock, never held across an await).
-    fn slot(&self, key: &LookupKey<'_>) -> Arc<Slot> {
-        let mut slots = self.slots.write().unwrap_or_else(PoisonError::into_inner);
-        if let Some(slot) = slots.get(key) {
-            return slot.clone();
-        }
-        let owned = key.to_owned_key();
-        let slot = Arc::new(Slot::new(owned.clone()));
-        slots.insert(owned, slot.clone());
-        slot
+        let key = CacheKey::new(scopes, options);
+        let now = Instant::now();
+        let mut entries = lock(&self.entries);
+        let entry = entries.map.get_mut(&key)?;
+        let cached = entry.cached.as_ref().filter(|c| now < c.refresh_at)?;
+        let token = cached.token.clone();
+        entry.last_used = now;
+        Some(token)
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::AtomicUsize;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
     use super::*;
     use crate::credential::Error;
@@ -573,33 +518,18 @@ mod tests {
         );
     }
 
-    /// The key and token of the hot entry, if any.
-    fn hot_entry(cache: &TokenCache) -> Option<(Vec<String>, String)> {
-        let hot = cache.hot.load();
-        hot.as_ref().map(|h| {
-            let scopes = h.slot.key.scopes.iter().map(|s| s.to_string()).collect();
-            (scopes, h.token.token.secret().to_owned())
-        })
-    }
-
     #[tokio::test(start_paused = true)]
-    async fn the_hot_entry_is_the_latest_fresh_store_and_never_a_stale_token() {
+    async fn every_key_is_served_and_a_token_inside_its_refresh_window_is_never_fresh() {
         let (cache, mut f) = (TokenCache::new(), Fetcher::new(3600));
         let other: &[&str] = &["https://storage.azure.com/.default"];
         get(&cache, &f).await.unwrap();
-        assert_eq!(
-            hot_entry(&cache),
-            Some((vec![SCOPE[0].to_owned()], "token-1".to_owned()))
-        );
+        assert_eq!(cache.fresh(SCOPE, None).unwrap().token.secret(), "token-1");
         cache.get_token(other, None, f.fetch()).await.unwrap();
-        assert_eq!(
-            hot_entry(&cache),
-            Some((vec![other[0].to_owned()], "token-2".to_owned()))
-        );
-        // The first key is still served (by the map), and does not take the hot entry back.
+        assert_eq!(cache.fresh(other, None).unwrap().token.secret(), "token-2");
+        // The first key is still served, and the second keeps its own token.
         assert_eq!(get(&cache, &f).await.unwrap(), "token-1");
-        assert_eq!(hot_entry(&cache).unwrap().1, "token-2");
-        // A token already inside its refresh window is never published, and clears its key's.
+        assert_eq!(cache.fresh(other, None).unwrap().token.secret(), "token-2");
+        // A token already inside its refresh window is stored but never fresh.
         f.lifetime = time::Duration::seconds(200);
         let claims = TokenRequestOptions {
             claims: Some("{}".into()),
@@ -607,7 +537,6 @@ mod tests {
         };
         let t = cache.get_token(other, Some(&claims), f.fetch()).await.unwrap();
         assert_eq!(t.token.secret(), "token-3");
-        assert_eq!(hot_entry(&cache), None);
         assert!(cache.fresh(other, None).is_none());
         assert_eq!(f.calls(), 3);
     }
@@ -704,22 +633,108 @@ mod tests {
     }
 
     #[test]
-    fn lookup_and_owned_keys_hash_alike() {
-        use std::hash::BuildHasher;
-        let state = hashbrown::DefaultHashBuilder::default();
-        let lookup = LookupKey {
-            scopes: &["x", "y"],
-            tenant: Some("t"),
-            cae: true,
-        };
-        let owned = lookup.to_owned_key();
-        assert_eq!(state.hash_one(&lookup), state.hash_one(&owned));
-        assert!(lookup.equivalent(&owned));
-        let other = LookupKey {
-            scopes: &["xy"],
-            tenant: Some("t"),
-            cae: true,
-        };
-        assert!(!other.equivalent(&owned));
+    fn keys_keep_scope_boundaries() {
+        let owned = CacheKey::new(&["x", "y"], None);
+        assert_eq!(owned, CacheKey::new(&["x", "y"], None));
+        assert_ne!(CacheKey::new(&["xy"], None), owned);
+        assert_ne!(CacheKey::new(&["x y"], None), owned);
+    }
+
+    /// A scope of the longest kind the proxy accepts (2,048 characters), made distinct by `i`.
+    fn long_scope(i: usize) -> String {
+        format!("api://{i:08}/{}/.default", "x".repeat(2048 - 24))
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_flood_of_distinct_scopes_stays_within_the_bound() {
+        let (cache, f) = (TokenCache::new(), Fetcher::new(3600));
+        const FLOOD: usize = 10_000;
+        for i in 0..FLOOD {
+            let scope = long_scope(i);
+            cache.get_token(&[&scope], None, f.fetch()).await.unwrap();
+            assert!(
+                cache.len() <= MAX_ENTRIES,
+                "{} entries after {} scopes",
+                cache.len(),
+                i + 1
+            );
+        }
+        assert_eq!(cache.len(), MAX_ENTRIES);
+        assert_eq!(f.calls(), FLOOD);
+        // The most recent keys are still cached; the first ones were evicted.
+        let last = long_scope(FLOOD - 1);
+        let t = cache.get_token(&[&last], None, f.fetch()).await.unwrap();
+        assert_eq!(t.token.secret(), format!("token-{FLOOD}"));
+        assert_eq!(f.calls(), FLOOD);
+        let first = long_scope(0);
+        let t = cache.get_token(&[&first], None, f.fetch()).await.unwrap();
+        assert_eq!(t.token.secret(), format!("token-{}", FLOOD + 1));
+        assert_eq!(cache.len(), MAX_ENTRIES);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_full_cache_evicts_the_least_recently_used_key() {
+        let (cache, f) = (TokenCache::with_bounds(3, MAX_IDLE), Fetcher::new(3600));
+        for scope in ["a", "b", "c"] {
+            cache.get_token(&[scope], None, f.fetch()).await.unwrap();
+            tokio::time::advance(Duration::from_secs(1)).await;
+        }
+        // "a" is used again, so "b" is now the least recently used.
+        cache.get_token(&["a"], None, f.fetch()).await.unwrap();
+        tokio::time::advance(Duration::from_secs(1)).await;
+        cache.get_token(&["d"], None, f.fetch()).await.unwrap();
+        assert_eq!(cache.len(), 3);
+        assert_eq!(f.calls(), 4);
+        for (scope, token) in [("a", "token-1"), ("c", "token-3"), ("d", "token-4")] {
+            let t = cache.get_token(&[scope], None, f.fetch()).await.unwrap();
+            assert_eq!(t.token.secret(), token, "{scope} kept");
+        }
+        assert_eq!(f.calls(), 4);
+        let t = cache.get_token(&["b"], None, f.fetch()).await.unwrap();
+        assert_eq!(t.token.secret(), "token-5", "b was evicted");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn entries_idle_for_the_idle_bound_are_dropped_when_a_key_is_added() {
+        let (cache, f) = (TokenCache::new(), Fetcher::new(86400));
+        for i in 0..10 {
+            cache
+                .get_token(&[&format!("s{i}")], None, f.fetch())
+                .await
+                .unwrap();
+        }
+        tokio::time::advance(MAX_IDLE - Duration::from_secs(60)).await;
+        // "s0" is asked for again (a cache hit): it stays; the other nine go idle.
+        cache.get_token(&["s0"], None, f.fetch()).await.unwrap();
+        tokio::time::advance(Duration::from_secs(60)).await;
+        assert_eq!(
+            cache.len(),
+            10,
+            "idle entries are dropped only when a key is added"
+        );
+        cache.get_token(&["new"], None, f.fetch()).await.unwrap();
+        assert_eq!(cache.len(), 2);
+        assert_eq!(f.calls(), 11);
+        let t = cache.get_token(&["s0"], None, f.fetch()).await.unwrap();
+        assert_eq!(t.token.secret(), "token-1");
+        let t = cache.get_token(&["s1"], None, f.fetch()).await.unwrap();
+        assert_eq!(t.token.secret(), "token-12", "s1 was dropped");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_background_refresh_of_an_evicted_key_stays_within_the_bound() {
+        let (cache, mut f) = (TokenCache::with_bounds(2, MAX_IDLE), Fetcher::new(3600));
+        cache.get_token(&["a"], None, f.fetch()).await.unwrap();
+        f.delay = Duration::from_secs(2);
+        tokio::time::advance(Duration::from_secs(3400)).await;
+        // "a" starts a background refresh, then two other keys push it out.
+        cache.get_token(&["a"], None, f.fetch()).await.unwrap();
+        f.delay = Duration::ZERO;
+        cache.get_token(&["b"], None, f.fetch()).await.unwrap();
+        cache.get_token(&["c"], None, f.fetch()).await.unwrap();
+        tokio::time::advance(Duration::from_secs(3)).await;
+        settle().await;
+        assert_eq!(f.calls(), 4);
+        assert!(cache.len() <= 2, "{} entries", cache.len());
     }
 }

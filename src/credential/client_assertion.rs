@@ -20,7 +20,7 @@ use serde::Deserialize;
 use time::OffsetDateTime;
 
 use super::{
-    AccessToken, Env, Error, Result, Secret, TokenCredential, TokenFuture, TokenRequestOptions,
+    AccessToken, Env, Error, Result, Secret, TokenCredential, TokenRequestOptions,
     authority::{self, AuthorityError},
     cache::TokenCache,
     expiry::parse_token_response,
@@ -161,13 +161,10 @@ impl ClientAssertionCredential {
     }
 }
 
+#[async_trait]
 impl TokenCredential for ClientAssertionCredential {
-    fn get_token<'a>(
-        &'a self,
-        scopes: &'a [&'a str],
-        options: Option<TokenRequestOptions>,
-    ) -> TokenFuture<'a> {
-        self.exchange.get_token(scopes, options)
+    async fn get_token(&self, scopes: &[&str], options: Option<TokenRequestOptions>) -> Result<AccessToken> {
+        self.exchange.get_token(scopes, options).await
     }
 }
 
@@ -255,19 +252,19 @@ impl AssertionExchange {
         &self.authority
     }
 
-    /// Answers from the cache when a fresh token is there (a ready future, nothing allocated),
-    /// else validates the request and goes to the network.
-    pub(crate) fn get_token<'a>(
-        self: &'a Arc<Self>,
-        scopes: &'a [&'a str],
+    /// Answers from the cache when a fresh token is there, else validates the request and goes
+    /// to the network.
+    pub(crate) async fn get_token(
+        self: &Arc<Self>,
+        scopes: &[&str],
         options: Option<TokenRequestOptions>,
-    ) -> TokenFuture<'a> {
+    ) -> Result<AccessToken> {
         // Validation can wait: only validated requests are ever stored, so invalid scopes or
         // tenants never hit the cache.
         if let Some(token) = self.cache.fresh(scopes, options.as_ref()) {
-            return TokenFuture::ready(Ok(token));
+            return Ok(token);
         }
-        TokenFuture::new(async move { self.fetch_token(scopes, options.as_ref()).await })
+        self.fetch_token(scopes, options.as_ref()).await
     }
 
     /// Validates the request, then answers it from the cache (filled by a concurrent caller

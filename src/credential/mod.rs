@@ -79,7 +79,9 @@
 //! caller refreshes it while the others keep getting the still-valid token. If that refresh
 //! fails, the valid token is still served and the next attempt waits 30 seconds. Concurrent
 //! callers on a cold cache share one request on the wire. Calling `get_token` before every
-//! outgoing request is therefore cheap.
+//! outgoing request is therefore cheap. The cache is bounded: at most 128 keys per credential,
+//! and a key nobody asked for in an hour is dropped (the least recently used goes first when a
+//! new key needs room).
 //!
 //! # The Azure SDK for Rust
 //!
@@ -110,7 +112,6 @@ pub(crate) mod identity_binding;
 pub mod managed_identity;
 mod platform;
 pub(crate) mod timeouts;
-mod token_future;
 mod workload_identity;
 
 #[cfg(feature = "azure-core")]
@@ -127,14 +128,36 @@ pub use managed_identity::{
 };
 pub use platform::{ChainedTokenCredential, PlatformCredential, PlatformCredentialOptions};
 pub use timeouts::RequestTimeouts;
-pub use token_future::TokenFuture;
 pub use workload_identity::{WorkloadIdentityCredential, WorkloadIdentityCredentialOptions};
 
 /// A source of Microsoft Entra access tokens.
 ///
-/// Implementations cache tokens: calling `get_token` for every outgoing request is cheap. A
-/// fresh cached token comes back as an already complete [`TokenFuture`], without allocating;
-/// the trait is object safe (`Arc<dyn TokenCredential>`).
+/// Implementations cache tokens: calling `get_token` for every outgoing request is cheap. The
+/// trait is object safe (`Arc<dyn TokenCredential>`) and written with `#[async_trait]`, like the
+/// Azure SDK for Rust's `azure_core::credentials::TokenCredential` and this library's
+/// [`ClientAssertion`]: one async trait style across the library. A custom credential implements
+/// it the same way:
+///
+/// ```
+/// use azure_wi::credential::{AccessToken, Result, TokenCredential, TokenRequestOptions};
+///
+/// /// A credential that always answers the same token (e.g. in a test).
+/// #[derive(Debug)]
+/// struct Fixed(AccessToken);
+///
+/// #[async_trait::async_trait]
+/// impl TokenCredential for Fixed {
+///     async fn get_token(&self, _: &[&str], _: Option<TokenRequestOptions>) -> Result<AccessToken> {
+///         Ok(self.0.clone())
+///     }
+/// }
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// # let token = AccessToken::new("t", time::OffsetDateTime::now_utc() + time::Duration::hours(1));
+/// # assert_eq!(Fixed(token).get_token(&["s"], None).await.unwrap().token.secret(), "t");
+/// # }
+/// ```
+#[async_trait::async_trait]
 pub trait TokenCredential: Send + Sync + std::fmt::Debug {
     /// Returns an access token for `scopes`, from the cache when one is still fresh.
     ///
@@ -150,9 +173,5 @@ pub trait TokenCredential: Send + Sync + std::fmt::Debug {
     /// println!("expires on {}", token.expires_on);
     /// # Ok(()) }
     /// ```
-    fn get_token<'a>(
-        &'a self,
-        scopes: &'a [&'a str],
-        options: Option<TokenRequestOptions>,
-    ) -> TokenFuture<'a>;
+    async fn get_token(&self, scopes: &[&str], options: Option<TokenRequestOptions>) -> Result<AccessToken>;
 }

@@ -22,7 +22,7 @@ use std::{
 
 use super::{
     AccessToken, ClientAssertionCredentialOptions, Env, Error, ErrorKind, Result, TokenCredential,
-    TokenFuture, TokenRequestOptions,
+    TokenRequestOptions,
     managed_identity::{ManagedIdentityCredential, ManagedIdentityCredentialOptions, UserAssignedId},
     workload_identity::{WorkloadIdentityCredential, WorkloadIdentityCredentialOptions},
 };
@@ -82,22 +82,23 @@ impl ChainedTokenCredential {
     }
 }
 
+#[async_trait::async_trait]
 impl TokenCredential for ChainedTokenCredential {
-    fn get_token<'a>(
-        &'a self,
-        scopes: &'a [&'a str],
-        options: Option<TokenRequestOptions>,
-    ) -> TokenFuture<'a> {
-        // Once a credential has worked, the chain is that credential (its future, unboxed).
-        let selected = self.selected.load(Ordering::Acquire);
-        if let Some(source) = self.sources.get(selected) {
-            return source.get_token(scopes, options);
-        }
-        TokenFuture::new(self.select(scopes, options))
+    async fn get_token(&self, scopes: &[&str], options: Option<TokenRequestOptions>) -> Result<AccessToken> {
+        self.token(scopes, options).await
     }
 }
 
 impl ChainedTokenCredential {
+    /// Once a credential has worked, the chain is that credential; until then, [`Self::select`].
+    async fn token(&self, scopes: &[&str], options: Option<TokenRequestOptions>) -> Result<AccessToken> {
+        let selected = self.selected.load(Ordering::Acquire);
+        if let Some(source) = self.sources.get(selected) {
+            return source.get_token(scopes, options).await;
+        }
+        self.select(scopes, options).await
+    }
+
     /// Tries each credential in order until one answers (azure-identity's chain rules).
     async fn select(&self, scopes: &[&str], options: Option<TokenRequestOptions>) -> Result<AccessToken> {
         let mut attempts: Vec<Error> = Vec::with_capacity(self.sources.len());
@@ -216,9 +217,10 @@ struct Unbuilt {
     reason: String,
 }
 
+#[async_trait::async_trait]
 impl TokenCredential for Unbuilt {
-    fn get_token<'a>(&'a self, _: &'a [&'a str], _: Option<TokenRequestOptions>) -> TokenFuture<'a> {
-        TokenFuture::ready(Err(Error::unavailable(self.name, self.reason.clone())))
+    async fn get_token(&self, _: &[&str], _: Option<TokenRequestOptions>) -> Result<AccessToken> {
+        Err(Error::unavailable(self.name, self.reason.clone()))
     }
 }
 
@@ -278,13 +280,10 @@ impl PlatformCredential {
     }
 }
 
+#[async_trait::async_trait]
 impl TokenCredential for PlatformCredential {
-    fn get_token<'a>(
-        &'a self,
-        scopes: &'a [&'a str],
-        options: Option<TokenRequestOptions>,
-    ) -> TokenFuture<'a> {
-        self.chain.get_token(scopes, options)
+    async fn get_token(&self, scopes: &[&str], options: Option<TokenRequestOptions>) -> Result<AccessToken> {
+        self.chain.token(scopes, options).await
     }
 }
 
@@ -312,10 +311,11 @@ mod tests {
         }
     }
 
+    #[async_trait::async_trait]
     impl TokenCredential for Fixed {
-        fn get_token<'a>(&'a self, _: &'a [&'a str], _: Option<TokenRequestOptions>) -> TokenFuture<'a> {
+        async fn get_token(&self, _: &[&str], _: Option<TokenRequestOptions>) -> Result<AccessToken> {
             self.calls.fetch_add(1, Ordering::SeqCst);
-            TokenFuture::ready((self.result)())
+            (self.result)()
         }
     }
 

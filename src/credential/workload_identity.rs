@@ -19,7 +19,7 @@ use std::{
 use async_trait::async_trait;
 
 use super::{
-    Env, Error, Result, Secret, TokenCredential, TokenFuture, TokenRequestOptions,
+    AccessToken, Env, Error, Result, Secret, TokenCredential, TokenRequestOptions,
     bounded_file::{FileError, read_regular_file_async},
     client_assertion::{AssertionExchange, ClientAssertion, ClientAssertionCredentialOptions},
     identity_binding::{BindingTransport, IdentityBinding},
@@ -274,13 +274,10 @@ fn missing(var: &str) -> Error {
     )
 }
 
+#[async_trait]
 impl TokenCredential for WorkloadIdentityCredential {
-    fn get_token<'a>(
-        &'a self,
-        scopes: &'a [&'a str],
-        options: Option<TokenRequestOptions>,
-    ) -> TokenFuture<'a> {
-        self.exchange.get_token(scopes, options)
+    async fn get_token(&self, scopes: &[&str], options: Option<TokenRequestOptions>) -> Result<AccessToken> {
+        self.exchange.get_token(scopes, options).await
     }
 }
 

@@ -198,17 +198,22 @@ mod tests {
     use time::OffsetDateTime;
 
     use super::*;
-    use crate::credential::{TokenFuture, TokenRequestOptions};
+    use crate::credential::TokenRequestOptions;
 
     #[derive(Debug)]
     struct Named(String);
 
+    #[async_trait::async_trait]
     impl TokenCredential for Named {
-        fn get_token<'a>(&'a self, scopes: &'a [&'a str], _: Option<TokenRequestOptions>) -> TokenFuture<'a> {
-            TokenFuture::ready(Ok(AccessToken::new(
+        async fn get_token(
+            &self,
+            scopes: &[&str],
+            _: Option<TokenRequestOptions>,
+        ) -> credential::Result<AccessToken> {
+            Ok(AccessToken::new(
                 format!("{}|{}", self.0, scopes.join(" ")),
                 OffsetDateTime::now_utc(),
-            )))
+            ))
         }
     }
 

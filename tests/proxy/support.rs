@@ -15,7 +15,7 @@ use axum::{
     response::Response,
 };
 use azure_wi::{
-    credential::{self, AccessToken, Env, TokenCredential, TokenFuture, TokenRequestOptions},
+    credential::{self, AccessToken, Env, TokenCredential, TokenRequestOptions},
     proxy::{CredentialFactory, Proxy, ProxyConfig},
 };
 use serde_json::Value;
@@ -35,16 +35,21 @@ pub struct FakeCredential {
     failure: Option<fn() -> credential::Error>,
 }
 
+#[async_trait::async_trait]
 impl TokenCredential for FakeCredential {
-    fn get_token<'a>(&'a self, scopes: &'a [&'a str], _: Option<TokenRequestOptions>) -> TokenFuture<'a> {
+    async fn get_token(
+        &self,
+        scopes: &[&str],
+        _: Option<TokenRequestOptions>,
+    ) -> credential::Result<AccessToken> {
         self.calls.lock().unwrap().push(scopes.join(" "));
         if let Some(failure) = self.failure {
-            return TokenFuture::ready(Err(failure()));
+            return Err(failure());
         }
-        TokenFuture::ready(Ok(AccessToken::new(
+        Ok(AccessToken::new(
             format!("token-for:{}:{}", self.client_id, scopes.join(" ")),
             OffsetDateTime::now_utc() + Duration::hours(1),
-        )))
+        ))
     }
 }
 

@@ -50,8 +50,7 @@ pub use user_assigned_id::UserAssignedId;
 use secret_endpoint::SecretEndpoint;
 
 use crate::credential::{
-    AccessToken, Env, Error, RequestTimeouts, Result, Secret, TokenCredential, TokenFuture,
-    TokenRequestOptions,
+    AccessToken, Env, Error, RequestTimeouts, Result, Secret, TokenCredential, TokenRequestOptions,
     cache::TokenCache,
     http::{Limits, client_builder},
     plain_http::{self, PlainHttp},
@@ -535,31 +534,28 @@ impl fmt::Debug for ManagedIdentityCredential {
     }
 }
 
+#[async_trait::async_trait]
 impl TokenCredential for ManagedIdentityCredential {
-    fn get_token<'a>(
-        &'a self,
-        scopes: &'a [&'a str],
-        options: Option<TokenRequestOptions>,
-    ) -> TokenFuture<'a> {
+    async fn get_token(&self, scopes: &[&str], options: Option<TokenRequestOptions>) -> Result<AccessToken> {
         let (endpoint, cache, timeouts) = match &self.inner {
-            Inner::WorkloadIdentity(credential) => return credential.get_token(scopes, options),
+            Inner::WorkloadIdentity(credential) => return credential.get_token(scopes, options).await,
             Inner::Endpoint {
                 endpoint,
                 cache,
                 timeouts,
             } => (endpoint, cache, *timeouts),
         };
-        // Fast path before any allocation: a fresh token cached under these scopes (only scopes
-        // that passed `scope_to_resource` ever reach the cache) is a ready future. See
-        // BENCHMARKS.md.
+        // The cache first, before validating the scope and building the resource: a fresh token
+        // cached under these scopes (only scopes that passed `scope_to_resource` ever reach the
+        // cache) answers. See BENCHMARKS.md.
         let wants_claims = options
             .as_ref()
             .and_then(|o| o.claims.as_deref())
             .is_some_and(|c| !c.is_empty());
         if !wants_claims && let Some(token) = cache.fresh(scopes, None) {
-            return TokenFuture::ready(Ok(token));
+            return Ok(token);
         }
-        TokenFuture::new(self.fetch_token(endpoint, cache, timeouts, scopes, options))
+        self.fetch_token(endpoint, cache, timeouts, scopes, options).await
     }
 }
 
