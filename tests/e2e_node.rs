@@ -15,7 +15,7 @@ use std::{
     process::Command,
     sync::{
         Arc,
-        atomic::{AtomicBool, Ordering},
+        atomic::{AtomicBool, AtomicUsize, Ordering},
     },
     time::{Duration, Instant},
 };
@@ -49,6 +49,8 @@ const SCOPE: &str = "https://vault.azure.net/.default";
 #[ignore = "in-cluster: needs root and the node test bed; run by scripts/test.d/55-node-e2e.sh"]
 async fn chart_images_on_a_real_node_give_pods_tokens() {
     let mut images = Images::build();
+    // Upstream's images and chart v1.6.0, for the switch (5).
+    let upstream_chart = images.add_upstream();
     let mut node = Node::start_network();
     let bed = TestBed::start_for_node(node.host_ip).await;
     // The proxy sidecar calls the Entra stand-in itself: its image variant trusts the test CA.
@@ -402,11 +404,10 @@ async fn chart_images_on_a_real_node_give_pods_tokens() {
     //    whole admission chain, our webhook through its Service, no pod to schedule): one webhook
     //    pod deleted, then the node drained of one replica by eviction within the PDB
     //    (minAvailable 1: the second eviction is refused while the first is replaced).
-    let stop = Arc::new(AtomicBool::new(false));
-    let admissions = tokio::spawn(admit_continuously(client.clone(), stop.clone()));
+    let admissions = AdmissionLoop::start(&client);
     let webhook_pods: Api<Pod> = Api::namespaced(client.clone(), SYSTEM_NS);
     let before = wait_serving(&client, &node, &[]).await;
-    tokio::time::sleep(Duration::from_secs(1)).await; // some admissions before the disruption
+    admissions.wait_for_more(10, "before the disruption").await;
     webhook_pods
         .delete(&before[0], &Default::default())
         .await
@@ -416,36 +417,36 @@ async fn chart_images_on_a_real_node_give_pods_tokens() {
         .evict(&after_delete[0], &EvictParams::default())
         .await
         .expect("the first eviction is allowed by the PDB");
-    // A drain evicts the next replica too: the PDB must keep one serving. (Seen here: the API
-    // server answered 201 to that eviction yet left the pod alone, PDB disruptionsAllowed 0;
-    // what the PDB promises is asserted, whichever answer comes.)
-    let second = webhook_pods
+    // A drain evicts the next replica too: the PDB (minAvailable 1, disruptionsAllowed now 0: one
+    // replica is terminating, its replacement not Ready yet) refuses it with 429 Too Many Requests,
+    // the Eviction API's documented answer when a budget would be violated; `kubectl drain` retries
+    // it until the replacement is Ready. kube's default client retries 429 itself (up to 15 times,
+    // backing off), which hid that answer and returned the 201 of a later, allowed retry: this
+    // eviction goes through a client without that retry, so the refusal is what is seen.
+    let no_retry = {
+        let kubeconfig = kube::config::Kubeconfig::read_from(&bed.kubeconfig).expect("kubeconfig");
+        let mut config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+            .await
+            .expect("config");
+        config.default_retry = false;
+        Client::try_from(config).expect("client")
+    };
+    let second = Api::<Pod>::namespaced(no_retry, SYSTEM_NS)
         .evict(&after_delete[1], &EvictParams::default())
         .await;
-    let list = webhook_pods.list(&Default::default()).await.expect("list").items;
-    let serving: Vec<String> = list
-        .iter()
-        .filter(|p| p.metadata.deletion_timestamp.is_none())
-        .filter(|p| {
-            p.status
-                .as_ref()
-                .and_then(|s| s.conditions.as_ref())
-                .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
-        })
-        .filter_map(|p| p.metadata.name.clone())
-        .collect();
     assert!(
-        !serving.is_empty(),
-        "the PDB (minAvailable 1) let the last serving replica go: second eviction {second:?}"
+        matches!(&second, Err(kube::Error::Api(e)) if e.code == 429),
+        "the PDB should refuse the second eviction with 429: {second:?}"
     );
-    match &second {
-        Err(kube::Error::Api(e)) if e.code == 429 => eprintln!("second eviction refused by the PDB (429)"),
-        other => eprintln!("second eviction answered {other:?}; serving replicas: {serving:?}"),
-    }
+    let kept = webhook_pods.get(&after_delete[1]).await.expect("get");
+    assert!(
+        kept.metadata.deletion_timestamp.is_none(),
+        "the refused eviction deleted {}",
+        after_delete[1]
+    );
     wait_serving(&client, &node, &after_delete[..1]).await;
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    stop.store(true, Ordering::Relaxed);
-    let (ok, failures) = admissions.await.expect("admission loop");
+    admissions.wait_for_more(10, "after the disruptions").await;
+    let (ok, failures) = admissions.stop().await;
     eprintln!(
         "admissions during the disruptions: {ok} mutated, {} failed",
         failures.len()
@@ -458,6 +459,291 @@ async fn chart_images_on_a_real_node_give_pods_tokens() {
         &failures[..failures.len().min(5)]
     );
     assert!(ok >= 20, "only {ok} admissions ran");
+
+    // 5. The switch from upstream (and back) under a stream of labelled pods.
+    helm(
+        &bed,
+        &[
+            "uninstall",
+            "azure-wi",
+            "--namespace",
+            SYSTEM_NS,
+            "--wait",
+            "--timeout",
+            "3m",
+        ],
+    );
+    switch_from_upstream(&client, &bed, &node, &images, &upstream_chart, &values).await;
+}
+
+/// Issue 14, item 5: upstream's chart v1.6.0 with upstream's images and a values file serves; then
+/// `helm upgrade` to our chart with the same values file (the image values pointed at ours), then
+/// `helm rollback` to upstream, while a labelled pod is admitted every 100 ms. `base` is the values
+/// file of the other steps (tenant, cloud, extra environment and volumes), without its images.
+async fn switch_from_upstream(
+    client: &Client,
+    bed: &TestBed,
+    node: &Node,
+    images: &Images,
+    upstream_chart: &std::path::Path,
+    base: &Value,
+) {
+    let started = Instant::now();
+    let release = "workload-identity-webhook"; // the release name of upstream's install guide
+    let chart = concat!(env!("CARGO_MANIFEST_DIR"), "/charts/azure-wi-webhook");
+    let (up_repo, up_tag) = images.repository_and_tag("upstream-webhook");
+    // An upstream values file: its keys only, the image a mirror of upstream's path.
+    let mut upstream_values = json!({
+        "azureTenantID": base["azureTenantID"],
+        "azureEnvironment": base["azureEnvironment"],
+        "extraEnv": base["extraEnv"],
+        "extraVolumes": base["extraVolumes"],
+        "extraVolumeMounts": base["extraVolumeMounts"],
+        "image": {"repository": up_repo, "release": up_tag, "pullPolicy": "Never"},
+    });
+    let values_file = bed.dir.join("switch-values.json");
+    std::fs::write(&values_file, upstream_values.to_string()).expect("values file");
+    let values_arg = values_file.display().to_string();
+    let chart_arg = upstream_chart.display().to_string();
+    helm(
+        bed,
+        &[
+            "install",
+            release,
+            &chart_arg,
+            "--namespace",
+            SYSTEM_NS,
+            "--values",
+            &values_arg,
+        ],
+    );
+    wait_webhook_ready(client, node).await;
+    assert_webhook_images(client, images.reference("upstream-webhook")).await;
+    eprintln!("switch: upstream's chart serving after {:?}", started.elapsed());
+
+    // What upstream's certificate rotation wrote: a PKCS#1 CA key, the caBundle of its CA.
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), SYSTEM_NS);
+    let upstream_secret = secrets
+        .get("azure-wi-webhook-server-cert")
+        .await
+        .expect("upstream's webhook filled its Secret")
+        .data
+        .unwrap_or_default();
+    let ca_key = String::from_utf8_lossy(&upstream_secret["ca.key"].0).into_owned();
+    assert!(
+        ca_key.starts_with("-----BEGIN RSA PRIVATE KEY-----"),
+        "upstream's CA key is PKCS#1"
+    );
+    let (ca_bundle, secret_data) = certificates(client).await;
+    assert_eq!(
+        ca_bundle, upstream_secret["ca.crt"].0,
+        "the caBundle is upstream's CA"
+    );
+
+    // The same values file, unchanged, is refused by our chart (upstream's image would run
+    // /manager with our arguments), with what to set; the release is left as it was.
+    let generation = webhook_generation(client).await;
+    let refused = helm_output(
+        bed,
+        &[
+            "upgrade",
+            release,
+            chart,
+            "--namespace",
+            SYSTEM_NS,
+            "--values",
+            &values_arg,
+        ],
+    );
+    let message = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        !refused.status.success()
+            && message.contains(&format!("image.repository \"{up_repo}\" is upstream's"))
+            && message.contains("Set image.repository to ghcr.io/azure-wi/webhook")
+            && message.contains("remove image.release"),
+        "our chart with upstream's image values: {message}"
+    );
+    assert_eq!(
+        webhook_generation(client).await,
+        generation,
+        "the refused upgrade changed the Deployment"
+    );
+    let history = helm_output(bed, &["history", release, "--namespace", SYSTEM_NS, "-o", "json"]);
+    let revisions: Value = serde_json::from_slice(&history.stdout).expect("helm history -o json");
+    assert_eq!(
+        revisions.as_array().map(Vec::len),
+        Some(1),
+        "the refused upgrade left a revision: {revisions}"
+    );
+
+    // Upgrade: the same values file with the image values pointed at ours.
+    let (repo, tag) = images.repository_and_tag("webhook");
+    let (proxy_repo, proxy_tag) = images.repository_and_tag("proxy");
+    let (init_repo, init_tag) = images.repository_and_tag("proxy-init");
+    upstream_values["image"] = json!({"repository": repo, "release": tag, "pullPolicy": "Never"});
+    upstream_values["proxy"] = json!({"image": {"repository": proxy_repo, "tag": proxy_tag},
+                                      "initImage": {"repository": init_repo, "tag": init_tag}});
+    std::fs::write(&values_file, upstream_values.to_string()).expect("values file");
+    let certs = CertificateWatch::start(client.clone());
+    let admissions = AdmissionLoop::start(client);
+    let upgrade = Instant::now();
+    helm(
+        bed,
+        &[
+            "upgrade",
+            release,
+            chart,
+            "--namespace",
+            SYSTEM_NS,
+            "--values",
+            &values_arg,
+        ],
+    );
+    wait_webhook_ready(client, node).await;
+    assert_webhook_images(client, images.reference("webhook")).await;
+    eprintln!("switch: our chart rolled out in {:?}", upgrade.elapsed());
+    admissions_after(admissions, "the upgrade to our chart").await;
+
+    // Upstream's Secret is kept as it was, and the caBundle never changed.
+    let kept = secrets
+        .get("azure-wi-webhook-server-cert")
+        .await
+        .expect("Secret")
+        .data
+        .unwrap_or_default();
+    assert_eq!(kept, upstream_secret, "our webhook rewrote upstream's Secret");
+    certs
+        .assert_unchanged(&ca_bundle, &secret_data, "the upgrade")
+        .await;
+
+    // Rollback to upstream's revision (1): again no failed or uninjected admission.
+    let certs = CertificateWatch::start(client.clone());
+    let admissions = AdmissionLoop::start(client);
+    let rollback = Instant::now();
+    helm(bed, &["rollback", release, "1", "--namespace", SYSTEM_NS]);
+    wait_webhook_ready(client, node).await;
+    assert_webhook_images(client, images.reference("upstream-webhook")).await;
+    eprintln!("switch: rolled back to upstream in {:?}", rollback.elapsed());
+    admissions_after(admissions, "the rollback to upstream").await;
+    certs
+        .assert_unchanged(&ca_bundle, &secret_data, "the rollback")
+        .await;
+    eprintln!("switch: {:?} in all", started.elapsed());
+}
+
+/// Lets `admissions` run until the new replicas have answered 20 more (the rollout is over: only
+/// they serve), stops it and asserts that every admission during and after `what` succeeded, mutated.
+async fn admissions_after(admissions: AdmissionLoop, what: &str) {
+    admissions.wait_for_more(20, &format!("after {what}")).await;
+    let (ok, failures) = admissions.stop().await;
+    eprintln!(
+        "admissions during and after {what}: {ok} mutated, {} failed",
+        failures.len()
+    );
+    assert!(
+        failures.is_empty(),
+        "{} of {} admissions failed during {what}: {:?}",
+        failures.len(),
+        ok + failures.len(),
+        &failures[..failures.len().min(5)]
+    );
+}
+
+/// The MutatingWebhookConfiguration's caBundle and the certificate Secret's data (JSON). (Not its
+/// resourceVersion: Helm's upgrade relabels the Secret, which changes nothing the webhooks use.)
+async fn certificates(client: &Client) -> (Vec<u8>, String) {
+    read_certificates(client)
+        .await
+        .expect("read the MutatingWebhookConfiguration and the certificate Secret")
+}
+
+/// [`certificates`], or None when a read fails.
+async fn read_certificates(client: &Client) -> Option<(Vec<u8>, String)> {
+    let mwc = Api::<MutatingWebhookConfiguration>::all(client.clone())
+        .get("azure-wi-webhook-mutating-webhook-configuration")
+        .await
+        .ok()?;
+    let bundle = mwc.webhooks.unwrap_or_default()[0]
+        .client_config
+        .ca_bundle
+        .clone()
+        .map(|b| b.0)
+        .unwrap_or_default();
+    let secret = Api::<Secret>::namespaced(client.clone(), SYSTEM_NS)
+        .get("azure-wi-webhook-server-cert")
+        .await
+        .ok()?;
+    Some((bundle, serde_json::to_string(&secret.data).unwrap_or_default()))
+}
+
+/// Reads the caBundle and the Secret's data every 100 ms while a rollout runs (old and new
+/// replicas serving side by side): every value seen, in order.
+struct CertificateWatch {
+    stop: Arc<AtomicBool>,
+    task: tokio::task::JoinHandle<Vec<(Vec<u8>, String)>>,
+}
+
+impl CertificateWatch {
+    fn start(client: Client) -> CertificateWatch {
+        let stop = Arc::new(AtomicBool::new(false));
+        let task = tokio::spawn({
+            let stop = stop.clone();
+            async move {
+                let mut seen: Vec<(Vec<u8>, String)> = Vec::new();
+                while !stop.load(Ordering::Relaxed) {
+                    // A failed read is no observation (the API server is under load).
+                    if let Some(now) = read_certificates(&client).await
+                        && seen.last() != Some(&now)
+                    {
+                        seen.push(now);
+                    }
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                seen
+            }
+        });
+        CertificateWatch { stop, task }
+    }
+
+    /// Stops and asserts that only `ca_bundle` and the Secret data `data` were seen.
+    async fn assert_unchanged(self, ca_bundle: &[u8], data: &str, what: &str) {
+        self.stop.store(true, Ordering::Relaxed);
+        let seen = self.task.await.expect("certificate watch");
+        let changed: Vec<String> = seen
+            .iter()
+            .filter(|(b, v)| b != ca_bundle || v != data)
+            .map(|(b, v)| format!("Secret data of {} bytes, caBundle of {} bytes", v.len(), b.len()))
+            .collect();
+        assert!(
+            !seen.is_empty() && changed.is_empty(),
+            "during {what} the caBundle or the certificate Secret changed: {changed:?}"
+        );
+    }
+}
+
+/// Asserts that every webhook pod (not terminating) runs `image`.
+async fn assert_webhook_images(client: &Client, image: &str) {
+    let pods: Api<Pod> = Api::namespaced(client.clone(), SYSTEM_NS);
+    let list = pods.list(&Default::default()).await.expect("list").items;
+    let images: Vec<String> = list
+        .iter()
+        .filter(|p| p.metadata.deletion_timestamp.is_none())
+        .filter_map(|p| p.spec.as_ref()?.containers.first()?.image.clone())
+        .collect();
+    assert!(
+        !images.is_empty() && images.iter().all(|i| i == image),
+        "webhook pods run {images:?}, expected {image}"
+    );
+}
+
+/// The webhook Deployment's generation.
+async fn webhook_generation(client: &Client) -> Option<i64> {
+    Api::<Deployment>::namespaced(client.clone(), SYSTEM_NS)
+        .get("azure-wi-webhook-controller-manager")
+        .await
+        .expect("the webhook Deployment")
+        .metadata
+        .generation
 }
 
 /// Waits until two webhook pods, none of them named in `gone`, are Ready and not terminating,
@@ -492,9 +778,49 @@ async fn wait_serving(client: &Client, node: &Node, gone: &[String]) -> Vec<Stri
     })
 }
 
-/// Creates a labelled pod (server-side dry run) every 100 ms until `stop`; returns how many were
-/// admitted and mutated, and the errors of the others.
-async fn admit_continuously(client: Client, stop: Arc<AtomicBool>) -> (usize, Vec<String>) {
+/// [`admit_continuously`] in a task: a labelled pod admitted every 100 ms until stopped.
+struct AdmissionLoop {
+    stop: Arc<AtomicBool>,
+    mutated: Arc<AtomicUsize>,
+    task: tokio::task::JoinHandle<(usize, Vec<String>)>,
+}
+
+impl AdmissionLoop {
+    fn start(client: &Client) -> AdmissionLoop {
+        let stop = Arc::new(AtomicBool::new(false));
+        let mutated = Arc::new(AtomicUsize::new(0));
+        let task = tokio::spawn(admit_continuously(client.clone(), stop.clone(), mutated.clone()));
+        AdmissionLoop { stop, mutated, task }
+    }
+
+    /// Waits (at most 60 s) until `n` more admissions were mutated, e.g. by the replicas that
+    /// serve now; panics otherwise.
+    async fn wait_for_more(&self, n: usize, what: &str) {
+        let target = self.mutated.load(Ordering::Relaxed) + n;
+        let reached = wait_for(what, Duration::from_secs(60), || async {
+            self.mutated.load(Ordering::Relaxed) >= target || self.task.is_finished()
+        })
+        .await;
+        assert!(
+            reached && !self.task.is_finished(),
+            "fewer than {n} admissions in 60 s {what}"
+        );
+    }
+
+    /// Stops the loop: (admissions mutated, errors of the others).
+    async fn stop(self) -> (usize, Vec<String>) {
+        self.stop.store(true, Ordering::Relaxed);
+        self.task.await.expect("admission loop")
+    }
+}
+
+/// Creates a labelled pod (server-side dry run) every 100 ms until `stop`; counts the admitted and
+/// mutated ones in `mutated` and returns that count and the errors of the others.
+async fn admit_continuously(
+    client: Client,
+    stop: Arc<AtomicBool>,
+    mutated: Arc<AtomicUsize>,
+) -> (usize, Vec<String>) {
     let pods: Api<Pod> = Api::namespaced(client, APP_NS);
     let pod: Pod = serde_json::from_value(json!({
         "metadata": {"generateName": "loop-", "labels": {"azure.workload.identity/use": "true"}},
@@ -510,14 +836,15 @@ async fn admit_continuously(client: Client, stop: Arc<AtomicBool>) -> (usize, Ve
         let started = Instant::now();
         match pods.create(&params, &pod).await {
             Ok(created) => {
-                let mutated = created.spec.as_ref().is_some_and(|s| {
+                let is_mutated = created.spec.as_ref().is_some_and(|s| {
                     s.containers[0]
                         .env
                         .as_ref()
                         .is_some_and(|e| e.iter().any(|v| v.name == "AZURE_FEDERATED_TOKEN_FILE"))
                 });
-                if mutated {
+                if is_mutated {
                     ok += 1;
+                    mutated.fetch_add(1, Ordering::Relaxed);
                 } else {
                     failures.push("admitted without injection".to_string());
                 }
@@ -707,17 +1034,39 @@ where
 /// `helm install|upgrade azure-wi CHART --values FILE` into the webhook's namespace; panics with
 /// Helm's output when it fails.
 fn helm_release(bed: &TestBed, verb: &str, chart: &str, values_file: &std::path::Path) {
-    let helm = Command::new(binary("helm"))
-        .args([verb, "azure-wi", chart, "--namespace", SYSTEM_NS, "--values"])
-        .arg(values_file)
+    let values = values_file.display().to_string();
+    helm(
+        bed,
+        &[
+            verb,
+            "azure-wi",
+            chart,
+            "--namespace",
+            SYSTEM_NS,
+            "--values",
+            &values,
+        ],
+    );
+}
+
+/// Runs helm with `args` against the test bed; panics with Helm's output when it fails.
+fn helm(bed: &TestBed, args: &[&str]) {
+    let out = helm_output(bed, args);
+    assert!(
+        out.status.success(),
+        "helm {} failed:\n{}{}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Runs helm with `args` against the test bed.
+fn helm_output(bed: &TestBed, args: &[&str]) -> std::process::Output {
+    Command::new(binary("helm"))
+        .args(args)
         .arg("--kubeconfig")
         .arg(&bed.kubeconfig)
         .output()
-        .expect("run helm");
-    assert!(
-        helm.status.success(),
-        "helm {verb} failed:\n{}{}",
-        String::from_utf8_lossy(&helm.stdout),
-        String::from_utf8_lossy(&helm.stderr)
-    );
+        .expect("run helm")
 }

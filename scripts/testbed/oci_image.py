@@ -11,7 +11,12 @@ refuses any instruction it does not understand. What it cannot reproduce offline
                                      CA bundle of ca-certificates, /etc/passwd and /etc/group
   alpine + `apk add bash iptables ip6tables`  ->  the Debian packages of the same programs
 
-and every program the image runs is executed in a chroot of the result before the image is written
+Upstream's Dockerfiles (azure-workload-identity's docker/{webhook,proxy,proxy-init}.Dockerfile, read
+from its Go module; scripts/testbed/upstream-images) are read the same way: their final stage is the
+image (no --target), their literal base images stand in as Debian packages too (UPSTREAM_BASES), and
+`RUN chmod +x FILE` is applied to the copied file.
+
+Every program the image runs is executed in a chroot of the result before the image is written
 (a missing library fails here, not in a pod). The output is an OCI image layout tar, one
 uncompressed layer, deterministic (sorted entries, mtime 0, uid/gid 0 unless the Dockerfile says
 otherwise), that `ctr images import` loads.
@@ -42,6 +47,18 @@ BASES = {
     # Alpine's busybox provides /usr/bin/env, which the proxy-init script's `#!` line runs.
     "IPTABLES_IMAGE": ["coreutils", "libacl1", "libattr1", "libselinux1", "libgmp10", "libpcre2-8-0", "libc6"],
 }
+# Upstream's (azure-workload-identity v1.6.0) literal base images -> Debian packages with what the
+# images use from them. Its webhook and proxy are static Go binaries (CGO_ENABLED=0) on a distroless
+# base: only the CA bundle and the passwd files matter. Its proxy-init runs `#!/bin/sh` and iptables
+# (distroless-iptables is a Debian image with iptables; dash provides /bin/sh).
+UPSTREAM_BASES = {
+    "mcr.microsoft.com/cbl-mariner/distroless/minimal:2.0-nonroot": ["ca-certificates"],
+    "registry.k8s.io/build-image/distroless-iptables:v0.9.3": [
+        "dash", "iptables", "libip4tc2", "libip6tc2", "libxtables12", "libnftnl11", "libmnl0",
+        "libnetfilter-conntrack3", "libnfnetlink0", "libc6"],
+}
+# Programs of those bases run in the chroot check (see CHECKS).
+UPSTREAM_BASE_CHECKS = {"registry.k8s.io/build-image/distroless-iptables:v0.9.3": ["sh", "iptables"]}
 # Alpine packages the Dockerfile's RUN installs -> Debian packages with the same programs (and the
 # libraries they link, listed explicitly; the chroot check below proves the list complete).
 APK_TO_DEBIAN = {
@@ -52,6 +69,7 @@ APK_TO_DEBIAN = {
 }
 # Commands run in a chroot of each assembled root file system, per program the image needs.
 CHECKS = {
+    "sh": [["/bin/sh", "-c", "true"]],
     "bash": [["/bin/bash", "-c", "true"]],
     "iptables": [["/usr/sbin/iptables", "--version"]],
     "ip6tables": [["/usr/sbin/ip6tables", "--version"]],
@@ -63,7 +81,8 @@ class DockerfileError(Exception):
 
 
 def parse_dockerfile(path):
-    """Returns {stage name: {"from": str, "instructions": [(KEYWORD, text)]}} and the global ARGs."""
+    """Returns {stage name: {"from": str, "instructions": [(KEYWORD, text)]}} (in order; an unnamed
+    stage is named by its index, as `docker build` does) and the global ARGs."""
     lines, buf = [], ""
     with open(path) as f:
         for raw in f:
@@ -82,11 +101,12 @@ def parse_dockerfile(path):
         keyword, _, rest = line.strip().partition(" ")
         keyword, rest = keyword.upper(), rest.strip()
         if keyword == "FROM":
-            m = re.fullmatch(r"(\S+)(?:\s+AS\s+(\S+))?", rest, re.IGNORECASE)
-            if not m or not m.group(2):
-                raise DockerfileError(f"FROM without a stage name: {line!r}")
+            # `--platform=...` selects the build's platform: the image is built for this machine's.
+            m = re.fullmatch(r"(?:--[a-z]+=\S+\s+)*(\S+)(?:\s+AS\s+(\S+))?", rest, re.IGNORECASE)
+            if not m:
+                raise DockerfileError(f"FROM not understood: {line!r}")
             current = {"from": m.group(1), "instructions": []}
-            stages[m.group(2)] = current
+            stages[m.group(2) or str(len(stages))] = current
         elif current is None:
             if keyword != "ARG":
                 raise DockerfileError(f"{keyword} before the first FROM")
@@ -107,17 +127,27 @@ def exec_form(text, what):
     return value
 
 
-def derive(dockerfile, target):
-    """The image a target stage describes: base, config, files to copy, packages to install."""
+def derive(dockerfile, target=None):
+    """The image a target stage (default: the last one) describes: base, config, files to copy,
+    packages to install, modes to change."""
     stages, _ = parse_dockerfile(dockerfile)
+    if target is None:
+        target = list(stages)[-1]
     if target not in stages:
         raise DockerfileError(f"no stage {target!r} in {dockerfile} (stages: {', '.join(stages)})")
     stage = stages[target]
     m = re.fullmatch(r"\$\{(\w+)\}", stage["from"])
-    if not m or m.group(1) not in BASES:
-        raise DockerfileError(f"stage {target} starts FROM {stage['from']}; known bases: {', '.join(BASES)}")
-    image = {"base": m.group(1), "config": {}, "copies": [], "packages": []}
+    if m and m.group(1) in BASES:
+        base, debs, checks = m.group(1), BASES[m.group(1)], []
+    elif stage["from"] in UPSTREAM_BASES:
+        base, debs, checks = stage["from"], UPSTREAM_BASES[stage["from"]], UPSTREAM_BASE_CHECKS.get(stage["from"], [])
+    else:
+        known = ", ".join([f"${{{b}}}" for b in BASES] + list(UPSTREAM_BASES))
+        raise DockerfileError(f"stage {target} starts FROM {stage['from']}; known bases: {known}")
+    image = {"base": base, "debs": list(debs), "checks": list(checks), "config": {}, "copies": [],
+             "packages": [], "chmods": []}
     config = image["config"]
+    workdir = "/"
     for keyword, text in stage["instructions"]:
         if keyword == "USER":
             config["User"] = text
@@ -127,6 +157,7 @@ def derive(dockerfile, target):
             config["Cmd"] = exec_form(text, "CMD")
         elif keyword == "WORKDIR":
             config["WorkingDir"] = text
+            workdir = os.path.join(workdir, text)
         elif keyword == "EXPOSE":
             for port in text.split():
                 config.setdefault("ExposedPorts", {})[port if "/" in port else f"{port}/tcp"] = {}
@@ -146,12 +177,22 @@ def derive(dockerfile, target):
             paths = [w for w in words if not w.startswith("--")]
             if len(paths) != 2 or set(opts) - {"from", "chmod"}:
                 raise DockerfileError(f"COPY supports one source, one destination, --from and --chmod: {text!r}")
-            image["copies"].append({"from": opts.get("from"), "src": paths[0], "dest": paths[1],
+            # A destination relative to WORKDIR, or a directory (`/bin/`, `.`): the file keeps its name.
+            dest = os.path.join(workdir, paths[1])
+            if paths[1].endswith("/") or paths[1] in (".", "./"):
+                dest = os.path.join(dest, os.path.basename(paths[0]))
+            image["copies"].append({"from": opts.get("from"), "src": paths[0], "dest": os.path.normpath(dest),
                                     "chmod": int(opts["chmod"], 8) if "chmod" in opts else None})
+        elif keyword == "RUN" and re.fullmatch(r"chmod \+x /\S+", text):
+            path = text.split()[2]
+            if not any(c["dest"] == path for c in image["copies"]):
+                raise DockerfileError(f"stage {target}: RUN {text!r} changes a file no COPY before it wrote")
+            image["chmods"].append(path)
         elif keyword == "RUN":
             m = re.fullmatch(r"apk add --no-cache ((?:[a-z0-9-]+\s*)+)", text)
             if not m:
-                raise DockerfileError(f"stage {target}: RUN {text!r} is not `apk add --no-cache PKG...`")
+                raise DockerfileError(
+                    f"stage {target}: RUN {text!r} is neither `apk add --no-cache PKG...` nor `chmod +x FILE`")
             for pkg in m.group(1).split():
                 if pkg not in APK_TO_DEBIAN:
                     raise DockerfileError(f"apk package {pkg} has no Debian equivalent in APK_TO_DEBIAN")
@@ -162,7 +203,7 @@ def derive(dockerfile, target):
 
 
 def debian_packages(image):
-    pkgs = list(BASES[image["base"]])
+    pkgs = list(image["debs"])
     for p in image["packages"]:
         pkgs += APK_TO_DEBIAN[p]
     return sorted(set(pkgs))
@@ -246,16 +287,21 @@ def add_copies(root, image, context, artifacts):
         shutil.copy2(src, dest)
         if c["chmod"] is not None:
             os.chmod(dest, c["chmod"])
+    for path in image["chmods"]:
+        path = os.path.join(root, path.lstrip("/"))
+        os.chmod(path, os.stat(path).st_mode | 0o111)
 
 
 def check_rootfs(root, image):
-    for pkg in image["packages"]:
+    for pkg in image["checks"] + image["packages"]:
         for cmd in CHECKS.get(pkg, []):
             r = subprocess.run(["chroot", root] + cmd, capture_output=True, text=True)
             if r.returncode != 0:
                 raise SystemExit(f"{' '.join(cmd)} does not run in the assembled image: {r.stderr.strip()}")
     entry = image["config"].get("Entrypoint", [])
-    path = os.path.join(root, entry[0].lstrip("/")) if entry else None
+    # A relative entrypoint (upstream's `./bin/init-iptables.sh`) starts from the working directory.
+    workdir = image["config"].get("WorkingDir", "/")
+    path = os.path.join(root, os.path.join(workdir, entry[0]).lstrip("/")) if entry else None
     if not path or not os.path.exists(path):
         raise SystemExit(f"the image has no entrypoint, or its entrypoint {entry} is not in it")
     with open(path, "rb") as f:
@@ -342,7 +388,7 @@ def main():
     sub = parser.add_subparsers(dest="command", required=True)
     b = sub.add_parser("build")
     b.add_argument("--dockerfile", required=True)
-    b.add_argument("--target", required=True)
+    b.add_argument("--target", help="the stage to build (default: the last one, as docker build)")
     b.add_argument("--context", default=".")
     b.add_argument("--artifact", action="append", default=[], help="PATH_IN_BUILD_STAGE=LOCAL_PATH")
     b.add_argument("--build-stage", default="build")
@@ -356,7 +402,7 @@ def main():
     p.add_argument("--out", required=True)
     c = sub.add_parser("config")
     c.add_argument("--dockerfile", required=True)
-    c.add_argument("--target", required=True)
+    c.add_argument("--target")
     args = parser.parse_args()
 
     if args.command == "config":

@@ -107,6 +107,59 @@ class AgreesWithDockerfile(unittest.TestCase):
                         self.assertIn(tool, members)
 
 
+def upstream_module():
+    """The directory of upstream's Go module v1.6.0 (its Dockerfiles), downloaded by go if needed."""
+    out = subprocess.run(["go", "mod", "download", "-json", "github.com/Azure/azure-workload-identity@v1.6.0"],
+                         cwd="/", capture_output=True, text=True,
+                         env=dict(os.environ, GOFLAGS="-mod=mod", GOTOOLCHAIN="local"))
+    if out.returncode != 0:
+        raise AssertionError(f"go mod download of upstream's module failed: {out.stdout}{out.stderr}")
+    return json.loads(out.stdout)["Dir"]
+
+
+class AgreesWithUpstreamDockerfiles(unittest.TestCase):
+    """scripts/testbed/upstream-images: upstream's images as its own Dockerfiles describe them."""
+
+    def test_each_image(self):
+        src = upstream_module()
+        with tempfile.TemporaryDirectory() as tmp:
+            for image, binary in (("webhook", "/workspace/manager"), ("proxy", "/workspace/proxy"),
+                                  ("proxy-init", None)):
+                with self.subTest(image=image):
+                    dockerfile = os.path.join(src, "docker", f"{image}.Dockerfile")
+                    with open(dockerfile) as f:
+                        text = f.read()
+                    # The final stage, read the simplest way: after the last FROM line.
+                    last = [l.strip() for l in text.split("\nFROM ")[-1].splitlines()[1:]]
+                    last = [l for l in last if l and not l.startswith("#")]
+                    out = os.path.join(tmp, f"{image}.tar")
+                    args = ["python3", SCRIPT, "build", "--dockerfile", dockerfile, "--context", src,
+                            "--build-stage", "builder", "--debs", DEBS, "--name", f"azwi.test/up-{image}:t",
+                            "--out", out]
+                    if binary:
+                        args += ["--artifact", f"{binary}={BINARY}"]
+                    subprocess.run(args, check=True, stdout=subprocess.DEVNULL)
+                    _, config, members = read_image(out)
+                    cfg = config["config"]
+                    for line in last:
+                        keyword, _, rest = line.partition(" ")
+                        if keyword == "USER":
+                            self.assertEqual(cfg["User"], rest)
+                        elif keyword == "ENTRYPOINT":
+                            entry = json.loads(rest)
+                            self.assertEqual(cfg["Entrypoint"], entry)
+                            path = os.path.normpath(entry[0]).lstrip("/")
+                            self.assertTrue(members[path].mode & 0o111, f"{image}: entrypoint not executable")
+                        elif keyword == "WORKDIR":
+                            self.assertEqual(cfg["WorkingDir"], rest)
+                    if image == "proxy-init":
+                        # Its script runs with /bin/sh and iptables (distroless-iptables has both).
+                        for tool in ("bin/sh", "usr/sbin/iptables", "bin/init-iptables.sh"):
+                            self.assertIn(tool, members)
+                    else:
+                        self.assertGreater(members["etc/ssl/certs/ca-certificates.crt"].size, 100_000)
+
+
 class Refusals(unittest.TestCase):
     def derive(self, text, target="t"):
         with tempfile.NamedTemporaryFile("w", suffix=".Dockerfile", delete=False) as f:

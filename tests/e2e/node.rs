@@ -77,6 +77,38 @@ impl Images {
         }
     }
 
+    /// Adds upstream's images v1.6.0 (`upstream-webhook`, `upstream-proxy`, `upstream-proxy-init`),
+    /// built by `scripts/testbed/upstream-images` from upstream's Go module and Dockerfiles; returns
+    /// the directory of upstream's Helm chart (`workload-identity-webhook`, from the same module).
+    pub fn add_upstream(&mut self) -> PathBuf {
+        let out = script_command("scripts/testbed/upstream-images")
+            .stderr(Stdio::inherit())
+            .output()
+            .expect("run scripts/testbed/upstream-images");
+        assert!(
+            out.status.success(),
+            "scripts/testbed/upstream-images failed (see above)"
+        );
+        let mut chart = None;
+        for line in String::from_utf8_lossy(&out.stdout).lines() {
+            let words: Vec<&str> = line.split_whitespace().collect();
+            match words[..] {
+                ["upstream-chart", dir] => chart = Some(PathBuf::from(dir)),
+                [t, r, p] => {
+                    self.0.insert(t.to_string(), (r.to_string(), PathBuf::from(p)));
+                }
+                _ => {}
+            }
+        }
+        for t in ["upstream-webhook", "upstream-proxy", "upstream-proxy-init"] {
+            assert!(
+                self.0.contains_key(t),
+                "scripts/testbed/upstream-images printed no {t} image"
+            );
+        }
+        chart.expect("scripts/testbed/upstream-images printed no chart directory")
+    }
+
     /// The reference of `target`'s image.
     pub fn reference(&self, target: &str) -> &str {
         &self.0[target].0
@@ -256,7 +288,13 @@ fn tail(path: &Path, lines: usize) -> String {
 /// (`CARGO_PKG_*`, `CARGO_BIN_EXE_*`, `LD_LIBRARY_PATH`, ...): with them the release build it runs
 /// would not match the one `scripts/testbed/node-e2e` ran before, and cargo would rebuild it.
 fn images_command() -> Command {
-    let mut command = Command::new(repo().join("scripts/testbed/images"));
+    script_command("scripts/testbed/images")
+}
+
+/// A script of the repository (`path` relative to it) without cargo test's variables (see
+/// [`images_command`]).
+fn script_command(path: &str) -> Command {
+    let mut command = Command::new(repo().join(path));
     for (key, _) in std::env::vars_os() {
         let key = key.to_string_lossy().into_owned();
         let cargo_set = key.starts_with("CARGO") && key != "CARGO_HOME" && key != "CARGO_TARGET_DIR";
