@@ -11,13 +11,13 @@ use std::{
 };
 
 use super::Error;
-use crate::credential::{
+use azure_wi_identity::{
     self, AccessToken, Env, TokenCredential, WorkloadIdentityCredential, WorkloadIdentityCredentialOptions,
 };
 
 /// Builds the credential for a (client id, tenant) pair.
 pub type CredentialFactory =
-    Arc<dyn Fn(&str, &str) -> credential::Result<Arc<dyn TokenCredential>> + Send + Sync>;
+    Arc<dyn Fn(&str, &str) -> azure_wi_identity::Result<Arc<dyn TokenCredential>> + Send + Sync>;
 
 /// Builds [`WorkloadIdentityCredential`]s for the requested client id and tenant, reading the
 /// token file (`AZURE_FEDERATED_TOKEN_FILE`) and authority (`AZURE_AUTHORITY_HOST`) from `env`.
@@ -104,7 +104,11 @@ impl Credentials {
     ///
     /// Creation runs under the map's lock (the factory does no I/O), so concurrent first requests
     /// share one credential. A failed creation is not remembered.
-    pub fn get(&self, client_id: &str, tenant_id: &str) -> credential::Result<Arc<dyn TokenCredential>> {
+    pub fn get(
+        &self,
+        client_id: &str,
+        tenant_id: &str,
+    ) -> azure_wi_identity::Result<Arc<dyn TokenCredential>> {
         let mut map = self.map.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         map.clock += 1;
         let now = map.clock;
@@ -144,13 +148,13 @@ impl Credentials {
         client_id: &str,
         tenant_id: &str,
         scope: &str,
-    ) -> credential::Result<AccessToken> {
+    ) -> azure_wi_identity::Result<AccessToken> {
         let credential = self.get(client_id, tenant_id)?;
         let scope = scope.to_owned();
         let task = tokio::spawn(async move { credential.get_token(&[scope.as_str()], None).await });
         match task.await {
             Ok(result) => result,
-            Err(join_error) => Err(credential::Error::unavailable(
+            Err(join_error) => Err(azure_wi_identity::Error::unavailable(
                 "token proxy",
                 "the token request task failed; see the proxy's log",
             )
@@ -189,7 +193,7 @@ mod tests {
     use time::OffsetDateTime;
 
     use super::*;
-    use crate::credential::{TokenFuture, TokenRequestOptions};
+    use azure_wi_identity::{TokenFuture, TokenRequestOptions};
 
     #[derive(Debug)]
     struct Named(String);
@@ -207,7 +211,7 @@ mod tests {
         Arc::new(move |client: &str, tenant: &str| {
             created.fetch_add(1, Ordering::SeqCst);
             if client == "refused" {
-                return Err(credential::Error::invalid_input("Named", "refused client"));
+                return Err(azure_wi_identity::Error::invalid_input("Named", "refused client"));
             }
             Ok(Arc::new(Named(format!("{client}@{tenant}"))) as Arc<dyn TokenCredential>)
         })

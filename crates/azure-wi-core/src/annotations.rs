@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 
 use serde_json::Value;
 
-use super::{
+use crate::{
     config::Config,
     denial::{Denial, quoted},
     mutation::ServiceAccount,

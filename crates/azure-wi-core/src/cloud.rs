@@ -7,7 +7,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::config::ConfigError;
+use crate::config::ConfigError;
 
 /// The name upstream uses for the Azure Stack cloud, whose endpoints come from a file.
 const AZURE_STACK_CLOUD: &str = "AzureStackCloud";

@@ -2,11 +2,11 @@
 //!
 //! [`ConfigArgs`] holds every flag and variable with upstream's names (the webhook ConfigMap and
 //! Helm values of Azure/azure-workload-identity work unchanged); [`ConfigArgs::into_config`]
-//! checks them and produces the [`Config`] that [`mutate`](super::mutation::mutate) reads.
+//! checks them and produces the [`Config`] that [`mutate`](crate::mutation::mutate) reads.
 
 use std::{fmt, path::PathBuf, str::FromStr};
 
-use super::{cloud::Cloud, token_layout::TokenLayout};
+use crate::{cloud::Cloud, token_layout::TokenLayout};
 
 /// The default audience of the projected service-account token.
 pub const DEFAULT_AUDIENCE: &str = "api://AzureADTokenExchange";
@@ -26,121 +26,171 @@ const CUSTOM_ENDPOINT_ANNOTATION_PREFIX: &str = "azure.workload.identity/use-";
 /// Mutation settings as given on the command line and in the environment.
 ///
 /// Flatten this into a command (`#[command(flatten)]`) and call [`ConfigArgs::into_config`].
-#[derive(Clone, Debug, Default, clap::Args)]
+#[derive(Clone, Debug, Default)]
+#[cfg_attr(feature = "clap", derive(clap::Args))]
 pub struct ConfigArgs {
     /// The default tenant written as AZURE_TENANT_ID (required).
-    #[arg(long = "tenant-id", env = "AZURE_TENANT_ID", value_name = "TENANT")]
+    #[cfg_attr(
+        feature = "clap",
+        arg(long = "tenant-id", env = "AZURE_TENANT_ID", value_name = "TENANT")
+    )]
     pub tenant_id: Option<String>,
 
     /// The Azure cloud: AzurePublicCloud, AzureUSGovernmentCloud, AzureChinaCloud, AzureGermanCloud
     /// or AzureStackCloud (case-insensitive).
-    #[arg(long = "azure-environment", env = "AZURE_ENVIRONMENT", value_name = "NAME")]
+    #[cfg_attr(
+        feature = "clap",
+        arg(long = "azure-environment", env = "AZURE_ENVIRONMENT", value_name = "NAME")
+    )]
     pub azure_environment: Option<String>,
 
     /// For AzureStackCloud: the JSON environment file holding `activeDirectoryEndpoint`.
-    #[arg(
-        long = "azure-environment-filepath",
-        env = "AZURE_ENVIRONMENT_FILEPATH",
-        value_name = "FILE"
+    #[cfg_attr(
+        feature = "clap",
+        arg(
+            long = "azure-environment-filepath",
+            env = "AZURE_ENVIRONMENT_FILEPATH",
+            value_name = "FILE"
+        )
     )]
     pub azure_environment_filepath: Option<PathBuf>,
 
     /// The audience of the projected service-account token.
-    #[arg(long, value_name = "AUDIENCE", default_value = DEFAULT_AUDIENCE)]
+    #[cfg_attr(feature = "clap", arg(long, value_name = "AUDIENCE", default_value = DEFAULT_AUDIENCE))]
     pub audience: String,
 
     /// Log level: warning (when empty), info, debug, trace or all. Also passed to the injected proxy.
-    #[arg(long = "log-level", value_name = "LEVEL", default_value = "")]
+    #[cfg_attr(
+        feature = "clap",
+        arg(long = "log-level", value_name = "LEVEL", default_value = "")
+    )]
     pub log_level: String,
 
     /// Enables custom token endpoints: pods opt in with `azure.workload.identity/use-<SUFFIX>: "true"`.
-    #[arg(long = "custom-token-endpoint-annotation-suffix", value_name = "SUFFIX")]
+    #[cfg_attr(
+        feature = "clap",
+        arg(long = "custom-token-endpoint-annotation-suffix", value_name = "SUFFIX")
+    )]
     pub custom_token_endpoint_annotation_suffix: Option<String>,
 
     /// The token audience for pods that use the custom token endpoint.
-    #[arg(long = "custom-token-endpoint-audience", value_name = "AUDIENCE")]
+    #[cfg_attr(
+        feature = "clap",
+        arg(long = "custom-token-endpoint-audience", value_name = "AUDIENCE")
+    )]
     pub custom_token_endpoint_audience: Option<String>,
 
     /// The image of the injected `azwi-proxy` sidecar.
-    #[arg(long = "proxy-image", env = "PROXY_IMAGE", value_name = "IMAGE")]
+    #[cfg_attr(
+        feature = "clap",
+        arg(long = "proxy-image", env = "PROXY_IMAGE", value_name = "IMAGE")
+    )]
     pub proxy_image: Option<String>,
 
     /// The image of the injected `azwi-proxy-init` container.
-    #[arg(long = "proxy-init-image", env = "PROXY_INIT_IMAGE", value_name = "IMAGE")]
+    #[cfg_attr(
+        feature = "clap",
+        arg(long = "proxy-init-image", env = "PROXY_INIT_IMAGE", value_name = "IMAGE")
+    )]
     pub proxy_init_image: Option<String>,
 
     /// Custom token endpoint: the token proxy URL (AZURE_KUBERNETES_TOKEN_PROXY).
-    #[arg(
-        long = "azure-kubernetes-token-proxy",
-        env = "AZURE_KUBERNETES_TOKEN_PROXY",
-        value_name = "URL"
+    #[cfg_attr(
+        feature = "clap",
+        arg(
+            long = "azure-kubernetes-token-proxy",
+            env = "AZURE_KUBERNETES_TOKEN_PROXY",
+            value_name = "URL"
+        )
     )]
     pub azure_kubernetes_token_proxy: Option<String>,
 
     /// Custom token endpoint: the TLS server name (AZURE_KUBERNETES_SNI_NAME).
-    #[arg(
-        long = "azure-kubernetes-sni-name",
-        env = "AZURE_KUBERNETES_SNI_NAME",
-        value_name = "NAME"
+    #[cfg_attr(
+        feature = "clap",
+        arg(
+            long = "azure-kubernetes-sni-name",
+            env = "AZURE_KUBERNETES_SNI_NAME",
+            value_name = "NAME"
+        )
     )]
     pub azure_kubernetes_sni_name: Option<String>,
 
     /// Custom token endpoint: inline PEM CA data (AZURE_KUBERNETES_CA_DATA).
-    #[arg(
-        long = "azure-kubernetes-ca-data",
-        env = "AZURE_KUBERNETES_CA_DATA",
-        value_name = "PEM"
+    #[cfg_attr(
+        feature = "clap",
+        arg(
+            long = "azure-kubernetes-ca-data",
+            env = "AZURE_KUBERNETES_CA_DATA",
+            value_name = "PEM"
+        )
     )]
     pub azure_kubernetes_ca_data: Option<String>,
 
     /// Custom token endpoint: a ConfigMap holding `ca.crt` (AZURE_KUBERNETES_CA_CONFIGMAP_NAME).
-    #[arg(
-        long = "azure-kubernetes-ca-configmap-name",
-        env = "AZURE_KUBERNETES_CA_CONFIGMAP_NAME",
-        value_name = "NAME"
+    #[cfg_attr(
+        feature = "clap",
+        arg(
+            long = "azure-kubernetes-ca-configmap-name",
+            env = "AZURE_KUBERNETES_CA_CONFIGMAP_NAME",
+            value_name = "NAME"
+        )
     )]
     pub azure_kubernetes_ca_configmap_name: Option<String>,
 
     /// Custom token endpoint: a ClusterTrustBundle signer (AZURE_KUBERNETES_CA_CTB_SIGNER_NAME).
-    #[arg(
-        long = "azure-kubernetes-ca-ctb-signer-name",
-        env = "AZURE_KUBERNETES_CA_CTB_SIGNER_NAME",
-        value_name = "SIGNER"
+    #[cfg_attr(
+        feature = "clap",
+        arg(
+            long = "azure-kubernetes-ca-ctb-signer-name",
+            env = "AZURE_KUBERNETES_CA_CTB_SIGNER_NAME",
+            value_name = "SIGNER"
+        )
     )]
     pub azure_kubernetes_ca_ctb_signer_name: Option<String>,
 
     /// Custom token endpoint: a JSON label selector for the ClusterTrustBundle
     /// (AZURE_KUBERNETES_CA_CTB_LABEL_SELECTOR).
-    #[arg(
-        long = "azure-kubernetes-ca-ctb-label-selector",
-        env = "AZURE_KUBERNETES_CA_CTB_LABEL_SELECTOR",
-        value_name = "JSON"
+    #[cfg_attr(
+        feature = "clap",
+        arg(
+            long = "azure-kubernetes-ca-ctb-label-selector",
+            env = "AZURE_KUBERNETES_CA_CTB_LABEL_SELECTOR",
+            value_name = "JSON"
+        )
     )]
     pub azure_kubernetes_ca_ctb_label_selector: Option<String>,
 
     /// Inject the proxy as a native sidecar (init container with restartPolicy Always); `auto`
     /// does so when the API server is 1.32 or newer.
-    #[arg(
-        long = "native-sidecar",
-        env = "AZWI_NATIVE_SIDECAR",
-        value_enum,
-        default_value = "auto"
+    #[cfg_attr(
+        feature = "clap",
+        arg(
+            long = "native-sidecar",
+            env = "AZWI_NATIVE_SIDECAR",
+            value_enum,
+            default_value = "auto"
+        )
     )]
     pub native_sidecar: NativeSidecar,
 
     /// The token path layout: `v1.6` (/var/run/secrets/azure/wi/token/azure-identity-token) or
     /// `legacy` (/var/run/secrets/azure/tokens/azure-identity-token, upstream before v1.6.0).
-    #[arg(
-        long = "token-path-layout",
-        env = "AZWI_TOKEN_PATH_LAYOUT",
-        value_enum,
-        default_value = "v1.6"
+    #[cfg_attr(
+        feature = "clap",
+        arg(
+            long = "token-path-layout",
+            env = "AZWI_TOKEN_PATH_LAYOUT",
+            value_enum,
+            default_value = "v1.6"
+        )
     )]
     pub token_path_layout: TokenLayout,
 }
 
 /// Whether the proxy is injected as a native sidecar.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 pub enum NativeSidecar {
     /// When the API server is at least 1.32 (upstream's rule).
     #[default]

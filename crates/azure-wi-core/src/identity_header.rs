@@ -6,7 +6,7 @@
 
 use ring::rand::{SecureRandom, SystemRandom};
 
-use super::denial::Denial;
+use crate::denial::Denial;
 
 /// How many random bytes an identity header holds (it is written as twice as many hex digits).
 pub const IDENTITY_HEADER_BYTES: usize = 32;

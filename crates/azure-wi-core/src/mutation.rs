@@ -21,8 +21,8 @@ use std::collections::BTreeMap;
 use json_patch::PatchOperation;
 use serde_json::{Value, json};
 
-pub use super::denial::Denial;
-use super::{
+pub use crate::denial::Denial;
+use crate::{
     annotations::{PodSettings, ProxyRequest},
     config::{CaSource, Config},
     identity_header::generate_identity_header,

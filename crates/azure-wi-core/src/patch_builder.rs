@@ -13,7 +13,7 @@ use json_patch::{
 };
 use serde_json::Value;
 
-use super::denial::Denial;
+use crate::denial::Denial;
 
 /// A JSON Patch under construction, with the document as it will look after the patch.
 #[derive(Debug)]

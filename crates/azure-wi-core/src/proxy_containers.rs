@@ -7,7 +7,7 @@
 
 use serde_json::{Value, json};
 
-use super::config::Config;
+use crate::config::Config;
 
 /// The name of the iptables init container.
 pub const PROXY_INIT_CONTAINER_NAME: &str = "azwi-proxy-init";

@@ -17,14 +17,15 @@ const RESERVED_HASH_CHARS: usize = 30;
 const TOKEN_FILE_NAME: &str = "azure-identity-token";
 
 /// The token path layout the webhook injects.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 pub enum TokenLayout {
     /// Upstream v1.6.0 and later: `/var/run/secrets/azure/wi/token/azure-identity-token`.
     #[default]
-    #[value(name = "v1.6", alias = "v1.6.0", alias = "current")]
+    #[cfg_attr(feature = "clap", value(name = "v1.6", alias = "v1.6.0", alias = "current"))]
     Current,
     /// Upstream up to v1.5.x: `/var/run/secrets/azure/tokens/azure-identity-token`.
-    #[value(name = "legacy", alias = "v1.5", alias = "pre-1.6")]
+    #[cfg_attr(feature = "clap", value(name = "legacy", alias = "v1.5", alias = "pre-1.6"))]
     Legacy,
 }
 

@@ -9,7 +9,7 @@ use time::OffsetDateTime;
 /// Cloning is cheap: the value is shared.
 ///
 /// ```
-/// use azure_wi::credential::Secret;
+/// use azure_wi_identity::Secret;
 ///
 /// let secret = Secret::new("eyJ0eXAiOiJKV1QiLCJhbGciOi");
 /// assert_eq!(format!("{secret:?}"), "Secret(<redacted>)");
@@ -54,7 +54,7 @@ impl From<&str> for Secret {
 /// with [`AccessToken::new`] and the `with_*` methods (a custom [`TokenCredential`] does).
 ///
 /// ```
-/// use azure_wi::credential::AccessToken;
+/// use azure_wi_identity::AccessToken;
 /// use time::{Duration, OffsetDateTime};
 ///
 /// let expires_on = OffsetDateTime::now_utc() + Duration::hours(1);
@@ -118,9 +118,9 @@ impl AccessToken {
 /// that fields added in later versions do not break your code.
 ///
 /// ```no_run
-/// use azure_wi::credential::{TokenCredential, TokenRequestOptions, WorkloadIdentityCredential};
+/// use azure_wi_identity::{TokenCredential, TokenRequestOptions, WorkloadIdentityCredential};
 ///
-/// # async fn run() -> azure_wi::credential::Result<()> {
+/// # async fn run() -> azure_wi_identity::Result<()> {
 /// let credential = WorkloadIdentityCredential::new(None)?;
 /// // After a resource answered 401 with a claims challenge (CAE, conditional access):
 /// let challenge = r#"{"access_token":{"nbf":{"essential":true,"value":"1726077595"}}}"#;

@@ -18,14 +18,14 @@ pub(crate) const AZURE_AUTHORITY_HOST: &str = "AZURE_AUTHORITY_HOST";
 /// An Azure cloud, for its Microsoft Entra authority host.
 ///
 /// ```no_run
-/// use azure_wi::credential::{AzureCloud, WorkloadIdentityCredential, WorkloadIdentityCredentialOptions};
+/// use azure_wi_identity::{AzureCloud, WorkloadIdentityCredential, WorkloadIdentityCredentialOptions};
 ///
 /// let options = WorkloadIdentityCredentialOptions {
 ///     authority_host: Some(AzureCloud::UsGovernment.authority_host().to_owned()),
 ///     ..Default::default()
 /// };
 /// let credential = WorkloadIdentityCredential::new(Some(options))?;
-/// # Ok::<(), azure_wi::credential::Error>(())
+/// # Ok::<(), azure_wi_identity::Error>(())
 /// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 #[non_exhaustive]

@@ -3,9 +3,9 @@
 //!
 //! ```no_run
 //! use std::sync::Arc;
-//! use azure_wi::credential::PlatformCredential;
+//! use azure_wi_identity::PlatformCredential;
 //!
-//! # fn run() -> Result<(), azure_wi::credential::Error> {
+//! # fn run() -> Result<(), azure_wi_identity::Error> {
 //! // `Arc<PlatformCredential>` coerces to what every SDK client's `new` takes, e.g.
 //! // `SecretClient::new("https://my-vault.vault.azure.net/", credential, None)`.
 //! let credential: Arc<dyn azure_core::credentials::TokenCredential> = PlatformCredential::new(None)?;
@@ -15,7 +15,7 @@
 //!
 //! Errors become `azure_core::Error`s of kind `Credential` whose source is our
 //! [`Error`](super::Error), so the unavailable / failed distinction survives:
-//! `err.downcast_ref::<azure_wi::credential::Error>().map(|e| e.kind())`.
+//! `err.downcast_ref::<azure_wi_identity::Error>().map(|e| e.kind())`.
 //!
 //! The SDK's `TokenRequestOptions` carries only a request context (no tenant or claims), so the
 //! SDK path always asks for the credential's own tenant without extra claims; our tokens'
@@ -85,7 +85,7 @@ mod tests {
     use time::{Duration, OffsetDateTime};
 
     use super::*;
-    use crate::credential::{
+    use crate::{
         ClientAssertionCredentialOptions, Env, ErrorKind, Secret, TokenFuture, TokenRequestOptions,
         test_server::{Reply, TestServer},
     };

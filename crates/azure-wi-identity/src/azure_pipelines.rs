@@ -52,9 +52,9 @@ pub struct AzurePipelinesCredentialOptions {
 /// identity federation.
 ///
 /// ```no_run
-/// use azure_wi::credential::{AzurePipelinesCredential, Secret, TokenCredential};
+/// use azure_wi_identity::{AzurePipelinesCredential, Secret, TokenCredential};
 ///
-/// # async fn run() -> azure_wi::credential::Result<()> {
+/// # async fn run() -> azure_wi_identity::Result<()> {
 /// let credential = AzurePipelinesCredential::new(
 ///     "72f988bf-86f1-41af-91ab-2d7cd011db47",
 ///     "00000000-0000-0000-0000-000000000001",
@@ -282,7 +282,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::credential::{
+    use crate::{
         ErrorKind,
         test_server::{Reply, TestServer},
     };
@@ -418,7 +418,7 @@ mod tests {
     /// Issue 15 item 7: a 300 MiB OIDC answer took 609 MiB and the error said "(empty body)".
     #[tokio::test]
     async fn oversized_oidc_answers_stop_at_the_cap_and_say_so() {
-        use crate::credential::test_server::Stream;
+        use azure_wi_test_support::recording_server::Stream;
         for reply in [
             Reply::status(200).stream(Stream::Repeat { len: 300 << 20 }),
             Reply::status(200).stream(Stream::Endless),

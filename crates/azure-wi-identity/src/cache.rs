@@ -398,7 +398,7 @@ mod tests {
     use std::sync::atomic::AtomicUsize;
 
     use super::*;
-    use crate::credential::Error;
+    use crate::Error;
 
     const SCOPE: &[&str] = &["https://vault.azure.net/.default"];
 
@@ -447,12 +447,8 @@ mod tests {
     }
 
     mod futures_fetch {
-        pub(super) type Fut = std::pin::Pin<
-            Box<
-                dyn std::future::Future<Output = crate::credential::Result<crate::credential::AccessToken>>
-                    + Send,
-            >,
-        >;
+        pub(super) type Fut =
+            std::pin::Pin<Box<dyn std::future::Future<Output = crate::Result<crate::AccessToken>> + Send>>;
     }
 
     async fn get(cache: &TokenCache, f: &Fetcher) -> Result<String> {

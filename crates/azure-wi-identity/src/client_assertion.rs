@@ -43,7 +43,7 @@ const CAE_CLIENT_CAPABILITY: &str = "CP1";
 /// obtaining an assertion is expensive.
 ///
 /// ```
-/// use azure_wi::credential::{ClientAssertion, Result, Secret};
+/// use azure_wi_identity::{ClientAssertion, Result, Secret};
 ///
 /// #[derive(Debug)]
 /// struct FromVault;
@@ -104,9 +104,9 @@ pub struct ClientAssertionCredentialOptions {
 /// Authenticates an application with a client assertion.
 ///
 /// ```no_run
-/// use azure_wi::credential::{ClientAssertionCredential, Secret, TokenCredential};
+/// use azure_wi_identity::{ClientAssertionCredential, Secret, TokenCredential};
 ///
-/// # async fn run() -> azure_wi::credential::Result<()> {
+/// # async fn run() -> azure_wi_identity::Result<()> {
 /// let credential = ClientAssertionCredential::with_callback(
 ///     "72f988bf-86f1-41af-91ab-2d7cd011db47",
 ///     "00000000-0000-0000-0000-000000000001",
@@ -499,7 +499,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::credential::{
+    use crate::{
         ErrorKind,
         test_server::{Reply, TestServer},
     };
@@ -775,7 +775,7 @@ mod tests {
     /// shape stops at 64 KiB with an error naming the endpoint and the limit.
     #[tokio::test]
     async fn oversized_and_endless_answers_stop_at_the_cap() {
-        use crate::credential::test_server::Stream;
+        use azure_wi_test_support::recording_server::Stream;
         for (name, reply) in [
             ("endless 200", Reply::status(200).stream(Stream::Endless)),
             (
@@ -801,7 +801,7 @@ mod tests {
         }
         // An answer of exactly the cap is read.
         let mut body = serde_json::to_vec(&json!({"access_token": "t", "expires_in": 3599})).unwrap();
-        body.resize(crate::credential::http::MAX_BODY_BYTES, b' ');
+        body.resize(crate::http::MAX_BODY_BYTES, b' ');
         let server = TestServer::scripted([Reply::status(200).body(body)]).await;
         let cred = credential(&server, Arc::default());
         assert_eq!(cred.get_token(&[SCOPE], None).await.unwrap().token.secret(), "t");
@@ -825,7 +825,7 @@ mod tests {
     /// and the error names the deadline.
     #[tokio::test(start_paused = true)]
     async fn a_dripping_answer_is_stopped_by_the_overall_deadline() {
-        use crate::credential::test_server::Stream;
+        use azure_wi_test_support::recording_server::Stream;
         let drip = Reply::token("t", 3599).stream(Stream::Drip {
             every: std::time::Duration::from_secs(5),
         });
@@ -860,7 +860,7 @@ mod tests {
     /// deadline; both configurable. A short configured deadline, on the paused clock.
     #[tokio::test(start_paused = true)]
     async fn configured_timeouts_bound_a_silent_server() {
-        use crate::credential::test_server::Stream;
+        use azure_wi_test_support::recording_server::Stream;
         let server = TestServer::with_handler(|_| Reply::status(200).stream(Stream::Silent)).await;
         let timeouts = RequestTimeouts {
             deadline: Some(std::time::Duration::from_secs(8)),

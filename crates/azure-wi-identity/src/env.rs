@@ -14,7 +14,7 @@ use std::{collections::HashMap, fmt, sync::Arc};
 /// `#[non_exhaustive]`: build a fixed environment with [`Env::from_pairs`], not the variant.
 ///
 /// ```
-/// use azure_wi::credential::{Env, WorkloadIdentityCredential, WorkloadIdentityCredentialOptions};
+/// use azure_wi_identity::{Env, WorkloadIdentityCredential, WorkloadIdentityCredentialOptions};
 ///
 /// let env = Env::from_pairs([
 ///     ("AZURE_TENANT_ID", "72f988bf-86f1-41af-91ab-2d7cd011db47"),
@@ -24,7 +24,7 @@ use std::{collections::HashMap, fmt, sync::Arc};
 /// assert_eq!(env.var("AZURE_AUTHORITY_HOST"), None);
 /// let options = WorkloadIdentityCredentialOptions { env, ..Default::default() };
 /// let credential = WorkloadIdentityCredential::new(Some(options))?;
-/// # Ok::<(), azure_wi::credential::Error>(())
+/// # Ok::<(), azure_wi_identity::Error>(())
 /// ```
 #[derive(Clone, Default)]
 #[non_exhaustive]

@@ -49,7 +49,7 @@ impl fmt::Display for ErrorKind {
 /// and branch on [`Error::kind`]:
 ///
 /// ```
-/// use azure_wi::credential::{Error, ErrorKind};
+/// use azure_wi_identity::{Error, ErrorKind};
 ///
 /// let e = Error::authentication_failed("MyCredential", "the issuer refused the assertion").with_status(401);
 /// assert_eq!((e.kind(), e.status()), (ErrorKind::AuthenticationFailed, Some(401)));

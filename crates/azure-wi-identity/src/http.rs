@@ -536,7 +536,7 @@ pub(crate) async fn read_body(mut response: Response, limits: Option<Limits>) ->
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::credential::test_server::{Reply, TestServer};
+    use azure_wi_test_support::recording_server::{Reply, TestServer};
 
     fn secs(s: f64) -> Duration {
         Duration::from_secs_f64(s)
@@ -758,7 +758,7 @@ mod tests {
         std::fs::write(&empty, "not a certificate\n").unwrap();
         let e = root_store(Some(&empty)).unwrap_err();
         assert!(e.to_string().contains("no PEM certificate"), "{e}");
-        assert_eq!(Error::from(e).kind(), crate::credential::ErrorKind::InvalidInput);
+        assert_eq!(Error::from(e).kind(), crate::ErrorKind::InvalidInput);
     }
 
     #[tokio::test]

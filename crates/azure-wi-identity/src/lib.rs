@@ -12,9 +12,9 @@
 //! enums are `#[non_exhaustive]`.
 //!
 //! ```no_run
-//! use azure_wi::credential::{PlatformCredential, TokenCredential};
+//! use azure_wi_identity::{PlatformCredential, TokenCredential};
 //!
-//! # async fn run() -> azure_wi::credential::Result<()> {
+//! # async fn run() -> azure_wi_identity::Result<()> {
 //! let credential = PlatformCredential::new(None)?;
 //! let token = credential.get_token(&["https://vault.azure.net/.default"], None).await?;
 //! // Use `token.token.secret()` as the bearer token; never log it (`Debug` redacts it).
@@ -86,9 +86,11 @@
 //! With the cargo feature `azure-core`, every credential here also implements
 //! `azure_core::credentials::TokenCredential`, so an `Arc` of it goes straight into any SDK
 //! client (`SecretClient::new(url, credential, None)`). The SDK's error wraps ours: find it with
-//! `downcast_ref::<azure_wi::credential::Error>()` on the `azure_core::Error` or along its
+//! `downcast_ref::<azure_wi_identity::Error>()` on the `azure_core::Error` or along its
 //! `source()` chain, and read [`Error::kind`]. `examples/` and
 //! `tests/interop/keyvault/examples/keyvault_secret.rs` are complete programs.
+
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod access_token;
 mod env;
@@ -99,8 +101,6 @@ pub(crate) mod cache;
 pub(crate) mod expiry;
 pub(crate) mod http;
 pub(crate) mod plain_http;
-#[cfg(test)]
-pub(crate) mod test_server;
 pub(crate) mod tls_trust;
 
 mod azure_pipelines;
@@ -113,6 +113,14 @@ mod workload_identity;
 
 #[cfg(feature = "azure-core")]
 mod azure_core;
+
+/// The unit tests' stand-in for Microsoft Entra and the metadata endpoints.
+#[cfg(test)]
+use azure_wi_test_support::recording_server as test_server;
+
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 
 pub use access_token::{AccessToken, Secret, TokenRequestOptions};
 pub use authority::AzureCloud;
@@ -140,9 +148,9 @@ pub trait TokenCredential: Send + Sync + std::fmt::Debug {
     /// them returns an error of kind [`ErrorKind::InvalidInput`] naming the option.
     ///
     /// ```no_run
-    /// use azure_wi::credential::{PlatformCredential, TokenCredential};
+    /// use azure_wi_identity::{PlatformCredential, TokenCredential};
     ///
-    /// # async fn run() -> azure_wi::credential::Result<()> {
+    /// # async fn run() -> azure_wi_identity::Result<()> {
     /// let credential = PlatformCredential::new(None)?;
     /// let token = credential.get_token(&["https://vault.azure.net/.default"], None).await?;
     /// println!("expires on {}", token.expires_on);

@@ -32,12 +32,12 @@ const NONE_SELECTED: usize = usize::MAX;
 ///
 /// ```no_run
 /// use std::sync::Arc;
-/// use azure_wi::credential::{
+/// use azure_wi_identity::{
 ///     ChainedTokenCredential, TokenCredential, WorkloadIdentityCredential,
 ///     managed_identity::ManagedIdentityCredential,
 /// };
 ///
-/// # async fn run() -> azure_wi::credential::Result<()> {
+/// # async fn run() -> azure_wi_identity::Result<()> {
 /// let chain = ChainedTokenCredential::new(vec![
 ///     WorkloadIdentityCredential::new(None)? as Arc<dyn TokenCredential>,
 ///     ManagedIdentityCredential::new(None)?,
@@ -158,9 +158,9 @@ fn chain_error(name: &'static str, attempts: Vec<Error>) -> Error {
 /// `..Default::default()`.
 ///
 /// ```no_run
-/// use azure_wi::credential::{PlatformCredential, PlatformCredentialOptions, UserAssignedId};
+/// use azure_wi_identity::{PlatformCredential, PlatformCredentialOptions, UserAssignedId};
 ///
-/// # fn run() -> azure_wi::credential::Result<()> {
+/// # fn run() -> azure_wi_identity::Result<()> {
 /// // One user-assigned identity, whether the pod uses workload identity or the node's IMDS:
 /// let credential = PlatformCredential::new(Some(PlatformCredentialOptions {
 ///     user_assigned_id: Some(UserAssignedId::ClientId("00000000-0000-0000-0000-000000000001".into())),
@@ -195,9 +195,9 @@ pub struct PlatformCredentialOptions {
 /// Workload identity where it is configured, otherwise managed identity.
 ///
 /// ```no_run
-/// use azure_wi::credential::{PlatformCredential, TokenCredential};
+/// use azure_wi_identity::{PlatformCredential, TokenCredential};
 ///
-/// # async fn run() -> azure_wi::credential::Result<()> {
+/// # async fn run() -> azure_wi_identity::Result<()> {
 /// let credential = PlatformCredential::new(None)?;
 /// let token = credential.get_token(&["https://vault.azure.net/.default"], None).await?;
 /// # Ok(())
@@ -290,7 +290,7 @@ mod tests {
     use time::OffsetDateTime;
 
     use super::*;
-    use crate::credential::test_server::{Reply, TestServer};
+    use azure_wi_test_support::recording_server::{Reply, TestServer};
 
     #[derive(Debug)]
     struct Fixed {

@@ -19,7 +19,7 @@ use std::time::Duration;
 ///
 /// ```
 /// use std::time::Duration;
-/// use azure_wi::credential::{RequestTimeouts, WorkloadIdentityCredentialOptions};
+/// use azure_wi_identity::{RequestTimeouts, WorkloadIdentityCredentialOptions};
 ///
 /// let options = WorkloadIdentityCredentialOptions {
 ///     timeouts: RequestTimeouts {

@@ -275,7 +275,7 @@ impl fmt::Display for Refusal {
 mod tests {
     use time::{Duration, OffsetDateTime};
 
-    use crate::credential::{
+    use crate::{
         http::{describe, root_store},
         test_server::{Reply, TestServer, self_signed},
     };

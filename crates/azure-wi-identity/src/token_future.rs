@@ -21,7 +21,7 @@ use super::{AccessToken, Result};
 /// [`TokenFuture::ready`] or [`TokenFuture::new`]:
 ///
 /// ```
-/// use azure_wi::credential::{AccessToken, TokenCredential, TokenFuture, TokenRequestOptions};
+/// use azure_wi_identity::{AccessToken, TokenCredential, TokenFuture, TokenRequestOptions};
 ///
 /// /// A credential that always answers the same token (e.g. in a test).
 /// #[derive(Debug)]
@@ -100,7 +100,7 @@ impl fmt::Debug for TokenFuture<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::credential::Error;
+    use crate::Error;
 
     fn token() -> AccessToken {
         AccessToken::new("secret-token", time::OffsetDateTime::now_utc())

@@ -37,9 +37,9 @@ pub(crate) const AZURE_FEDERATED_TOKEN_FILE: &str = "AZURE_FEDERATED_TOKEN_FILE"
 /// with `..Default::default()`.
 ///
 /// ```no_run
-/// use azure_wi::credential::{WorkloadIdentityCredential, WorkloadIdentityCredentialOptions};
+/// use azure_wi_identity::{WorkloadIdentityCredential, WorkloadIdentityCredentialOptions};
 ///
-/// # fn run() -> azure_wi::credential::Result<()> {
+/// # fn run() -> azure_wi_identity::Result<()> {
 /// let credential = WorkloadIdentityCredential::new(Some(WorkloadIdentityCredentialOptions {
 ///     token_file_path: Some("/var/run/secrets/azure/tokens/azure-identity-token".into()),
 ///     ..Default::default()
@@ -69,9 +69,9 @@ pub struct WorkloadIdentityCredentialOptions {
 /// Authenticates a Kubernetes workload with its projected service-account token.
 ///
 /// ```no_run
-/// use azure_wi::credential::{TokenCredential, WorkloadIdentityCredential};
+/// use azure_wi_identity::{TokenCredential, WorkloadIdentityCredential};
 ///
-/// # async fn run() -> azure_wi::credential::Result<()> {
+/// # async fn run() -> azure_wi_identity::Result<()> {
 /// // In a pod labelled `azure.workload.identity/use: "true"`:
 /// let credential = WorkloadIdentityCredential::new(None)?;
 /// let token = credential.get_token(&["https://storage.azure.com/.default"], None).await?;
@@ -330,7 +330,7 @@ impl TokenCredential for WorkloadIdentityCredential {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::credential::{
+    use crate::{
         ErrorKind,
         test_server::{Reply, TestServer},
     };

@@ -3,9 +3,8 @@
 //!
 //! It binds `127.0.0.1:0`, records every request (method, target, headers, body, arrival time on
 //! the tokio clock so paused-time tests can check retry schedules) and answers from a script or a
-//! handler. Built on tokio alone so that it also runs in the library-only test build; the
-//! integration tests include this same file with `#[path]`.
-#![allow(dead_code)]
+//! handler. Built on tokio alone. The credential library's unit tests, the integration tests, the
+//! benchmarks and `bench/rust-azure-identity` all use this one.
 
 use std::{
     collections::VecDeque,
@@ -32,6 +31,8 @@ pub struct RecordedRequest {
     pub body: Vec<u8>,
     /// When the request arrived, on the tokio clock.
     pub at: Instant,
+    /// The decoded query pairs, kept so that [`query_pairs`](Self::query_pairs) can lend them.
+    decoded_query: Vec<(String, String)>,
 }
 
 impl RecordedRequest {
@@ -44,6 +45,15 @@ impl RecordedRequest {
     pub fn query(&self) -> Vec<(String, String)> {
         let q = self.target.split_once('?').map_or("", |(_, q)| q);
         url::form_urlencoded::parse(q.as_bytes()).into_owned().collect()
+    }
+
+    /// The decoded query pairs in wire order, borrowed, for exact comparison with a list of
+    /// `(&str, &str)`.
+    pub fn query_pairs(&self) -> Vec<(&str, &str)> {
+        self.decoded_query
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect()
     }
 
     /// The decoded `application/x-www-form-urlencoded` body pairs, in order.
@@ -110,11 +120,19 @@ impl Reply {
         self
     }
 
-    /// A JSON answer.
-    pub fn json(status: u16, body: serde_json::Value) -> Self {
+    /// A JSON answer: a `serde_json::Value`, or JSON already written as text (which may be
+    /// deliberately malformed).
+    pub fn json(status: u16, body: impl std::fmt::Display) -> Self {
         Self::status(status)
             .header("content-type", "application/json")
             .body(body.to_string())
+    }
+
+    /// A `text/plain` answer.
+    pub fn text(status: u16, body: impl Into<String>) -> Self {
+        Self::status(status)
+            .header("content-type", "text/plain")
+            .body(body.into())
     }
 
     /// A successful Entra-style token answer.
@@ -194,9 +212,34 @@ impl TestServer {
         Self::start_inner(replies.into_iter().collect(), None, Some(acceptor)).await
     }
 
+    /// A server answering the replies in order, the last one for every request after it (a
+    /// metadata endpoint that keeps answering the same).
+    pub async fn replies(replies: Vec<Reply>) -> Self {
+        let queue = Mutex::new(VecDeque::from(replies));
+        Self::with_handler(move |_| {
+            let mut queue = queue.lock().unwrap();
+            if queue.len() > 1 {
+                queue.pop_front().unwrap()
+            } else {
+                queue.front().cloned().expect("at least one reply")
+            }
+        })
+        .await
+    }
+
     /// A server answering every request with `handler`.
     pub async fn with_handler(handler: impl Fn(&RecordedRequest) -> Reply + Send + Sync + 'static) -> Self {
         Self::start_inner(VecDeque::new(), Some(Arc::new(handler)), None).await
+    }
+
+    /// Like [`with_handler`](Self::with_handler), serving https with `config`'s certificate (see
+    /// [`self_signed_tls`] and [`impostor_tls`]). A refused handshake records nothing.
+    pub async fn with_handler_tls(
+        config: Arc<rustls::ServerConfig>,
+        handler: impl Fn(&RecordedRequest) -> Reply + Send + Sync + 'static,
+    ) -> Self {
+        let acceptor = tokio_rustls::TlsAcceptor::from(config);
+        Self::start_inner(VecDeque::new(), Some(Arc::new(handler)), Some(acceptor)).await
     }
 
     /// Appends replies to the script.
@@ -246,6 +289,11 @@ impl TestServer {
     /// `http://127.0.0.1:PORT` (`https://` for a TLS server).
     pub fn url(&self) -> String {
         format!("{}://{}", if self.tls { "https" } else { "http" }, self.addr)
+    }
+
+    /// `http://127.0.0.1:PORT{path}` (`https://` for a TLS server).
+    pub fn url_for(&self, path: &str) -> String {
+        format!("{}{path}", self.url())
     }
 
     /// The socket address.
@@ -318,6 +366,59 @@ pub fn self_signed(
     (cert.der().clone(), key_der, cert.pem())
 }
 
+/// A self-signed certificate for 127.0.0.1 / localhost, its server config and the SHA-1 thumbprint
+/// (upper-case hex) of its DER encoding.
+pub fn self_signed_tls() -> (Arc<rustls::ServerConfig>, String) {
+    let key = rcgen::KeyPair::generate().expect("key pair");
+    let params = rcgen::CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
+        .expect("certificate params");
+    let cert = params.self_signed(&key).expect("self-signed certificate");
+    let der = cert.der().clone();
+    let digest = ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, &der);
+    let thumbprint: String = digest.as_ref().iter().map(|b| format!("{b:02X}")).collect();
+    let key_der = rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into());
+    let config =
+        rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .expect("protocol versions")
+            .with_no_client_auth()
+            .with_single_cert(vec![der], key_der)
+            .expect("server config");
+    (Arc::new(config), thumbprint)
+}
+
+/// A server that presents a certificate (whose thumbprint is returned) but signs the handshake
+/// with another key: what someone who copied the certificate, without its private key, can do.
+pub fn impostor_tls() -> (Arc<rustls::ServerConfig>, String) {
+    #[derive(Debug)]
+    struct Fixed(Arc<rustls::sign::CertifiedKey>);
+    impl rustls::server::ResolvesServerCert for Fixed {
+        fn resolve(
+            &self,
+            _hello: rustls::server::ClientHello<'_>,
+        ) -> Option<Arc<rustls::sign::CertifiedKey>> {
+            Some(self.0.clone())
+        }
+    }
+    let real_key = rcgen::KeyPair::generate().expect("key pair");
+    let params = rcgen::CertificateParams::new(vec!["localhost".to_owned()]).expect("certificate params");
+    let cert = params.self_signed(&real_key).expect("self-signed certificate");
+    let der = cert.der().clone();
+    let digest = ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, &der);
+    let thumbprint: String = digest.as_ref().iter().map(|b| format!("{b:02X}")).collect();
+    let other_key = rcgen::KeyPair::generate().expect("key pair");
+    let other_der = rustls::pki_types::PrivateKeyDer::Pkcs8(other_key.serialize_der().into());
+    let signer = rustls::crypto::ring::sign::any_supported_type(&other_der).expect("signing key");
+    let certified = Arc::new(rustls::sign::CertifiedKey::new(vec![der], signer));
+    let config =
+        rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .expect("protocol versions")
+            .with_no_client_auth()
+            .with_cert_resolver(Arc::new(Fixed(certified)));
+    (Arc::new(config), thumbprint)
+}
+
 async fn serve_connection<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
     stream: S,
     state: Arc<Mutex<State>>,
@@ -353,12 +454,17 @@ async fn serve_connection<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpi
             .unwrap_or(0);
         let mut body = vec![0; len];
         reader.read_exact(&mut body).await?;
+        let decoded_query = target
+            .split_once('?')
+            .map(|(_, q)| url::form_urlencoded::parse(q.as_bytes()).into_owned().collect())
+            .unwrap_or_default();
         let request = RecordedRequest {
             method,
             target,
             headers,
             body,
             at: Instant::now(),
+            decoded_query,
         };
         let reply = {
             let mut st = state.lock().unwrap();

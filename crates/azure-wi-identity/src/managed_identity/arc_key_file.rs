@@ -14,7 +14,7 @@ use std::{
 
 use tokio::io::AsyncReadExt;
 
-use crate::credential::Secret;
+use crate::Secret;
 
 /// The largest key file the agent writes.
 pub(crate) const MAX_KEY_FILE_BYTES: u64 = 4096;
@@ -178,7 +178,7 @@ fn lexically_same_dir(parent: &Path, configured: &Path, resolved: &Path) -> bool
 
 /// The platform's Azure Arc token directory: `/var/opt/azcmagent/tokens` on Linux,
 /// `%ProgramData%\AzureConnectedMachineAgent\Tokens` on Windows; `None` elsewhere.
-pub(crate) fn platform_token_dir(env: &crate::credential::Env) -> Option<PathBuf> {
+pub(crate) fn platform_token_dir(env: &crate::Env) -> Option<PathBuf> {
     if cfg!(target_os = "linux") {
         Some(PathBuf::from("/var/opt/azcmagent/tokens"))
     } else if cfg!(windows) {
@@ -191,7 +191,7 @@ pub(crate) fn platform_token_dir(env: &crate::credential::Env) -> Option<PathBuf
 
 /// The file whose presence means the Azure Arc agent is installed: `/opt/azcmagent/bin/himds` on
 /// Linux, `%ProgramFiles%\AzureConnectedMachineAgent\himds.exe` on Windows.
-pub(crate) fn platform_agent_file(env: &crate::credential::Env) -> Option<PathBuf> {
+pub(crate) fn platform_agent_file(env: &crate::Env) -> Option<PathBuf> {
     if cfg!(target_os = "linux") {
         Some(PathBuf::from("/opt/azcmagent/bin/himds"))
     } else if cfg!(windows) {

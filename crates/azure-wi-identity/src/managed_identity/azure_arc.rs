@@ -25,7 +25,7 @@ use super::{
     token_url,
     user_assigned_id::IMDS_NAMES,
 };
-use crate::credential::{
+use crate::{
     AccessToken, Error, Result,
     expiry::TokenResponse,
     http::{Limits, RetryPolicy},

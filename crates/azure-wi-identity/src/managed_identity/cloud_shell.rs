@@ -12,7 +12,7 @@ use super::{
     MSI_ENDPOINT, UserAssignedId, endpoint_url, local_client,
     response::{Received, send},
 };
-use crate::credential::{
+use crate::{
     AccessToken, Error, Result,
     http::{Limits, RetryPolicy},
 };
@@ -34,10 +34,7 @@ impl fmt::Debug for CloudShell {
 }
 
 impl CloudShell {
-    pub(crate) fn new(
-        env: &crate::credential::Env,
-        user_assigned_id: Option<&UserAssignedId>,
-    ) -> Result<Self> {
+    pub(crate) fn new(env: &crate::Env, user_assigned_id: Option<&UserAssignedId>) -> Result<Self> {
         if let Some(id) = user_assigned_id {
             return Err(Error::invalid_input(
                 NAME,

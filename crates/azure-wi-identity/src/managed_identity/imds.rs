@@ -27,7 +27,7 @@ use super::{
     response::{Received, error_chain, send},
     user_assigned_id::IMDS_NAMES,
 };
-use crate::credential::{
+use crate::{
     AccessToken, Error, Result,
     http::{Limits, RetryPolicy, client_builder},
     plain_http::{self, PlainHttp},

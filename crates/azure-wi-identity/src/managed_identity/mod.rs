@@ -32,7 +32,7 @@ mod user_assigned_id;
 mod workload_identity;
 
 #[cfg(test)]
-mod test_server;
+use azure_wi_test_support::recording_server as test_server;
 #[cfg(test)]
 mod tests;
 
@@ -49,7 +49,7 @@ pub use user_assigned_id::UserAssignedId;
 
 use secret_endpoint::SecretEndpoint;
 
-use crate::credential::{
+use crate::{
     AccessToken, Env, Error, RequestTimeouts, Result, Secret, TokenCredential, TokenFuture,
     TokenRequestOptions,
     cache::TokenCache,
@@ -134,7 +134,7 @@ impl fmt::Display for ManagedIdentitySource {
 /// with `..Default::default()`.
 ///
 /// ```
-/// use azure_wi::credential::managed_identity::{ManagedIdentityCredentialOptions, UserAssignedId};
+/// use azure_wi_identity::managed_identity::{ManagedIdentityCredentialOptions, UserAssignedId};
 ///
 /// let options = ManagedIdentityCredentialOptions {
 ///     user_assigned_id: Some(UserAssignedId::ClientId("00000000-0000-0000-0000-000000000001".into())),
@@ -452,9 +452,9 @@ enum Inner {
 /// and treats `claims` as "fetch a new token" (the endpoints take no claims).
 ///
 /// ```no_run
-/// use azure_wi::credential::{TokenCredential, managed_identity::ManagedIdentityCredential};
+/// use azure_wi_identity::{TokenCredential, managed_identity::ManagedIdentityCredential};
 ///
-/// # async fn run() -> azure_wi::credential::Result<()> {
+/// # async fn run() -> azure_wi_identity::Result<()> {
 /// let credential = ManagedIdentityCredential::new(None)?;
 /// let token = credential.get_token(&["https://vault.azure.net/.default"], None).await?;
 /// # Ok(()) }
@@ -467,7 +467,7 @@ pub struct ManagedIdentityCredential {
 impl ManagedIdentityCredential {
     /// Chooses the source from the environment and validates its configuration.
     ///
-    /// Fails with [`ErrorKind::InvalidInput`](crate::credential::ErrorKind::InvalidInput) when a
+    /// Fails with [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput) when a
     /// variable of the chosen source is malformed, or when a user-assigned identity is asked for
     /// on a platform that cannot select one (Service Fabric, Cloud Shell).
     pub fn new(options: Option<ManagedIdentityCredentialOptions>) -> Result<Arc<Self>> {

@@ -5,7 +5,7 @@ use reqwest::header::CONTENT_TYPE;
 use serde_json::Value;
 use time::OffsetDateTime;
 
-use crate::credential::{
+use crate::{
     Error, Result, Secret,
     expiry::{TokenResponse, parse_token_response_with_extras},
     http::{Limits, RetryPolicy, SendError, read_body, send_with_retry},
@@ -23,7 +23,7 @@ pub(crate) struct Received {
 }
 
 impl Received {
-    /// Reads the answer; a body over 64 KiB ([`MAX_BODY_BYTES`](crate::credential::http::MAX_BODY_BYTES))
+    /// Reads the answer; a body over 64 KiB ([`MAX_BODY_BYTES`](crate::http::MAX_BODY_BYTES))
     /// is an error, each read waits at most `read_timeout`.
     pub(crate) async fn read(response: reqwest::Response, limits: Option<Limits>) -> Result<Self, SendError> {
         let header = |name| {
@@ -131,7 +131,7 @@ impl Received {
 /// `limits`. Returns the answer and
 /// the time the first attempt was sent, from which relative expiries are counted (the earliest
 /// time errs on the side of refreshing early). No answer at
-/// all (refused, timed out, TLS refused) is [`ErrorKind::Unavailable`](crate::credential::ErrorKind);
+/// all (refused, timed out, TLS refused) is [`ErrorKind::Unavailable`](crate::ErrorKind);
 /// an answer over the size bound is an authentication failure naming the endpoint and the bound.
 pub(crate) async fn send(
     credential: &'static str,

@@ -13,7 +13,7 @@ use super::{
     secret_header, token_url,
     user_assigned_id::SelectorNames,
 };
-use crate::credential::{
+use crate::{
     AccessToken, Env, Error, Result, Secret,
     http::{Limits, RetryPolicy},
 };

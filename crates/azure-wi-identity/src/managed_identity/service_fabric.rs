@@ -23,7 +23,7 @@ use super::{
     secret_header,
     thumbprint::{Thumbprint, ThumbprintVerifier},
 };
-use crate::credential::{
+use crate::{
     AccessToken, Env, Error, Result, Secret,
     http::{Limits, RetryPolicy, client_builder},
 };

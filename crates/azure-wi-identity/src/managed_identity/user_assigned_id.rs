@@ -10,7 +10,7 @@ use std::fmt;
 /// parameter.
 ///
 /// ```
-/// use azure_wi::credential::{ManagedIdentityCredentialOptions, UserAssignedId};
+/// use azure_wi_identity::{ManagedIdentityCredentialOptions, UserAssignedId};
 ///
 /// let id = UserAssignedId::ResourceId(
 ///     "/subscriptions/0000/resourceGroups/rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities/app".into(),

@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use super::{ManagedIdentitySource, UserAssignedId};
-use crate::credential::{
+use crate::{
     Env, Error, RequestTimeouts, Result, TokenCredential, WorkloadIdentityCredential,
     WorkloadIdentityCredentialOptions,
 };

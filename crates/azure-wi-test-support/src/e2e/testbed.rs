@@ -31,7 +31,7 @@ use super::{
 pub const ENTRA_AUDIENCE: &str = "api://AzureADTokenExchange";
 
 /// The pinned binary versions, shared with `scripts/testbed/build`.
-const VERSIONS: &str = include_str!("../../scripts/testbed/versions");
+const VERSIONS: &str = include_str!("../../../../scripts/testbed/versions");
 
 /// Where `scripts/testbed/build` puts `name` (`kube-apiserver`, `etcd` or `helm`); panics with
 /// the command that builds it when it is missing.

@@ -5,7 +5,7 @@
 //! the Secret into its certificate directory, as the kubelet mounts them.
 
 use std::{
-    path::{Path, PathBuf},
+    path::PathBuf,
     process::Command,
     time::{Duration, Instant},
 };
@@ -29,7 +29,7 @@ pub async fn port_lock() -> tokio::sync::MutexGuard<'static, ()> {
 /// The upstream webhook binary: built (once) by `scripts/bench/upstream-webhook`; panics with its
 /// output when that fails (it needs Go and the Go module proxy).
 pub fn binary() -> PathBuf {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/bench/upstream-webhook");
+    let script = super::repo().join("scripts/bench/upstream-webhook");
     let out = Command::new(&script)
         .output()
         .unwrap_or_else(|e| panic!("cannot run {}: {e}", script.display()));

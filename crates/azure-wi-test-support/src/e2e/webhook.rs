@@ -135,13 +135,27 @@ impl Webhook {
     }
 }
 
-/// The `azure-wi` binary: `$AZWI_BIN` when set (`scripts/demo` sets it), else Cargo's for integration tests.
+/// The `azure-wi` binary: `$AZWI_BIN` when set (`scripts/demo` sets it), else the one Cargo built
+/// beside the running test or example (`target/<profile>/azure-wi`; Cargo builds a package's
+/// binaries before its integration tests).
 pub fn azure_wi_binary() -> PathBuf {
     // `AZWI_BIN` first: it pins a binary when the target directory is shared with other builds.
-    std::env::var_os("AZWI_BIN")
-        .map(PathBuf::from)
-        .or_else(|| option_env!("CARGO_BIN_EXE_azure-wi").map(PathBuf::from))
-        .expect("the azure-wi binary: run under cargo test, or set AZWI_BIN")
+    if let Some(bin) = std::env::var_os("AZWI_BIN") {
+        return PathBuf::from(bin);
+    }
+    let exe = std::env::current_exe().expect("the test's own path");
+    // target/<profile>/deps/<test> or target/<profile>/examples/<example>
+    let profile_dir = exe
+        .parent()
+        .and_then(std::path::Path::parent)
+        .expect("target/<profile>");
+    let bin = profile_dir.join("azure-wi");
+    assert!(
+        bin.is_file(),
+        "the azure-wi binary is not at {}: run under cargo test in the azure-wi package, or set AZWI_BIN",
+        bin.display()
+    );
+    bin
 }
 
 /// The label that assigns a namespace to a webhook registration (its `namespaceSelector`).

@@ -3,7 +3,7 @@
 use serde_json::json;
 
 use super::{RESOURCE, SCOPE, credential, lifetime};
-use crate::credential::{
+use crate::{
     ErrorKind, TokenCredential,
     managed_identity::{
         UserAssignedId,
@@ -45,7 +45,7 @@ async fn sends_exactly_the_app_service_request_for_each_selector() {
     ];
     for (id, selector) in cases {
         let server = TestServer::replies(vec![app_service_token("app-token", in_an_hour())]).await;
-        let endpoint = server.url("/msi/token");
+        let endpoint = server.url_for("/msi/token");
         let credential = credential(
             &[("IDENTITY_ENDPOINT", &endpoint), ("IDENTITY_HEADER", HEADER)],
             id.clone(),
@@ -56,7 +56,7 @@ async fn sends_exactly_the_app_service_request_for_each_selector() {
         let requests = server.requests();
         assert_eq!(requests.len(), 1);
         let r = &requests[0];
-        assert_eq!((r.method.as_str(), r.path.as_str()), ("GET", "/msi/token"));
+        assert_eq!((r.method.as_str(), r.path()), ("GET", "/msi/token"));
         let mut expected = vec![("api-version", "2019-08-01"), ("resource", RESOURCE)];
         expected.extend(selector);
         assert_eq!(r.query_pairs(), expected, "{id:?}");
@@ -73,7 +73,7 @@ async fn a_refusal_fails_with_the_platform_message_and_never_the_header() {
         json!({"statusCode": 400, "message": format!("Unable to load requested managed identity. header={HEADER}"), "correlationId": "corr-7"}).to_string(),
     );
     let server = TestServer::replies(vec![refusal]).await;
-    let endpoint = server.url("/msi/token");
+    let endpoint = server.url_for("/msi/token");
     let credential = credential(
         &[("IDENTITY_ENDPOINT", &endpoint), ("IDENTITY_HEADER", HEADER)],
         Some(UserAssignedId::ResourceId("/subscriptions/s/x".into())),
@@ -100,7 +100,7 @@ async fn a_refusal_fails_with_the_platform_message_and_never_the_header() {
 async fn retries_on_azure_cores_schedule_then_reports_a_non_json_answer_as_unavailable() {
     let bad_gateway = Reply::text(502, "Bad Gateway");
     let server = TestServer::replies(vec![bad_gateway]).await;
-    let endpoint = server.url("/msi/token");
+    let endpoint = server.url_for("/msi/token");
     let credential = credential(
         &[("IDENTITY_ENDPOINT", &endpoint), ("IDENTITY_HEADER", HEADER)],
         None,
@@ -129,7 +129,7 @@ async fn a_wrong_header_is_explained() {
         r#"{"statusCode":401,"message":"Unauthorized"}"#,
     )])
     .await;
-    let endpoint = server.url("/msi/token");
+    let endpoint = server.url_for("/msi/token");
     let credential = credential(
         &[("IDENTITY_ENDPOINT", &endpoint), ("IDENTITY_HEADER", HEADER)],
         None,
@@ -146,7 +146,7 @@ fn a_malformed_endpoint_is_refused_naming_the_variable() {
         ("IDENTITY_HEADER", HEADER),
     ]);
     options.user_assigned_id = None;
-    let err = crate::credential::managed_identity::ManagedIdentityCredential::new(Some(options)).unwrap_err();
+    let err = crate::managed_identity::ManagedIdentityCredential::new(Some(options)).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::InvalidInput);
     assert!(err.to_string().contains("IDENTITY_ENDPOINT"), "{err}");
     assert!(!err.to_string().contains(HEADER));

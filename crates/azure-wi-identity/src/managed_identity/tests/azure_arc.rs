@@ -6,11 +6,11 @@ use std::{path::Path, sync::Arc};
 use serde_json::{Value, json};
 
 use super::{RESOURCE, SCOPE, options};
-use crate::credential::{
+use crate::{
     ErrorKind, TokenCredential,
     managed_identity::{
         ManagedIdentityCredential, ManagedIdentitySource, UserAssignedId,
-        test_server::{Recorded, Reply, TestServer},
+        test_server::{RecordedRequest, Reply, TestServer},
     },
 };
 
@@ -30,7 +30,7 @@ fn token_dir() -> TokenDir {
 
 /// An agent that challenges with `realm` and accepts `Basic KEY`, answering `token_body`.
 async fn agent(realm: String, token_body: Value) -> TestServer {
-    TestServer::start(move |r: &Recorded| match r.header("authorization") {
+    TestServer::with_handler(move |r: &RecordedRequest| match r.header("authorization") {
         None => Reply::json(401, r#"{"error":"unauthorized"}"#)
             .header("WWW-Authenticate", &format!("Basic realm={realm}")),
         Some(a) if a == format!("Basic {KEY}") => Reply::json(200, token_body.to_string()),
@@ -52,8 +52,8 @@ fn token_body(extra: Value) -> Value {
 }
 
 fn arc(server: &TestServer, dir: &Path, id: Option<UserAssignedId>) -> Arc<ManagedIdentityCredential> {
-    let endpoint = server.url("/metadata/identity/oauth2/token");
-    let imds = server.url("");
+    let endpoint = server.url_for("/metadata/identity/oauth2/token");
+    let imds = server.url_for("");
     let mut opts = options(&[("IDENTITY_ENDPOINT", &endpoint), ("IMDS_ENDPOINT", &imds)]);
     opts.platform.arc_token_dir = Some(dir.to_owned());
     opts.user_assigned_id = id;
@@ -76,7 +76,7 @@ async fn answers_the_challenge_with_the_key_and_sends_exactly_two_requests() {
     assert_eq!(requests.len(), 2);
     for r in &requests {
         assert_eq!(
-            (r.method.as_str(), r.path.as_str()),
+            (r.method.as_str(), r.path()),
             ("GET", "/metadata/identity/oauth2/token")
         );
         assert_eq!(
@@ -104,7 +104,7 @@ async fn the_agent_file_selects_arc_at_its_default_endpoint() {
     let mut opts = options(&[]);
     opts.platform.arc_agent_file = Some(agent_file);
     opts.platform.arc_token_dir = Some(dir.tokens.clone());
-    opts.platform.arc_default_endpoint = Some(server.url("/metadata/identity/oauth2/token"));
+    opts.platform.arc_default_endpoint = Some(server.url_for("/metadata/identity/oauth2/token"));
     let credential = ManagedIdentityCredential::new(Some(opts)).unwrap();
     assert_eq!(credential.source(), ManagedIdentitySource::AzureArc);
     assert_eq!(
@@ -262,7 +262,7 @@ async fn a_user_assigned_token_must_echo_the_requested_id() {
         let result = arc(&server, &dir.tokens, Some(id.clone()))
             .get_token(&[SCOPE], None)
             .await;
-        let (name, value) = id.query_pair(&crate::credential::managed_identity::user_assigned_id::IMDS_NAMES);
+        let (name, value) = id.query_pair(&crate::managed_identity::user_assigned_id::IMDS_NAMES);
         assert_eq!(
             server.requests()[0].query_pairs(),
             [

@@ -3,7 +3,7 @@
 use serde_json::json;
 
 use super::{RESOURCE, SCOPE, credential, lifetime};
-use crate::credential::{
+use crate::{
     ErrorKind, TokenCredential,
     managed_identity::{
         UserAssignedId,
@@ -35,14 +35,14 @@ async fn sends_exactly_the_azure_ml_request_for_each_selector() {
     for (id, selector) in cases {
         let body = json!({"access_token": "ml-token", "expires_in": 3600, "expires_on": expires_on, "resource": RESOURCE, "token_type": "Bearer"});
         let server = TestServer::replies(vec![Reply::json(200, body.to_string())]).await;
-        let endpoint = server.url("/msi/auth");
+        let endpoint = server.url_for("/msi/auth");
         let credential = credential(&[("MSI_ENDPOINT", &endpoint), ("MSI_SECRET", SECRET)], id.clone());
         assert_eq!(
             credential.get_token(&[SCOPE], None).await.unwrap().token.secret(),
             "ml-token"
         );
         let r = &server.requests()[0];
-        assert_eq!((r.method.as_str(), r.path.as_str()), ("GET", "/msi/auth"));
+        assert_eq!((r.method.as_str(), r.path()), ("GET", "/msi/auth"));
         let mut expected = vec![("api-version", "2017-09-01"), ("resource", RESOURCE)];
         expected.extend(selector);
         assert_eq!(r.query_pairs(), expected, "{id:?}");
@@ -83,7 +83,7 @@ async fn reads_integer_epoch_and_both_date_string_styles() {
     for expires_on in [json!(in_2h.unix_timestamp()), json!(linux), json!(windows)] {
         let body = json!({"access_token": "t", "expires_on": expires_on, "resource": RESOURCE, "token_type": "Bearer"});
         let server = TestServer::replies(vec![Reply::json(200, body.to_string())]).await;
-        let endpoint = server.url("/msi/auth");
+        let endpoint = server.url_for("/msi/auth");
         let credential = credential(&[("MSI_ENDPOINT", &endpoint), ("MSI_SECRET", SECRET)], None);
         let token = credential.get_token(&[SCOPE], None).await.unwrap();
         assert!(
@@ -102,7 +102,7 @@ async fn a_refusal_fails_and_never_quotes_the_secret() {
         json!({"error": "invalid_request", "error_description": format!("bad secret {SECRET}")}).to_string(),
     )])
     .await;
-    let endpoint = server.url("/msi/auth");
+    let endpoint = server.url_for("/msi/auth");
     let credential = credential(
         &[("MSI_ENDPOINT", &endpoint), ("MSI_SECRET", SECRET)],
         Some(UserAssignedId::ClientId("cid".into())),

@@ -3,7 +3,7 @@
 use serde_json::json;
 
 use super::{RESOURCE, SCOPE, credential, lifetime, options};
-use crate::credential::{
+use crate::{
     ErrorKind, TokenCredential,
     managed_identity::{
         ManagedIdentityCredential, UserAssignedId,
@@ -15,7 +15,7 @@ use crate::credential::{
 async fn posts_exactly_the_cloud_shell_form() {
     let body = json!({"access_token": "user-token", "expires_in": "3599", "expires_on": "1", "not_before": "1", "resource": RESOURCE, "token_type": "Bearer"});
     let server = TestServer::replies(vec![Reply::json(200, body.to_string())]).await;
-    let endpoint = server.url("/oauth2/token");
+    let endpoint = server.url_for("/oauth2/token");
     let credential = credential(&[("MSI_ENDPOINT", &endpoint)], None);
     let token = credential.get_token(&[SCOPE], None).await.unwrap();
     assert_eq!(token.token.secret(), "user-token");
@@ -24,8 +24,8 @@ async fn posts_exactly_the_cloud_shell_form() {
         "expires_in wins over expires_on"
     );
     let r = &server.requests()[0];
-    assert_eq!((r.method.as_str(), r.path.as_str()), ("POST", "/oauth2/token"));
-    assert!(r.query.is_empty());
+    assert_eq!((r.method.as_str(), r.path()), ("POST", "/oauth2/token"));
+    assert!(r.query().is_empty());
     assert_eq!(r.header("metadata"), Some("true"));
     assert_eq!(
         r.header("content-type"),
@@ -63,7 +63,7 @@ async fn a_token_less_json_answer_fails_and_a_non_json_one_is_unavailable() {
         r#"{"error":{"code":"BadRequest","message":"not signed in"}}"#,
     )])
     .await;
-    let endpoint = server.url("/oauth2/token");
+    let endpoint = server.url_for("/oauth2/token");
     let err = credential(&[("MSI_ENDPOINT", &endpoint)], None)
         .get_token(&[SCOPE], None)
         .await
@@ -75,7 +75,7 @@ async fn a_token_less_json_answer_fails_and_a_non_json_one_is_unavailable() {
     assert!(err.to_string().contains("BadRequest: not signed in"), "{err}");
 
     let server = TestServer::replies(vec![Reply::text(404, "Not Found")]).await;
-    let endpoint = server.url("/oauth2/token");
+    let endpoint = server.url_for("/oauth2/token");
     let err = credential(&[("MSI_ENDPOINT", &endpoint)], None)
         .get_token(&[SCOPE], None)
         .await

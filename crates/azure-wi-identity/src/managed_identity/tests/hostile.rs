@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use super::{SCOPE, credential, options};
-use crate::credential::{
+use crate::{
     ErrorKind, TokenCredential,
     managed_identity::ManagedIdentityCredential,
     test_server::{Reply, Stream, TestServer},

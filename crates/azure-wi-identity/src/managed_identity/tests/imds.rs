@@ -3,11 +3,11 @@
 use std::time::Duration;
 
 use super::{RESOURCE, SCOPE, credential, imds_token, lifetime, options};
-use crate::credential::{
+use crate::{
     ErrorKind, TokenCredential,
     managed_identity::{
         ManagedIdentityCredential, ManagedIdentityCredentialOptions, UserAssignedId,
-        test_server::{Recorded, Reply, TestServer},
+        test_server::{RecordedRequest, Reply, TestServer},
     },
 };
 
@@ -15,7 +15,7 @@ const PATH: &str = "/metadata/identity/oauth2/token";
 
 fn pod_identity(server: &TestServer) -> Vec<(&'static str, String)> {
     // A trailing slash is stripped, as azure-identity does.
-    vec![("AZURE_POD_IDENTITY_AUTHORITY_HOST", server.url("/"))]
+    vec![("AZURE_POD_IDENTITY_AUTHORITY_HOST", server.url_for("/"))]
 }
 
 fn imds(server: &TestServer, id: Option<UserAssignedId>) -> std::sync::Arc<ManagedIdentityCredential> {
@@ -32,7 +32,7 @@ fn probing(server_base: String) -> std::sync::Arc<ManagedIdentityCredential> {
     ManagedIdentityCredential::new(Some(options)).unwrap()
 }
 
-fn gaps(requests: &[Recorded]) -> Vec<Duration> {
+fn gaps(requests: &[RecordedRequest]) -> Vec<Duration> {
     requests.windows(2).map(|w| w[1].at - w[0].at).collect()
 }
 
@@ -57,7 +57,7 @@ async fn sends_exactly_the_system_assigned_request() {
     let requests = server.requests();
     assert_eq!(requests.len(), 1);
     let r = &requests[0];
-    assert_eq!((r.method.as_str(), r.path.as_str()), ("GET", PATH));
+    assert_eq!((r.method.as_str(), r.path()), ("GET", PATH));
     assert_eq!(
         r.query_pairs(),
         [("api-version", "2018-02-01"), ("resource", RESOURCE)]
@@ -146,11 +146,9 @@ async fn docker_desktops_403_and_non_imds_answers_are_unavailable() {
     assert_eq!(err.kind(), ErrorKind::Unavailable);
     assert!(err.to_string().contains("unreachable"), "{err}");
 
-    let html = Reply {
-        status: 200,
-        headers: vec![("Content-Type".into(), "text/html".into())],
-        body: "<html>hi</html>".into(),
-    };
+    let html = Reply::status(200)
+        .header("Content-Type", "text/html")
+        .body("<html>hi</html>");
     let server = TestServer::replies(vec![html]).await;
     let err = imds(&server, None).get_token(&[SCOPE], None).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
@@ -192,7 +190,7 @@ async fn retries_5xx_404_and_429_on_the_imds_schedule() {
     assert!(
         requests
             .iter()
-            .all(|r| r.header("metadata") == Some("true") && r.query == requests[0].query)
+            .all(|r| r.header("metadata") == Some("true") && r.query() == requests[0].query())
     );
 }
 
@@ -238,7 +236,7 @@ async fn throttling_that_outlasts_the_retries_explains_caching() {
 #[tokio::test]
 async fn the_probe_goes_first_without_the_metadata_header_and_is_remembered() {
     // A real IMDS answers a request without `Metadata: true` with 400.
-    let server = TestServer::start(|r| match r.header("metadata") {
+    let server = TestServer::with_handler(|r| match r.header("metadata") {
         Some("true") => imds_token("t", 3600),
         _ => Reply::json(
             400,
@@ -246,7 +244,7 @@ async fn the_probe_goes_first_without_the_metadata_header_and_is_remembered() {
         ),
     })
     .await;
-    let credential = probing(server.url(""));
+    let credential = probing(server.url_for(""));
     credential.get_token(&[SCOPE], None).await.unwrap();
     credential
         .get_token(&["https://storage.azure.com/.default"], None)
@@ -255,8 +253,12 @@ async fn the_probe_goes_first_without_the_metadata_header_and_is_remembered() {
     let requests = server.requests();
     assert_eq!(requests.len(), 3, "one probe, then two real requests");
     assert_eq!(requests[0].header("metadata"), None);
-    assert_eq!(requests[0].path, PATH);
-    assert_eq!(requests[0].query, requests[1].query, "the probe is the same GET");
+    assert_eq!(requests[0].path(), PATH);
+    assert_eq!(
+        requests[0].query(),
+        requests[1].query(),
+        "the probe is the same GET"
+    );
     assert_eq!(requests[1].header("metadata"), Some("true"));
     assert_eq!(requests[2].header("metadata"), Some("true"));
 }
@@ -266,7 +268,7 @@ async fn a_failed_probe_is_unavailable_and_not_remembered() {
     let docker = Reply::text(403, "A socket operation was attempted to an unreachable network.");
     let probe_ok = Reply::json(400, r#"{"error":"invalid_request"}"#);
     let server = TestServer::replies(vec![docker, probe_ok, imds_token("t", 3600)]).await;
-    let credential = probing(server.url(""));
+    let credential = probing(server.url_for(""));
     let err = credential.get_token(&[SCOPE], None).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Unavailable);
     assert_eq!(
@@ -308,10 +310,7 @@ async fn a_listener_that_never_answers_makes_the_probe_give_up() {
     let started = tokio::time::Instant::now();
     let err = probing(base).get_token(&[SCOPE], None).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
-    assert_eq!(
-        started.elapsed(),
-        crate::credential::managed_identity::imds::PROBE_TIMEOUT
-    );
+    assert_eq!(started.elapsed(), crate::managed_identity::imds::PROBE_TIMEOUT);
     hold.abort();
 }
 

@@ -21,7 +21,7 @@ use super::{
     UserAssignedId, select_source,
     test_server::{Reply, TestServer},
 };
-use crate::credential::{Env, ErrorKind, TokenCredential, TokenRequestOptions};
+use crate::{Env, ErrorKind, TokenCredential, TokenRequestOptions};
 
 pub(super) const SCOPE: &str = "https://vault.azure.net/.default";
 pub(super) const RESOURCE: &str = "https://vault.azure.net";
@@ -68,7 +68,7 @@ pub(super) fn imds_token(token: &str, expires_in: i64) -> Reply {
 }
 
 /// Seconds between `expires_on` and now, within a few seconds of slack for the test's own run.
-pub(super) fn lifetime(token: &crate::credential::AccessToken) -> i64 {
+pub(super) fn lifetime(token: &crate::AccessToken) -> i64 {
     (token.expires_on - OffsetDateTime::now_utc()).whole_seconds()
 }
 
@@ -152,7 +152,7 @@ fn the_credential_reports_its_source_and_detects_the_arc_agent_file() {
 #[tokio::test]
 async fn exactly_one_scope_is_required_and_nothing_is_sent_otherwise() {
     let server = TestServer::replies(vec![imds_token("t", 3600)]).await;
-    let base = server.url("");
+    let base = server.url_for("");
     let credential = credential(&[("AZURE_POD_IDENTITY_AUTHORITY_HOST", &base)], None);
     for scopes in [
         &[][..],
@@ -170,7 +170,7 @@ async fn exactly_one_scope_is_required_and_nothing_is_sent_otherwise() {
 #[tokio::test]
 async fn scopes_become_resources_as_azure_identity_converts_them() {
     let server = TestServer::replies(vec![imds_token("t", 3600)]).await;
-    let base = server.url("");
+    let base = server.url_for("");
     let credential = credential(&[("AZURE_POD_IDENTITY_AUTHORITY_HOST", &base)], None);
     for (scope, resource) in [
         (SCOPE, RESOURCE),
@@ -184,10 +184,10 @@ async fn scopes_become_resources_as_azure_identity_converts_them() {
         credential.get_token(&[scope], None).await.unwrap();
         let last = server.requests().pop().unwrap();
         let sent: Vec<_> = last
-            .query
-            .iter()
-            .filter(|(k, _)| k == "resource")
-            .map(|(_, v)| v.as_str())
+            .query_pairs()
+            .into_iter()
+            .filter(|(k, _)| *k == "resource")
+            .map(|(_, v)| v)
             .collect();
         assert_eq!(sent, [resource], "{scope}");
     }
@@ -197,7 +197,7 @@ async fn scopes_become_resources_as_azure_identity_converts_them() {
 async fn the_cache_is_keyed_by_the_requested_scope_not_the_echoed_resource() {
     // Real IMDS echoes the resource with a trailing slash; the cache must still hit.
     let server = TestServer::replies(vec![imds_token("cached-token", 3600)]).await;
-    let base = server.url("");
+    let base = server.url_for("");
     let credential = credential(&[("AZURE_POD_IDENTITY_AUTHORITY_HOST", &base)], None);
     for _ in 0..3 {
         let token = credential.get_token(&[SCOPE], None).await.unwrap();
@@ -209,7 +209,7 @@ async fn the_cache_is_keyed_by_the_requested_scope_not_the_echoed_resource() {
 #[tokio::test]
 async fn tenant_id_and_cae_are_ignored_and_do_not_split_the_cache() {
     let server = TestServer::replies(vec![imds_token("t", 3600)]).await;
-    let base = server.url("");
+    let base = server.url_for("");
     let credential = credential(&[("AZURE_POD_IDENTITY_AUTHORITY_HOST", &base)], None);
     credential.get_token(&[SCOPE], None).await.unwrap();
     let mut cae = TokenRequestOptions {
@@ -222,7 +222,7 @@ async fn tenant_id_and_cae_are_ignored_and_do_not_split_the_cache() {
     assert_eq!(requests.len(), 1);
     assert!(
         requests[0]
-            .query
+            .query()
             .iter()
             .all(|(k, v)| k != "tenant_id" && v != "other-tenant")
     );
@@ -231,7 +231,7 @@ async fn tenant_id_and_cae_are_ignored_and_do_not_split_the_cache() {
 #[tokio::test]
 async fn claims_force_a_new_request_but_are_never_sent() {
     let server = TestServer::replies(vec![imds_token("first", 3600), imds_token("second", 3600)]).await;
-    let base = server.url("");
+    let base = server.url_for("");
     let credential = credential(&[("AZURE_POD_IDENTITY_AUTHORITY_HOST", &base)], None);
     assert_eq!(
         credential.get_token(&[SCOPE], None).await.unwrap().token.secret(),
@@ -252,7 +252,7 @@ async fn claims_force_a_new_request_but_are_never_sent() {
     );
     let requests = server.requests();
     assert_eq!(requests.len(), 2);
-    assert!(requests[1].query.iter().all(|(k, _)| k != "claims"));
+    assert!(requests[1].query().iter().all(|(k, _)| k != "claims"));
     assert!(requests[1].body.is_empty());
     // The fresh token replaced the cached one.
     assert_eq!(
@@ -265,7 +265,7 @@ async fn claims_force_a_new_request_but_are_never_sent() {
 #[tokio::test]
 async fn concurrent_callers_on_a_cold_cache_share_one_request() {
     let server = TestServer::replies(vec![imds_token("shared", 3600)]).await;
-    let base = server.url("");
+    let base = server.url_for("");
     let credential = credential(&[("AZURE_POD_IDENTITY_AUTHORITY_HOST", &base)], None);
     let calls: Vec<_> = (0..50)
         .map(|_| {
@@ -350,7 +350,7 @@ async fn the_workload_identity_branch_exchanges_the_service_account_token() {
         json!({"token_type": "Bearer", "expires_in": 3599, "access_token": "entra-token"}).to_string(),
     )])
     .await;
-    let authority = entra.url("/");
+    let authority = entra.url_for("/");
     let file_path = file.display().to_string();
     let wi = [
         ("AZURE_AUTHORITY_HOST", authority.as_str()),
@@ -371,7 +371,7 @@ async fn the_workload_identity_branch_exchanges_the_service_account_token() {
         assert_eq!(token.token.secret(), "entra-token");
         let r = entra.requests().pop().unwrap();
         assert_eq!(
-            (r.method.as_str(), r.path.as_str()),
+            (r.method.as_str(), r.path()),
             ("POST", "/tenant-1/oauth2/v2.0/token")
         );
         let form = r.form();
@@ -431,7 +431,7 @@ async fn secrets_never_reach_the_logs() {
         imds_token("logged-token-value", 3600),
     ])
     .await;
-    let endpoint = server.url("/msi/token");
+    let endpoint = server.url_for("/msi/token");
     let credential = credential(
         &[("IDENTITY_ENDPOINT", &endpoint), ("IDENTITY_HEADER", header)],
         None,

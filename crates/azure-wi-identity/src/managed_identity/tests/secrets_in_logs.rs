@@ -12,7 +12,7 @@ use serde_json::json;
 use tracing_subscriber::fmt::MakeWriter;
 
 use super::{RESOURCE, SCOPE, credential, imds_token, options};
-use crate::credential::{
+use crate::{
     AccessToken, AzurePipelinesCredential, AzurePipelinesCredentialOptions, Env, Secret, TokenCredential,
     WorkloadIdentityCredential, WorkloadIdentityCredentialOptions,
     managed_identity::{
@@ -128,7 +128,7 @@ impl Printed {
     fn debug(&mut self, value: &dyn std::fmt::Debug) {
         self.0.push_str(&format!("{value:?}\n{value:#?}\n"));
     }
-    fn result(&mut self, result: &crate::credential::Result<AccessToken>) {
+    fn result(&mut self, result: &crate::Result<AccessToken>) {
         match result {
             Ok(token) => self.debug(token),
             Err(error) => {
@@ -223,7 +223,7 @@ async fn no_secret_reaches_trace_logs_or_debug_output() {
     // Managed identity, IMDS.
     let imds = TestServer::replies(vec![imds_token(IMDS_TOKEN, 3600)]).await;
     let mut imds_options = options(&[]);
-    imds_options.platform.imds_base = Some(imds.url(""));
+    imds_options.platform.imds_base = Some(imds.url_for(""));
     printed.debug(&imds_options);
     let imds_credential = ManagedIdentityCredential::new(Some(imds_options)).unwrap();
     let ok = imds_credential.get_token(&[SCOPE], None).await;
@@ -240,7 +240,7 @@ async fn no_secret_reaches_trace_logs_or_debug_output() {
         imds_token(APP_SERVICE_TOKEN, 3600),
     ])
     .await;
-    let endpoint = app.url("/msi/token");
+    let endpoint = app.url_for("/msi/token");
     let app_credential = credential(
         &[
             ("IDENTITY_ENDPOINT", &endpoint),
@@ -264,7 +264,7 @@ async fn no_secret_reaches_trace_logs_or_debug_output() {
         Reply::json(200, json!({"access_token": ML_TOKEN, "expires_in": 3600, "resource": RESOURCE, "token_type": "Bearer"}).to_string()),
     ])
     .await;
-    let endpoint = ml.url("/msi/auth");
+    let endpoint = ml.url_for("/msi/auth");
     let ml_credential = credential(&[("MSI_ENDPOINT", &endpoint), ("MSI_SECRET", ML_SECRET)], None);
     printed.debug(&ml_credential);
     printed.result(&ml_credential.get_token(&[SCOPE], None).await);
@@ -280,8 +280,8 @@ async fn no_secret_reaches_trace_logs_or_debug_output() {
     let (tls, thumbprint) = self_signed_tls();
     let expires_on = time::OffsetDateTime::now_utc().unix_timestamp() + 3600;
     let sf_body = json!({"token_type": "Bearer", "access_token": SF_TOKEN, "expires_on": expires_on, "resource": RESOURCE}).to_string();
-    let sf = TestServer::start_tls(tls, move |_| Reply::json(200, sf_body.clone())).await;
-    let endpoint = sf.url("/metadata/identity/oauth2/token");
+    let sf = TestServer::with_handler_tls(tls, move |_| Reply::json(200, sf_body.clone())).await;
+    let endpoint = sf.url_for("/metadata/identity/oauth2/token");
     let sf_credential = credential(
         &[
             ("IDENTITY_ENDPOINT", &endpoint),
@@ -309,14 +309,14 @@ async fn no_secret_reaches_trace_logs_or_debug_output() {
         std::fs::write(&key_file, ARC_KEY).unwrap();
         let realm = key_file.display().to_string();
         let arc_body = json!({"access_token": ARC_TOKEN, "expires_in": "3600", "resource": RESOURCE, "token_type": "Bearer"}).to_string();
-        let arc = TestServer::start(move |r| match r.header("authorization") {
+        let arc = TestServer::with_handler(move |r| match r.header("authorization") {
             Some(a) if a == format!("Basic {ARC_KEY}") => Reply::json(200, arc_body.clone()),
             _ => Reply::json(401, r#"{"error":"unauthorized"}"#)
                 .header("WWW-Authenticate", &format!("Basic realm={realm}")),
         })
         .await;
-        let endpoint = arc.url("/metadata/identity/oauth2/token");
-        let imds_base = arc.url("");
+        let endpoint = arc.url_for("/metadata/identity/oauth2/token");
+        let imds_base = arc.url_for("");
         let mut arc_options = options(&[("IDENTITY_ENDPOINT", &endpoint), ("IMDS_ENDPOINT", &imds_base)]);
         arc_options.platform.arc_token_dir = Some(tokens.clone());
         printed.debug(&arc_options);
@@ -333,7 +333,7 @@ async fn no_secret_reaches_trace_logs_or_debug_output() {
 
     // Cloud Shell.
     let shell = TestServer::replies(vec![imds_token(CLOUD_SHELL_TOKEN, 3600)]).await;
-    let endpoint = shell.url("/oauth2/token");
+    let endpoint = shell.url_for("/oauth2/token");
     let shell_credential = credential(&[("MSI_ENDPOINT", &endpoint)], None);
     let ok = shell_credential.get_token(&[SCOPE], None).await;
     served.push(

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use serde_json::json;
 
 use super::{RESOURCE, SCOPE, credential, options};
-use crate::credential::{
+use crate::{
     ErrorKind, TokenCredential, TokenRequestOptions,
     managed_identity::{
         ManagedIdentityCredential, ManagedIdentitySource, UserAssignedId,
@@ -24,7 +24,7 @@ fn sf_token(token: &str) -> Reply {
 async fn pinned_server(replies: Vec<Reply>) -> (TestServer, String) {
     let (config, thumbprint) = self_signed_tls();
     let queue = std::sync::Mutex::new(std::collections::VecDeque::from(replies));
-    let server = TestServer::start_tls(config, move |_| {
+    let server = TestServer::with_handler_tls(config, move |_| {
         queue.lock().unwrap().pop_front().expect("a scripted reply")
     })
     .await;
@@ -45,7 +45,7 @@ fn sf(endpoint: &str, thumbprint: &str) -> Arc<ManagedIdentityCredential> {
 #[tokio::test]
 async fn sends_exactly_the_service_fabric_request_to_the_pinned_server() {
     let (server, thumbprint) = pinned_server(vec![sf_token("sf-token")]).await;
-    let credential = sf(&server.url("/metadata/identity/oauth2/token"), &thumbprint);
+    let credential = sf(&server.url_for("/metadata/identity/oauth2/token"), &thumbprint);
     assert_eq!(credential.source(), ManagedIdentitySource::ServiceFabric);
     let token = credential.get_token(&[SCOPE], None).await.unwrap();
     assert_eq!(token.token.secret(), "sf-token");
@@ -53,7 +53,7 @@ async fn sends_exactly_the_service_fabric_request_to_the_pinned_server() {
     assert_eq!(requests.len(), 1);
     let r = &requests[0];
     assert_eq!(
-        (r.method.as_str(), r.path.as_str()),
+        (r.method.as_str(), r.path()),
         ("GET", "/metadata/identity/oauth2/token")
     );
     assert_eq!(
@@ -74,7 +74,7 @@ async fn the_thumbprint_matches_in_any_case_and_with_colons() {
         .chunks(2)
         .map(|c| String::from_utf8(c.to_vec()).unwrap())
         .collect();
-    let credential = sf(&server.url("/token"), &colons.join(":"));
+    let credential = sf(&server.url_for("/token"), &colons.join(":"));
     assert_eq!(
         credential.get_token(&[SCOPE], None).await.unwrap().token.secret(),
         "t"
@@ -88,7 +88,7 @@ async fn a_thumbprint_mismatch_fails_before_the_secret_is_sent() {
     let mut wrong: Vec<char> = thumbprint.chars().collect();
     wrong[0] = if wrong[0] == 'A' { 'B' } else { 'A' };
     let wrong: String = wrong.into_iter().collect();
-    let credential = sf(&server.url("/token"), &wrong);
+    let credential = sf(&server.url_for("/token"), &wrong);
     let err = credential.get_token(&[SCOPE], None).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::AuthenticationFailed, "{err}");
     let msg = err.to_string();
@@ -104,7 +104,7 @@ async fn a_thumbprint_mismatch_fails_before_the_secret_is_sent() {
 async fn plain_http_is_refused_before_anything_is_sent() {
     let server = TestServer::replies(vec![sf_token("never")]).await;
     let mut opts = options(&[
-        ("IDENTITY_ENDPOINT", &server.url("/token")),
+        ("IDENTITY_ENDPOINT", &server.url_for("/token")),
         ("IDENTITY_HEADER", SECRET),
         (
             "IDENTITY_SERVER_THUMBPRINT",
@@ -152,7 +152,7 @@ fn a_malformed_thumbprint_and_a_user_assigned_id_are_refused() {
 #[tokio::test]
 async fn a_claims_refresh_names_the_token_it_replaces() {
     let (server, thumbprint) = pinned_server(vec![sf_token("first-token"), sf_token("second-token")]).await;
-    let credential = sf(&server.url("/token"), &thumbprint);
+    let credential = sf(&server.url_for("/token"), &thumbprint);
     credential.get_token(&[SCOPE], None).await.unwrap();
     let claims = TokenRequestOptions {
         claims: Some("{}".into()),
@@ -190,7 +190,7 @@ async fn errors_carry_the_service_fabric_code_and_hint() {
         r#"{"error":{"code":"ManagedIdentityNotFound","message":"no identity"}}"#,
     );
     let (server, thumbprint) = pinned_server(vec![refusal]).await;
-    let err = sf(&server.url("/token"), &thumbprint)
+    let err = sf(&server.url_for("/token"), &thumbprint)
         .get_token(&[SCOPE], None)
         .await
         .unwrap_err();
@@ -208,9 +208,9 @@ async fn errors_carry_the_service_fabric_code_and_hint() {
 
 #[tokio::test]
 async fn a_server_with_the_certificate_but_not_its_key_is_refused() {
-    let (config, thumbprint) = crate::credential::managed_identity::test_server::impostor_tls();
-    let server = TestServer::start_tls(config, |_| sf_token("never")).await;
-    let err = sf(&server.url("/token"), &thumbprint)
+    let (config, thumbprint) = crate::managed_identity::test_server::impostor_tls();
+    let server = TestServer::with_handler_tls(config, |_| sf_token("never")).await;
+    let err = sf(&server.url_for("/token"), &thumbprint)
         .get_token(&[SCOPE], None)
         .await
         .unwrap_err();
