@@ -10,8 +10,8 @@ use serde_json::Value;
 use crate::{
     config::Config,
     denial::{Denial, quoted},
-    mutation::ServiceAccount,
     proxy_containers::{DEFAULT_PROXY_PORT, ProxyMode},
+    service_account::ServiceAccount,
 };
 
 /// The pod label that the MutatingWebhookConfiguration's objectSelector matches (`"true"`).

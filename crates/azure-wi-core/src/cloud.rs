@@ -7,18 +7,10 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::config::ConfigError;
+use azure_wi_identity::AzureCloud;
 
 /// The name upstream uses for the Azure Stack cloud, whose endpoints come from a file.
 const AZURE_STACK_CLOUD: &str = "AzureStackCloud";
-
-/// The clouds with built-in authority hosts: (canonical name, authority host).
-const KNOWN_CLOUDS: [(&str, &str); 4] = [
-    ("AzurePublicCloud", "https://login.microsoftonline.com/"),
-    ("AzureUSGovernmentCloud", "https://login.microsoftonline.us/"),
-    ("AzureChinaCloud", "https://login.chinacloudapi.cn/"),
-    ("AzureGermanCloud", "https://login.microsoftonline.de/"),
-];
 
 /// An Azure cloud, resolved once at start-up.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -32,64 +24,113 @@ pub struct Cloud {
 impl Cloud {
     /// The public Azure cloud.
     pub fn public() -> Self {
-        let (name, host) = KNOWN_CLOUDS[0];
+        Self::known(AzureCloud::Public)
+    }
+
+    /// One of the credential library's clouds, its authority host written with the trailing `/`
+    /// upstream's webhook writes.
+    fn known(cloud: AzureCloud) -> Self {
         Self {
-            name: name.to_owned(),
-            authority_host: host.to_owned(),
+            name: cloud.environment_name().to_owned(),
+            authority_host: format!("{}/", cloud.authority_host()),
         }
     }
 
     /// Resolves `AZURE_ENVIRONMENT` (case-insensitive, empty = public). `AzureStackCloud` reads
     /// `stack_file`, the path given in `AZURE_ENVIRONMENT_FILEPATH`.
-    pub fn resolve(name: &str, stack_file: Option<&Path>) -> Result<Self, ConfigError> {
+    pub fn resolve(name: &str, stack_file: Option<&Path>) -> Result<Self, CloudError> {
         let trimmed = name.trim();
         if trimmed.is_empty() {
             return Ok(Self::public());
         }
-        if let Some((canonical, host)) = KNOWN_CLOUDS
-            .iter()
-            .find(|(known, _)| known.eq_ignore_ascii_case(trimmed))
-        {
-            return Ok(Self {
-                name: (*canonical).to_owned(),
-                authority_host: (*host).to_owned(),
-            });
+        if let Some(cloud) = AzureCloud::from_environment_name(trimmed) {
+            return Ok(Self::known(cloud));
         }
         if trimmed.eq_ignore_ascii_case(AZURE_STACK_CLOUD) {
-            let path = stack_file.ok_or(ConfigError::MissingStackFile)?;
+            let path = stack_file.ok_or(CloudError::MissingStackFile)?;
             return Ok(Self {
                 name: AZURE_STACK_CLOUD.to_owned(),
                 authority_host: read_stack_authority(path)?,
             });
         }
-        Err(ConfigError::UnknownCloud {
+        Err(CloudError::UnknownCloud {
             name: name.to_owned(),
         })
     }
 
     /// The names accepted by [`Cloud::resolve`], for error messages and help.
     pub fn known_names() -> Vec<&'static str> {
-        KNOWN_CLOUDS
+        AzureCloud::ALL
             .iter()
-            .map(|(name, _)| *name)
+            .map(|cloud| cloud.environment_name())
             .chain([AZURE_STACK_CLOUD])
             .collect()
     }
 }
 
+/// An `AZURE_ENVIRONMENT` (or Azure Stack environment file) that names no usable cloud.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CloudError {
+    /// `AZURE_ENVIRONMENT` names no known cloud.
+    #[error(
+        "AZURE_ENVIRONMENT {name:?} is not a known cloud: use one of {} (case-insensitive)",
+        Cloud::known_names().join(", ")
+    )]
+    UnknownCloud {
+        /// The name given.
+        name: String,
+    },
+    /// `AzureStackCloud` without `AZURE_ENVIRONMENT_FILEPATH`.
+    #[error(
+        "AZURE_ENVIRONMENT is AzureStackCloud but AZURE_ENVIRONMENT_FILEPATH is not set: point it at \
+         the Azure Stack environment JSON file"
+    )]
+    MissingStackFile,
+    /// The Azure Stack environment file cannot be read.
+    #[error("cannot read the Azure Stack environment file {path:?} (AZURE_ENVIRONMENT_FILEPATH): {source}")]
+    StackFileUnreadable {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The Azure Stack environment file is not JSON.
+    #[error(
+        "the Azure Stack environment file {path:?} (AZURE_ENVIRONMENT_FILEPATH) is not valid JSON: {source}"
+    )]
+    StackFileInvalid {
+        /// The file.
+        path: PathBuf,
+        /// The parse error.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// The Azure Stack environment file lacks `activeDirectoryEndpoint`.
+    #[error(
+        "the Azure Stack environment file {path:?} (AZURE_ENVIRONMENT_FILEPATH) has no non-empty \
+         \"activeDirectoryEndpoint\" string"
+    )]
+    StackFileWithoutAuthority {
+        /// The file.
+        path: PathBuf,
+    },
+}
+
 /// Reads `activeDirectoryEndpoint` from an Azure Stack environment file.
-fn read_stack_authority(path: &Path) -> Result<String, ConfigError> {
+fn read_stack_authority(path: &Path) -> Result<String, CloudError> {
     let file = || PathBuf::from(path);
     let text =
-        std::fs::read(path).map_err(|source| ConfigError::StackFileUnreadable { path: file(), source })?;
+        std::fs::read(path).map_err(|source| CloudError::StackFileUnreadable { path: file(), source })?;
     let value: serde_json::Value = serde_json::from_slice(&text)
-        .map_err(|source| ConfigError::StackFileInvalid { path: file(), source })?;
+        .map_err(|source| CloudError::StackFileInvalid { path: file(), source })?;
     match value
         .get("activeDirectoryEndpoint")
         .and_then(serde_json::Value::as_str)
     {
         Some(host) if !host.trim().is_empty() => Ok(host.trim().to_owned()),
-        _ => Err(ConfigError::StackFileWithoutAuthority { path: file() }),
+        _ => Err(CloudError::StackFileWithoutAuthority { path: file() }),
     }
 }
 

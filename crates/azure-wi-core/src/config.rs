@@ -6,7 +6,10 @@
 
 use std::{fmt, path::PathBuf, str::FromStr};
 
-use crate::{cloud::Cloud, token_layout::TokenLayout};
+use crate::{
+    cloud::{Cloud, CloudError},
+    token_layout::TokenLayout,
+};
 
 /// The default audience of the projected service-account token.
 pub const DEFAULT_AUDIENCE: &str = "api://AzureADTokenExchange";
@@ -327,50 +330,9 @@ pub enum ConfigError {
          Entra tenant ID"
     )]
     MissingTenantId,
-    /// `AZURE_ENVIRONMENT` names no known cloud.
-    #[error(
-        "AZURE_ENVIRONMENT {name:?} is not a known cloud: use one of {} (case-insensitive)",
-        Cloud::known_names().join(", ")
-    )]
-    UnknownCloud {
-        /// The name given.
-        name: String,
-    },
-    /// `AzureStackCloud` without `AZURE_ENVIRONMENT_FILEPATH`.
-    #[error(
-        "AZURE_ENVIRONMENT is AzureStackCloud but AZURE_ENVIRONMENT_FILEPATH is not set: point it at \
-         the Azure Stack environment JSON file"
-    )]
-    MissingStackFile,
-    /// The Azure Stack environment file cannot be read.
-    #[error("cannot read the Azure Stack environment file {path:?} (AZURE_ENVIRONMENT_FILEPATH): {source}")]
-    StackFileUnreadable {
-        /// The file.
-        path: PathBuf,
-        /// The I/O error.
-        #[source]
-        source: std::io::Error,
-    },
-    /// The Azure Stack environment file is not JSON.
-    #[error(
-        "the Azure Stack environment file {path:?} (AZURE_ENVIRONMENT_FILEPATH) is not valid JSON: {source}"
-    )]
-    StackFileInvalid {
-        /// The file.
-        path: PathBuf,
-        /// The parse error.
-        #[source]
-        source: serde_json::Error,
-    },
-    /// The Azure Stack environment file lacks `activeDirectoryEndpoint`.
-    #[error(
-        "the Azure Stack environment file {path:?} (AZURE_ENVIRONMENT_FILEPATH) has no non-empty \
-         \"activeDirectoryEndpoint\" string"
-    )]
-    StackFileWithoutAuthority {
-        /// The file.
-        path: PathBuf,
-    },
+    /// `AZURE_ENVIRONMENT` (or the Azure Stack file) names no usable cloud.
+    #[error(transparent)]
+    Cloud(#[from] CloudError),
     /// `--log-level` is not a known level.
     #[error("--log-level {value:?} is not valid: use warning, info, debug, trace or all (or leave it empty)")]
     InvalidLogLevel {

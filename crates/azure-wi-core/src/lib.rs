@@ -19,8 +19,10 @@ pub mod mutation;
 pub mod object_names;
 mod patch_builder;
 pub mod proxy_containers;
+pub mod service_account;
 pub mod token_layout;
 
 pub use config::{Config, ConfigArgs, ConfigError};
 pub use denial::{Denial, excerpt, excerpt_to, quoted};
-pub use mutation::{ServiceAccount, mutate, service_account_name};
+pub use mutation::mutate;
+pub use service_account::{ServiceAccount, service_account_name};

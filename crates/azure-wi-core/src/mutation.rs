@@ -16,12 +16,12 @@
 //! to its own output yields an empty patch; a container added later is mutated on reinvocation.
 //! Ephemeral containers are never touched.
 
-use std::collections::BTreeMap;
-
+use azure_wi_identity::env_vars::{
+    AZURE_AUTHORITY_HOST, AZURE_CLIENT_ID, AZURE_FEDERATED_TOKEN_FILE, AZURE_TENANT_ID,
+};
 use json_patch::PatchOperation;
 use serde_json::{Value, json};
 
-pub use crate::denial::Denial;
 use crate::{
     annotations::{PodSettings, ProxyRequest},
     config::{CaSource, Config},
@@ -33,27 +33,10 @@ use crate::{
     },
     token_layout::{CA_CERT_PATH, pod_name_for_hash},
 };
-
-/// The parts of a ServiceAccount the mutation reads.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct ServiceAccount {
-    /// `metadata.name`.
-    pub name: String,
-    /// `metadata.annotations` (only the `azure.workload.identity/*` ones matter).
-    pub annotations: BTreeMap<String, String>,
-}
-
-/// The ServiceAccount a pod runs as: `spec.serviceAccountName`, or `default` when it is empty.
-pub fn service_account_name(pod: &Value) -> &str {
-    match pod
-        .get("spec")
-        .and_then(|spec| spec.get("serviceAccountName"))
-        .and_then(Value::as_str)
-    {
-        Some(name) if !name.is_empty() => name,
-        _ => "default",
-    }
-}
+pub use crate::{
+    denial::Denial,
+    service_account::{ServiceAccount, service_account_name},
+};
 
 /// Mutates a pod admitted in `request_namespace` that runs as `service_account`.
 ///
@@ -330,10 +313,10 @@ struct ContainerEnv {
 impl ContainerEnv {
     fn new(settings: &PodSettings, config: &Config, identity: Option<&IdentityEnv>) -> Self {
         let mut common = vec![
-            ("AZURE_CLIENT_ID", settings.client_id.clone().unwrap_or_default()),
-            ("AZURE_TENANT_ID", settings.tenant_id.clone()),
-            ("AZURE_FEDERATED_TOKEN_FILE", config.token_layout.token_file()),
-            ("AZURE_AUTHORITY_HOST", config.cloud.authority_host.clone()),
+            (AZURE_CLIENT_ID, settings.client_id.clone().unwrap_or_default()),
+            (AZURE_TENANT_ID, settings.tenant_id.clone()),
+            (AZURE_FEDERATED_TOKEN_FILE, config.token_layout.token_file()),
+            (AZURE_AUTHORITY_HOST, config.cloud.authority_host.clone()),
         ];
         if let Some(endpoint) = config
             .custom_token_endpoint

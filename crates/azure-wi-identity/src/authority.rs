@@ -12,8 +12,7 @@ use super::{
     plain_http::{self, PlainHttp, PlainHttpError},
 };
 
-/// The variable naming the Microsoft Entra authority host.
-pub(crate) const AZURE_AUTHORITY_HOST: &str = "AZURE_AUTHORITY_HOST";
+pub(crate) use crate::env_vars::AZURE_AUTHORITY_HOST;
 
 /// An Azure cloud, for its Microsoft Entra authority host.
 ///
@@ -42,6 +41,36 @@ pub enum AzureCloud {
 }
 
 impl AzureCloud {
+    /// Every cloud with a built-in authority host, the public cloud first. The webhook resolves
+    /// `AZURE_ENVIRONMENT` against this table; the credentials take its authority hosts.
+    pub const ALL: [AzureCloud; 4] = [Self::Public, Self::UsGovernment, Self::China, Self::Germany];
+
+    /// The cloud's name as `AZURE_ENVIRONMENT` spells it (the Azure SDKs' environment names),
+    /// e.g. `AzurePublicCloud`.
+    pub const fn environment_name(self) -> &'static str {
+        match self {
+            Self::Public => "AzurePublicCloud",
+            Self::UsGovernment => "AzureUSGovernmentCloud",
+            Self::China => "AzureChinaCloud",
+            Self::Germany => "AzureGermanCloud",
+        }
+    }
+
+    /// The cloud whose [`environment_name`](Self::environment_name) is `name`, compared
+    /// case-insensitively (as the Azure SDKs do); `None` for any other name.
+    ///
+    /// ```
+    /// use azure_wi_identity::AzureCloud;
+    ///
+    /// assert_eq!(AzureCloud::from_environment_name("azureusgovernmentcloud"), Some(AzureCloud::UsGovernment));
+    /// assert_eq!(AzureCloud::from_environment_name("AzureMoonCloud"), None);
+    /// ```
+    pub fn from_environment_name(name: &str) -> Option<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|cloud| cloud.environment_name().eq_ignore_ascii_case(name))
+    }
+
     /// The cloud's authority host, without a trailing `/`.
     pub const fn authority_host(self) -> &'static str {
         match self {

@@ -25,10 +25,8 @@ use super::{
 };
 
 const CREDENTIAL: &str = "AzurePipelinesCredential";
-/// The variable Azure Pipelines sets to the job's OIDC token endpoint.
-pub(crate) const SYSTEM_OIDCREQUESTURI: &str = "SYSTEM_OIDCREQUESTURI";
-/// The variable holding the job's access token (mapped explicitly into a step's environment).
-pub(crate) const SYSTEM_ACCESSTOKEN: &str = "SYSTEM_ACCESSTOKEN";
+pub(crate) use crate::env_vars::SYSTEM_ACCESSTOKEN;
+pub(crate) use crate::env_vars::SYSTEM_OIDCREQUESTURI;
 const OIDC_API_VERSION: &str = "7.1";
 
 /// Options of [`AzurePipelinesCredential`].

@@ -30,8 +30,7 @@ use super::{
 
 /// The `client_assertion_type` of a JWT bearer assertion.
 pub(crate) const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
-/// Disables per-request tenants when set (as in azure-identity).
-pub(crate) const AZURE_IDENTITY_DISABLE_MULTITENANTAUTH: &str = "AZURE_IDENTITY_DISABLE_MULTITENANTAUTH";
+pub(crate) use crate::env_vars::AZURE_IDENTITY_DISABLE_MULTITENANTAUTH;
 /// Where a per-request tenant comes from, for errors.
 const REQUEST_TENANT: &str = "the request's tenant_id option";
 /// The claims a CAE-capable client adds.

@@ -94,6 +94,7 @@
 
 mod access_token;
 mod env;
+pub mod env_vars;
 mod error;
 
 pub(crate) mod authority;

@@ -21,8 +21,7 @@ use rustls::{
     pki_types::{CertificateDer, ServerName, UnixTime},
 };
 
-/// The variable naming the extra PEM bundle of trusted certificates.
-pub(crate) const SSL_CERT_FILE: &str = "SSL_CERT_FILE";
+pub(crate) use crate::env_vars::SSL_CERT_FILE;
 
 /// A rustls client configuration with the ring provider that trusts `roots` as webpki does,
 /// plus any server certificate byte-identical to one of `anchors` (the certificates of

@@ -24,12 +24,9 @@ use super::{
 };
 
 const CREDENTIAL: &str = "WorkloadIdentityCredential";
-/// The tenant id variable.
-pub(crate) const AZURE_TENANT_ID: &str = "AZURE_TENANT_ID";
-/// The client id variable.
-pub(crate) const AZURE_CLIENT_ID: &str = "AZURE_CLIENT_ID";
-/// The token file variable.
-pub(crate) const AZURE_FEDERATED_TOKEN_FILE: &str = "AZURE_FEDERATED_TOKEN_FILE";
+pub(crate) use crate::env_vars::AZURE_CLIENT_ID;
+pub(crate) use crate::env_vars::AZURE_FEDERATED_TOKEN_FILE;
+pub(crate) use crate::env_vars::AZURE_TENANT_ID;
 
 /// Options of [`WorkloadIdentityCredential`]. Unset fields come from the environment.
 ///

@@ -61,16 +61,16 @@ use crate::{
 /// The name errors carry before a source is known.
 const CREDENTIAL: &str = "ManagedIdentityCredential";
 
-pub(crate) const IDENTITY_ENDPOINT: &str = "IDENTITY_ENDPOINT";
-pub(crate) const IDENTITY_HEADER: &str = "IDENTITY_HEADER";
-pub(crate) const IDENTITY_SERVER_THUMBPRINT: &str = "IDENTITY_SERVER_THUMBPRINT";
-pub(crate) const IMDS_ENDPOINT: &str = "IMDS_ENDPOINT";
-pub(crate) const MSI_ENDPOINT: &str = "MSI_ENDPOINT";
-pub(crate) const MSI_SECRET: &str = "MSI_SECRET";
-pub(crate) const AZURE_AUTHORITY_HOST: &str = "AZURE_AUTHORITY_HOST";
-pub(crate) const AZURE_TENANT_ID: &str = "AZURE_TENANT_ID";
-pub(crate) const AZURE_FEDERATED_TOKEN_FILE: &str = "AZURE_FEDERATED_TOKEN_FILE";
-pub(crate) const AZURE_POD_IDENTITY_AUTHORITY_HOST: &str = "AZURE_POD_IDENTITY_AUTHORITY_HOST";
+pub(crate) use crate::env_vars::AZURE_AUTHORITY_HOST;
+pub(crate) use crate::env_vars::AZURE_FEDERATED_TOKEN_FILE;
+pub(crate) use crate::env_vars::AZURE_POD_IDENTITY_AUTHORITY_HOST;
+pub(crate) use crate::env_vars::AZURE_TENANT_ID;
+pub(crate) use crate::env_vars::IDENTITY_ENDPOINT;
+pub(crate) use crate::env_vars::IDENTITY_HEADER;
+pub(crate) use crate::env_vars::IDENTITY_SERVER_THUMBPRINT;
+pub(crate) use crate::env_vars::IMDS_ENDPOINT;
+pub(crate) use crate::env_vars::MSI_ENDPOINT;
+pub(crate) use crate::env_vars::MSI_SECRET;
 
 /// Where a [`ManagedIdentityCredential`] gets its tokens, chosen once from the environment.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
