@@ -16,9 +16,8 @@ use serde::Deserialize;
 
 use super::{
     Env, Error, Result, Secret, TokenCredential, TokenFuture, TokenRequestOptions,
-    client_assertion::{
-        AssertionExchange, ClientAssertion, ClientAssertionCredentialOptions, excerpt, scrub,
-    },
+    client_assertion::{AssertionExchange, ClientAssertion, ClientAssertionCredentialOptions},
+    entra_error::{excerpt, scrub},
     http::{Limits, RetryPolicy, read_body, send_with_retry, shared_client},
     plain_http::{self, PlainHttp},
     timeouts::RequestTimeouts,

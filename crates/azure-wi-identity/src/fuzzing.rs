@@ -8,9 +8,9 @@
 use time::OffsetDateTime;
 
 use crate::{
-    client_assertion::{entra_error, excerpt, scrub},
-    expiry::parse_token_response_with_extras,
+    entra_error::{entra_error, excerpt, scrub},
     managed_identity::{arc_key_file::realm_path, response::Received},
+    token_response::parse_token_response_with_extras,
 };
 
 /// The instant every relative expiry is counted from.

@@ -80,7 +80,6 @@ pub(crate) fn shared_client() -> Result<reqwest::Client> {
 /// A client builder configured like the shared client (TLS trust, connect timeout, no
 /// redirects), for sources that need other timeouts. When `SSL_CERT_FILE` is unusable the builder
 /// trusts only the platform roots; [`shared_client`] reports that error instead.
-#[allow(dead_code)] // for the managed identity sources
 pub(crate) fn client_builder() -> reqwest::ClientBuilder {
     client_builder_checked().unwrap_or_else(|e| {
         tracing::warn!(error = %e, "ignoring SSL_CERT_FILE");
@@ -215,11 +214,6 @@ fn imds_statuses(status: u16) -> bool {
     default_statuses(status) || matches!(status, 404 | 410 | 429) || (500..=599).contains(&status)
 }
 
-#[allow(dead_code)] // for the managed identity sources
-fn no_statuses(_: u16) -> bool {
-    false
-}
-
 impl RetryPolicy {
     /// azure-core's defaults with every method retryable: 408, 429, 500, 502, 503, 504 and
     /// ≥ 506, plus any ≥ 400 response carrying a retry-after header; 3 status and 3 connection
@@ -245,18 +239,6 @@ impl RetryPolicy {
         gone_backoff_factor: Some(Duration::from_millis(2500)),
         backoff_max: Duration::from_secs(60),
         retry_on: imds_statuses,
-    };
-
-    /// No retry at all (the IMDS probe).
-    #[allow(dead_code)] // for the managed identity sources
-    pub(crate) const NONE: RetryPolicy = RetryPolicy {
-        max_status_retries: 0,
-        max_connect_retries: 0,
-        max_total_retries: 0,
-        backoff_factor: Duration::ZERO,
-        gone_backoff_factor: None,
-        backoff_max: Duration::ZERO,
-        retry_on: no_statuses,
     };
 
     /// Whether a response with this status and headers is replayed (retry budget aside).

@@ -99,13 +99,15 @@ mod error;
 
 pub(crate) mod authority;
 pub(crate) mod cache;
-pub(crate) mod expiry;
 pub(crate) mod http;
 pub(crate) mod plain_http;
 pub(crate) mod tls_trust;
+pub(crate) mod token_response;
 
 mod azure_pipelines;
+mod chained;
 pub(crate) mod client_assertion;
+mod entra_error;
 pub mod managed_identity;
 mod platform;
 pub(crate) mod timeouts;
@@ -126,13 +128,14 @@ pub mod fuzzing;
 pub use access_token::{AccessToken, Secret, TokenRequestOptions};
 pub use authority::AzureCloud;
 pub use azure_pipelines::{AzurePipelinesCredential, AzurePipelinesCredentialOptions};
+pub use chained::ChainedTokenCredential;
 pub use client_assertion::{ClientAssertion, ClientAssertionCredential, ClientAssertionCredentialOptions};
 pub use env::Env;
 pub use error::{Error, ErrorKind, Result};
 pub use managed_identity::{
     ManagedIdentityCredential, ManagedIdentityCredentialOptions, ManagedIdentitySource, UserAssignedId,
 };
-pub use platform::{ChainedTokenCredential, PlatformCredential, PlatformCredentialOptions};
+pub use platform::{PlatformCredential, PlatformCredentialOptions};
 pub use timeouts::RequestTimeouts;
 pub use token_future::TokenFuture;
 pub use workload_identity::{WorkloadIdentityCredential, WorkloadIdentityCredentialOptions};

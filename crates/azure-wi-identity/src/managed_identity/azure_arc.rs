@@ -27,8 +27,8 @@ use super::{
 };
 use crate::{
     AccessToken, Error, Result,
-    expiry::TokenResponse,
     http::{Limits, RetryPolicy},
+    token_response::TokenResponse,
 };
 
 const NAME: &str = "ManagedIdentityCredential (Azure Arc)";

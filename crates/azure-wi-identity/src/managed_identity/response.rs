@@ -7,8 +7,8 @@ use time::OffsetDateTime;
 
 use crate::{
     Error, Result, Secret,
-    expiry::{TokenResponse, parse_token_response_with_extras},
     http::{Limits, RetryPolicy, SendError, read_body, send_with_retry},
+    token_response::{TokenResponse, parse_token_response_with_extras},
 };
 /// The longest server message quoted in an error.
 const MAX_QUOTED_CHARS: usize = 300;
