@@ -23,6 +23,6 @@ pub mod service_account;
 pub mod token_layout;
 
 pub use config::{Config, ConfigArgs, ConfigError};
-pub use denial::{Denial, excerpt, excerpt_to, quoted};
+pub use denial::{Denial, MAX_QUOTED, excerpt, excerpt_to, quoted};
 pub use mutation::mutate;
 pub use service_account::{ServiceAccount, service_account_name};

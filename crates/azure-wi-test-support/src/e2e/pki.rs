@@ -23,6 +23,12 @@ pub struct Pki {
     ca: CertifiedIssuer<'static, KeyPair>,
 }
 
+impl Default for Pki {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl Pki {
     /// A new CA named `azure-wi e2e CA`.
     pub fn new() -> Pki {
