@@ -3,12 +3,11 @@
 //!
 //! `cargo bench --bench credential`
 
-#[path = "../src/credential/test_server.rs"]
-mod test_server;
+use azure_wi_test_support::recording_server as test_server;
 
 use std::sync::Arc;
 
-use azure_wi::credential::{
+use azure_wi_identity::{
     ClientAssertionCredential, ClientAssertionCredentialOptions, Env, ManagedIdentityCredential,
     ManagedIdentityCredentialOptions, Secret, TokenCredential,
 };
@@ -35,7 +34,7 @@ fn credential(authority: &str) -> Arc<ClientAssertionCredential> {
 /// One cached call, through `&dyn TokenCredential` as SDK clients make it. A cache hit has
 /// nothing to wait for, so its future is polled once here instead of through an executor (whose
 /// per-iteration `block_on` would cost more than the call itself); a miss fails the benchmark.
-fn cached_call(credential: &dyn TokenCredential) -> azure_wi::credential::AccessToken {
+fn cached_call(credential: &dyn TokenCredential) -> azure_wi_identity::AccessToken {
     let mut future = credential.get_token(&[SCOPE], None);
     let mut context = std::task::Context::from_waker(std::task::Waker::noop());
     match future.as_mut().poll(&mut context) {

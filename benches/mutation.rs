@@ -4,8 +4,9 @@
 
 use std::collections::BTreeMap;
 
-use azure_wi::webhook::{
-    AdmissionRequest, ConfigArgs,
+use azure_wi::webhook::AdmissionRequest;
+use azure_wi_core::{
+    ConfigArgs,
     mutation::{ServiceAccount, mutate_with},
 };
 use criterion::{Criterion, criterion_group, criterion_main};

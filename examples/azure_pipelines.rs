@@ -17,7 +17,7 @@
 
 use std::process::ExitCode;
 
-use azure_wi::credential::{AzurePipelinesCredential, Secret, TokenCredential};
+use azure_wi_identity::{AzurePipelinesCredential, Secret, TokenCredential};
 
 fn required(name: &str) -> Result<String, String> {
     std::env::var(name)

@@ -11,7 +11,7 @@
 use std::{error::Error as _, process::ExitCode, sync::Arc};
 
 use azure_core::credentials::TokenCredential;
-use azure_wi::credential::{Error, PlatformCredential};
+use azure_wi_identity::{Error, PlatformCredential};
 
 #[tokio::main]
 async fn main() -> ExitCode {

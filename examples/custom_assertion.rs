@@ -12,7 +12,7 @@
 
 use std::process::ExitCode;
 
-use azure_wi::credential::{ClientAssertionCredential, Error, Secret, TokenCredential};
+use azure_wi_identity::{ClientAssertionCredential, Error, Secret, TokenCredential};
 use serde::Deserialize;
 
 const CREDENTIAL: &str = "GitHubActionsAssertion";

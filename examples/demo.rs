@@ -5,8 +5,7 @@
 //! `azure-wi token` exchanges it at a local Microsoft Entra stand-in for an access token.
 //! Everything stops when the demo ends (or is interrupted).
 
-#[path = "../tests/e2e/mod.rs"]
-mod e2e;
+use azure_wi_test_support::e2e;
 
 use std::{path::PathBuf, process::ExitCode};
 

@@ -9,7 +9,7 @@
 
 use std::process::ExitCode;
 
-use azure_wi::credential::{
+use azure_wi_identity::{
     ManagedIdentityCredential, ManagedIdentityCredentialOptions, TokenCredential, UserAssignedId,
 };
 

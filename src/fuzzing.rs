@@ -1,137 +1,26 @@
 //! Entry points for the `cargo fuzz` targets in `fuzz/` (feature `fuzzing`; not a public API).
 //!
 //! Each function feeds one parser the fuzzer's bytes and checks what must hold for any input:
-//! no panic, and no secret echoed where it must not be. The parsers themselves stay
-//! `pub(crate)`; only these wrappers are exported.
+//! no panic, and no secret echoed where it must not be. The credential library's parsers have
+//! their own entry points (`azure_wi_identity::fuzzing`), re-exported here so every target
+//! names one module.
 
 use std::sync::{Arc, OnceLock};
 
+pub use azure_wi_identity::fuzzing::{arc_challenge, token_response};
+use azure_wi_identity::{AccessToken, Env, TokenCredential, TokenRequestOptions};
 use time::{Duration, OffsetDateTime};
-
-use crate::credential::{
-    self, AccessToken, Env, TokenCredential, TokenRequestOptions,
-    client_assertion::{entra_error, excerpt, scrub},
-    expiry::parse_token_response_with_extras,
-    managed_identity::{arc_key_file::realm_path, response::Received},
-};
-
-/// The instant every relative expiry is counted from.
-fn request_time() -> OffsetDateTime {
-    OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap_or(OffsetDateTime::UNIX_EPOCH)
-}
-
-/// Every token-response parser: the shared lenient parser (all `expires_in` / `expires_on` /
-/// `refresh_in` shapes), a managed identity endpoint's answer with the given status, the error
-/// quoting of managed identity endpoints and of Microsoft Entra. Panics when an invariant breaks.
-///
-/// Besides the body as given, the first bytes are also read as numbers put into the three time
-/// fields in every shape the endpoints use (integer, float, exponent, numeric string): no number
-/// may panic (issue 15: a `refresh_in` of 3e11 did), and an accepted token is never already
-/// expired.
-pub fn token_response(status: u16, body: &[u8]) {
-    check_parsed(body);
-    check_parsed(numeric_body(body).as_bytes());
-    check_quoting(status, body);
-}
-
-/// A secret the quoting checks look for.
-const SECRET: &str = "fuzz-secret-0f9e8d7c6b5a";
-
-/// The body with `expires_in`, `expires_on` and `refresh_in` made from the fuzzer's bytes.
-fn numeric_body(data: &[u8]) -> String {
-    let mut bytes = [0u8; 25];
-    for (b, d) in bytes.iter_mut().zip(data) {
-        *b = *d;
-    }
-    let word = |i: usize| u64::from_le_bytes(bytes[i * 8..i * 8 + 8].try_into().unwrap_or([0; 8]));
-    let shape = bytes[24];
-    let number = |raw: u64, shape: u8| -> String {
-        match shape % 6 {
-            0 => raw.to_string(),
-            1 => (raw as i64).to_string(),
-            2 => format!("{:?}", f64::from_bits(raw))
-                .replace("inf", "1e309")
-                .replace("NaN", "0"),
-            3 => format!("\"{}\"", raw as i64),
-            4 => format!("{}e{}", raw % 1000, (raw >> 10) % 400),
-            _ => format!("\"{}\"", raw),
-        }
-    };
-    format!(
-        r#"{{"access_token":"t","expires_in":{},"expires_on":{},"refresh_in":{}}}"#,
-        number(word(0), shape),
-        number(word(1), shape / 6),
-        number(word(2), shape / 36),
-    )
-}
-
-fn check_parsed(body: &[u8]) {
-    if let Ok(parsed) = parse_token_response_with_extras(body, request_time()) {
-        let token = parsed.token.token.secret();
-        assert!(!token.is_empty(), "an empty access token was accepted");
-        assert!(
-            parsed.token.expires_on > request_time(),
-            "an already expired token was accepted"
-        );
-        if let Some(refresh_on) = parsed.token.refresh_on {
-            assert!(
-                refresh_on <= parsed.token.expires_on,
-                "refresh_on after expires_on"
-            );
-        }
-        if token.len() >= 12 && !parsed.token.token_type.contains(token) {
-            let debug = format!("{:?}", parsed.token);
-            assert!(
-                !debug.contains(token),
-                "Debug of AccessToken shows the token: {debug}"
-            );
-        }
-    }
-}
-
-fn check_quoting(status: u16, body: &[u8]) {
-    let received = Received {
-        status,
-        content_type: Some("application/json".to_owned()),
-        www_authenticate: None,
-        body: body.to_vec(),
-    };
-    let _ = received.token("fuzz", request_time());
-    let secret = credential::Secret::new(SECRET);
-    let quoted = received.server_message(&[&secret]);
-    assert!(
-        !quoted.contains(SECRET),
-        "a managed identity error quotes the secret: {quoted}"
-    );
-    let entra = entra_error("fuzz", status, body, &[SECRET]).to_string();
-    assert!(
-        !entra.contains(SECRET),
-        "an Entra error quotes the assertion: {entra}"
-    );
-    let scrubbed = scrub(excerpt(body), &[SECRET]);
-    assert!(
-        !scrubbed.contains(SECRET),
-        "an excerpt quotes the secret: {scrubbed}"
-    );
-}
-
-/// The Azure Arc agent's `WWW-Authenticate` challenge parser.
-pub fn arc_challenge(header: &str) {
-    if let Ok(path) = realm_path(Some(header)) {
-        assert!(!path.is_empty(), "an empty realm was accepted");
-        assert_eq!(path, path.trim(), "the realm keeps surrounding whitespace");
-    }
-}
 
 /// AdmissionReview decoding and the pod mutation, then the response encoding. `annotations` are
 /// the ServiceAccount's. Panics when an invariant breaks.
 pub fn admission(body: &[u8], annotations: &[(String, String)]) {
-    use crate::webhook::{
+    use azure_wi_core::{
         ConfigArgs,
-        admission::{AdmissionRequest, invalid_review},
         mutation::{ServiceAccount, mutate_with},
     };
-    static CONFIG: OnceLock<crate::webhook::Config> = OnceLock::new();
+
+    use crate::webhook::admission::{AdmissionRequest, invalid_review};
+    static CONFIG: OnceLock<azure_wi_core::Config> = OnceLock::new();
     let config = CONFIG.get_or_init(|| {
         ConfigArgs {
             tenant_id: Some("aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee".into()),
@@ -216,7 +105,7 @@ impl TokenCredential for FixedCredential {
         &self,
         _: &[&str],
         _: Option<TokenRequestOptions>,
-    ) -> crate::credential::Result<AccessToken> {
+    ) -> azure_wi_identity::Result<AccessToken> {
         Ok(AccessToken::new(
             PROXY_TOKEN,
             OffsetDateTime::now_utc() + Duration::hours(1),
@@ -297,34 +186,5 @@ pub fn proxy_request(method: &str, uri: &str, headers: &[(String, String)]) {
     }
     if status.is_server_error() {
         assert!(forwarded, "a token request failed with {status}: {text}");
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Issue 15 item 9, the input that panicked, and the numeric bodies the target builds.
-    #[test]
-    fn the_refresh_in_panic_input_and_numeric_bodies() {
-        token_response(
-            200,
-            br#"{"access_token":"t","expires_in":3599,"refresh_in":3e11}"#,
-        );
-        token_response(
-            200,
-            br#"{"access_token":"t","expires_in":3599,"refresh_in":"300000000000"}"#,
-        );
-        for seed in [
-            &[][..],
-            &[0xff; 25],
-            &[
-                1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 200,
-            ],
-        ] {
-            let body = numeric_body(seed);
-            serde_json::from_str::<serde_json::Value>(&body).unwrap_or_else(|e| panic!("{body}: {e}"));
-            token_response(200, seed);
-        }
     }
 }

@@ -1,5 +1,4 @@
 //! `azure-wi mutate` as a process: its output formats and exit codes are a contract.
-#![cfg(feature = "cli")]
 
 use std::{
     io::Write,

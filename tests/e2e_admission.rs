@@ -2,8 +2,7 @@
 //! MutatingWebhookConfiguration like the chart's; pods are created through the API server and the
 //! stored objects are read back and asserted field by field.
 
-#[path = "e2e/mod.rs"]
-mod e2e;
+use azure_wi_test_support::e2e;
 
 use std::time::Duration;
 

@@ -14,8 +14,7 @@
 //! (`azure-wi-webhook-webhook-service.azure-workload-identity-system.svc`, the name on the
 //! certificate) through a CONNECT proxy (`HTTPS_PROXY`), since there is no cluster DNS here.
 
-#[path = "e2e/mod.rs"]
-mod e2e;
+use azure_wi_test_support::e2e;
 
 use std::sync::{
     Arc, Mutex,

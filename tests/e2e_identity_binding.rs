@@ -8,8 +8,7 @@
 //! stand-in with a certificate naming only the server name: it verifies the service-account token
 //! against the API server's keys and the binding's audience.
 
-#[path = "e2e/mod.rs"]
-mod e2e;
+use azure_wi_test_support::e2e;
 
 use std::path::{Path, PathBuf};
 

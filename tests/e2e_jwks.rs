@@ -3,8 +3,7 @@
 //! private key file) and two more verification keys, EC P-256 (public key file) and EC P-384
 //! (SEC1 private key file).
 
-#[path = "e2e/mod.rs"]
-mod e2e;
+use azure_wi_test_support::e2e;
 
 use e2e::testbed::TestBed;
 use serde_json::Value;

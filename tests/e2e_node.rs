@@ -8,8 +8,7 @@
 //! first use, so it is `#[ignore]`d in the plain `cargo test` run and run by
 //! `scripts/test.d/55-node-e2e.sh` (or `scripts/testbed/node-e2e`) with `--ignored`.
 
-#[path = "e2e/mod.rs"]
-mod e2e;
+use azure_wi_test_support::e2e;
 
 use std::{
     process::Command,

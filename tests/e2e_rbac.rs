@@ -10,10 +10,8 @@
 //! the same CA and the chart's labels) within seconds. Then every request in the audit log must be allowed by
 //! the chart's rules, no request may have been refused, and every verb the chart grants must
 //! have been used: the rules are the minimum, and enough.
-#![cfg(feature = "cli")]
 
-#[path = "e2e/mod.rs"]
-mod e2e;
+use azure_wi_test_support::e2e;
 
 use std::{
     collections::BTreeSet,

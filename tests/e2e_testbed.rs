@@ -1,8 +1,7 @@
 //! End to end: the test bed itself (nothing it starts outlives the test process) and the webhook
 //! while its API server goes away and comes back.
 
-#[path = "e2e/mod.rs"]
-mod e2e;
+use azure_wi_test_support::e2e;
 
 use std::{process::Command, time::Duration};
 

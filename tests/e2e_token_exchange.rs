@@ -2,8 +2,7 @@
 //! `api://AzureADTokenExchange`) is exchanged for an access token at a local Microsoft Entra
 //! stand-in, which verifies it against the API server's OIDC discovery document and JWKS.
 
-#[path = "e2e/mod.rs"]
-mod e2e;
+use azure_wi_test_support::e2e;
 
 use e2e::{
     entra::{Entra, FederatedCredential},
@@ -177,7 +176,7 @@ async fn credential_in_child(bed: &TestBed, entra: &Entra, token: &str) -> Value
 #[tokio::test]
 #[ignore = "run by the workload_identity_credential_* tests in a child process with a pod's environment"]
 async fn workload_identity_credential_in_a_pod_environment() {
-    use azure_wi::credential::{TokenCredential, WorkloadIdentityCredential};
+    use azure_wi_identity::{TokenCredential, WorkloadIdentityCredential};
     let result = match WorkloadIdentityCredential::new(None) {
         Ok(credential) => credential.get_token(&[SCOPE], None).await,
         Err(e) => Err(e),

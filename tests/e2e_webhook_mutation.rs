@@ -3,8 +3,7 @@
 //! `e2e_admission.rs`), and `azure-wi mutate --cluster` reading ServiceAccounts and the server
 //! version from the cluster.
 
-#[path = "e2e/mod.rs"]
-mod e2e;
+use azure_wi_test_support::e2e;
 
 use std::{path::Path, process::Command};
 

@@ -2,10 +2,8 @@
 //! durations): the kubelet's atomic `..data` symlink swap of the token file under concurrent
 //! exchanges, Entra failing while a cached token is still valid, tokens at the edge of expiry,
 //! IMDS answering garbage, slow and endless clients of the token proxy and the webhook.
-#![cfg(feature = "cli")]
 
-#[path = "../src/credential/test_server.rs"]
-mod test_server;
+use azure_wi_test_support::recording_server as test_server;
 
 mod support;
 
@@ -20,7 +18,7 @@ use std::{
     time::Duration,
 };
 
-use azure_wi::credential::{
+use azure_wi_identity::{
     AccessToken, ClientAssertionCredentialOptions, Env, ErrorKind, ManagedIdentityCredential,
     ManagedIdentityCredentialOptions, TokenCredential, TokenRequestOptions, WorkloadIdentityCredential,
     WorkloadIdentityCredentialOptions,
@@ -336,7 +334,7 @@ impl TokenCredential for Fixed {
         &self,
         _: &[&str],
         _: Option<TokenRequestOptions>,
-    ) -> azure_wi::credential::Result<AccessToken> {
+    ) -> azure_wi_identity::Result<AccessToken> {
         Ok(AccessToken::new(
             "proxy-token",
             time::OffsetDateTime::now_utc() + time::Duration::hours(1),
@@ -436,11 +434,11 @@ async fn proxy_closes_stalled_clients_and_keeps_serving_the_others() {
 
 async fn start_webhook(max_body_bytes: usize) -> SocketAddr {
     use azure_wi::webhook::{
-        ConfigArgs, ServiceAccount,
         metrics::Metrics,
         server::{RequestLimits, WebhookState, router},
         service_accounts::ServiceAccounts,
     };
+    use azure_wi_core::{ConfigArgs, ServiceAccount};
     let config = ConfigArgs {
         tenant_id: Some("aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee".into()),
         audience: "api://AzureADTokenExchange".into(),

@@ -1,6 +1,5 @@
 //! The webhook process against hostile clients on its three ports (issue 15): silent sockets
 //! held by the hundred under a low file-descriptor limit, oversized heads, bad flags.
-#![cfg(feature = "cli")]
 
 mod support;
 

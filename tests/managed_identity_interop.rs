@@ -10,11 +10,7 @@
 
 mod support;
 
-#[allow(dead_code)]
-#[path = "../src/credential/managed_identity/test_server.rs"]
-mod mi_test_server;
-
-use mi_test_server::{Recorded, Reply, TestServer, self_signed_tls};
+use azure_wi_test_support::recording_server::{RecordedRequest, Reply, TestServer, self_signed_tls};
 use serde_json::json;
 use support::{python_with_azure_identity as python, run_azure_wi, stdout_json};
 
@@ -61,7 +57,7 @@ type Sent = (
     Vec<u8>,
 );
 
-fn relevant(r: &Recorded) -> Sent {
+fn relevant(r: &RecordedRequest) -> Sent {
     let headers = [
         "metadata",
         "x-identity-header",
@@ -74,8 +70,8 @@ fn relevant(r: &Recorded) -> Sent {
     .collect();
     (
         r.method.clone(),
-        r.path.clone(),
-        r.query.clone(),
+        r.path().to_owned(),
+        r.query().clone(),
         headers,
         r.body.clone(),
     )
@@ -238,8 +234,8 @@ async fn python_and_azure_wi_send_the_same_managed_identity_requests() {
         },
     ];
     for case in &cases {
-        let server = TestServer::start(|_| token_reply()).await;
-        run_case(&python, &server, &server.url(""), case, &[]).await;
+        let server = TestServer::with_handler(|_| token_reply()).await;
+        run_case(&python, &server, &server.url_for(""), case, &[]).await;
     }
 }
 
@@ -247,7 +243,7 @@ async fn python_and_azure_wi_send_the_same_managed_identity_requests() {
 async fn python_and_azure_wi_send_the_same_service_fabric_request_over_pinned_tls() {
     let python = python();
     let (config, thumbprint) = self_signed_tls();
-    let server = TestServer::start_tls(config, |_| token_reply()).await;
+    let server = TestServer::with_handler_tls(config, |_| token_reply()).await;
     let case = Case {
         name: "service fabric",
         env: |base| {
@@ -261,7 +257,7 @@ async fn python_and_azure_wi_send_the_same_service_fabric_request_over_pinned_tl
         },
         selector: None,
     };
-    let base = server.url("");
+    let base = server.url_for("");
     run_case(
         &python,
         &server,

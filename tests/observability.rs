@@ -2,7 +2,6 @@
 //! dashboards use, and ours), and the log lines of the webhook, the proxy and `token`, each a flat
 //! JSON object that a strict parser (duplicate keys refused) accepts, with an RFC 3339 timestamp,
 //! and the version and effective configuration logged once at start.
-#![cfg(feature = "cli")]
 
 mod support;
 

@@ -1,11 +1,11 @@
-//! The options rule of `azure_wi::credential`, seen from another crate (as a user sees it): every
+//! The options rule of `azure_wi_identity`, seen from another crate (as a user sees it): every
 //! options struct is built with a struct literal and `..Default::default()`, so it must keep
 //! public fields, `Default`, and no `#[non_exhaustive]` (this file stops compiling otherwise).
 //! Each test also checks that the fields set reach the credential.
 
 use std::path::Path;
 
-use azure_wi::credential::{
+use azure_wi_identity::{
     AzurePipelinesCredential, AzurePipelinesCredentialOptions, ClientAssertionCredential,
     ClientAssertionCredentialOptions, Env, ErrorKind, ManagedIdentityCredential,
     ManagedIdentityCredentialOptions, ManagedIdentitySource, PlatformCredential, PlatformCredentialOptions,

@@ -4,7 +4,6 @@
 //! admission; their stderr must not contain any token, assertion, identity header or system
 //! access token. The library's own sources are covered in-process by
 //! `credential::managed_identity::tests::secrets_in_logs`.
-#![cfg(feature = "cli")]
 
 mod support;
 

@@ -3,8 +3,7 @@
 //! every credential and through `Arc<dyn TokenCredential>`, the refresh time is honoured on the
 //! real clock, and keys never mix.
 
-#[path = "../src/credential/test_server.rs"]
-mod test_server;
+use azure_wi_test_support::recording_server as test_server;
 
 use std::{
     future::Future,
@@ -18,7 +17,7 @@ use std::{
     time::Duration,
 };
 
-use azure_wi::credential::{
+use azure_wi_identity::{
     ClientAssertionCredential, ClientAssertionCredentialOptions, Env, ManagedIdentityCredential,
     ManagedIdentityCredentialOptions, PlatformCredential, PlatformCredentialOptions, Secret, TokenCredential,
     TokenRequestOptions, WorkloadIdentityCredential, WorkloadIdentityCredentialOptions,

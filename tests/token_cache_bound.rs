@@ -8,7 +8,7 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use azure_wi::credential::{
+use azure_wi_identity::{
     ClientAssertionCredential, ClientAssertionCredentialOptions, Env, Secret, TokenCredential,
 };
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};

@@ -1,12 +1,12 @@
 //! AdmissionReview round trips in v1 and v1beta1, and bodies that are not reviews of pods.
-#![cfg(feature = "webhook")]
 
 mod support;
 
 use azure_wi::webhook::{
-    AdmissionError, AdmissionRequest, Denial,
+    AdmissionError, AdmissionRequest,
     admission::{ReviewVersion, invalid_review},
 };
+use azure_wi_core::Denial;
 use base64::Engine as _;
 use json_patch::PatchOperation;
 use serde_json::{Value, json};

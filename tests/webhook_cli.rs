@@ -1,6 +1,5 @@
 //! `azure-wi webhook` as a process: static ServiceAccounts, certificates from files, readiness,
 //! an admission over TLS, metrics, JSON logs, and a clean exit on SIGTERM.
-#![cfg(feature = "cli")]
 
 mod support;
 

@@ -1,12 +1,11 @@
 //! The mutation, rule by rule (upstream-webhooks.md sections 1.2-1.7), plus this project's
 //! deliberate deviations and the identity-endpoint proxy mode.
-#![cfg(feature = "webhook")]
 
 mod support;
 
 use std::cell::Cell;
 
-use azure_wi::webhook::{
+use azure_wi_core::{
     ConfigArgs,
     config::CaSource,
     mutation::{mutate_owned, mutate_with, service_account_name},

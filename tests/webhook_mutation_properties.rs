@@ -1,12 +1,11 @@
 //! Properties of the mutation over generated pods: the patch applies cleanly, never removes,
 //! preserves what it does not own, adds each variable once, and is idempotent.
-#![cfg(feature = "webhook")]
 
 mod support;
 
 use std::collections::BTreeSet;
 
-use azure_wi::webhook::{
+use azure_wi_core::{
     Config, ConfigArgs,
     config::NativeSidecar,
     mutation::{ServiceAccount, mutate_with},

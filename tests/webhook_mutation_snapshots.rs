@@ -1,11 +1,10 @@
 //! Whole mutated pods, reviewed once and committed under `tests/snapshots/`.
 //!
 //! A change in what the webhook injects shows up as a snapshot diff (`cargo insta review`).
-#![cfg(feature = "webhook")]
 
 mod support;
 
-use azure_wi::webhook::{ConfigArgs, token_layout::TokenLayout};
+use azure_wi_core::{ConfigArgs, token_layout::TokenLayout};
 use serde_json::{Value, json};
 use support::*;
 

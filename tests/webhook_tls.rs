@@ -1,6 +1,5 @@
 //! The webhook's TLS serving with real rustls clients: certificate swaps while requests flow,
 //! minimum TLS version, file reload through a kubelet-style symlink swap, graceful shutdown.
-#![cfg(feature = "webhook")]
 
 use std::{
     net::SocketAddr,

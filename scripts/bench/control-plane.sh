@@ -1,6 +1,6 @@
 # shellcheck shell=bash
 # Sourced by the benchmark scripts: starts etcd + kube-apiserver from the test bed (built by
-# scripts/testbed/build when missing) on loopback, as tests/e2e/testbed.rs starts them (token auth),
+# scripts/testbed/build when missing) on loopback, as crates/azure-wi-test-support/src/e2e/testbed.rs starts them (token auth),
 # and creates the namespaces `bench` and `azure-workload-identity-system` and the ServiceAccount
 # bench/workload (client-id annotation, token expiration 3600).
 # Needs from the caller: $work (a scratch directory), a `pids` array (the processes it starts are

@@ -89,7 +89,7 @@ deny() { # manifest-dir features(--all-features or "") [check options...]
     shift 2
     # cargo-deny's --offline also keeps `cargo metadata` offline: fetch the crates first.
     cargo fetch --locked --manifest-path "$dir/Cargo.toml" >/dev/null
-    "$bin/cargo-deny" --manifest-path "$dir/Cargo.toml" --offline --locked ${features:+"$features"} \
+    "$bin/cargo-deny" --manifest-path "$dir/Cargo.toml" --workspace --offline --locked ${features:+"$features"} \
         --config "$config" check "$@" advisories
 }
 audit() { # manifest-dir [cargo-audit options...]

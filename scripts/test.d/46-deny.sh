@@ -11,6 +11,6 @@ if ! { [ -x "$deny" ] && "$deny" --version | grep -qx "cargo-deny $CARGO_DENY_VE
 fi
 "$deny" --version
 checks=(licenses bans sources)
-"$deny" --all-features check "${checks[@]}"
+"$deny" --workspace --all-features check "${checks[@]}"
 # The Key Vault interop crate pulls the Azure SDK: it obeys the same policy.
 "$deny" --manifest-path tests/interop/keyvault/Cargo.toml --config deny.toml check "${checks[@]}"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The minimum supported Rust version, `rust-version` in Cargo.toml, builds the library alone and
-# every feature. Installs that toolchain with rustup (minimal profile) when it is missing.
+# The minimum supported Rust version, `rust-version` in Cargo.toml's [workspace.package], builds
+# the credential library alone and the whole workspace with every feature. Installs that toolchain with rustup (minimal profile) when it is missing.
 set -euo pipefail
 msrv="$(sed -n 's/^rust-version = "\(.*\)"$/\1/p' Cargo.toml | head -1)"
 [ -n "$msrv" ] || { echo "Cargo.toml states no rust-version" >&2; exit 1; }
@@ -13,6 +13,6 @@ fi
 rustup run "$msrv" rustc --version
 # Its own target directory: artifacts of another compiler version are never reused anyway.
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-target}/msrv"
-cargo "+$msrv" check --locked --no-default-features
-cargo "+$msrv" check --locked --no-default-features --features azure-core
-cargo "+$msrv" check --locked --all-features --all-targets
+cargo "+$msrv" check --locked -p azure-wi-identity
+cargo "+$msrv" check --locked -p azure-wi-identity --features azure-core
+cargo "+$msrv" check --locked --workspace --all-features --all-targets

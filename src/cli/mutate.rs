@@ -13,12 +13,14 @@ use std::{
 };
 
 use azure_wi::webhook::{
-    AdmissionRequest, ConfigArgs, Denial,
+    AdmissionRequest,
     admission::{GroupVersionKind, ReviewVersion},
+};
+use azure_wi_core::{
+    ConfigArgs, Denial, ServiceAccount,
     annotations::{TENANT_ID, USE_LABEL},
     config::parse_server_version,
-    mutate,
-    mutation::{ServiceAccount, service_account_name},
+    mutate, service_account_name,
 };
 use serde_json::Value;
 

@@ -3,13 +3,11 @@
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use azure_wi::{
-    credential::Env,
-    proxy::{
-        DEFAULT_IMDS_ENDPOINT, DEFAULT_PORT, Probe, Proxy, ProxyConfig, check_workload_identity,
-        workload_identity_factory,
-    },
+use azure_wi::proxy::{
+    DEFAULT_IMDS_ENDPOINT, DEFAULT_PORT, Probe, Proxy, ProxyConfig, check_workload_identity,
+    workload_identity_factory,
 };
+use azure_wi_identity::Env;
 
 use super::logging::{self, LogLevel};
 

@@ -15,7 +15,7 @@
 
 use std::{ffi::OsString, io::Write, path::PathBuf, process::ExitCode, sync::Arc};
 
-use azure_wi::credential::{
+use azure_wi_identity::{
     AccessToken, AzurePipelinesCredential, ClientAssertionCredentialOptions, Env, Error, ErrorKind,
     ManagedIdentityCredential, ManagedIdentityCredentialOptions, PlatformCredential,
     PlatformCredentialOptions, RequestTimeouts, Secret, TokenCredential, UserAssignedId,
@@ -251,7 +251,7 @@ impl TokenCommand {
                     client,
                     connection,
                     Secret::new(system_token),
-                    Some(azure_wi::credential::AzurePipelinesCredentialOptions {
+                    Some(azure_wi_identity::AzurePipelinesCredentialOptions {
                         env: env.clone(),
                         timeouts,
                         ..Default::default()

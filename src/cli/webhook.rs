@@ -7,13 +7,15 @@ use azure_wi::{
     server::{self, DEFAULT_MAX_CONNECTIONS, Readiness, ServeOptions, Shutdown},
     webhook::{
         certs::{CertNames, DEFAULT_NAMESPACE, Rotator},
-        config::{ConfigArgs, LogLevel, parse_server_version},
         metrics::Metrics,
-        mutation::ServiceAccount,
         server::{DEFAULT_MAX_BODY_BYTES, RequestLimits, WebhookState},
         service_accounts::{ANNOTATION_PREFIX, LookupOptions, ServiceAccounts},
         tls::{self, CertResolver, TlsMinVersion},
     },
+};
+use azure_wi_core::{
+    ServiceAccount,
+    config::{ConfigArgs, LogLevel, parse_server_version},
 };
 use clap::Args;
 use serde_json::Value;

@@ -6,7 +6,7 @@ use subtle::ConstantTimeEq;
 use url::Url;
 
 use super::Error;
-use crate::credential::Env;
+use azure_wi_identity::Env;
 
 /// The real instance metadata service, where GET requests under `/metadata/` are forwarded.
 pub const DEFAULT_IMDS_ENDPOINT: &str = "http://169.254.169.254";

@@ -11,14 +11,14 @@ use std::{
 };
 
 use super::Error;
-use crate::credential::{
+use azure_wi_identity::{
     self, AccessToken, ClientAssertionCredentialOptions, Env, TokenCredential, WorkloadIdentityCredential,
     WorkloadIdentityCredentialOptions,
 };
 
 /// Builds the credential for a (client id, tenant) pair.
 pub type CredentialFactory =
-    Arc<dyn Fn(&str, &str) -> credential::Result<Arc<dyn TokenCredential>> + Send + Sync>;
+    Arc<dyn Fn(&str, &str) -> azure_wi_identity::Result<Arc<dyn TokenCredential>> + Send + Sync>;
 
 /// Builds [`WorkloadIdentityCredential`]s for the requested client id and tenant, reading the
 /// token file (`AZURE_FEDERATED_TOKEN_FILE`) and authority (`AZURE_AUTHORITY_HOST`) from `env`.
@@ -113,7 +113,7 @@ impl Credentials {
     ///
     /// Creation runs under the map's lock (the factory's only I/O is reading an identity
     /// binding's CA file, a few KB, bounded), so concurrent first requests share one credential. A failed creation is not remembered.
-    pub fn get(&self, client_id: &str, tenant_id: &str) -> credential::Result<Arc<dyn TokenCredential>> {
+    pub fn get(&self, client_id: &str, tenant_id: &str) -> azure_wi_identity::Result<Arc<dyn TokenCredential>> {
         let mut map = self.map.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         map.clock += 1;
         let now = map.clock;
@@ -153,13 +153,13 @@ impl Credentials {
         client_id: &str,
         tenant_id: &str,
         scope: &str,
-    ) -> credential::Result<AccessToken> {
+    ) -> azure_wi_identity::Result<AccessToken> {
         let credential = self.get(client_id, tenant_id)?;
         let scope = scope.to_owned();
         let task = tokio::spawn(async move { credential.get_token(&[scope.as_str()], None).await });
         match task.await {
             Ok(result) => result,
-            Err(join_error) => Err(credential::Error::unavailable(
+            Err(join_error) => Err(azure_wi_identity::Error::unavailable(
                 "token proxy",
                 "the token request task failed; see the proxy's log",
             )
@@ -198,7 +198,7 @@ mod tests {
     use time::OffsetDateTime;
 
     use super::*;
-    use crate::credential::TokenRequestOptions;
+    use azure_wi_identity::TokenRequestOptions;
 
     #[derive(Debug)]
     struct Named(String);
@@ -209,7 +209,7 @@ mod tests {
             &self,
             scopes: &[&str],
             _: Option<TokenRequestOptions>,
-        ) -> credential::Result<AccessToken> {
+        ) -> azure_wi_identity::Result<AccessToken> {
             Ok(AccessToken::new(
                 format!("{}|{}", self.0, scopes.join(" ")),
                 OffsetDateTime::now_utc(),
@@ -221,7 +221,7 @@ mod tests {
         Arc::new(move |client: &str, tenant: &str| {
             created.fetch_add(1, Ordering::SeqCst);
             if client == "refused" {
-                return Err(credential::Error::invalid_input("Named", "refused client"));
+                return Err(azure_wi_identity::Error::invalid_input("Named", "refused client"));
             }
             Ok(Arc::new(Named(format!("{client}@{tenant}"))) as Arc<dyn TokenCredential>)
         })
@@ -255,7 +255,7 @@ mod tests {
     /// cannot work stops the start-up check, naming the variable.
     #[tokio::test]
     async fn the_sidecar_uses_the_injected_identity_binding() {
-        use crate::credential::test_server::{Reply, TestServer};
+        use azure_wi_test_support::recording_server::{Reply, TestServer};
         const SNI: &str = "sidecar.identity-binding.test";
         const TENANT: &str = "72f988bf-86f1-41af-91ab-2d7cd011db47";
         let (proxy, ca) = TestServer::scripted_tls_for([Reply::token("at-sidecar", 3599)], &[SNI]).await;

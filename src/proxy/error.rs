@@ -38,7 +38,7 @@ pub enum Error {
     /// tenant, an identity binding's `AZURE_KUBERNETES_*`) cannot give a token; the source names
     /// the variable and the fix.
     #[error("the workload identity configuration cannot work")]
-    Credential(#[source] crate::credential::Error),
+    Credential(#[source] azure_wi_identity::Error),
     /// The HTTP client used to forward instance-metadata requests could not be built.
     #[error("cannot build the HTTP client for {purpose}: {source}")]
     HttpClient {

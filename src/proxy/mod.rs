@@ -14,7 +14,7 @@
 //! Other GET requests under `/metadata/` go to the real IMDS (instance metadata); everything
 //! else is refused. See `docs/proxy.md` for the threat model.
 //!
-//! [`TokenCredential`]: crate::credential::TokenCredential
+//! [`TokenCredential`]: azure_wi_identity::TokenCredential
 
 pub(crate) mod app_service;
 mod config;

@@ -7,7 +7,7 @@ use axum::{
 };
 use serde_json::json;
 
-use crate::credential::{self, ErrorKind};
+use azure_wi_identity::{self as credential, ErrorKind};
 
 /// Which protocol's error body to answer with.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -3,7 +3,7 @@
 use time::OffsetDateTime;
 
 use super::{config::is_valid_id, query::Query, rejection::Rejection, server::ProxyState};
-use crate::credential::AccessToken;
+use azure_wi_identity::AccessToken;
 
 /// Parameters that select a managed identity by something other than its client id. The proxy
 /// speaks only for workload identity client ids, so it refuses them instead of ignoring them

@@ -11,7 +11,7 @@ use json_patch::PatchOperation;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::denial::{Denial, excerpt, excerpt_to};
+use azure_wi_core::{Denial, excerpt, excerpt_to};
 
 /// The most bytes of a JSON decoder's message kept in an error: it may quote the input.
 const MAX_DECODER_MESSAGE: usize = 256;

@@ -2,7 +2,7 @@
 //!
 //! The handler checks the transport (content type, body size), decodes the AdmissionReview,
 //! looks up the pod's ServiceAccount, calls the pure mutation and encodes the answer in the
-//! review's own version. Everything about *what* to patch lives in [`super::mutation`]; this file
+//! review's own version. Everything about *what* to patch lives in [`azure_wi_core::mutation`]; this file
 //! decides only HTTP status codes, logs and metrics.
 //!
 //! | situation | answer |
@@ -32,15 +32,16 @@ use serde_json::Value;
 use tokio::time::Instant;
 use tower_http::timeout::TimeoutLayer;
 
+use azure_wi_core::{
+    Config, Denial, excerpt, mutation,
+    object_names::{is_dns_label, is_dns_subdomain},
+    quoted,
+};
+
 use super::{
-    Denial,
     admission::{AdmissionRequest, MAX_UID_LEN, invalid_review},
     body_budget::{self, BodyBudget},
-    config::Config,
-    denial::{excerpt, quoted},
     metrics::{Metrics, Outcome},
-    mutation,
-    object_names::{is_dns_label, is_dns_subdomain},
     service_accounts::{LookupError, ServiceAccounts},
 };
 
@@ -250,7 +251,7 @@ async fn mutate_pod(
 }
 
 /// The denial for a namespace or ServiceAccount name that no cluster would send (see
-/// [`super::object_names`]); `None` when both are well-formed.
+/// [`azure_wi_core::object_names`]); `None` when both are well-formed.
 fn invalid_names(namespace: &str, service_account: &str) -> Option<Denial> {
     if !is_dns_label(namespace) {
         return Some(Denial::new(format!(
@@ -337,7 +338,7 @@ mod tests {
     use tower::ServiceExt;
 
     use super::*;
-    use crate::webhook::{config::ConfigArgs, mutation::ServiceAccount};
+    use azure_wi_core::{ConfigArgs, ServiceAccount};
 
     const TENANT_ID: &str = "11111111-1111-1111-1111-111111111111";
 

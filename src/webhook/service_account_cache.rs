@@ -17,7 +17,9 @@ use std::{
 
 use kube::runtime::watcher::Event;
 
-use super::{mutation::ServiceAccount, service_account_meta::AccountMeta};
+use azure_wi_core::ServiceAccount;
+
+use super::service_account_meta::AccountMeta;
 
 /// name -> annotations, for one namespace.
 type Names = HashMap<Box<str>, Annotations>;

@@ -35,9 +35,10 @@ use kube::{
 use tokio::time::Instant;
 
 pub use super::service_account_meta::ANNOTATION_PREFIX;
+use azure_wi_core::ServiceAccount;
+
 use super::{
     metrics::{Metrics, MissResult},
-    mutation::ServiceAccount,
     service_account_cache::AccountCache,
     service_account_meta::AccountMeta,
 };

@@ -1,6 +1,5 @@
 //! Tests of the token proxy: its router (no sockets), and the served proxy against local
 //! stand-ins for Microsoft Entra and IMDS (which cannot exist offline).
-#![cfg(feature = "proxy")]
 
 mod imds_destination;
 mod router;

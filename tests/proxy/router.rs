@@ -2,10 +2,8 @@
 //! IMDS stand-in that forwarded requests reach).
 
 use axum::{body::Body, http::StatusCode};
-use azure_wi::{
-    credential::{self, Env},
-    proxy::{Proxy, ProxyConfig},
-};
+use azure_wi::proxy::{Proxy, ProxyConfig};
+use azure_wi_identity::{self as credential, Env};
 use serde_json::Value;
 use time::OffsetDateTime;
 

@@ -14,9 +14,9 @@ use axum::{
     http::{Request, StatusCode},
     response::Response,
 };
-use azure_wi::{
-    credential::{self, AccessToken, Env, TokenCredential, TokenRequestOptions},
-    proxy::{CredentialFactory, Proxy, ProxyConfig},
+use azure_wi::proxy::{CredentialFactory, Proxy, ProxyConfig};
+use azure_wi_identity::{
+    self as credential, AccessToken, Env, TokenCredential, TokenRequestOptions,
 };
 use serde_json::Value;
 use time::{Duration, OffsetDateTime};

@@ -1,8 +1,8 @@
 //! Helpers shared by the integration tests: running the binary, local servers, webhook fixtures.
 #![allow(dead_code)]
 
-#[path = "../../src/credential/test_server.rs"]
-pub mod test_server;
+#[allow(unused_imports)]
+pub use azure_wi_test_support::recording_server as test_server;
 
 use std::process::Output;
 
@@ -82,7 +82,7 @@ pub fn python_with_azure_identity() -> std::path::PathBuf {
 
 use std::collections::BTreeMap;
 
-use azure_wi::webhook::{
+use azure_wi_core::{
     Config, ConfigArgs, Denial,
     config::NativeSidecar,
     mutation::{ServiceAccount, mutate_with},

@@ -7,8 +7,7 @@
 //! credential and its first token, median of 200), and the wire requests that 1,000 concurrent
 //! callers of one cold credential cause. Prints one JSON object.
 
-#[path = "../../../src/credential/test_server.rs"]
-mod test_server;
+use azure_wi_test_support::recording_server as test_server;
 
 use std::{future::Future, time::Instant};
 
@@ -115,22 +114,22 @@ async fn main() {
     };
 
     // azure-wi
-    use azure_wi::credential::TokenCredential;
-    let ours = azure_wi::credential::ManagedIdentityCredential::new(None).expect("azure-wi MI");
+    use azure_wi_identity::TokenCredential;
+    let ours = azure_wi_identity::ManagedIdentityCredential::new(None).expect("azure-wi MI");
     ours.get_token(&[SCOPE], None).await.expect("azure-wi token");
     let ours_cached = || async {
         ours.get_token(&[SCOPE], None).await.unwrap();
     };
 
     let entra = TestServer::with_handler(|_| Reply::token("entra-token", 3599)).await;
-    let options = azure_wi::credential::ClientAssertionCredentialOptions {
+    let options = azure_wi_identity::ClientAssertionCredentialOptions {
         authority_host: Some(entra.url()),
         ..Default::default()
     };
-    let assertion = azure_wi::credential::ClientAssertionCredential::with_callback(
+    let assertion = azure_wi_identity::ClientAssertionCredential::with_callback(
         "72f988bf-86f1-41af-91ab-2d7cd011db47",
         "00000000-0000-0000-0000-0000000000c1",
-        || async { Ok(azure_wi::credential::Secret::new("assertion")) },
+        || async { Ok(azure_wi_identity::Secret::new("assertion")) },
         Some(options),
     )
     .unwrap();
@@ -144,7 +143,7 @@ async fn main() {
     let theirs_dyn_cached = || async {
         theirs_dyn.get_token(&[SCOPE], None).await.unwrap();
     };
-    let ours_dyn: std::sync::Arc<dyn azure_wi::credential::TokenCredential> = ours.clone();
+    let ours_dyn: std::sync::Arc<dyn azure_wi_identity::TokenCredential> = ours.clone();
     let ours_dyn_cached = || async {
         ours_dyn.get_token(&[SCOPE], None).await.unwrap();
     };
@@ -184,7 +183,7 @@ async fn main() {
     })
     .await;
     let ours_cold = cold_us(|| async {
-        let credential = azure_wi::credential::ManagedIdentityCredential::new(None).unwrap();
+        let credential = azure_wi_identity::ManagedIdentityCredential::new(None).unwrap();
         credential.get_token(&[SCOPE], None).await.unwrap();
     })
     .await;
@@ -195,8 +194,8 @@ async fn main() {
     );
     let ours_concurrent = concurrent_requests!(
         server,
-        azure_wi::credential::ManagedIdentityCredential::new(None).unwrap(),
-        azure_wi::credential::TokenCredential
+        azure_wi_identity::ManagedIdentityCredential::new(None).unwrap(),
+        azure_wi_identity::TokenCredential
     );
 
     println!(

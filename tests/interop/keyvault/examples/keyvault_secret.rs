@@ -10,7 +10,7 @@
 use std::{error::Error, process::ExitCode};
 
 use azure_security_keyvault_secrets::SecretClient;
-use azure_wi::credential::PlatformCredential;
+use azure_wi_identity::PlatformCredential;
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -28,7 +28,7 @@ async fn main() -> ExitCode {
                 if !std::ptr::addr_eq(c, e.as_ref()) {
                     eprintln!("caused by: {c}");
                 }
-                if let Some(ours) = c.downcast_ref::<azure_wi::credential::Error>() {
+                if let Some(ours) = c.downcast_ref::<azure_wi_identity::Error>() {
                     eprintln!("credential error kind: {}", ours.kind());
                     break;
                 }
