@@ -11,7 +11,14 @@ const PATHS: [&str; 5] = [
     "/",
     "",
 ];
-const HEADERS: [&str; 6] = ["metadata", "x-identity-header", "x-forwarded-for", "host", "content-length", "x"];
+const HEADERS: [&str; 6] = [
+    "metadata",
+    "x-identity-header",
+    "x-forwarded-for",
+    "host",
+    "content-length",
+    "x",
+];
 
 #[derive(Arbitrary, Debug)]
 struct Input<'a> {
@@ -33,7 +40,12 @@ fuzz_target!(|input: Input<'_>| {
     let headers: Vec<(String, String)> = input
         .headers
         .iter()
-        .map(|(i, v)| (HEADERS[usize::from(*i) % HEADERS.len()].to_owned(), (*v).to_owned()))
+        .map(|(i, v)| {
+            (
+                HEADERS[usize::from(*i) % HEADERS.len()].to_owned(),
+                (*v).to_owned(),
+            )
+        })
         .collect();
     azure_wi::fuzzing::proxy_request(method, &uri, &headers);
 });

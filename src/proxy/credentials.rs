@@ -113,7 +113,11 @@ impl Credentials {
     ///
     /// Creation runs under the map's lock (the factory's only I/O is reading an identity
     /// binding's CA file, a few KB, bounded), so concurrent first requests share one credential. A failed creation is not remembered.
-    pub fn get(&self, client_id: &str, tenant_id: &str) -> azure_wi_identity::Result<Arc<dyn TokenCredential>> {
+    pub fn get(
+        &self,
+        client_id: &str,
+        tenant_id: &str,
+    ) -> azure_wi_identity::Result<Arc<dyn TokenCredential>> {
         let mut map = self.map.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         map.clock += 1;
         let now = map.clock;

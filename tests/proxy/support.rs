@@ -15,9 +15,7 @@ use axum::{
     response::Response,
 };
 use azure_wi::proxy::{CredentialFactory, Proxy, ProxyConfig};
-use azure_wi_identity::{
-    self as credential, AccessToken, Env, TokenCredential, TokenRequestOptions,
-};
+use azure_wi_identity::{self as credential, AccessToken, Env, TokenCredential, TokenRequestOptions};
 use serde_json::Value;
 use time::{Duration, OffsetDateTime};
 use tower::ServiceExt as _;

@@ -30,7 +30,10 @@ fn stats(mut runs: Vec<f64>) -> serde_json::Value {
 /// CPU time of the calling thread (immune to time slices lost to other processes on a loaded
 /// machine; the cached path never leaves the thread).
 fn thread_cpu_ns() -> f64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: a valid out-pointer to a timespec.
     unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
     ts.tv_sec as f64 * 1e9 + ts.tv_nsec as f64
@@ -47,7 +50,10 @@ where
         f().await;
     }
     let calls = f64::from(CALLS);
-    (start.elapsed().as_nanos() as f64 / calls, (thread_cpu_ns() - cpu) / calls)
+    (
+        start.elapsed().as_nanos() as f64 / calls,
+        (thread_cpu_ns() - cpu) / calls,
+    )
 }
 
 /// Microseconds per cold acquisition (a new credential, its first token over the wire).
@@ -106,7 +112,10 @@ async fn main() {
     let theirs = azure_identity::ManagedIdentityCredential::new(None).expect("azure_identity MI");
     {
         use azure_core::credentials::TokenCredential;
-        theirs.get_token(&[SCOPE], None).await.expect("azure_identity token");
+        theirs
+            .get_token(&[SCOPE], None)
+            .await
+            .expect("azure_identity token");
     }
     let theirs_cached = || async {
         use azure_core::credentials::TokenCredential;
@@ -155,7 +164,8 @@ async fn main() {
     // Interleaved rounds, so that each round compares them under the same machine load.
     let (mut theirs_wall, mut theirs_cpu, mut ours_wall, mut ours_cpu) = (vec![], vec![], vec![], vec![]);
     let (mut assertion_wall, mut assertion_cpu, mut ratios) = (vec![], vec![], vec![]);
-    let (mut theirs_dyn_cpu, mut ours_dyn_cpu, mut ours_core_cpu, mut dyn_ratios) = (vec![], vec![], vec![], vec![]);
+    let (mut theirs_dyn_cpu, mut ours_dyn_cpu, mut ours_core_cpu, mut dyn_ratios) =
+        (vec![], vec![], vec![], vec![]);
     for _ in 0..ROUNDS {
         let (_, theirs_c) = cached_run(&theirs_dyn_cached).await;
         let (_, ours_c) = cached_run(&ours_dyn_cached).await;

@@ -593,10 +593,7 @@ mod tests {
         .collect()
     }
 
-    fn credential(
-        env: &[(String, String)],
-        enable: bool,
-    ) -> crate::Result<Arc<WorkloadIdentityCredential>> {
+    fn credential(env: &[(String, String)], enable: bool) -> crate::Result<Arc<WorkloadIdentityCredential>> {
         WorkloadIdentityCredential::new(Some(WorkloadIdentityCredentialOptions {
             enable_azure_proxy: enable,
             credential_options: ClientAssertionCredentialOptions {
