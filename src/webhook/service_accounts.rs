@@ -14,7 +14,7 @@
 //! - [`ServiceAccounts::from_static`] fills the same cache once from a fixed list, with no client
 //!   (`--service-account-file`: offline preview, benchmarks).
 //!
-//! The watch is kube-rs's [`watcher`]; the cache and the decoder are ours: kube-rs's reflector
+//! The watch is kube-rs's [`watcher()`]; the cache and the decoder are ours: kube-rs's reflector
 //! `Store` costs 9.6 MiB more heap with 10,000 ServiceAccounts (BENCHMARKS.md, section 8).
 
 use std::{
