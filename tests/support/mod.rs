@@ -330,6 +330,16 @@ impl OfflineWebhook {
         format!("https://{}:{}/mutate-v1-pod", Self::HOST, addr.port())
     }
 
+    /// The address named `name` (`webhook`, `health`, `metrics`) in the webhook's `listening` log
+    /// record, a top-level field of the flat JSON line.
+    pub fn listening_addr(listening: &serde_json::Value, name: &str) -> std::net::SocketAddr {
+        listening[name]
+            .as_str()
+            .unwrap_or_else(|| panic!("no {name} in {listening}"))
+            .parse()
+            .unwrap()
+    }
+
     /// The webhook service name the certificate is issued for.
     pub const HOST: &str = "azure-wi-webhook-webhook-service.azure-workload-identity-system.svc";
 }
