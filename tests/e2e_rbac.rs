@@ -351,21 +351,9 @@ async fn the_chart_grants_exactly_what_the_webhook_uses() {
         &bed.dir.join("webhook-rbac.log"),
         None,
     );
-    let started = Instant::now();
-    loop {
-        if let Ok(r) = reqwest::get(format!("http://127.0.0.1:{health_port}/readyz")).await
-            && r.status().is_success()
-        {
-            break;
-        }
-        webhook.assert_running();
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "the webhook never became ready; its log:\n{}",
-            webhook.log_tail()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    webhook
+        .wait_ready(health_port, Duration::from_secs(60), Duration::from_millis(100))
+        .await;
 
     // Its CA is in the Secret it wrote; admissions go straight to it.
     let secret = Api::<Secret>::namespaced(admin.clone(), NS)
