@@ -59,13 +59,13 @@ async fn chart_images_on_a_real_node_give_pods_tokens() {
 
     let entra = Entra::start_on(
         bed.pki(),
-        vec![FederatedCredential {
-            tenant_id: TENANT.into(),
-            client_id: CLIENT.into(),
-            issuer: bed.url.clone(),
-            subject: format!("system:serviceaccount:{APP_NS}:workload"),
-            audience: ENTRA_AUDIENCE.into(),
-        }],
+        vec![FederatedCredential::for_service_account(
+            TENANT,
+            CLIENT,
+            &bed.url,
+            (APP_NS, "workload"),
+            ENTRA_AUDIENCE,
+        )],
         node.host_ip.into(),
     )
     .await;
