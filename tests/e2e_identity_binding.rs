@@ -153,18 +153,8 @@ async fn a_pod_opting_in_gets_its_token_through_the_token_proxy() {
         ],
     )
     .await;
-    let proxy = Entra::start_for_names(
-        bed.pki(),
-        vec![FederatedCredential::for_service_account(
-            TENANT,
-            CLIENT,
-            &bed.url,
-            (&ns, "app"),
-            AUDIENCE,
-        )],
-        &[SNI],
-    )
-    .await;
+    let trusted = FederatedCredential::for_service_account(TENANT, CLIENT, &bed.url, (&ns, "app"), AUDIENCE);
+    let proxy = Entra::start_for_names(bed.pki(), vec![trusted], &[SNI]).await;
     // The CA that issued the proxy's certificate, where the webhook's projection finds it.
     let config_map: ConfigMap = serde_json::from_value(json!({
         "metadata": {"name": CA_CONFIG_MAP},

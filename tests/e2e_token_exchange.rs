@@ -22,17 +22,9 @@ async fn setup(prefix: &str) -> (&'static TestBed, kube::Client, String, Entra) 
     let ns = bed.namespace(prefix).await;
     create_service_account(&client, &ns, "app", &[]).await;
     create_service_account(&client, &ns, "other", &[]).await;
-    let entra = Entra::start(
-        bed.pki(),
-        vec![FederatedCredential::for_service_account(
-            TENANT,
-            CLIENT,
-            &bed.url,
-            (&ns, "app"),
-            ENTRA_AUDIENCE,
-        )],
-    )
-    .await;
+    let trusted =
+        FederatedCredential::for_service_account(TENANT, CLIENT, &bed.url, (&ns, "app"), ENTRA_AUDIENCE);
+    let entra = Entra::start(bed.pki(), vec![trusted]).await;
     (bed, client, ns, entra)
 }
 
