@@ -360,18 +360,7 @@ fn run_to_exit(extra: &[&str]) -> (Option<i32>, String) {
         let _ = stderr_pipe.read_to_string(&mut text);
         text
     });
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    let code = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status.code();
-        }
-        if std::time::Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let code = azure_wi_test_support::child_exit::exit_code_within(&mut child, Duration::from_secs(10));
     (code, reader.join().unwrap())
 }
 
