@@ -98,27 +98,13 @@ async fn the_token_command_at_trace_logs_no_secret() {
     ])
     .await;
     let entra_p = TestServer::scripted([Reply::token(P_TOKEN, 3599)]).await;
-    let p_env = vec![
-        (
-            "SYSTEM_OIDCREQUESTURI",
-            format!("{}/org/_apis/oidctoken", oidc.url()),
-        ),
-        ("SYSTEM_ACCESSTOKEN", SYSTEM.to_owned()),
-        ("AZURE_AUTHORITY_HOST", entra_p.url()),
-        ("RUST_LOG", "trace".to_owned()),
-    ];
-    let p_args = [
-        "token",
-        "--credential",
-        "azure-pipelines",
-        "--tenant-id",
-        "t-p",
-        "--client-id",
-        "c-p",
-        "--service-connection-id",
-        "sc-9",
-        SCOPE,
-    ];
+    let mut p_env = support::pipelines_env(
+        format!("{}/org/_apis/oidctoken", oidc.url()),
+        SYSTEM,
+        entra_p.url(),
+    );
+    p_env.push(("RUST_LOG", "trace".to_owned()));
+    let p_args = support::pipelines_args(SCOPE);
     let ok = run_azure_wi(&p_args, &p_env).await;
     assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
     assert_eq!(stdout_json(&ok)["access_token"], P_TOKEN);

@@ -39,6 +39,33 @@ pub fn terminate(child: &mut std::process::Child) {
     assert!(exit.success(), "exited with {exit}");
 }
 
+/// `azure-wi token` with the Azure Pipelines credential (tenant `t-p`, client `c-p`, service
+/// connection `sc-9`) for `scope`.
+pub fn pipelines_args(scope: &str) -> [&str; 10] {
+    [
+        "token",
+        "--credential",
+        "azure-pipelines",
+        "--tenant-id",
+        "t-p",
+        "--client-id",
+        "c-p",
+        "--service-connection-id",
+        "sc-9",
+        scope,
+    ]
+}
+
+/// An Azure Pipelines job's environment: the OIDC endpoint `oidc_uri`, the job's
+/// `SYSTEM_ACCESSTOKEN`, and Microsoft Entra at `authority`.
+pub fn pipelines_env(oidc_uri: String, access_token: &str, authority: String) -> Vec<(&'static str, String)> {
+    vec![
+        ("SYSTEM_OIDCREQUESTURI", oidc_uri),
+        ("SYSTEM_ACCESSTOKEN", access_token.to_owned()),
+        ("AZURE_AUTHORITY_HOST", authority),
+    ]
+}
+
 /// The JSON object printed on stdout.
 pub fn stdout_json(output: &Output) -> serde_json::Value {
     let stdout = String::from_utf8_lossy(&output.stdout);
