@@ -67,6 +67,16 @@ pub(super) fn imds_token(token: &str, expires_in: i64) -> Reply {
     )
 }
 
+/// The token `credential` gets for [`SCOPE`] when the caller passes `claims` (a claims challenge).
+pub(super) async fn token_with_claims(credential: &impl TokenCredential, claims: &str) -> String {
+    let options = TokenRequestOptions {
+        claims: Some(claims.into()),
+        ..Default::default()
+    };
+    let token = credential.get_token(&[SCOPE], Some(options)).await.unwrap();
+    token.token.secret().to_owned()
+}
+
 /// Seconds between `expires_on` and now, within a few seconds of slack for the test's own run.
 pub(super) fn lifetime(token: &crate::AccessToken) -> i64 {
     (token.expires_on - OffsetDateTime::now_utc()).whole_seconds()
@@ -237,19 +247,8 @@ async fn claims_force_a_new_request_but_are_never_sent() {
         credential.get_token(&[SCOPE], None).await.unwrap().token.secret(),
         "first"
     );
-    let claims = TokenRequestOptions {
-        claims: Some(r#"{"access_token":{"nbf":{"essential":true}}}"#.into()),
-        ..Default::default()
-    };
-    assert_eq!(
-        credential
-            .get_token(&[SCOPE], Some(claims))
-            .await
-            .unwrap()
-            .token
-            .secret(),
-        "second"
-    );
+    let claims = r#"{"access_token":{"nbf":{"essential":true}}}"#;
+    assert_eq!(token_with_claims(&*credential, claims).await, "second");
     let requests = server.requests();
     assert_eq!(requests.len(), 2);
     assert!(requests[1].query().iter().all(|(k, _)| k != "claims"));

@@ -5,9 +5,9 @@ use std::sync::Arc;
 
 use serde_json::json;
 
-use super::{RESOURCE, SCOPE, credential, options};
+use super::{RESOURCE, SCOPE, credential, options, token_with_claims};
 use crate::{
-    ErrorKind, TokenCredential, TokenRequestOptions,
+    ErrorKind, TokenCredential,
     managed_identity::{
         ManagedIdentityCredential, ManagedIdentitySource, UserAssignedId,
         test_server::{Reply, TestServer, self_signed_tls},
@@ -154,19 +154,7 @@ async fn a_claims_refresh_names_the_token_it_replaces() {
     let (server, thumbprint) = pinned_server(vec![sf_token("first-token"), sf_token("second-token")]).await;
     let credential = sf(&server.url_for("/token"), &thumbprint);
     credential.get_token(&[SCOPE], None).await.unwrap();
-    let claims = TokenRequestOptions {
-        claims: Some("{}".into()),
-        ..Default::default()
-    };
-    assert_eq!(
-        credential
-            .get_token(&[SCOPE], Some(claims))
-            .await
-            .unwrap()
-            .token
-            .secret(),
-        "second-token"
-    );
+    assert_eq!(token_with_claims(&*credential, "{}").await, "second-token");
     let requests = server.requests();
     let expected_hash: String = ring::digest::digest(&ring::digest::SHA256, b"first-token")
         .as_ref()
