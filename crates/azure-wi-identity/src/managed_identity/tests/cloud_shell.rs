@@ -2,7 +2,7 @@
 
 use serde_json::json;
 
-use super::{RESOURCE, SCOPE, credential, lifetime, options};
+use super::{RESOURCE, SCOPE, credential, error_of, lifetime, options};
 use crate::{
     ErrorKind, TokenCredential,
     managed_identity::{
@@ -64,10 +64,7 @@ async fn a_token_less_json_answer_fails_and_a_non_json_one_is_unavailable() {
     )])
     .await;
     let endpoint = server.url_for("/oauth2/token");
-    let err = credential(&[("MSI_ENDPOINT", &endpoint)], None)
-        .get_token(&[SCOPE], None)
-        .await
-        .unwrap_err();
+    let err = error_of(&credential(&[("MSI_ENDPOINT", &endpoint)], None)).await;
     assert_eq!(
         (err.kind(), err.status()),
         (ErrorKind::AuthenticationFailed, Some(400))
@@ -76,9 +73,6 @@ async fn a_token_less_json_answer_fails_and_a_non_json_one_is_unavailable() {
 
     let server = TestServer::replies(vec![Reply::text(404, "Not Found")]).await;
     let endpoint = server.url_for("/oauth2/token");
-    let err = credential(&[("MSI_ENDPOINT", &endpoint)], None)
-        .get_token(&[SCOPE], None)
-        .await
-        .unwrap_err();
+    let err = error_of(&credential(&[("MSI_ENDPOINT", &endpoint)], None)).await;
     assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
 }

@@ -67,6 +67,17 @@ pub(super) fn imds_token(token: &str, expires_in: i64) -> Reply {
     )
 }
 
+/// The token `credential` gets for [`SCOPE`].
+pub(super) async fn token_of(credential: &ManagedIdentityCredential) -> String {
+    let token = credential.get_token(&[SCOPE], None).await.unwrap();
+    token.token.secret().to_owned()
+}
+
+/// The error `credential` fails with for [`SCOPE`].
+pub(super) async fn error_of(credential: &ManagedIdentityCredential) -> crate::Error {
+    credential.get_token(&[SCOPE], None).await.unwrap_err()
+}
+
 /// The token `credential` gets for [`SCOPE`] when the caller passes `claims` (a claims challenge).
 pub(super) async fn token_with_claims(credential: &impl TokenCredential, claims: &str) -> String {
     let options = TokenRequestOptions {
@@ -243,10 +254,7 @@ async fn claims_force_a_new_request_but_are_never_sent() {
     let server = TestServer::replies(vec![imds_token("first", 3600), imds_token("second", 3600)]).await;
     let base = server.url_for("");
     let credential = credential(&[("AZURE_POD_IDENTITY_AUTHORITY_HOST", &base)], None);
-    assert_eq!(
-        credential.get_token(&[SCOPE], None).await.unwrap().token.secret(),
-        "first"
-    );
+    assert_eq!(token_of(&credential).await, "first");
     let claims = r#"{"access_token":{"nbf":{"essential":true}}}"#;
     assert_eq!(token_with_claims(&*credential, claims).await, "second");
     let requests = server.requests();
@@ -254,10 +262,7 @@ async fn claims_force_a_new_request_but_are_never_sent() {
     assert!(requests[1].query().iter().all(|(k, _)| k != "claims"));
     assert!(requests[1].body.is_empty());
     // The fresh token replaced the cached one.
-    assert_eq!(
-        credential.get_token(&[SCOPE], None).await.unwrap().token.secret(),
-        "second"
-    );
+    assert_eq!(token_of(&credential).await, "second");
     assert_eq!(server.requests().len(), 2);
 }
 

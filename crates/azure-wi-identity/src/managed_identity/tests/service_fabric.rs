@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use serde_json::json;
 
-use super::{RESOURCE, SCOPE, credential, options, token_with_claims};
+use super::{RESOURCE, SCOPE, credential, error_of, options, token_of, token_with_claims};
 use crate::{
     ErrorKind, TokenCredential,
     managed_identity::{
@@ -75,10 +75,7 @@ async fn the_thumbprint_matches_in_any_case_and_with_colons() {
         .map(|c| String::from_utf8(c.to_vec()).unwrap())
         .collect();
     let credential = sf(&server.url_for("/token"), &colons.join(":"));
-    assert_eq!(
-        credential.get_token(&[SCOPE], None).await.unwrap().token.secret(),
-        "t"
-    );
+    assert_eq!(token_of(&credential).await, "t");
 }
 
 #[tokio::test]
@@ -178,10 +175,7 @@ async fn errors_carry_the_service_fabric_code_and_hint() {
         r#"{"error":{"code":"ManagedIdentityNotFound","message":"no identity"}}"#,
     );
     let (server, thumbprint) = pinned_server(vec![refusal]).await;
-    let err = sf(&server.url_for("/token"), &thumbprint)
-        .get_token(&[SCOPE], None)
-        .await
-        .unwrap_err();
+    let err = error_of(&sf(&server.url_for("/token"), &thumbprint)).await;
     assert_eq!(
         (err.kind(), err.status()),
         (ErrorKind::AuthenticationFailed, Some(404))
@@ -198,10 +192,7 @@ async fn errors_carry_the_service_fabric_code_and_hint() {
 async fn a_server_with_the_certificate_but_not_its_key_is_refused() {
     let (config, thumbprint) = crate::managed_identity::test_server::impostor_tls();
     let server = TestServer::with_handler_tls(config, |_| sf_token("never")).await;
-    let err = sf(&server.url_for("/token"), &thumbprint)
-        .get_token(&[SCOPE], None)
-        .await
-        .unwrap_err();
+    let err = error_of(&sf(&server.url_for("/token"), &thumbprint)).await;
     assert_ne!(err.kind(), ErrorKind::InvalidInput, "{err}");
     assert!(!err.to_string().contains(SECRET));
     assert!(
