@@ -2,11 +2,11 @@
 
 use serde_json::json;
 
-use super::{RESOURCE, SCOPE, credential, error_of, lifetime, options};
+use super::{RESOURCE, SCOPE, assert_no_user_assigned_id, credential, error_of, lifetime, options};
 use crate::{
     ErrorKind, TokenCredential,
     managed_identity::{
-        ManagedIdentityCredential, UserAssignedId,
+        UserAssignedId,
         test_server::{Reply, TestServer},
     },
 };
@@ -44,15 +44,8 @@ fn a_user_assigned_identity_is_refused_when_the_credential_is_built() {
         UserAssignedId::ClientId("c".into()),
         UserAssignedId::ResourceId("/s/x".into()),
     ] {
-        let mut opts = options(&[("MSI_ENDPOINT", "http://localhost:50342/oauth2/token")]);
-        opts.user_assigned_id = Some(id);
-        let err = ManagedIdentityCredential::new(Some(opts)).unwrap_err();
-        assert_eq!(err.kind(), ErrorKind::InvalidInput);
-        assert!(
-            err.to_string()
-                .contains("Cloud Shell cannot select a user-assigned identity"),
-            "{err}"
-        );
+        let opts = options(&[("MSI_ENDPOINT", "http://localhost:50342/oauth2/token")]);
+        assert_no_user_assigned_id(opts, id, "Cloud Shell");
     }
 }
 

@@ -5,7 +5,9 @@ use std::sync::Arc;
 
 use serde_json::json;
 
-use super::{RESOURCE, SCOPE, credential, error_of, options, token_of, token_with_claims};
+use super::{
+    RESOURCE, SCOPE, assert_no_user_assigned_id, credential, error_of, options, token_of, token_with_claims,
+};
 use crate::{
     ErrorKind, TokenCredential,
     managed_identity::{
@@ -135,14 +137,10 @@ fn a_malformed_thumbprint_and_a_user_assigned_id_are_refused() {
             "00112233445566778899AABBCCDDEEFF00112233",
         ),
     ];
-    let mut opts = options(&pairs);
-    opts.user_assigned_id = Some(UserAssignedId::ClientId("c".into()));
-    let err = ManagedIdentityCredential::new(Some(opts)).unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::InvalidInput);
-    assert!(
-        err.to_string()
-            .contains("Service Fabric cannot select a user-assigned identity"),
-        "{err}"
+    assert_no_user_assigned_id(
+        options(&pairs),
+        UserAssignedId::ClientId("c".into()),
+        "Service Fabric",
     );
 }
 
