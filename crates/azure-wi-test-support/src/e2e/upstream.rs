@@ -87,12 +87,7 @@ impl UpstreamWebhook {
     pub async fn mount_and_wait_ready(&mut self, cert_pem: &[u8], key_pem: &[u8]) {
         std::fs::write(self.cert_dir.join("tls.crt"), cert_pem).expect("write tls.crt");
         std::fs::write(self.cert_dir.join("tls.key"), key_pem).expect("write tls.key");
-        self.process
-            .wait_ready(
-                self.health_port,
-                Duration::from_secs(120),
-                Duration::from_millis(200),
-            )
-            .await;
+        let (within, poll) = (Duration::from_secs(120), Duration::from_millis(200));
+        self.process.wait_ready(self.health_port, within, poll).await;
     }
 }

@@ -116,13 +116,8 @@ impl Webhook {
     }
 
     async fn wait_ready(&mut self) {
-        self.process
-            .wait_ready(
-                self.health_port,
-                Duration::from_secs(60),
-                Duration::from_millis(100),
-            )
-            .await;
+        let (within, poll) = (Duration::from_secs(60), Duration::from_millis(100));
+        self.process.wait_ready(self.health_port, within, poll).await;
     }
 }
 
