@@ -66,6 +66,33 @@ pub fn pipelines_env(oidc_uri: String, access_token: &str, authority: String) ->
     ]
 }
 
+/// Panics unless `output` is a success, naming `what` and quoting its stderr.
+pub fn assert_succeeded(output: &Output, what: &str) {
+    assert!(
+        output.status.success(),
+        "{what} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// Runs the interpreter `python` with exactly `env` (the process environment is cleared) and
+/// `args`; panics unless it succeeds (naming `what`); the JSON object it printed.
+pub async fn run_python(
+    python: &std::path::Path,
+    args: &[&str],
+    env: &[(&str, String)],
+    what: &str,
+) -> serde_json::Value {
+    let mut command = tokio::process::Command::new(python);
+    command.env_clear().args(args);
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    let output = command.output().await.expect("python runs");
+    assert_succeeded(&output, what);
+    stdout_json(&output)
+}
+
 /// The JSON object printed on stdout.
 pub fn stdout_json(output: &Output) -> serde_json::Value {
     let stdout = String::from_utf8_lossy(&output.stdout);
