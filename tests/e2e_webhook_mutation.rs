@@ -8,7 +8,7 @@ use azure_wi_test_support::e2e;
 use std::{path::Path, process::Command};
 
 use e2e::{
-    kube_helpers::create_service_account,
+    kube_helpers::create_workload_service_account,
     testbed::TestBed,
     webhook::{TENANT, Webhook, azure_wi_binary, group_namespace, register},
 };
@@ -38,13 +38,7 @@ async fn bed() -> &'static TestBed {
 
 /// Creates the ServiceAccount `workload` (client id [`CLIENT`]) in `ns`.
 async fn create_workload(client: &kube::Client, ns: &str) {
-    create_service_account(
-        client,
-        ns,
-        "workload",
-        &[("azure.workload.identity/client-id", CLIENT)],
-    )
-    .await;
+    create_workload_service_account(client, ns, "workload", CLIENT).await;
 }
 
 /// A namespace served by the webhook, with ServiceAccount `workload` (client id).
