@@ -162,13 +162,13 @@ async fn main() -> ExitCode {
     let tenant = var("AZURE_TENANT_ID");
     let entra = Entra::start(
         bed.pki(),
-        vec![FederatedCredential {
-            tenant_id: tenant.clone(),
-            client_id: var("AZURE_CLIENT_ID"),
-            issuer: bed.url.clone(),
-            subject: format!("system:serviceaccount:{NAMESPACE}:{sa_name}"),
-            audience: audience.clone(),
-        }],
+        vec![FederatedCredential::for_service_account(
+            &tenant,
+            &var("AZURE_CLIENT_ID"),
+            &bed.url,
+            (NAMESPACE, &sa_name),
+            &audience,
+        )],
     )
     .await;
     println!(

@@ -7,7 +7,7 @@ use azure_wi_test_support::e2e;
 use std::time::Duration;
 
 use e2e::{
-    kube_helpers::create_service_account,
+    kube_helpers::{create_service_account, create_workload_service_account},
     testbed::TestBed,
     webhook::{TENANT, Webhook, group_namespace, register},
 };
@@ -57,13 +57,7 @@ async fn namespace(group: &str, prefix: &str) -> (Client, String) {
     let bed = bed().await;
     let client = bed.client().await;
     let ns = group_namespace(bed, group, prefix).await;
-    create_service_account(
-        &client,
-        &ns,
-        "app",
-        &[("azure.workload.identity/client-id", CLIENT_ID)],
-    )
-    .await;
+    create_workload_service_account(&client, &ns, "app", CLIENT_ID).await;
     (client, ns)
 }
 

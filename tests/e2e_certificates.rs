@@ -23,7 +23,7 @@ use std::sync::{
 
 use e2e::{
     connect_proxy::ConnectProxy,
-    kube_helpers::create_service_account,
+    kube_helpers::create_workload_service_account,
     testbed::TestBed,
     upstream::{self, UpstreamWebhook},
     webhook::{Webhook, configuration, group_namespace, wait_effective},
@@ -217,13 +217,7 @@ async fn self_managed_certificates_are_published_and_rotated_without_failed_admi
     // The API server's calls succeed (through the Service name, verified with the caBundle).
     wait_effective(&bed, "certs").await;
     let ns = group_namespace(&bed, "certs", "certs").await;
-    create_service_account(
-        &client,
-        &ns,
-        "app",
-        &[("azure.workload.identity/client-id", "c1")],
-    )
-    .await;
+    create_workload_service_account(&client, &ns, "app", "c1").await;
     let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
     create_mutated(&pods, "before", "create pod").await;
     assert!(
@@ -346,13 +340,7 @@ async fn switching_from_upstream_keeps_its_secret_and_ca_bundle_without_failed_a
     let ca_bundle_before = ca_bundle(&client).await;
 
     let ns = group_namespace(&bed, "switch", "switch").await;
-    create_service_account(
-        &client,
-        &ns,
-        "app",
-        &[("azure.workload.identity/client-id", "c1")],
-    )
-    .await;
+    create_workload_service_account(&client, &ns, "app", "c1").await;
     let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
     create_mutated(&pods, "by-upstream", "upstream's webhook admits a pod").await;
 
@@ -415,13 +403,7 @@ async fn upstream_keeps_the_certificates_our_webhook_wrote() {
     proxy.set_backend(format!("127.0.0.1:{}", upstream::PORT).parse().expect("addr"));
     wait_effective(&bed, "back").await;
     let ns = group_namespace(&bed, "back", "back").await;
-    create_service_account(
-        &client,
-        &ns,
-        "app",
-        &[("azure.workload.identity/client-id", "c1")],
-    )
-    .await;
+    create_workload_service_account(&client, &ns, "app", "c1").await;
     let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
     create_mutated(
         &pods,
@@ -458,13 +440,7 @@ async fn a_ca_written_by_another_writer_is_served_within_seconds() {
     proxy.set_backend(format!("127.0.0.1:{}", ours.port).parse().expect("addr"));
     wait_effective(&bed, "adopt").await;
     let ns = group_namespace(&bed, "adopt", "adopt").await;
-    create_service_account(
-        &client,
-        &ns,
-        "app",
-        &[("azure.workload.identity/client-id", "c1")],
-    )
-    .await;
+    create_workload_service_account(&client, &ns, "app", "c1").await;
     let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
     pods.create(&PostParams::default(), &pod("before"))
         .await

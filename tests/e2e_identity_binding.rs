@@ -80,6 +80,17 @@ async fn create_mutated_pod(client: &kube::Client, ns: &str) -> Mutated {
     Mutated { env, sources }
 }
 
+/// Runs `azure-wi token SCOPE` with exactly the pod's environment `env`.
+async fn azure_wi_token(env: &[(String, String)]) -> std::process::Output {
+    tokio::process::Command::new(azure_wi_binary())
+        .env_clear()
+        .args(["token", SCOPE])
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .output()
+        .await
+        .expect("run azure-wi token")
+}
+
 /// What the kubelet would put in the projected volume, under `dir`: the token with the volume's
 /// audience and the ConfigMap's `ca.crt`. Returns the container's environment with the volume's
 /// paths moved under `dir`.
@@ -142,18 +153,8 @@ async fn a_pod_opting_in_gets_its_token_through_the_token_proxy() {
         ],
     )
     .await;
-    let proxy = Entra::start_for_names(
-        bed.pki(),
-        vec![FederatedCredential {
-            tenant_id: TENANT.into(),
-            client_id: CLIENT.into(),
-            issuer: bed.url.clone(),
-            subject: format!("system:serviceaccount:{ns}:app"),
-            audience: AUDIENCE.into(),
-        }],
-        &[SNI],
-    )
-    .await;
+    let trusted = FederatedCredential::for_service_account(TENANT, CLIENT, &bed.url, (&ns, "app"), AUDIENCE);
+    let proxy = Entra::start_for_names(bed.pki(), vec![trusted], &[SNI]).await;
     // The CA that issued the proxy's certificate, where the webhook's projection finds it.
     let config_map: ConfigMap = serde_json::from_value(json!({
         "metadata": {"name": CA_CONFIG_MAP},
@@ -192,13 +193,7 @@ async fn a_pod_opting_in_gets_its_token_through_the_token_proxy() {
     let env = project(&client, &ns, &mutated, dir.path()).await;
 
     // `auto` (PlatformCredential) uses the binding because the webhook injected it.
-    let output = tokio::process::Command::new(azure_wi_binary())
-        .env_clear()
-        .args(["token", SCOPE])
-        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-        .output()
-        .await
-        .expect("run azure-wi token");
+    let output = azure_wi_token(&env).await;
     assert!(
         output.status.success(),
         "azure-wi token failed: {}\nstand-in refused: {:?}",
@@ -222,13 +217,7 @@ async fn a_pod_opting_in_gets_its_token_through_the_token_proxy() {
         .map(|(_, v)| v.clone())
         .unwrap();
     std::fs::write(&ca_file, e2e::pki::Pki::new().ca_pem()).unwrap();
-    let output = tokio::process::Command::new(azure_wi_binary())
-        .env_clear()
-        .args(["token", SCOPE])
-        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-        .output()
-        .await
-        .expect("run azure-wi token");
+    let output = azure_wi_token(&env).await;
     assert!(
         !output.status.success(),
         "a CA that did not issue the proxy's certificate is refused"

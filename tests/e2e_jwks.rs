@@ -66,11 +66,7 @@ async fn jwks_and_discovery_match_the_api_servers() {
         .arg(&discovery_file)
         .output()
         .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    assert_succeeded(&output);
     let written_jwks: Value = serde_json::from_slice(&std::fs::read(&jwks_file).unwrap()).unwrap();
     let written_discovery: Value = serde_json::from_slice(&std::fs::read(&discovery_file).unwrap()).unwrap();
     assert_eq!(written_jwks, served_jwks);
@@ -86,16 +82,21 @@ async fn jwks_and_discovery_match_the_api_servers() {
         .arg(bed.dir.join("sa.pub"))
         .output()
         .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    assert_succeeded(&output);
     let stdout: Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(stdout["keys"][0], served_jwks["keys"][0]);
 }
 
 /// The SEC1 (`EC PRIVATE KEY`) form of an rcgen P-384 key: the ECPrivateKey inside its PKCS#8.
+/// The command exited successfully; its stderr otherwise.
+fn assert_succeeded(output: &std::process::Output) {
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
 fn sec1_pem(pair: &rcgen::KeyPair) -> String {
     use base64::Engine;
     let pkcs8 = pair.serialize_der();

@@ -57,18 +57,14 @@ async fn chart_images_on_a_real_node_give_pods_tokens() {
     node.join(&bed, &images).await;
     let client = bed.client().await;
 
-    let entra = Entra::start_on(
-        bed.pki(),
-        vec![FederatedCredential {
-            tenant_id: TENANT.into(),
-            client_id: CLIENT.into(),
-            issuer: bed.url.clone(),
-            subject: format!("system:serviceaccount:{APP_NS}:workload"),
-            audience: ENTRA_AUDIENCE.into(),
-        }],
-        node.host_ip.into(),
-    )
-    .await;
+    let trusted = FederatedCredential::for_service_account(
+        TENANT,
+        CLIENT,
+        &bed.url,
+        (APP_NS, "workload"),
+        ENTRA_AUDIENCE,
+    );
+    let entra = Entra::start_on(bed.pki(), vec![trusted], node.host_ip.into()).await;
 
     // 1. The chart with defaults plus the tenant, our images and the cloud (Azure Stack, whose
     //    environment file names the stand-in as authority), installed by Helm.

@@ -20,6 +20,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use azure_wi_test_support::admission_review::pod_review as review;
 use e2e::{
     process::{Process, free_port},
     testbed::{TestBed, binary},
@@ -224,21 +225,6 @@ async fn service_account_kubeconfig(bed: &TestBed) -> std::path::PathBuf {
     path
 }
 
-fn review(uid: &str, namespace: &str, service_account: &str) -> Value {
-    json!({
-        "apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
-        "request": {
-            "uid": uid,
-            "kind": {"group": "", "version": "v1", "kind": "Pod"},
-            "resource": {"group": "", "version": "v1", "resource": "pods"},
-            "namespace": namespace, "operation": "CREATE",
-            "object": {"apiVersion": "v1", "kind": "Pod",
-                "metadata": {"name": "p", "labels": {"azure.workload.identity/use": "true"}},
-                "spec": {"serviceAccountName": service_account, "containers": [{"name": "c", "image": "busybox"}]}}
-        }
-    })
-}
-
 fn read_audit(path: &Path, user: &str) -> Vec<Call> {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let mut calls = Vec::new();
@@ -365,21 +351,9 @@ async fn the_chart_grants_exactly_what_the_webhook_uses() {
         &bed.dir.join("webhook-rbac.log"),
         None,
     );
-    let started = Instant::now();
-    loop {
-        if let Ok(r) = reqwest::get(format!("http://127.0.0.1:{health_port}/readyz")).await
-            && r.status().is_success()
-        {
-            break;
-        }
-        webhook.assert_running();
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "the webhook never became ready; its log:\n{}",
-            webhook.log_tail()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    webhook
+        .wait_ready(health_port, Duration::from_secs(60), Duration::from_millis(100))
+        .await;
 
     // Its CA is in the Secret it wrote; admissions go straight to it.
     let secret = Api::<Secret>::namespaced(admin.clone(), NS)
@@ -403,15 +377,7 @@ async fn the_chart_grants_exactly_what_the_webhook_uses() {
     let admit = |review: Value| {
         let (client, url) = (client.clone(), url.clone());
         async move {
-            let answer: Value = client
-                .post(&url)
-                .json(&review)
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
+            let answer = azure_wi_test_support::response_body::json(client.post(&url).json(&review)).await;
             answer["response"].clone()
         }
     };

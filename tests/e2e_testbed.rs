@@ -6,7 +6,7 @@ use azure_wi_test_support::e2e;
 use std::{process::Command, time::Duration};
 
 use e2e::{
-    kube_helpers::create_service_account,
+    kube_helpers::create_workload_service_account,
     process::Process,
     testbed::TestBed,
     webhook::{Webhook, group_namespace, register},
@@ -123,13 +123,7 @@ async fn webhook_survives_its_api_server_going_away() {
     register(&bed, &webhook, "restart", &["v1"]).await;
     let client = bed.client().await;
     let ns = group_namespace(&bed, "restart", "restart").await;
-    create_service_account(
-        &client,
-        &ns,
-        "app",
-        &[("azure.workload.identity/client-id", "c1")],
-    )
-    .await;
+    create_workload_service_account(&client, &ns, "app", "c1").await;
     let stored = create(&client, &ns, pod("before", "app")).await;
     assert_eq!(stored["spec"]["containers"][0]["env"][0]["value"], "c1");
 
@@ -151,13 +145,7 @@ async fn webhook_survives_its_api_server_going_away() {
     bed.restart_apiserver().await;
     // The webhook recovers by itself: new and known ServiceAccounts work again.
     let client = bed.client().await;
-    create_service_account(
-        &client,
-        &ns,
-        "late",
-        &[("azure.workload.identity/client-id", "c2")],
-    )
-    .await;
+    create_workload_service_account(&client, &ns, "late", "c2").await;
     let stored = create(&client, &ns, pod("after", "late")).await;
     assert_eq!(stored["spec"]["containers"][0]["env"][0]["value"], "c2");
     let stored = create(&client, &ns, pod("after-app", "app")).await;

@@ -22,17 +22,9 @@ async fn setup(prefix: &str) -> (&'static TestBed, kube::Client, String, Entra) 
     let ns = bed.namespace(prefix).await;
     create_service_account(&client, &ns, "app", &[]).await;
     create_service_account(&client, &ns, "other", &[]).await;
-    let entra = Entra::start(
-        bed.pki(),
-        vec![FederatedCredential {
-            tenant_id: TENANT.into(),
-            client_id: CLIENT.into(),
-            issuer: bed.url.clone(),
-            subject: format!("system:serviceaccount:{ns}:app"),
-            audience: ENTRA_AUDIENCE.into(),
-        }],
-    )
-    .await;
+    let trusted =
+        FederatedCredential::for_service_account(TENANT, CLIENT, &bed.url, (&ns, "app"), ENTRA_AUDIENCE);
+    let entra = Entra::start(bed.pki(), vec![trusted]).await;
     (bed, client, ns, entra)
 }
 
@@ -61,6 +53,26 @@ async fn exchange(bed: &TestBed, entra: &Entra, client_id: &str, assertion: &str
         .expect("POST to the Entra stand-in");
     let status = response.status().as_u16();
     (status, response.json().await.expect("JSON body"))
+}
+
+/// The credential's outcome is an `authentication_failed` error whose message names `code`.
+fn assert_authentication_failed(result: &Value, code: &str) {
+    assert_eq!(result["error"], "authentication_failed", "{result}");
+    assert!(
+        result["message"].as_str().is_some_and(|m| m.contains(code)),
+        "{result}"
+    );
+}
+
+/// The credential's outcome expires (`expires_on`, Unix seconds) in the coming hour.
+fn assert_expires_within_the_hour(result: &Value) {
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    assert!(
+        result["expires_on"]
+            .as_i64()
+            .is_some_and(|t| t > now && t <= now + 3600),
+        "{result}"
+    );
 }
 
 fn aadsts(body: &Value) -> u64 {
@@ -135,32 +147,43 @@ async fn unknown_application_is_refused() {
     assert_eq!((status, aadsts(&body)), (400, 700016), "{body}");
 }
 
+/// Gives `command` the environment the webhook gives a pod (`AZURE_*`, with `token` where the
+/// projected volume would put it, under `dir`) plus `SSL_CERT_FILE` (the stand-in's CA).
+fn pod_environment(
+    command: &mut tokio::process::Command,
+    bed: &TestBed,
+    entra: &Entra,
+    dir: &std::path::Path,
+    token: &str,
+) {
+    let token_file = dir.join("token/azure-identity-token");
+    std::fs::create_dir_all(token_file.parent().expect("parent")).expect("token dir");
+    std::fs::write(&token_file, token).expect("write token");
+    command
+        .env("AZURE_TENANT_ID", TENANT)
+        .env("AZURE_CLIENT_ID", CLIENT)
+        .env("AZURE_FEDERATED_TOKEN_FILE", &token_file)
+        // The webhook writes the authority host with a trailing slash.
+        .env("AZURE_AUTHORITY_HOST", format!("{}/", entra.authority))
+        .env("SSL_CERT_FILE", &bed.ca_file);
+}
+
 /// Runs [`workload_identity_credential_in_a_pod_environment`] in a child process with the
 /// environment the webhook gives a pod (`AZURE_*`) plus `SSL_CERT_FILE` (the stand-in's CA): the
 /// library reads both from its process environment. Returns the child's one JSON line.
 async fn credential_in_child(bed: &TestBed, entra: &Entra, token: &str) -> Value {
-    // Where the projected volume would put the token.
     let dir = tempfile::tempdir().expect("temp dir");
-    let token_file = dir.path().join("token/azure-identity-token");
-    std::fs::create_dir_all(token_file.parent().expect("parent")).expect("token dir");
-    std::fs::write(&token_file, token).expect("write token");
-    let output = tokio::process::Command::new(std::env::current_exe().expect("test binary"))
+    let mut command = tokio::process::Command::new(std::env::current_exe().expect("test binary"));
+    command
         .args([
             "--exact",
             "workload_identity_credential_in_a_pod_environment",
             "--ignored",
             "--nocapture",
         ])
-        .args(["--test-threads=1", "-q"])
-        .env("AZURE_TENANT_ID", TENANT)
-        .env("AZURE_CLIENT_ID", CLIENT)
-        .env("AZURE_FEDERATED_TOKEN_FILE", &token_file)
-        // The webhook writes the authority host with a trailing slash.
-        .env("AZURE_AUTHORITY_HOST", format!("{}/", entra.authority))
-        .env("SSL_CERT_FILE", &bed.ca_file)
-        .output()
-        .await
-        .expect("run the child test");
+        .args(["--test-threads=1", "-q"]);
+    pod_environment(&mut command, bed, entra, dir.path(), token);
+    let output = command.output().await.expect("run the child test");
     let stdout = String::from_utf8_lossy(&output.stdout);
     let line = stdout.lines().find(|l| l.starts_with("{\"")).unwrap_or_else(|| {
         panic!(
@@ -202,13 +225,7 @@ async fn workload_identity_credential_obtains_the_token() {
         issued[0].access_token.as_str(),
         "{result}"
     );
-    let now = time::OffsetDateTime::now_utc().unix_timestamp();
-    assert!(
-        result["expires_on"]
-            .as_i64()
-            .is_some_and(|t| t > now && t <= now + 3600),
-        "{result}"
-    );
+    assert_expires_within_the_hour(&result);
     assert_eq!(issued[0].scope, SCOPE);
 }
 
@@ -217,13 +234,7 @@ async fn workload_identity_credential_is_refused_for_another_subject() {
     let (bed, client, ns, entra) = setup("wic-subject").await;
     let token = service_account_token(&client, &ns, "other", ENTRA_AUDIENCE).await;
     let result = credential_in_child(bed, &entra, &token).await;
-    assert_eq!(result["error"], "authentication_failed", "{result}");
-    assert!(
-        result["message"]
-            .as_str()
-            .is_some_and(|m| m.contains("AADSTS700213")),
-        "{result}"
-    );
+    assert_authentication_failed(&result, "AADSTS700213");
     assert!(entra.issued().is_empty());
 }
 
@@ -232,32 +243,17 @@ async fn workload_identity_credential_is_refused_for_another_audience() {
     let (bed, client, ns, entra) = setup("wic-audience").await;
     let token = service_account_token(&client, &ns, "app", "api://SomethingElse").await;
     let result = credential_in_child(bed, &entra, &token).await;
-    assert_eq!(result["error"], "authentication_failed", "{result}");
-    assert!(
-        result["message"]
-            .as_str()
-            .is_some_and(|m| m.contains("AADSTS700212")),
-        "{result}"
-    );
+    assert_authentication_failed(&result, "AADSTS700212");
 }
 
 /// Runs `azure-wi token SCOPE` with a pod's environment; returns (success, stdout JSON or the
 /// last stderr line as JSON).
 async fn azure_wi_token(bed: &TestBed, entra: &Entra, token: &str) -> (bool, Value) {
     let dir = tempfile::tempdir().expect("temp dir");
-    let token_file = dir.path().join("token/azure-identity-token");
-    std::fs::create_dir_all(token_file.parent().expect("parent")).expect("token dir");
-    std::fs::write(&token_file, token).expect("write token");
-    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_azure-wi"))
-        .args(["token", SCOPE])
-        .env("AZURE_TENANT_ID", TENANT)
-        .env("AZURE_CLIENT_ID", CLIENT)
-        .env("AZURE_FEDERATED_TOKEN_FILE", &token_file)
-        .env("AZURE_AUTHORITY_HOST", format!("{}/", entra.authority))
-        .env("SSL_CERT_FILE", &bed.ca_file)
-        .output()
-        .await
-        .expect("run azure-wi token");
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_azure-wi"));
+    command.args(["token", SCOPE]);
+    pod_environment(&mut command, bed, entra, dir.path(), token);
+    let output = command.output().await.expect("run azure-wi token");
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     let text = if output.status.success() {
@@ -281,13 +277,7 @@ async fn azure_wi_token_obtains_the_token() {
     assert_eq!(issued.len(), 1);
     assert_eq!(result["access_token"], issued[0].access_token.as_str());
     assert_eq!(result["token_type"], "Bearer");
-    let now = time::OffsetDateTime::now_utc().unix_timestamp();
-    assert!(
-        result["expires_on"]
-            .as_i64()
-            .is_some_and(|t| t > now && t <= now + 3600),
-        "{result}"
-    );
+    assert_expires_within_the_hour(&result);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -296,12 +286,6 @@ async fn azure_wi_token_is_refused_for_another_subject() {
     let token = service_account_token(&client, &ns, "other", ENTRA_AUDIENCE).await;
     let (ok, result) = azure_wi_token(bed, &entra, &token).await;
     assert!(!ok, "{result}");
-    assert_eq!(result["error"], "authentication_failed", "{result}");
-    assert!(
-        result["message"]
-            .as_str()
-            .is_some_and(|m| m.contains("AADSTS700213")),
-        "{result}"
-    );
+    assert_authentication_failed(&result, "AADSTS700213");
     assert!(entra.issued().is_empty());
 }

@@ -8,7 +8,7 @@ use azure_wi_test_support::e2e;
 use std::{path::Path, process::Command};
 
 use e2e::{
-    kube_helpers::create_service_account,
+    kube_helpers::create_workload_service_account,
     testbed::TestBed,
     webhook::{TENANT, Webhook, azure_wi_binary, group_namespace, register},
 };
@@ -36,18 +36,17 @@ async fn bed() -> &'static TestBed {
     bed
 }
 
+/// Creates the ServiceAccount `workload` (client id [`CLIENT`]) in `ns`.
+async fn create_workload(client: &kube::Client, ns: &str) {
+    create_workload_service_account(client, ns, "workload", CLIENT).await;
+}
+
 /// A namespace served by the webhook, with ServiceAccount `workload` (client id).
 async fn setup(prefix: &str) -> (kube::Client, String) {
     let bed = bed().await;
     let client = bed.client().await;
     let ns = group_namespace(bed, GROUP, prefix).await;
-    create_service_account(
-        &client,
-        &ns,
-        "workload",
-        &[("azure.workload.identity/client-id", CLIENT)],
-    )
-    .await;
+    create_workload(&client, &ns).await;
     (client, ns)
 }
 
@@ -150,13 +149,7 @@ async fn mutate_cluster_reads_the_service_account_and_the_server_version() {
     let bed = TestBed::shared().await;
     let client = bed.client().await;
     let ns = bed.namespace("preview").await;
-    create_service_account(
-        &client,
-        &ns,
-        "workload",
-        &[("azure.workload.identity/client-id", CLIENT)],
-    )
-    .await;
+    create_workload(&client, &ns).await;
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("pod.json");
     let manifest = json!({

@@ -23,7 +23,6 @@ use azure_wi_identity::{
     ManagedIdentityCredentialOptions, TokenCredential, TokenRequestOptions, WorkloadIdentityCredential,
     WorkloadIdentityCredentialOptions,
 };
-use serde_json::json;
 use test_server::{Reply, TestServer};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -477,17 +476,11 @@ async fn start_webhook(max_body_bytes: usize) -> SocketAddr {
 }
 
 fn review() -> serde_json::Value {
-    json!({
-        "apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
-        "request": {
-            "uid": "c0ffee00-0000-0000-0000-000000000003",
-            "kind": {"group": "", "version": "v1", "kind": "Pod"},
-            "namespace": "team-a", "operation": "CREATE",
-            "object": {"apiVersion": "v1", "kind": "Pod",
-                "metadata": {"name": "web-0", "labels": {"azure.workload.identity/use": "true"}},
-                "spec": {"serviceAccountName": "web", "containers": [{"name": "web", "image": "nginx"}]}}
-        }
-    })
+    azure_wi_test_support::admission_review::pod_review(
+        "c0ffee00-0000-0000-0000-000000000003",
+        "team-a",
+        "web",
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -543,15 +536,7 @@ async fn webhook_refuses_oversized_and_endless_bodies_and_serves_the_others() {
     // Well-behaved admissions meanwhile.
     let mut admitted = 0;
     for _ in 0..100 {
-        let answer: serde_json::Value = client
-            .post(&url)
-            .json(&review())
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let answer = azure_wi_test_support::response_body::json(client.post(&url).json(&review())).await;
         if answer["response"]["allowed"] == true {
             admitted += 1;
         }

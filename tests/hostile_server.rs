@@ -88,17 +88,11 @@ fn start(nofile: u32, extra: &[&str]) -> Webhook {
 }
 
 fn review() -> Vec<u8> {
-    serde_json::to_vec(&json!({
-        "apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
-        "request": {
-            "uid": "c0ffee00-0000-0000-0000-000000000015",
-            "kind": {"group": "", "version": "v1", "kind": "Pod"},
-            "namespace": "team-a", "operation": "CREATE",
-            "object": {"apiVersion": "v1", "kind": "Pod",
-                "metadata": {"name": "web-0", "labels": {"azure.workload.identity/use": "true"}},
-                "spec": {"serviceAccountName": "web", "containers": [{"name": "web", "image": "nginx"}]}}
-        }
-    }))
+    serde_json::to_vec(&azure_wi_test_support::admission_review::pod_review(
+        "c0ffee00-0000-0000-0000-000000000015",
+        "team-a",
+        "web",
+    ))
     .unwrap()
 }
 
@@ -366,18 +360,7 @@ fn run_to_exit(extra: &[&str]) -> (Option<i32>, String) {
         let _ = stderr_pipe.read_to_string(&mut text);
         text
     });
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    let code = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status.code();
-        }
-        if std::time::Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let code = azure_wi_test_support::child_exit::exit_code_within(&mut child, Duration::from_secs(10));
     (code, reader.join().unwrap())
 }
 

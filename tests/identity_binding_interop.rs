@@ -13,7 +13,7 @@
 mod support;
 
 use support::{
-    python_with_azure_identity as python, run_azure_wi, stdout_json,
+    assert_succeeded, python_with_azure_identity as python, run_azure_wi, run_python, stdout_json,
     test_server::{RecordedRequest, Reply, TestServer},
 };
 
@@ -73,19 +73,9 @@ fn pod_env(dir: &std::path::Path, proxy: &TestServer, ca_pem: &str) -> Vec<(&'st
     ]
 }
 
-async fn run_python(env: &[(&str, String)]) -> serde_json::Value {
-    let mut command = tokio::process::Command::new(python());
-    command.env_clear().args(["-c", PYTHON_CLIENT, SCOPE]);
-    for (k, v) in env {
-        command.env(k, v);
-    }
-    let out = command.output().await.expect("python runs");
-    assert!(
-        out.status.success(),
-        "python failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout_json(&out)
+/// Runs the Python client with exactly `env`; the JSON object it printed.
+async fn python_client(env: &[(&str, String)]) -> serde_json::Value {
+    run_python(&python(), &["-c", PYTHON_CLIENT, SCOPE], env, "python").await
 }
 
 #[tokio::test]
@@ -102,15 +92,11 @@ async fn python_and_azure_wi_send_the_same_request_to_the_token_proxy() {
     let dir = tempfile::tempdir().unwrap();
     let env = pod_env(dir.path(), &proxy, &ca_pem);
 
-    let py = run_python(&env).await;
+    let py = python_client(&env).await;
     assert_eq!(py["access_token"], "python-at", "{py}");
     for (credential, expected) in [("workload-identity", "rust-wi-at"), ("auto", "rust-auto-at")] {
         let ours = run_azure_wi(&["token", "--credential", credential, SCOPE], &env).await;
-        assert!(
-            ours.status.success(),
-            "azure-wi --credential {credential} failed: {}",
-            String::from_utf8_lossy(&ours.stderr)
-        );
+        assert_succeeded(&ours, &format!("azure-wi --credential {credential}"));
         assert_eq!(stdout_json(&ours)["access_token"], expected);
     }
 
@@ -140,7 +126,7 @@ async fn python_and_azure_wi_both_refuse_a_proxy_the_ca_did_not_issue() {
     let dir = tempfile::tempdir().unwrap();
     let env = pod_env(dir.path(), &proxy, &other_ca);
 
-    let py = run_python(&env).await;
+    let py = python_client(&env).await;
     assert!(py["error"].is_string(), "python must refuse: {py}");
     let ours = run_azure_wi(&["token", "--credential", "workload-identity", SCOPE], &env).await;
     assert!(!ours.status.success(), "azure-wi must refuse");

@@ -12,7 +12,9 @@ mod support;
 
 use azure_wi_test_support::recording_server::{RecordedRequest, Reply, TestServer, self_signed_tls};
 use serde_json::json;
-use support::{python_with_azure_identity as python, run_azure_wi, stdout_json};
+use support::{
+    assert_succeeded, python_with_azure_identity as python, run_azure_wi, run_python, stdout_json,
+};
 
 const SCOPE: &str = "https://vault.azure.net/.default";
 const SECRET: &str = "interop-identity-s3cret";
@@ -96,21 +98,9 @@ async fn run_case(
     env.extend(extra_env.iter().cloned());
     let (kind, value) = case.selector.map_or(("none", ""), |(_, k, v)| (k, v));
 
-    let mut command = tokio::process::Command::new(python);
-    command
-        .env_clear()
-        .args(["-c", PYTHON_CLIENT, SCOPE, kind, value]);
-    for (k, v) in &env {
-        command.env(k, v);
-    }
-    let py = command.output().await.expect("python runs");
-    assert!(
-        py.status.success(),
-        "{}: python failed: {}",
-        case.name,
-        String::from_utf8_lossy(&py.stderr)
-    );
-    assert_eq!(stdout_json(&py)["access_token"], "interop-token", "{}", case.name);
+    let args = ["-c", PYTHON_CLIENT, SCOPE, kind, value];
+    let py = run_python(python, &args, &env, &format!("{}: python", case.name)).await;
+    assert_eq!(py["access_token"], "interop-token", "{}", case.name);
     let python_sent = server.requests();
 
     let mut args = vec!["token", "--credential", "managed-identity"];
@@ -119,12 +109,7 @@ async fn run_case(
     }
     args.push(SCOPE);
     let ours = run_azure_wi(&args, &env).await;
-    assert!(
-        ours.status.success(),
-        "{}: azure-wi failed: {}",
-        case.name,
-        String::from_utf8_lossy(&ours.stderr)
-    );
+    assert_succeeded(&ours, &format!("{}: azure-wi", case.name));
     assert_eq!(
         stdout_json(&ours)["access_token"],
         "interop-token",

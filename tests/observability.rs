@@ -14,7 +14,7 @@ use std::{
 };
 
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 // --- a strict JSON reader: a duplicate key anywhere is an error ---
 
@@ -212,18 +212,11 @@ impl Exposition {
 }
 
 fn review(service_account: &str) -> Value {
-    json!({
-        "apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
-        "request": {
-            "uid": "c0ffee00-0000-0000-0000-000000000002",
-            "kind": {"group": "", "version": "v1", "kind": "Pod"},
-            "resource": {"group": "", "version": "v1", "resource": "pods"},
-            "namespace": "team-a", "operation": "CREATE",
-            "object": {"apiVersion": "v1", "kind": "Pod",
-                "metadata": {"name": "web-0", "labels": {"azure.workload.identity/use": "true"}},
-                "spec": {"serviceAccountName": service_account, "containers": [{"name": "web", "image": "nginx"}]}}
-        }
-    })
+    azure_wi_test_support::admission_review::pod_review(
+        "c0ffee00-0000-0000-0000-000000000002",
+        "team-a",
+        service_account,
+    )
 }
 
 const WEBHOOK: &str = "/mutate-v1-pod";
@@ -249,13 +242,7 @@ async fn the_webhook_serves_upstreams_metrics_in_both_formats_and_logs_strict_fl
         "the effective configuration: {start}"
     );
     let listening = wait_for(&rx, &mut logs, "listening");
-    let addr = |name: &str| {
-        listening[name]
-            .as_str()
-            .unwrap()
-            .parse::<std::net::SocketAddr>()
-            .unwrap()
-    };
+    let addr = |name: &str| support::OfflineWebhook::listening_addr(&listening, name);
     let (webhook, health, metrics) = (addr("webhook"), addr("health"), addr("metrics"));
     support::OfflineWebhook::wait_ready(health).await;
 

@@ -9,7 +9,7 @@
 mod support;
 
 use support::{
-    python_with_azure_identity as python, run_azure_wi, stdout_json,
+    assert_succeeded, python_with_azure_identity as python, run_azure_wi, run_python, stdout_json,
     test_server::{RecordedRequest, Reply, TestServer},
 };
 
@@ -46,26 +46,11 @@ async fn python_and_azure_wi_send_the_same_token_request() {
         ("REQUESTS_CA_BUNDLE", ca_file.display().to_string()),
     ];
 
-    let mut command = tokio::process::Command::new(&python);
-    command.env_clear().args(["-c", PYTHON_CLIENT, SCOPE]);
-    for (k, v) in &env {
-        command.env(k, v);
-    }
-    let py = command.output().await.expect("python runs");
-    assert!(
-        py.status.success(),
-        "python failed: {}",
-        String::from_utf8_lossy(&py.stderr)
-    );
-    let py_out = stdout_json(&py);
+    let py_out = run_python(&python, &["-c", PYTHON_CLIENT, SCOPE], &env, "python").await;
     assert_eq!(py_out["access_token"], "python-at");
 
     let ours = run_azure_wi(&["token", "--credential", "workload-identity", SCOPE], &env).await;
-    assert!(
-        ours.status.success(),
-        "azure-wi failed: {}",
-        String::from_utf8_lossy(&ours.stderr)
-    );
+    assert_succeeded(&ours, "azure-wi");
     let our_out = stdout_json(&ours);
     assert_eq!(our_out["access_token"], "rust-at");
 

@@ -13,6 +13,7 @@ use std::{
     time::Duration,
 };
 
+use azure_wi_test_support::{admission_review::pod_review, response_body};
 use base64::Engine as _;
 use serde_json::{Value, json};
 use support::{
@@ -97,27 +98,13 @@ async fn the_token_command_at_trace_logs_no_secret() {
     ])
     .await;
     let entra_p = TestServer::scripted([Reply::token(P_TOKEN, 3599)]).await;
-    let p_env = vec![
-        (
-            "SYSTEM_OIDCREQUESTURI",
-            format!("{}/org/_apis/oidctoken", oidc.url()),
-        ),
-        ("SYSTEM_ACCESSTOKEN", SYSTEM.to_owned()),
-        ("AZURE_AUTHORITY_HOST", entra_p.url()),
-        ("RUST_LOG", "trace".to_owned()),
-    ];
-    let p_args = [
-        "token",
-        "--credential",
-        "azure-pipelines",
-        "--tenant-id",
-        "t-p",
-        "--client-id",
-        "c-p",
-        "--service-connection-id",
-        "sc-9",
-        SCOPE,
-    ];
+    let mut p_env = support::pipelines_env(
+        format!("{}/org/_apis/oidctoken", oidc.url()),
+        SYSTEM,
+        entra_p.url(),
+    );
+    p_env.push(("RUST_LOG", "trace".to_owned()));
+    let p_args = support::pipelines_args(SCOPE);
     let ok = run_azure_wi(&p_args, &p_env).await;
     assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
     assert_eq!(stdout_json(&ok)["access_token"], P_TOKEN);
@@ -239,29 +226,23 @@ async fn the_proxy_at_trace_logs_no_secret() {
         .to_owned();
     let client = reqwest::Client::builder().no_proxy().build().unwrap();
     let resource = "https://vault.azure.net";
-    let app: Value = client
-        .get(format!(
-            "http://{addr}/msi/token?api-version=2019-08-01&resource={resource}"
-        ))
-        .header("X-IDENTITY-HEADER", HEADER)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let app = response_body::json(
+        client
+            .get(format!(
+                "http://{addr}/msi/token?api-version=2019-08-01&resource={resource}"
+            ))
+            .header("X-IDENTITY-HEADER", HEADER),
+    )
+    .await;
     assert_eq!(app["access_token"], TOKEN, "{app}");
-    let imds: Value = client
-        .get(format!(
-            "http://{addr}/metadata/identity/oauth2/token?api-version=2018-02-01&resource={resource}"
-        ))
-        .header("Metadata", "true")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let imds = response_body::json(
+        client
+            .get(format!(
+                "http://{addr}/metadata/identity/oauth2/token?api-version=2018-02-01&resource={resource}"
+            ))
+            .header("Metadata", "true"),
+    )
+    .await;
     assert_eq!(imds["access_token"], TOKEN, "{imds}");
     // A wrong header is refused (and logged) without echoing either value.
     let wrong = client
@@ -303,29 +284,17 @@ async fn the_webhook_at_trace_logs_no_identity_header() {
     let (webhook, health) = (field("webhook"), field("health"));
     support::OfflineWebhook::wait_ready(health).await;
     let client = files.client(webhook);
-    let review = json!({
-        "apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
-        "request": {
-            "uid": "c0ffee00-0000-0000-0000-000000000002",
-            "kind": {"group": "", "version": "v1", "kind": "Pod"},
-            "resource": {"group": "", "version": "v1", "resource": "pods"},
-            "namespace": "team-a", "operation": "CREATE",
-            "object": {"apiVersion": "v1", "kind": "Pod",
-                "metadata": {"name": "web-0", "labels": {"azure.workload.identity/use": "true"},
-                    "annotations": {"azure.workload.identity/inject-proxy-sidecar": "true",
-                                    "azure.workload.identity/proxy-mode": "identity-endpoint"}},
-                "spec": {"serviceAccountName": "web", "containers": [{"name": "web", "image": "nginx"}]}}
-        }
+    let mut review = pod_review("c0ffee00-0000-0000-0000-000000000002", "team-a", "web");
+    review["request"]["object"]["metadata"]["annotations"] = json!({
+        "azure.workload.identity/inject-proxy-sidecar": "true",
+        "azure.workload.identity/proxy-mode": "identity-endpoint"
     });
-    let answer: Value = client
-        .post(support::OfflineWebhook::mutate_url(webhook))
-        .json(&review)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let answer = response_body::json(
+        client
+            .post(support::OfflineWebhook::mutate_url(webhook))
+            .json(&review),
+    )
+    .await;
     assert_eq!(answer["response"]["allowed"], true, "{answer}");
     let patch = base64::engine::general_purpose::STANDARD
         .decode(answer["response"]["patch"].as_str().unwrap())

@@ -5,7 +5,7 @@ mod support;
 
 use serde_json::json;
 use support::{
-    last_stderr_json, run_azure_wi, stdout_json,
+    last_stderr_json, pipelines_args, pipelines_env, run_azure_wi, stdout_json,
     test_server::{Reply, TestServer},
 };
 
@@ -180,26 +180,12 @@ async fn auto_falls_back_to_managed_identity() {
 async fn azure_pipelines_oidc_then_exchange() {
     let oidc = TestServer::scripted([Reply::json(200, json!({"oidcToken": "ado-jwt"}))]).await;
     let entra = TestServer::scripted([Reply::token("p-at", 3599)]).await;
-    let env = [
-        (
-            "SYSTEM_OIDCREQUESTURI",
-            format!("{}/org/_apis/oidctoken", oidc.url()),
-        ),
-        ("SYSTEM_ACCESSTOKEN", "job-token".to_owned()),
-        ("AZURE_AUTHORITY_HOST", entra.url()),
-    ];
-    let args = [
-        "token",
-        "--credential",
-        "azure-pipelines",
-        "--tenant-id",
-        "t-p",
-        "--client-id",
-        "c-p",
-        "--service-connection-id",
-        "sc-9",
-        SCOPE,
-    ];
+    let env = pipelines_env(
+        format!("{}/org/_apis/oidctoken", oidc.url()),
+        "job-token",
+        entra.url(),
+    );
+    let args = pipelines_args(SCOPE);
     let out = run_azure_wi(&args, &env).await;
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(stdout_json(&out)["access_token"], "p-at");
@@ -229,21 +215,6 @@ async fn azure_pipelines_oidc_then_exchange() {
 
 // --- hostile input (issue 15 items 7 to 13) and TLS trust (issue 17 item 2) ---
 
-fn pipelines_args() -> [&'static str; 10] {
-    [
-        "token",
-        "--credential",
-        "azure-pipelines",
-        "--tenant-id",
-        "t-p",
-        "--client-id",
-        "c-p",
-        "--service-connection-id",
-        "sc-9",
-        SCOPE,
-    ]
-}
-
 /// Item 7: an endless Entra answer and a 300 MiB Pipelines answer stop at 64 KiB with an error
 /// naming the endpoint and the limit (never "(empty body)").
 #[tokio::test]
@@ -263,15 +234,12 @@ async fn oversized_answers_stop_at_the_cap() {
 
     let oidc = TestServer::scripted([Reply::status(200).stream(Stream::Repeat { len: 300 << 20 })]).await;
     let entra = TestServer::scripted([]).await;
-    let env = [
-        (
-            "SYSTEM_OIDCREQUESTURI",
-            format!("{}/org/_apis/oidctoken", oidc.url()),
-        ),
-        ("SYSTEM_ACCESSTOKEN", "job-token".to_owned()),
-        ("AZURE_AUTHORITY_HOST", entra.url()),
-    ];
-    let out = run_azure_wi(&pipelines_args(), &env).await;
+    let env = pipelines_env(
+        format!("{}/org/_apis/oidctoken", oidc.url()),
+        "job-token",
+        entra.url(),
+    );
+    let out = run_azure_wi(&pipelines_args(SCOPE), &env).await;
     assert_eq!(out.status.code(), Some(1));
     let message = last_stderr_json(&out)["message"].as_str().unwrap().to_owned();
     assert!(
@@ -410,15 +378,12 @@ async fn dot_and_overlong_tenants_are_refused() {
 #[tokio::test]
 async fn plain_http_and_user_info_are_refused() {
     let entra = TestServer::scripted([]).await;
-    let env = [
-        (
-            "SYSTEM_OIDCREQUESTURI",
-            "http://10.255.255.1/org/_apis/oidctoken".to_owned(),
-        ),
-        ("SYSTEM_ACCESSTOKEN", "job-token".to_owned()),
-        ("AZURE_AUTHORITY_HOST", entra.url()),
-    ];
-    let out = run_azure_wi(&pipelines_args(), &env).await;
+    let env = pipelines_env(
+        "http://10.255.255.1/org/_apis/oidctoken".to_owned(),
+        "job-token",
+        entra.url(),
+    );
+    let out = run_azure_wi(&pipelines_args(SCOPE), &env).await;
     assert_eq!(out.status.code(), Some(2));
     let message = last_stderr_json(&out)["message"].as_str().unwrap().to_owned();
     assert!(

@@ -9,21 +9,11 @@ use std::{
     time::Duration,
 };
 
-use serde_json::{Value, json};
+use azure_wi_test_support::{admission_review::pod_review, response_body};
+use serde_json::Value;
 
 fn review(service_account: &str) -> Value {
-    json!({
-        "apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
-        "request": {
-            "uid": "c0ffee00-0000-0000-0000-000000000001",
-            "kind": {"group": "", "version": "v1", "kind": "Pod"},
-            "resource": {"group": "", "version": "v1", "resource": "pods"},
-            "namespace": "team-a", "operation": "CREATE",
-            "object": {"apiVersion": "v1", "kind": "Pod",
-                "metadata": {"name": "web-0", "labels": {"azure.workload.identity/use": "true"}},
-                "spec": {"serviceAccountName": service_account, "containers": [{"name": "web", "image": "nginx"}]}}
-        }
-    })
+    pod_review("c0ffee00-0000-0000-0000-000000000001", "team-a", service_account)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -55,13 +45,7 @@ async fn the_webhook_process_serves_admissions_and_stops_cleanly_on_sigterm() {
             break record;
         }
     };
-    let addr = |name: &str| {
-        listening[name]
-            .as_str()
-            .unwrap()
-            .parse::<std::net::SocketAddr>()
-            .unwrap()
-    };
+    let addr = |name: &str| support::OfflineWebhook::listening_addr(&listening, name);
     let (webhook, health, metrics) = (addr("webhook"), addr("health"), addr("metrics"));
 
     let plain = reqwest::Client::builder().no_proxy().build().unwrap();
@@ -79,26 +63,10 @@ async fn the_webhook_process_serves_admissions_and_stops_cleanly_on_sigterm() {
 
     let client = files.client(webhook);
     let url = support::OfflineWebhook::mutate_url(webhook);
-    let answer: Value = client
-        .post(&url)
-        .json(&review("web"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let answer = response_body::json(client.post(&url).json(&review("web"))).await;
     assert_eq!(answer["response"]["allowed"], true, "{answer}");
     assert_eq!(answer["response"]["patchType"], "JSONPatch");
-    let denied: Value = client
-        .post(&url)
-        .json(&review("ghost"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let denied = response_body::json(client.post(&url).json(&review("ghost"))).await;
     assert_eq!(denied["response"]["allowed"], false);
     assert!(
         denied["response"]["status"]["message"]
@@ -107,14 +75,7 @@ async fn the_webhook_process_serves_admissions_and_stops_cleanly_on_sigterm() {
             .contains(r#"serviceaccounts "ghost" not found"#)
     );
 
-    let exposition = plain
-        .get(format!("http://{metrics}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let exposition = response_body::text(plain.get(format!("http://{metrics}/metrics"))).await;
     assert!(
         exposition.contains(r#"azwi_mutation_request_count{namespace="team-a"} 2"#),
         "{exposition}"

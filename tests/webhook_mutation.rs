@@ -6,7 +6,7 @@ mod support;
 use std::cell::Cell;
 
 use azure_wi_core::{
-    ConfigArgs,
+    ConfigArgs, Denial,
     config::CaSource,
     mutation::{mutate_owned, mutate_with, service_account_name},
     token_layout::TokenLayout,
@@ -465,6 +465,26 @@ fn proxy_pod(extra: Value) -> Value {
     pod
 }
 
+/// [`proxy_pod`] with `annotations`, denied with the default ServiceAccount and configuration.
+/// The names of `pod`'s init containers, in order.
+fn init_container_names(pod: &Value) -> Vec<Value> {
+    pod["spec"]["initContainers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].clone())
+        .collect()
+}
+
+fn proxy_denial(annotations: Value) -> Denial {
+    denial(&proxy_pod(annotations), &sa(), &config())
+}
+
+/// [`proxy_pod`] with `annotations`, mutated with the default ServiceAccount and configuration.
+fn proxy_mutated(annotations: Value) -> Value {
+    mutated(&proxy_pod(annotations), &sa(), &config())
+}
+
 fn expected_sidecar(port: i32, native: bool) -> Value {
     let mut sidecar = json!({
         "name": "azwi-proxy",
@@ -555,12 +575,7 @@ fn classic_proxy_goes_first_in_containers_and_its_init_container_last() {
 #[test]
 fn native_proxy_goes_first_in_init_containers_with_restart_policy_always() {
     let out = mutated(&proxy_pod(json!({})), &sa(), &native_config());
-    let names: Vec<_> = out["spec"]["initContainers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c["name"].clone())
-        .collect();
+    let names = init_container_names(&out);
     assert_eq!(names, ["azwi-proxy", "setup", "azwi-proxy-init"]);
     assert_eq!(
         without_mutation(&out["spec"]["initContainers"][0]),
@@ -595,11 +610,7 @@ fn proxy_images_and_log_level_come_from_the_configuration() {
 #[test]
 fn proxy_port_follows_upstreams_parse_rules_within_the_port_range() {
     for (value, port) in [("9000", 9000), ("+9001", 9001), ("1", 1), ("65535", 65535)] {
-        let out = mutated(
-            &proxy_pod(json!({"azure.workload.identity/proxy-sidecar-port": value})),
-            &sa(),
-            &config(),
-        );
+        let out = proxy_mutated(json!({"azure.workload.identity/proxy-sidecar-port": value}));
         let proxy = container(&out, "containers", "azwi-proxy");
         assert_eq!(proxy["ports"][0]["containerPort"], port, "{value}");
         assert_eq!(proxy["args"][0], format!("--proxy-port={port}"));
@@ -610,11 +621,7 @@ fn proxy_port_follows_upstreams_parse_rules_within_the_port_range() {
         );
     }
     for value in ["abc", "", "80.5", "2147483648", " 8000"] {
-        let denied = denial(
-            &proxy_pod(json!({"azure.workload.identity/proxy-sidecar-port": value})),
-            &sa(),
-            &config(),
-        );
+        let denied = proxy_denial(json!({"azure.workload.identity/proxy-sidecar-port": value}));
         assert!(
             denied.message.starts_with("failed to parse proxy sidecar port: "),
             "{value}: {denied}"
@@ -622,11 +629,7 @@ fn proxy_port_follows_upstreams_parse_rules_within_the_port_range() {
     }
     // Upstream writes these into the patch; a port out of range is denied, naming the range.
     for value in ["0", "-1", "65536"] {
-        let denied = denial(
-            &proxy_pod(json!({"azure.workload.identity/proxy-sidecar-port": value})),
-            &sa(),
-            &config(),
-        );
+        let denied = proxy_denial(json!({"azure.workload.identity/proxy-sidecar-port": value}));
         assert!(
             denied.message.starts_with("invalid proxy sidecar port: ")
                 && denied
@@ -658,19 +661,11 @@ fn host_network_pods_cannot_get_the_proxy() {
 fn inject_proxy_sidecar_false_does_not_inject() {
     // Deviation: upstream injects whenever the annotation is present.
     for value in ["false", "False", "0", "f"] {
-        let out = mutated(
-            &proxy_pod(json!({"azure.workload.identity/inject-proxy-sidecar": value})),
-            &sa(),
-            &config(),
-        );
+        let out = proxy_mutated(json!({"azure.workload.identity/inject-proxy-sidecar": value}));
         assert!(!out.to_string().contains("azwi-proxy"), "{value}");
     }
     for value in ["true", "", "yes"] {
-        let out = mutated(
-            &proxy_pod(json!({"azure.workload.identity/inject-proxy-sidecar": value})),
-            &sa(),
-            &config(),
-        );
+        let out = proxy_mutated(json!({"azure.workload.identity/inject-proxy-sidecar": value}));
         assert_eq!(
             out["spec"]["containers"][0]["name"], "azwi-proxy",
             "{value:?} keeps upstream's presence rule"
@@ -691,11 +686,7 @@ fn existing_proxy_containers_are_not_added_twice() {
 
 #[test]
 fn skip_containers_also_applies_to_the_proxy() {
-    let out = mutated(
-        &proxy_pod(json!({"azure.workload.identity/skip-containers": "azwi-proxy-init"})),
-        &sa(),
-        &config(),
-    );
+    let out = proxy_mutated(json!({"azure.workload.identity/skip-containers": "azwi-proxy-init"}));
     let init = container(&out, "initContainers", "azwi-proxy-init");
     assert_eq!(env_names(init), ["PROXY_PORT"]);
     assert!(init.get("volumeMounts").is_none());
@@ -712,12 +703,7 @@ fn identity_pod() -> Value {
 #[test]
 fn identity_endpoint_mode_injects_only_the_unprivileged_proxy() {
     let out = mutated(&identity_pod(), &sa(), &native_config());
-    let names: Vec<_> = out["spec"]["initContainers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c["name"].clone())
-        .collect();
+    let names = init_container_names(&out);
     assert_eq!(names, ["azwi-proxy", "setup"], "no iptables init container");
     let proxy = &out["spec"]["initContainers"][0];
     assert_eq!(
@@ -823,11 +809,7 @@ fn imds_mode_never_asks_for_an_identity_header() {
 
 #[test]
 fn unknown_proxy_modes_are_denied_and_the_mode_needs_the_injection_annotation() {
-    let denied = denial(
-        &proxy_pod(json!({"azure.workload.identity/proxy-mode": "magic"})),
-        &sa(),
-        &config(),
-    );
+    let denied = proxy_denial(json!({"azure.workload.identity/proxy-mode": "magic"}));
     assert!(
         denied
             .message
@@ -854,6 +836,14 @@ fn custom_args() -> ConfigArgs {
     }
 }
 
+/// The test pod, annotated `azure.workload.identity/use-identity-binding: value`.
+fn binding_pod(value: &str) -> Value {
+    with_annotations(
+        pod(),
+        json!({"azure.workload.identity/use-identity-binding": value}),
+    )
+}
+
 #[test]
 fn custom_endpoint_opt_in_adds_variables_audience_and_ca_projection() {
     let config = ConfigArgs {
@@ -862,10 +852,7 @@ fn custom_endpoint_opt_in_adds_variables_audience_and_ca_projection() {
     }
     .into_config(None)
     .unwrap();
-    let pod = with_annotations(
-        pod(),
-        json!({"azure.workload.identity/use-identity-binding": "TRUE"}),
-    );
+    let pod = binding_pod("TRUE");
     let out = mutated(&pod, &sa(), &config);
     let app = container(&out, "containers", "app");
     assert_eq!(
@@ -893,10 +880,7 @@ fn custom_endpoint_opt_in_adds_variables_audience_and_ca_projection() {
 
 #[test]
 fn custom_endpoint_ca_data_and_trust_bundles() {
-    let opted_in = with_annotations(
-        pod(),
-        json!({"azure.workload.identity/use-identity-binding": "true"}),
-    );
+    let opted_in = binding_pod("true");
     let data = ConfigArgs {
         azure_kubernetes_ca_data: Some("-----BEGIN CERTIFICATE-----".into()),
         ..custom_args()
@@ -948,10 +932,7 @@ fn custom_endpoint_without_a_ca_sets_no_ca_variable() {
     // No CA configured: the credential trusts the system roots. A CA file variable pointing at
     // a file nothing projects would make every credential fail to read it.
     let config = custom_args().into_config(None).unwrap();
-    let pod = with_annotations(
-        pod(),
-        json!({"azure.workload.identity/use-identity-binding": "true"}),
-    );
+    let pod = binding_pod("true");
     let out = mutated(&pod, &sa(), &config);
     let app = container(&out, "containers", "app");
     assert_eq!(
@@ -965,10 +946,7 @@ fn custom_endpoint_is_ignored_without_the_opt_in_or_the_flags() {
     let config = custom_args().into_config(None).unwrap();
     for value in [None, Some("false"), Some("yes")] {
         let pod = match value {
-            Some(value) => with_annotations(
-                pod(),
-                json!({"azure.workload.identity/use-identity-binding": value}),
-            ),
+            Some(value) => binding_pod(value),
             None => pod(),
         };
         let out = mutated(&pod, &sa(), &config);
@@ -978,10 +956,7 @@ fn custom_endpoint_is_ignored_without_the_opt_in_or_the_flags() {
             "api://AzureADTokenExchange"
         );
     }
-    let opted_in = with_annotations(
-        pod(),
-        json!({"azure.workload.identity/use-identity-binding": "true"}),
-    );
+    let opted_in = binding_pod("true");
     let out = mutated(&opted_in, &sa(), &support::config());
     assert_eq!(
         env_names(container(&out, "containers", "app")),

@@ -143,19 +143,12 @@ async fn certificates_swap_while_requests_flow_without_a_single_failure() {
     while ok.load(Ordering::Relaxed) < target && failed.load(Ordering::Relaxed) == 0 {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    load.stop().await;
-
-    assert_eq!(
-        failed.load(Ordering::Relaxed),
-        0,
-        "requests failed during certificate swaps"
-    );
-    assert!(ok.load(Ordering::Relaxed) >= 550);
+    load.stop_after_ten_swaps(550, &metrics, "certificate swaps")
+        .await;
     assert_eq!(
         served_leaf(server.addr, &first.ca_cert_pem).await.unwrap(),
         leaf_der(&last)
     );
-    assert!(metrics.encode().contains("azwi_certificate_reloads_total 10"));
     server.shutdown.trigger();
     server.task.await.unwrap();
 }
@@ -282,6 +275,24 @@ impl HelloLoad {
             worker.await.unwrap();
         }
     }
+
+    /// Stops the load after ten certificate swaps `during` something: no request failed, at
+    /// least `min_ok` succeeded, and `metrics` counted the ten reloads.
+    async fn stop_after_ten_swaps(self, min_ok: usize, metrics: &Metrics, during: &str) {
+        let (ok, failed) = (self.ok.clone(), self.failed.clone());
+        self.stop().await;
+        assert_eq!(
+            failed.load(Ordering::Relaxed),
+            0,
+            "requests failed during {during}"
+        );
+        assert!(ok.load(Ordering::Relaxed) >= min_ok);
+        assert!(
+            metrics.encode().contains("azwi_certificate_reloads_total 10"),
+            "{}",
+            metrics.encode()
+        );
+    }
 }
 
 async fn wait_until(mut condition: impl FnMut() -> bool) {
@@ -295,17 +306,24 @@ async fn wait_until(mut condition: impl FnMut() -> bool) {
     panic!("condition not reached within 20 s");
 }
 
-#[tokio::test]
-async fn certificate_files_are_reloaded_through_a_symlink_swap() {
-    let dir = tempfile::tempdir().unwrap();
-    let (a, b) = (bundle(), bundle());
+/// A resolver fed by `watch_cert_dir` polling `dir` every 20 ms: its metrics, the resolver, the
+/// watcher's shutdown and its task.
+fn watch(dir: &Path) -> (Metrics, Arc<CertResolver>, Shutdown, tokio::task::JoinHandle<()>) {
     let metrics = Metrics::new();
     let resolver = Arc::new(CertResolver::new(metrics.clone(), None));
     let shutdown = Shutdown::new();
     let watcher = tokio::spawn({
-        let (dir, resolver, shutdown) = (dir.path().to_owned(), resolver.clone(), shutdown.clone());
+        let (dir, resolver, shutdown) = (dir.to_owned(), resolver.clone(), shutdown.clone());
         async move { watch_cert_dir(&dir, resolver, Duration::from_millis(20), shutdown).await }
     });
+    (metrics, resolver, shutdown, watcher)
+}
+
+#[tokio::test]
+async fn certificate_files_are_reloaded_through_a_symlink_swap() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (bundle(), bundle());
+    let (metrics, resolver, shutdown, watcher) = watch(dir.path());
     let server = start(resolver.clone(), TlsMinVersion::Tls13, hello_router()).await;
 
     kubelet_write(dir.path(), 1, &a.cert_pem, &a.key_pem);
@@ -394,13 +412,7 @@ async fn certificate_files_replaced_under_load_fail_no_request_and_are_served() 
             }
         };
         write(0, &current);
-        let metrics = Metrics::new();
-        let resolver = Arc::new(CertResolver::new(metrics.clone(), None));
-        let shutdown = Shutdown::new();
-        let watcher = tokio::spawn({
-            let (dir, resolver, shutdown) = (dir.path().to_owned(), resolver.clone(), shutdown.clone());
-            async move { watch_cert_dir(&dir, resolver, Duration::from_millis(20), shutdown).await }
-        });
+        let (metrics, resolver, shutdown, watcher) = watch(dir.path());
         wait_until(|| resolver.current().is_some()).await;
         let server = start(resolver.clone(), TlsMinVersion::Tls13, hello_router()).await;
 
@@ -429,18 +441,8 @@ async fn certificate_files_replaced_under_load_fail_no_request_and_are_served() 
         }
         let target = ok.load(Ordering::Relaxed) + 30;
         wait_until(|| ok.load(Ordering::Relaxed) >= target || failed.load(Ordering::Relaxed) > 0).await;
-        load.stop().await;
-        assert_eq!(
-            failed.load(Ordering::Relaxed),
-            0,
-            "requests failed during file swaps (kubelet: {kubelet})"
-        );
-        assert!(ok.load(Ordering::Relaxed) >= 330);
-        assert!(
-            metrics.encode().contains("azwi_certificate_reloads_total 10"),
-            "{}",
-            metrics.encode()
-        );
+        load.stop_after_ten_swaps(330, &metrics, &format!("file swaps (kubelet: {kubelet})"))
+            .await;
         shutdown.trigger();
         watcher.await.unwrap();
         server.shutdown.trigger();

@@ -8,8 +8,8 @@
 
 use axum::{
     Json,
-    http::{HeaderMap, HeaderValue, StatusCode, Uri, header},
-    response::{IntoResponse, Response},
+    http::{HeaderMap, StatusCode, Uri},
+    response::Response,
 };
 use serde::Serialize;
 
@@ -84,11 +84,7 @@ pub(crate) async fn token(state: &ProxyState, uri: &Uri, headers: &HeaderMap) ->
         resource: &granted.resource,
         token_type: &granted.token.token_type,
     };
-    let mut response = Json(body).into_response();
-    response
-        .headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    Ok(response)
+    Ok(token::no_store(Json(body)))
 }
 
 /// Whether the path is the endpoint's (a trailing slash is accepted, and the case ignored, as

@@ -24,18 +24,25 @@ pub type CredentialFactory =
 /// token file (`AZURE_FEDERATED_TOKEN_FILE`) and authority (`AZURE_AUTHORITY_HOST`) from `env`.
 pub fn workload_identity_factory(env: Env) -> CredentialFactory {
     Arc::new(move |client_id: &str, tenant_id: &str| {
-        let options = WorkloadIdentityCredentialOptions {
-            client_id: Some(client_id.to_owned()),
-            tenant_id: Some(tenant_id.to_owned()),
-            enable_azure_proxy: true,
-            credential_options: ClientAssertionCredentialOptions {
-                env: env.clone(),
-                ..Default::default()
-            },
-            ..Default::default()
-        };
+        let options = proxy_options(&env, tenant_id, client_id);
         Ok(WorkloadIdentityCredential::new(Some(options))? as Arc<dyn TokenCredential>)
     })
+}
+
+/// The options of the proxy's credentials: `client_id` in `tenant_id`, reading `env`, with
+/// `enable_azure_proxy` (the exchange goes through an identity binding's token proxy when the
+/// webhook configured one).
+fn proxy_options(env: &Env, tenant_id: &str, client_id: &str) -> WorkloadIdentityCredentialOptions {
+    WorkloadIdentityCredentialOptions {
+        client_id: Some(client_id.to_owned()),
+        tenant_id: Some(tenant_id.to_owned()),
+        enable_azure_proxy: true,
+        credential_options: ClientAssertionCredentialOptions {
+            env: env.clone(),
+            ..Default::default()
+        },
+        ..Default::default()
+    }
 }
 
 /// Checks at start-up what [`workload_identity_factory`]'s credentials will need, so that a
@@ -45,20 +52,8 @@ pub fn workload_identity_factory(env: Env) -> CredentialFactory {
 pub fn check_workload_identity(env: &Env, tenant_id: &str, client_id: Option<&str>) -> Result<(), Error> {
     // The library's own checks (authority host, tenant), through the credential it will build;
     // any syntactically valid client id does (the request may name another).
-    let options = WorkloadIdentityCredentialOptions {
-        client_id: Some(
-            client_id
-                .unwrap_or("00000000-0000-0000-0000-000000000000")
-                .to_owned(),
-        ),
-        tenant_id: Some(tenant_id.to_owned()),
-        enable_azure_proxy: true,
-        credential_options: ClientAssertionCredentialOptions {
-            env: env.clone(),
-            ..Default::default()
-        },
-        ..Default::default()
-    };
+    let client_id = client_id.unwrap_or("00000000-0000-0000-0000-000000000000");
+    let options = proxy_options(env, tenant_id, client_id);
     let credential = WorkloadIdentityCredential::new(Some(options)).map_err(Error::Credential)?;
     let path = credential.token_file_path();
     let unusable = |why: String| {

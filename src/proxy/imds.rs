@@ -8,8 +8,8 @@
 
 use axum::{
     Json,
-    http::{HeaderMap, HeaderValue, Uri, header},
-    response::{IntoResponse, Response},
+    http::{HeaderMap, Uri},
+    response::Response,
 };
 use serde::Serialize;
 use time::OffsetDateTime;
@@ -67,11 +67,7 @@ pub(crate) async fn token(state: &ProxyState, uri: &Uri, headers: &HeaderMap) ->
         resource: &granted.resource,
         token_type: &granted.token.token_type,
     };
-    let mut response = Json(body).into_response();
-    response
-        .headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    Ok(response)
+    Ok(token::no_store(Json(body)))
 }
 
 /// IMDS refuses requests without `Metadata: true`; so does the proxy (a request forged through

@@ -1,5 +1,9 @@
 //! What both token endpoints share: the identity and resource asked for, and the token itself.
 
+use axum::{
+    http::{HeaderValue, header},
+    response::{IntoResponse, Response},
+};
 use time::OffsetDateTime;
 
 use super::{config::is_valid_id, query::Query, rejection::Rejection, server::ProxyState};
@@ -31,6 +35,15 @@ impl Granted {
     pub(crate) fn expires_on(&self) -> String {
         self.token.expires_on.unix_timestamp().to_string()
     }
+}
+
+/// `response` with `Cache-Control: no-store`: neither a token nor a refusal is ever cached.
+pub(crate) fn no_store(response: impl IntoResponse) -> Response {
+    let mut response = response.into_response();
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
 }
 
 /// Validates the request's identity and resource and gets the token.

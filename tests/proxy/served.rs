@@ -17,20 +17,27 @@ async fn imds_get(client: &reqwest::Client, url: &str) -> (u16, Value) {
     (status, response.json().await.unwrap_or(Value::Null))
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_burst_of_500_requests_causes_one_exchange() {
+/// The Entra stand-in, the proxy (IMDS mode) exchanging there, a client, and the proxy's URL for
+/// a Key Vault token.
+async fn serve_vault() -> (EntraStandIn, Served, reqwest::Client, String) {
     let entra = EntraStandIn::start(support::ASSERTION).await;
     let served = Served::start(&entra.url(), false).await;
-    let client = support::client();
     let url = served.imds_url(VAULT);
+    (entra, served, support::client(), url)
+}
+
+/// [`imds_get`] on a task of its own.
+fn spawn_imds_get(client: &reqwest::Client, url: &str) -> tokio::task::JoinHandle<(u16, Value)> {
+    let (client, url) = (client.clone(), url.to_owned());
+    tokio::spawn(async move { imds_get(&client, &url).await })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_500_requests_causes_one_exchange() {
+    let (entra, served, client, url) = serve_vault().await;
     entra.hold();
     let arrived = entra.arrived();
-    let burst: Vec<_> = (0..500)
-        .map(|_| {
-            let (client, url) = (client.clone(), url.clone());
-            tokio::spawn(async move { imds_get(&client, &url).await })
-        })
-        .collect();
+    let burst: Vec<_> = (0..500).map(|_| spawn_imds_get(&client, &url)).collect();
     arrived.await;
     // Let the rest of the burst pile up behind the held exchange (setup only: the assertion
     // below holds whatever the interleaving).
@@ -69,23 +76,14 @@ async fn a_burst_of_500_requests_causes_one_exchange() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn clients_disconnecting_mid_request_do_not_cancel_the_exchange() {
-    let entra = EntraStandIn::start(support::ASSERTION).await;
-    let served = Served::start(&entra.url(), false).await;
-    let client = support::client();
-    let url = served.imds_url(VAULT);
+    let (entra, served, client, url) = serve_vault().await;
     entra.hold();
     let arrived = entra.arrived();
-    let leaver = {
-        let (client, url) = (client.clone(), url.clone());
-        tokio::spawn(async move { imds_get(&client, &url).await })
-    };
+    let leaver = spawn_imds_get(&client, &url);
     arrived.await;
     leaver.abort(); // the client goes away while its exchange is in flight
     assert!(leaver.await.unwrap_err().is_cancelled());
-    let stayer = {
-        let (client, url) = (client.clone(), url.clone());
-        tokio::spawn(async move { imds_get(&client, &url).await })
-    };
+    let stayer = spawn_imds_get(&client, &url);
     tokio::time::sleep(Duration::from_millis(100)).await;
     entra.release();
     let (status, body) = stayer.await.unwrap();
@@ -102,10 +100,7 @@ async fn clients_disconnecting_mid_request_do_not_cancel_the_exchange() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn entra_down_is_a_clear_5xx_and_the_proxy_recovers() {
-    let entra = EntraStandIn::start(support::ASSERTION).await;
-    let served = Served::start(&entra.url(), false).await;
-    let client = support::client();
-    let url = served.imds_url(VAULT);
+    let (entra, served, client, url) = serve_vault().await;
     entra.set_failing(true);
     let (status, body) = imds_get(&client, &url).await;
     assert_eq!(status, 502, "{body}");
@@ -196,10 +191,7 @@ async fn shutdown_lets_in_flight_requests_finish_and_stops_accepting() {
     let client = support::client();
     entra.hold();
     let arrived = entra.arrived();
-    let in_flight = {
-        let (client, url) = (client.clone(), served.imds_url(VAULT));
-        tokio::spawn(async move { imds_get(&client, &url).await })
-    };
+    let in_flight = spawn_imds_get(&client, &served.imds_url(VAULT));
     arrived.await;
     let shutdown = tokio::spawn(served.shutdown());
     let mut refused = false;

@@ -3,6 +3,8 @@
 
 use std::process::{Command, Stdio};
 
+use azure_wi_test_support::child_exit::exit_code_within;
+
 use super::support::{DEFAULT_CLIENT, TENANT};
 
 /// Runs `azure-wi proxy` on a free port with exactly `env` (plus PATH) and `args`, to its exit
@@ -20,18 +22,7 @@ fn run(env: &[(&str, &str)], args: &[&str]) -> (Option<i32>, String) {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    let code = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status.code();
-        }
-        if std::time::Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    };
+    let code = exit_code_within(&mut child, std::time::Duration::from_secs(5));
     let mut stderr = String::new();
     use std::io::Read as _;
     child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();

@@ -39,6 +39,60 @@ pub fn terminate(child: &mut std::process::Child) {
     assert!(exit.success(), "exited with {exit}");
 }
 
+/// `azure-wi token` with the Azure Pipelines credential (tenant `t-p`, client `c-p`, service
+/// connection `sc-9`) for `scope`.
+pub fn pipelines_args(scope: &str) -> [&str; 10] {
+    [
+        "token",
+        "--credential",
+        "azure-pipelines",
+        "--tenant-id",
+        "t-p",
+        "--client-id",
+        "c-p",
+        "--service-connection-id",
+        "sc-9",
+        scope,
+    ]
+}
+
+/// An Azure Pipelines job's environment: the OIDC endpoint `oidc_uri`, the job's
+/// `SYSTEM_ACCESSTOKEN`, and Microsoft Entra at `authority`.
+pub fn pipelines_env(oidc_uri: String, access_token: &str, authority: String) -> Vec<(&'static str, String)> {
+    vec![
+        ("SYSTEM_OIDCREQUESTURI", oidc_uri),
+        ("SYSTEM_ACCESSTOKEN", access_token.to_owned()),
+        ("AZURE_AUTHORITY_HOST", authority),
+    ]
+}
+
+/// Panics unless `output` is a success, naming `what` and quoting its stderr.
+pub fn assert_succeeded(output: &Output, what: &str) {
+    assert!(
+        output.status.success(),
+        "{what} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// Runs the interpreter `python` with exactly `env` (the process environment is cleared) and
+/// `args`; panics unless it succeeds (naming `what`); the JSON object it printed.
+pub async fn run_python(
+    python: &std::path::Path,
+    args: &[&str],
+    env: &[(&str, String)],
+    what: &str,
+) -> serde_json::Value {
+    let mut command = tokio::process::Command::new(python);
+    command.env_clear().args(args);
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    let output = command.output().await.expect("python runs");
+    assert_succeeded(&output, what);
+    stdout_json(&output)
+}
+
 /// The JSON object printed on stdout.
 pub fn stdout_json(output: &Output) -> serde_json::Value {
     let stdout = String::from_utf8_lossy(&output.stdout);
@@ -328,6 +382,16 @@ impl OfflineWebhook {
     /// The mutation URL of the webhook at `addr`.
     pub fn mutate_url(addr: std::net::SocketAddr) -> String {
         format!("https://{}:{}/mutate-v1-pod", Self::HOST, addr.port())
+    }
+
+    /// The address named `name` (`webhook`, `health`, `metrics`) in the webhook's `listening` log
+    /// record, a top-level field of the flat JSON line.
+    pub fn listening_addr(listening: &serde_json::Value, name: &str) -> std::net::SocketAddr {
+        listening[name]
+            .as_str()
+            .unwrap_or_else(|| panic!("no {name} in {listening}"))
+            .parse()
+            .unwrap()
     }
 
     /// The webhook service name the certificate is issued for.

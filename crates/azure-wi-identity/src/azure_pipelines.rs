@@ -301,6 +301,18 @@ mod tests {
         .unwrap()
     }
 
+    /// The error `get_token` returns when the OIDC endpoint answers `reply`; Entra is never asked.
+    async fn oidc_failure(reply: Reply) -> crate::Error {
+        let oidc = TestServer::scripted([reply]).await;
+        let entra = TestServer::scripted([]).await;
+        let e = credential(&oidc, &entra)
+            .get_token(&[SCOPE], None)
+            .await
+            .unwrap_err();
+        assert_eq!(entra.request_count(), 0);
+        e
+    }
+
     #[tokio::test]
     async fn oidc_request_then_exchange() {
         let oidc = TestServer::scripted([Reply::json(200, json!({"oidcToken": "oidc-jwt"}))]).await;
@@ -336,16 +348,13 @@ mod tests {
 
     #[tokio::test]
     async fn non_200_carries_the_diagnostic_headers() {
-        let oidc = TestServer::scripted([Reply::status(401)
-            .header("x-vss-e2eid", "e2e-123")
-            .header("x-msedge-ref", "ref-456")
-            .body("Bearer system-token is not valid")])
+        let e = oidc_failure(
+            Reply::status(401)
+                .header("x-vss-e2eid", "e2e-123")
+                .header("x-msedge-ref", "ref-456")
+                .body("Bearer system-token is not valid"),
+        )
         .await;
-        let entra = TestServer::scripted([]).await;
-        let e = credential(&oidc, &entra)
-            .get_token(&[SCOPE], None)
-            .await
-            .unwrap_err();
         assert_eq!(
             (e.kind(), e.status()),
             (ErrorKind::AuthenticationFailed, Some(401))
@@ -356,24 +365,16 @@ mod tests {
             "{m}"
         );
         assert!(!m.contains("system-token"), "{m}");
-        assert_eq!(entra.request_count(), 0);
     }
 
     #[tokio::test]
     async fn missing_oidc_token_quotes_the_body() {
         let body = json!({"count": 1, "value": "There is no explicit reference to service connection sc-1"});
-        let oidc = TestServer::scripted([Reply::json(200, body)]).await;
-        let entra = TestServer::scripted([]).await;
-        let e = credential(&oidc, &entra)
-            .get_token(&[SCOPE], None)
-            .await
-            .unwrap_err();
-        let m = e.to_string();
+        let m = oidc_failure(Reply::json(200, body)).await.to_string();
         assert!(
             m.contains("OIDC token not found") && m.contains("no explicit reference"),
             "{m}"
         );
-        assert_eq!(entra.request_count(), 0);
     }
 
     #[tokio::test]
@@ -418,19 +419,13 @@ mod tests {
             Reply::status(200).stream(Stream::Endless),
             Reply::status(401).stream(Stream::Endless),
         ] {
-            let oidc = TestServer::scripted([reply]).await;
-            let entra = TestServer::scripted([]).await;
-            let e = credential(&oidc, &entra)
-                .get_token(&[SCOPE], None)
-                .await
-                .unwrap_err();
+            let e = oidc_failure(reply).await;
             let m = e.to_string();
             assert_eq!(e.kind(), ErrorKind::AuthenticationFailed, "{m}");
             assert!(
                 m.contains(OIDC_PATH) && m.contains("65536 bytes") && !m.contains("(empty body)"),
                 "{m}"
             );
-            assert_eq!(entra.request_count(), 0);
         }
     }
 

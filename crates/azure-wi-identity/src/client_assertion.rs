@@ -461,6 +461,25 @@ mod tests {
     const CLIENT: &str = "00000000-0000-0000-0000-0000000000c1";
     const SCOPE: &str = "https://vault.azure.net/.default";
 
+    /// The credential of [`CLIENT`] in [`TENANT`] whose assertion is always `a`, with `options`.
+    fn asserting_a(options: ClientAssertionCredentialOptions) -> Arc<ClientAssertionCredential> {
+        ClientAssertionCredential::with_callback(
+            TENANT,
+            CLIENT,
+            || async { Ok(Secret::new("a")) },
+            Some(options),
+        )
+        .unwrap()
+    }
+
+    /// Request options asking for a token from `tenant`.
+    fn for_tenant(tenant: &str) -> Option<TokenRequestOptions> {
+        Some(TokenRequestOptions {
+            tenant_id: Some(tenant.into()),
+            ..Default::default()
+        })
+    }
+
     fn options(server: &TestServer) -> ClientAssertionCredentialOptions {
         ClientAssertionCredentialOptions {
             authority_host: Some(server.url()),
@@ -613,13 +632,7 @@ mod tests {
         for (scopes, options) in [
             (vec![], None),
             (vec!["bad scope"], None),
-            (
-                vec![SCOPE],
-                Some(TokenRequestOptions {
-                    tenant_id: Some("bad/tenant?x".into()),
-                    ..Default::default()
-                }),
-            ),
+            (vec![SCOPE], for_tenant("bad/tenant?x")),
         ] {
             let e = cred.get_token(&scopes, options).await.unwrap_err();
             assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
@@ -645,30 +658,16 @@ mod tests {
         let server = TestServer::with_handler(|_| Reply::token("t", 3599)).await;
         let mut opts = options(&server);
         opts.additionally_allowed_tenants = vec!["contoso.onmicrosoft.com".into()];
-        let cred = ClientAssertionCredential::with_callback(
-            TENANT,
-            CLIENT,
-            || async { Ok(Secret::new("a")) },
-            Some(opts),
-        )
-        .unwrap();
-        let other = TokenRequestOptions {
-            tenant_id: Some("contoso.onmicrosoft.com".into()),
-            ..Default::default()
-        };
-        cred.get_token(&[SCOPE], Some(other)).await.unwrap();
+        let cred = asserting_a(opts);
+        cred.get_token(&[SCOPE], for_tenant("contoso.onmicrosoft.com"))
+            .await
+            .unwrap();
         assert_eq!(
             server.requests()[0].path(),
             "/contoso.onmicrosoft.com/oauth2/v2.0/token"
         );
         let e = cred
-            .get_token(
-                &[SCOPE],
-                Some(TokenRequestOptions {
-                    tenant_id: Some("fabrikam".into()),
-                    ..Default::default()
-                }),
-            )
+            .get_token(&[SCOPE], for_tenant("fabrikam"))
             .await
             .unwrap_err();
         assert!(e.to_string().contains("additionally_allowed_tenants"), "{e}");
@@ -676,22 +675,8 @@ mod tests {
 
         let mut opts = options(&server);
         opts.env = Env::from_pairs([(AZURE_IDENTITY_DISABLE_MULTITENANTAUTH, "1")]);
-        let cred = ClientAssertionCredential::with_callback(
-            TENANT,
-            CLIENT,
-            || async { Ok(Secret::new("a")) },
-            Some(opts),
-        )
-        .unwrap();
-        cred.get_token(
-            &[SCOPE],
-            Some(TokenRequestOptions {
-                tenant_id: Some("fabrikam".into()),
-                ..Default::default()
-            }),
-        )
-        .await
-        .unwrap();
+        let cred = asserting_a(opts);
+        cred.get_token(&[SCOPE], for_tenant("fabrikam")).await.unwrap();
         assert_eq!(
             server.requests()[1].path(),
             format!("/{TENANT}/oauth2/v2.0/token")
@@ -753,16 +738,10 @@ mod tests {
     }
 
     fn with_timeouts(server: &TestServer, timeouts: RequestTimeouts) -> Arc<ClientAssertionCredential> {
-        ClientAssertionCredential::with_callback(
-            TENANT,
-            CLIENT,
-            || async { Ok(Secret::new("a")) },
-            Some(ClientAssertionCredentialOptions {
-                timeouts,
-                ..options(server)
-            }),
-        )
-        .unwrap()
+        asserting_a(ClientAssertionCredentialOptions {
+            timeouts,
+            ..options(server)
+        })
     }
 
     /// Issue 15 item 10: a server dripping a byte every 5 s kept the caller waiting for ever

@@ -604,6 +604,18 @@ mod tests {
         }))
     }
 
+    /// A token from the credential reading `env`, with the identity binding on or off (`enable`).
+    async fn token_through(env: &[(String, String)], enable: bool) -> crate::Result<crate::AccessToken> {
+        credential(env, enable).unwrap().get_token(&[SCOPE], None).await
+    }
+
+    /// Writes the CA bundle `ca` to `dir/ca.crt`; its path.
+    fn write_ca(dir: &Path, ca: &str) -> std::path::PathBuf {
+        let ca_file = dir.join("ca.crt");
+        std::fs::write(&ca_file, ca).unwrap();
+        ca_file
+    }
+
     /// Writes `pem` as the kubelet does: a new file, renamed over the old one.
     fn rotate(path: &Path, pem: &str) {
         let next = path.with_extension("next");
@@ -615,14 +627,9 @@ mod tests {
     async fn the_exchange_goes_to_the_proxy_with_the_sni_name_and_only_its_ca() {
         let (proxy, ca) = TestServer::scripted_tls_for([Reply::token("at-bound", 3599)], &[SNI]).await;
         let dir = tempfile::tempdir().unwrap();
-        let ca_file = dir.path().join("ca.crt");
-        std::fs::write(&ca_file, &ca).unwrap();
+        let ca_file = write_ca(dir.path(), &ca);
         let env = pod_env(dir.path(), &format!("{}/binding", proxy.url()), &ca_file);
-        let token = credential(&env, true)
-            .unwrap()
-            .get_token(&[SCOPE], None)
-            .await
-            .unwrap();
+        let token = token_through(&env, true).await.unwrap();
         assert_eq!(token.token.secret(), "at-bound");
         let r = &proxy.requests()[0];
         assert_eq!(r.path(), format!("/binding/{TENANT}/oauth2/v2.0/token"));
@@ -643,18 +650,13 @@ mod tests {
     async fn without_the_opt_in_the_variables_are_ignored() {
         let (proxy, ca) = TestServer::scripted_tls_for([Reply::token("at", 3599)], &[SNI]).await;
         let dir = tempfile::tempdir().unwrap();
-        let ca_file = dir.path().join("ca.crt");
-        std::fs::write(&ca_file, &ca).unwrap();
+        let ca_file = write_ca(dir.path(), &ca);
         let mut env = pod_env(dir.path(), &proxy.url(), &ca_file);
         env.push((
             AZURE_KUBERNETES_CA_DATA.into(),
             "both set: refused only with the opt-in".into(),
         ));
-        let e = credential(&env, false)
-            .unwrap()
-            .get_token(&[SCOPE], None)
-            .await
-            .unwrap_err();
+        let e = token_through(&env, false).await.unwrap_err();
         assert!(
             e.to_string().contains("127.0.0.1:9"),
             "went to the authority: {e}"
@@ -669,14 +671,9 @@ mod tests {
         let (proxy, _) = TestServer::scripted_tls_for([Reply::token("at", 3599)], &[SNI]).await;
         let (_, other_ca) = TestServer::scripted_tls_for([], &[SNI]).await;
         let dir = tempfile::tempdir().unwrap();
-        let ca_file = dir.path().join("ca.crt");
-        std::fs::write(&ca_file, &other_ca).unwrap();
+        let ca_file = write_ca(dir.path(), &other_ca);
         let env = pod_env(dir.path(), &proxy.url(), &ca_file);
-        let e = credential(&env, true)
-            .unwrap()
-            .get_token(&[SCOPE], None)
-            .await
-            .unwrap_err();
+        let e = token_through(&env, true).await.unwrap_err();
         let text = e.to_string();
         assert_eq!(e.kind(), ErrorKind::AuthenticationFailed, "{text}");
         // Both test CAs have the same name: the proxy's certificate names the trusted one.
@@ -692,11 +689,7 @@ mod tests {
         let (proxy, ca) = TestServer::scripted_tls_for([Reply::token("at", 3599)], &["elsewhere.test"]).await;
         std::fs::write(&ca_file, &ca).unwrap();
         let env = pod_env(dir.path(), &proxy.url(), &ca_file);
-        let e = credential(&env, true)
-            .unwrap()
-            .get_token(&[SCOPE], None)
-            .await
-            .unwrap_err();
+        let e = token_through(&env, true).await.unwrap_err();
         assert!(
             e.to_string().contains("set AZURE_KUBERNETES_SNI_NAME to a name"),
             "{e}"
@@ -711,8 +704,7 @@ mod tests {
                 .await;
         let (_, old_ca) = TestServer::scripted_tls_for([], &[SNI]).await;
         let dir = tempfile::tempdir().unwrap();
-        let ca_file = dir.path().join("ca.crt");
-        std::fs::write(&ca_file, &old_ca).unwrap();
+        let ca_file = write_ca(dir.path(), &old_ca);
         let credential = credential(&pod_env(dir.path(), &proxy.url(), &ca_file), true).unwrap();
         assert!(
             credential.get_token(&[SCOPE], None).await.is_err(),

@@ -158,6 +158,23 @@ mod tests {
     use super::*;
     use azure_wi_test_support::recording_server::{Reply, TestServer};
 
+    /// A `PlatformCredential` reading only `env`.
+    fn platform(env: Env) -> Result<std::sync::Arc<PlatformCredential>> {
+        PlatformCredential::new(Some(PlatformCredentialOptions {
+            env,
+            ..Default::default()
+        }))
+    }
+
+    /// The Key Vault token of a `PlatformCredential` reading only `env`.
+    async fn vault_token(env: Env) -> AccessToken {
+        platform(env)
+            .unwrap()
+            .get_token(&["https://vault.azure.net/.default"], None)
+            .await
+            .unwrap()
+    }
+
     #[tokio::test]
     async fn platform_uses_workload_identity_when_configured() {
         let dir = tempfile::tempdir().unwrap();
@@ -172,15 +189,7 @@ mod tests {
             ("AZURE_AUTHORITY_HOST", entra.url()),
             ("AZURE_POD_IDENTITY_AUTHORITY_HOST", imds.url()),
         ]);
-        let cred = PlatformCredential::new(Some(PlatformCredentialOptions {
-            env,
-            ..Default::default()
-        }))
-        .unwrap();
-        let token = cred
-            .get_token(&["https://vault.azure.net/.default"], None)
-            .await
-            .unwrap();
+        let token = vault_token(env).await;
         assert_eq!(token.token.secret(), "wi-token");
         assert_eq!((entra.request_count(), imds.request_count()), (1, 0));
     }
@@ -193,15 +202,7 @@ mod tests {
         )])
         .await;
         let env = Env::from_pairs([("AZURE_POD_IDENTITY_AUTHORITY_HOST", imds.url())]);
-        let cred = PlatformCredential::new(Some(PlatformCredentialOptions {
-            env,
-            ..Default::default()
-        }))
-        .unwrap();
-        let token = cred
-            .get_token(&["https://vault.azure.net/.default"], None)
-            .await
-            .unwrap();
+        let token = vault_token(env).await;
         assert_eq!(token.token.secret(), "mi-token");
         let r = &imds.requests()[0];
         assert_eq!(r.path(), "/metadata/identity/oauth2/token");
@@ -220,11 +221,7 @@ mod tests {
             ("AZURE_CLIENT_ID", "client"),
             ("AZURE_FEDERATED_TOKEN_FILE", "/nonexistent"),
         ]);
-        let e = PlatformCredential::new(Some(PlatformCredentialOptions {
-            env,
-            ..Default::default()
-        }))
-        .unwrap_err();
+        let e = platform(env).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::InvalidInput);
     }
 }

@@ -59,6 +59,26 @@ pub struct FederatedCredential {
     pub audience: String,
 }
 
+impl FederatedCredential {
+    /// The credential of app `client_id` in `tenant_id` for the ServiceAccount `namespace`/`name`
+    /// of the cluster whose issuer is `issuer`, with `audience`.
+    pub fn for_service_account(
+        tenant_id: &str,
+        client_id: &str,
+        issuer: &str,
+        (namespace, name): (&str, &str),
+        audience: &str,
+    ) -> Self {
+        Self {
+            tenant_id: tenant_id.into(),
+            client_id: client_id.into(),
+            issuer: issuer.into(),
+            subject: format!("system:serviceaccount:{namespace}:{name}"),
+            audience: audience.into(),
+        }
+    }
+}
+
 /// One access token handed out.
 #[derive(Clone, Debug)]
 pub struct Issued {

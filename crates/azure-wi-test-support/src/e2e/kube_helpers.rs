@@ -11,6 +11,18 @@ use kube::{
     api::{ObjectMeta, PostParams},
 };
 
+/// Creates the ServiceAccount `namespace`/`name` for the app `client_id` (annotation
+/// `azure.workload.identity/client-id`).
+pub async fn create_workload_service_account(client: &Client, namespace: &str, name: &str, client_id: &str) {
+    create_service_account(
+        client,
+        namespace,
+        name,
+        &[("azure.workload.identity/client-id", client_id)],
+    )
+    .await;
+}
+
 /// Creates ServiceAccount `name` in `namespace` with `annotations`.
 pub async fn create_service_account(
     client: &Client,

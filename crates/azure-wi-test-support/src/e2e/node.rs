@@ -29,18 +29,11 @@ pub struct Images(pub BTreeMap<String, (String, PathBuf)>);
 impl Images {
     /// Builds (or finds in the cache) the test bed's images; panics with the script's output.
     pub fn build() -> Images {
-        let out = images_command()
-            .stderr(Stdio::inherit())
-            .output()
-            .expect("run scripts/testbed/images");
-        assert!(out.status.success(), "scripts/testbed/images failed (see above)");
         let mut images = BTreeMap::new();
-        for line in String::from_utf8_lossy(&out.stdout).lines() {
-            let mut words = line.split_whitespace();
-            if let (Some(t), Some(r), Some(p)) = (words.next(), words.next(), words.next()) {
-                images.insert(t.to_string(), (r.to_string(), PathBuf::from(p)));
-            }
-        }
+        insert_printed(
+            &mut images,
+            &run_script(images_command(), "scripts/testbed/images"),
+        );
         for t in ["pause", "webhook", "proxy", "proxy-init"] {
             assert!(
                 images.contains_key(t),
@@ -55,23 +48,12 @@ impl Images {
     pub fn add_trusting(&mut self, ca_pem: &str, dir: &Path, targets: &[&str]) {
         let ca = dir.join("extra-ca.pem");
         std::fs::write(&ca, ca_pem).expect("write extra-ca.pem");
-        let out = images_command()
-            .arg("--extra-ca")
-            .arg(&ca)
-            .args(targets)
-            .stderr(Stdio::inherit())
-            .output()
-            .expect("run scripts/testbed/images --extra-ca");
-        assert!(
-            out.status.success(),
-            "scripts/testbed/images --extra-ca failed (see above)"
+        let mut command = images_command();
+        command.arg("--extra-ca").arg(&ca).args(targets);
+        insert_printed(
+            &mut self.0,
+            &run_script(command, "scripts/testbed/images --extra-ca"),
         );
-        for line in String::from_utf8_lossy(&out.stdout).lines() {
-            let mut words = line.split_whitespace();
-            if let (Some(t), Some(r), Some(p)) = (words.next(), words.next(), words.next()) {
-                self.0.insert(t.to_string(), (r.to_string(), PathBuf::from(p)));
-            }
-        }
         for t in targets {
             assert!(self.0.contains_key(&format!("{t}-ca")), "no {t}-ca image built");
         }
@@ -81,16 +63,12 @@ impl Images {
     /// built by `scripts/testbed/upstream-images` from upstream's Go module and Dockerfiles; returns
     /// the directory of upstream's Helm chart (`workload-identity-webhook`, from the same module).
     pub fn add_upstream(&mut self) -> PathBuf {
-        let out = script_command("scripts/testbed/upstream-images")
-            .stderr(Stdio::inherit())
-            .output()
-            .expect("run scripts/testbed/upstream-images");
-        assert!(
-            out.status.success(),
-            "scripts/testbed/upstream-images failed (see above)"
+        let stdout = run_script(
+            script_command("scripts/testbed/upstream-images"),
+            "scripts/testbed/upstream-images",
         );
         let mut chart = None;
-        for line in String::from_utf8_lossy(&out.stdout).lines() {
+        for line in stdout.lines() {
             let words: Vec<&str> = line.split_whitespace().collect();
             match words[..] {
                 ["upstream-chart", dir] => chart = Some(PathBuf::from(dir)),
@@ -287,6 +265,26 @@ fn tail(path: &Path, lines: usize) -> String {
 /// `scripts/testbed/images` as a command, without the variables `cargo test` gives its tests
 /// (`CARGO_PKG_*`, `CARGO_BIN_EXE_*`, `LD_LIBRARY_PATH`, ...): with them the release build it runs
 /// would not match the one `scripts/testbed/node-e2e` ran before, and cargo would rebuild it.
+/// Runs `command` (the script `what`) with its stderr shown; panics unless it succeeds; its stdout.
+fn run_script(mut command: Command, what: &str) -> String {
+    let out = command
+        .stderr(Stdio::inherit())
+        .output()
+        .unwrap_or_else(|e| panic!("run {what}: {e}"));
+    assert!(out.status.success(), "{what} failed (see above)");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Adds the images `scripts/testbed/images` printed (`target reference tar`, a line each).
+fn insert_printed(images: &mut BTreeMap<String, (String, PathBuf)>, stdout: &str) {
+    for line in stdout.lines() {
+        let mut words = line.split_whitespace();
+        if let (Some(t), Some(r), Some(p)) = (words.next(), words.next(), words.next()) {
+            images.insert(t.to_string(), (r.to_string(), PathBuf::from(p)));
+        }
+    }
+}
+
 fn images_command() -> Command {
     script_command("scripts/testbed/images")
 }

@@ -11,6 +11,7 @@ use std::{
     os::unix::process::CommandExt,
     path::{Path, PathBuf},
     process::{Child, ChildStdin, Command, Stdio},
+    time::{Duration, Instant},
 };
 
 /// A running child process, killed (with its process group) on drop.
@@ -70,6 +71,28 @@ impl Process {
         let text = std::fs::read_to_string(&self.log).unwrap_or_default();
         let lines: Vec<&str> = text.lines().collect();
         lines[lines.len().saturating_sub(40)..].join("\n")
+    }
+
+    /// Polls `http://127.0.0.1:{health_port}/readyz` every `poll` until it answers 2xx; panics
+    /// with the tail of the log when the process exits or `within` passes first.
+    pub async fn wait_ready(&mut self, health_port: u16, within: Duration, poll: Duration) {
+        let started = Instant::now();
+        let url = format!("http://127.0.0.1:{health_port}/readyz");
+        loop {
+            if let Ok(r) = reqwest::get(&url).await
+                && r.status().is_success()
+            {
+                return;
+            }
+            self.assert_running();
+            assert!(
+                started.elapsed() < within,
+                "{} not ready after {within:?}; its log:\n{}",
+                self.name,
+                self.log_tail()
+            );
+            tokio::time::sleep(poll).await;
+        }
     }
 
     /// Sends `signal` (e.g. `TERM`, `KILL`) to the process group and waits for the process to exit.

@@ -4,11 +4,7 @@
 //! rotation writes the Secret and the `caBundle`, and the serving certificate files are copied from
 //! the Secret into its certificate directory, as the kubelet mounts them.
 
-use std::{
-    path::PathBuf,
-    process::Command,
-    time::{Duration, Instant},
-};
+use std::{path::PathBuf, process::Command, time::Duration};
 
 use super::{
     process::{Process, free_port},
@@ -91,21 +87,7 @@ impl UpstreamWebhook {
     pub async fn mount_and_wait_ready(&mut self, cert_pem: &[u8], key_pem: &[u8]) {
         std::fs::write(self.cert_dir.join("tls.crt"), cert_pem).expect("write tls.crt");
         std::fs::write(self.cert_dir.join("tls.key"), key_pem).expect("write tls.key");
-        let started = Instant::now();
-        let url = format!("http://127.0.0.1:{}/readyz", self.health_port);
-        loop {
-            if let Ok(r) = reqwest::get(&url).await
-                && r.status().is_success()
-            {
-                return;
-            }
-            self.process.assert_running();
-            assert!(
-                started.elapsed() < Duration::from_secs(120),
-                "upstream's webhook not ready after 120 s; its log:\n{}",
-                self.process.log_tail()
-            );
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
+        let (within, poll) = (Duration::from_secs(120), Duration::from_millis(200));
+        self.process.wait_ready(self.health_port, within, poll).await;
     }
 }

@@ -116,22 +116,8 @@ impl Webhook {
     }
 
     async fn wait_ready(&mut self) {
-        let started = Instant::now();
-        let url = format!("http://127.0.0.1:{}/readyz", self.health_port);
-        loop {
-            if let Ok(r) = reqwest::get(&url).await
-                && r.status().is_success()
-            {
-                return;
-            }
-            self.process.assert_running();
-            assert!(
-                started.elapsed() < Duration::from_secs(60),
-                "azure-wi webhook not ready after 60 s; its log:\n{}",
-                self.process.log_tail()
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        let (within, poll) = (Duration::from_secs(60), Duration::from_millis(100));
+        self.process.wait_ready(self.health_port, within, poll).await;
     }
 }
 

@@ -5,7 +5,7 @@ use std::{path::Path, sync::Arc};
 
 use serde_json::{Value, json};
 
-use super::{RESOURCE, SCOPE, options};
+use super::{RESOURCE, SCOPE, error_of, options, token_of};
 use crate::{
     ErrorKind, TokenCredential,
     managed_identity::{
@@ -68,10 +68,7 @@ async fn answers_the_challenge_with_the_key_and_sends_exactly_two_requests() {
     let server = agent(key_file.display().to_string(), token_body(json!({}))).await;
     let credential = arc(&server, &dir.tokens, None);
     assert_eq!(credential.source(), ManagedIdentitySource::AzureArc);
-    assert_eq!(
-        credential.get_token(&[SCOPE], None).await.unwrap().token.secret(),
-        "arc-token"
-    );
+    assert_eq!(token_of(&credential).await, "arc-token");
     let requests = server.requests();
     assert_eq!(requests.len(), 2);
     for r in &requests {
@@ -107,10 +104,7 @@ async fn the_agent_file_selects_arc_at_its_default_endpoint() {
     opts.platform.arc_default_endpoint = Some(server.url_for("/metadata/identity/oauth2/token"));
     let credential = ManagedIdentityCredential::new(Some(opts)).unwrap();
     assert_eq!(credential.source(), ManagedIdentitySource::AzureArc);
-    assert_eq!(
-        credential.get_token(&[SCOPE], None).await.unwrap().token.secret(),
-        "arc-token"
-    );
+    assert_eq!(token_of(&credential).await, "arc-token");
     assert_eq!(server.requests().len(), 2);
 }
 
@@ -149,10 +143,7 @@ async fn a_realm_outside_the_rules_is_never_read_or_answered() {
     ];
     for (realm, expected) in cases {
         let server = agent(realm.clone(), token_body(json!({}))).await;
-        let err = arc(&server, &dir.tokens, None)
-            .get_token(&[SCOPE], None)
-            .await
-            .unwrap_err();
+        let err = error_of(&arc(&server, &dir.tokens, None)).await;
         assert_eq!(err.kind(), ErrorKind::AuthenticationFailed, "{realm}: {err}");
         assert!(err.to_string().contains(expected), "{realm}: {err}");
         assert!(!err.to_string().contains(KEY) && !format!("{err:?}").contains(KEY));
@@ -172,19 +163,13 @@ async fn a_missing_or_malformed_challenge_fails() {
         Reply::json(401, "{}").header("WWW-Authenticate", "Bearer realm=/x.key"),
     ] {
         let server = TestServer::replies(vec![reply]).await;
-        let err = arc(&server, &dir.tokens, None)
-            .get_token(&[SCOPE], None)
-            .await
-            .unwrap_err();
+        let err = error_of(&arc(&server, &dir.tokens, None)).await;
         assert_eq!(err.kind(), ErrorKind::AuthenticationFailed);
         assert!(err.to_string().contains("WWW-Authenticate"), "{err}");
     }
     // Not a challenge at all: a token without the 401 step is not trusted.
     let server = TestServer::replies(vec![Reply::json(200, token_body(json!({})).to_string())]).await;
-    let err = arc(&server, &dir.tokens, None)
-        .get_token(&[SCOPE], None)
-        .await
-        .unwrap_err();
+    let err = error_of(&arc(&server, &dir.tokens, None)).await;
     assert_eq!(
         (err.kind(), err.status()),
         (ErrorKind::AuthenticationFailed, Some(200))
@@ -201,10 +186,7 @@ async fn a_refused_key_fails_without_quoting_it() {
     let key_file = dir.tokens.join("k.key");
     std::fs::write(&key_file, "a-different-key").unwrap();
     let server = agent(key_file.display().to_string(), token_body(json!({}))).await;
-    let err = arc(&server, &dir.tokens, None)
-        .get_token(&[SCOPE], None)
-        .await
-        .unwrap_err();
+    let err = error_of(&arc(&server, &dir.tokens, None)).await;
     assert_eq!(
         (err.kind(), err.status()),
         (ErrorKind::AuthenticationFailed, Some(401))

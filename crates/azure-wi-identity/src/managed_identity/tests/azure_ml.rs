@@ -2,7 +2,7 @@
 
 use serde_json::json;
 
-use super::{RESOURCE, SCOPE, credential, lifetime};
+use super::{RESOURCE, SCOPE, credential, lifetime, token_of};
 use crate::{
     ErrorKind, TokenCredential,
     managed_identity::{
@@ -37,10 +37,7 @@ async fn sends_exactly_the_azure_ml_request_for_each_selector() {
         let server = TestServer::replies(vec![Reply::json(200, body.to_string())]).await;
         let endpoint = server.url_for("/msi/auth");
         let credential = credential(&[("MSI_ENDPOINT", &endpoint), ("MSI_SECRET", SECRET)], id.clone());
-        assert_eq!(
-            credential.get_token(&[SCOPE], None).await.unwrap().token.secret(),
-            "ml-token"
-        );
+        assert_eq!(token_of(&credential).await, "ml-token");
         let r = &server.requests()[0];
         assert_eq!((r.method.as_str(), r.path()), ("GET", "/msi/auth"));
         let mut expected = vec![("api-version", "2017-09-01"), ("resource", RESOURCE)];

@@ -2,11 +2,11 @@
 
 use serde_json::json;
 
-use super::{RESOURCE, SCOPE, credential, lifetime, options};
+use super::{RESOURCE, SCOPE, assert_no_user_assigned_id, credential, error_of, lifetime, options};
 use crate::{
     ErrorKind, TokenCredential,
     managed_identity::{
-        ManagedIdentityCredential, UserAssignedId,
+        UserAssignedId,
         test_server::{Reply, TestServer},
     },
 };
@@ -44,15 +44,8 @@ fn a_user_assigned_identity_is_refused_when_the_credential_is_built() {
         UserAssignedId::ClientId("c".into()),
         UserAssignedId::ResourceId("/s/x".into()),
     ] {
-        let mut opts = options(&[("MSI_ENDPOINT", "http://localhost:50342/oauth2/token")]);
-        opts.user_assigned_id = Some(id);
-        let err = ManagedIdentityCredential::new(Some(opts)).unwrap_err();
-        assert_eq!(err.kind(), ErrorKind::InvalidInput);
-        assert!(
-            err.to_string()
-                .contains("Cloud Shell cannot select a user-assigned identity"),
-            "{err}"
-        );
+        let opts = options(&[("MSI_ENDPOINT", "http://localhost:50342/oauth2/token")]);
+        assert_no_user_assigned_id(opts, id, "Cloud Shell");
     }
 }
 
@@ -64,10 +57,7 @@ async fn a_token_less_json_answer_fails_and_a_non_json_one_is_unavailable() {
     )])
     .await;
     let endpoint = server.url_for("/oauth2/token");
-    let err = credential(&[("MSI_ENDPOINT", &endpoint)], None)
-        .get_token(&[SCOPE], None)
-        .await
-        .unwrap_err();
+    let err = error_of(&credential(&[("MSI_ENDPOINT", &endpoint)], None)).await;
     assert_eq!(
         (err.kind(), err.status()),
         (ErrorKind::AuthenticationFailed, Some(400))
@@ -76,9 +66,6 @@ async fn a_token_less_json_answer_fails_and_a_non_json_one_is_unavailable() {
 
     let server = TestServer::replies(vec![Reply::text(404, "Not Found")]).await;
     let endpoint = server.url_for("/oauth2/token");
-    let err = credential(&[("MSI_ENDPOINT", &endpoint)], None)
-        .get_token(&[SCOPE], None)
-        .await
-        .unwrap_err();
+    let err = error_of(&credential(&[("MSI_ENDPOINT", &endpoint)], None)).await;
     assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
 }

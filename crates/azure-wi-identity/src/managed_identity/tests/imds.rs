@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use super::{RESOURCE, SCOPE, credential, imds_token, lifetime, options};
+use super::{RESOURCE, SCOPE, credential, error_of, imds_token, lifetime, options};
 use crate::{
     ErrorKind, TokenCredential,
     managed_identity::{
@@ -109,10 +109,11 @@ async fn identity_not_found_is_unavailable_and_names_the_id_that_was_sent() {
         r#"{"error":"invalid_request","error_description":"Identity not found"}"#,
     );
     let server = TestServer::replies(vec![not_found]).await;
-    let err = imds(&server, Some(UserAssignedId::ClientId("11111111-2222".into())))
-        .get_token(&[SCOPE], None)
-        .await
-        .unwrap_err();
+    let err = error_of(&imds(
+        &server,
+        Some(UserAssignedId::ClientId("11111111-2222".into())),
+    ))
+    .await;
     assert_eq!(err.kind(), ErrorKind::Unavailable);
     let msg = err.to_string();
     for part in [

@@ -67,6 +67,51 @@ pub(super) fn imds_token(token: &str, expires_in: i64) -> Reply {
     )
 }
 
+/// A system-assigned credential whose IMDS is `server` (`AZURE_POD_IDENTITY_AUTHORITY_HOST`).
+fn imds_at(server: &TestServer) -> Arc<ManagedIdentityCredential> {
+    credential(
+        &[("AZURE_POD_IDENTITY_AUTHORITY_HOST", &server.url_for(""))],
+        None,
+    )
+}
+
+/// `opts` with the user-assigned `id` do not build: `source` cannot select one.
+pub(super) fn assert_no_user_assigned_id(
+    mut opts: ManagedIdentityCredentialOptions,
+    id: UserAssignedId,
+    source: &str,
+) {
+    opts.user_assigned_id = Some(id);
+    let err = ManagedIdentityCredential::new(Some(opts)).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput);
+    assert!(
+        err.to_string()
+            .contains(&format!("{source} cannot select a user-assigned identity")),
+        "{err}"
+    );
+}
+
+/// The token `credential` gets for [`SCOPE`].
+pub(super) async fn token_of(credential: &ManagedIdentityCredential) -> String {
+    let token = credential.get_token(&[SCOPE], None).await.unwrap();
+    token.token.secret().to_owned()
+}
+
+/// The error `credential` fails with for [`SCOPE`].
+pub(super) async fn error_of(credential: &ManagedIdentityCredential) -> crate::Error {
+    credential.get_token(&[SCOPE], None).await.unwrap_err()
+}
+
+/// The token `credential` gets for [`SCOPE`] when the caller passes `claims` (a claims challenge).
+pub(super) async fn token_with_claims(credential: &impl TokenCredential, claims: &str) -> String {
+    let options = TokenRequestOptions {
+        claims: Some(claims.into()),
+        ..Default::default()
+    };
+    let token = credential.get_token(&[SCOPE], Some(options)).await.unwrap();
+    token.token.secret().to_owned()
+}
+
 /// Seconds between `expires_on` and now, within a few seconds of slack for the test's own run.
 pub(super) fn lifetime(token: &crate::AccessToken) -> i64 {
     (token.expires_on - OffsetDateTime::now_utc()).whole_seconds()
@@ -152,8 +197,7 @@ fn the_credential_reports_its_source_and_detects_the_arc_agent_file() {
 #[tokio::test]
 async fn exactly_one_scope_is_required_and_nothing_is_sent_otherwise() {
     let server = TestServer::replies(vec![imds_token("t", 3600)]).await;
-    let base = server.url_for("");
-    let credential = credential(&[("AZURE_POD_IDENTITY_AUTHORITY_HOST", &base)], None);
+    let credential = imds_at(&server);
     for scopes in [
         &[][..],
         &[SCOPE, "https://storage.azure.com/.default"][..],
@@ -170,8 +214,7 @@ async fn exactly_one_scope_is_required_and_nothing_is_sent_otherwise() {
 #[tokio::test]
 async fn scopes_become_resources_as_azure_identity_converts_them() {
     let server = TestServer::replies(vec![imds_token("t", 3600)]).await;
-    let base = server.url_for("");
-    let credential = credential(&[("AZURE_POD_IDENTITY_AUTHORITY_HOST", &base)], None);
+    let credential = imds_at(&server);
     for (scope, resource) in [
         (SCOPE, RESOURCE),
         (
@@ -197,8 +240,7 @@ async fn scopes_become_resources_as_azure_identity_converts_them() {
 async fn the_cache_is_keyed_by_the_requested_scope_not_the_echoed_resource() {
     // Real IMDS echoes the resource with a trailing slash; the cache must still hit.
     let server = TestServer::replies(vec![imds_token("cached-token", 3600)]).await;
-    let base = server.url_for("");
-    let credential = credential(&[("AZURE_POD_IDENTITY_AUTHORITY_HOST", &base)], None);
+    let credential = imds_at(&server);
     for _ in 0..3 {
         let token = credential.get_token(&[SCOPE], None).await.unwrap();
         assert_eq!(token.token.secret(), "cached-token");
@@ -209,8 +251,7 @@ async fn the_cache_is_keyed_by_the_requested_scope_not_the_echoed_resource() {
 #[tokio::test]
 async fn tenant_id_and_cae_are_ignored_and_do_not_split_the_cache() {
     let server = TestServer::replies(vec![imds_token("t", 3600)]).await;
-    let base = server.url_for("");
-    let credential = credential(&[("AZURE_POD_IDENTITY_AUTHORITY_HOST", &base)], None);
+    let credential = imds_at(&server);
     credential.get_token(&[SCOPE], None).await.unwrap();
     let mut cae = TokenRequestOptions {
         tenant_id: Some("other-tenant".into()),
@@ -231,42 +272,23 @@ async fn tenant_id_and_cae_are_ignored_and_do_not_split_the_cache() {
 #[tokio::test]
 async fn claims_force_a_new_request_but_are_never_sent() {
     let server = TestServer::replies(vec![imds_token("first", 3600), imds_token("second", 3600)]).await;
-    let base = server.url_for("");
-    let credential = credential(&[("AZURE_POD_IDENTITY_AUTHORITY_HOST", &base)], None);
-    assert_eq!(
-        credential.get_token(&[SCOPE], None).await.unwrap().token.secret(),
-        "first"
-    );
-    let claims = TokenRequestOptions {
-        claims: Some(r#"{"access_token":{"nbf":{"essential":true}}}"#.into()),
-        ..Default::default()
-    };
-    assert_eq!(
-        credential
-            .get_token(&[SCOPE], Some(claims))
-            .await
-            .unwrap()
-            .token
-            .secret(),
-        "second"
-    );
+    let credential = imds_at(&server);
+    assert_eq!(token_of(&credential).await, "first");
+    let claims = r#"{"access_token":{"nbf":{"essential":true}}}"#;
+    assert_eq!(token_with_claims(&*credential, claims).await, "second");
     let requests = server.requests();
     assert_eq!(requests.len(), 2);
     assert!(requests[1].query().iter().all(|(k, _)| k != "claims"));
     assert!(requests[1].body.is_empty());
     // The fresh token replaced the cached one.
-    assert_eq!(
-        credential.get_token(&[SCOPE], None).await.unwrap().token.secret(),
-        "second"
-    );
+    assert_eq!(token_of(&credential).await, "second");
     assert_eq!(server.requests().len(), 2);
 }
 
 #[tokio::test]
 async fn concurrent_callers_on_a_cold_cache_share_one_request() {
     let server = TestServer::replies(vec![imds_token("shared", 3600)]).await;
-    let base = server.url_for("");
-    let credential = credential(&[("AZURE_POD_IDENTITY_AUTHORITY_HOST", &base)], None);
+    let credential = imds_at(&server);
     let calls: Vec<_> = (0..50)
         .map(|_| {
             let credential = credential.clone();

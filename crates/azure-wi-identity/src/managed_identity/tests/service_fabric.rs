@@ -5,9 +5,11 @@ use std::sync::Arc;
 
 use serde_json::json;
 
-use super::{RESOURCE, SCOPE, credential, options};
+use super::{
+    RESOURCE, SCOPE, assert_no_user_assigned_id, credential, error_of, options, token_of, token_with_claims,
+};
 use crate::{
-    ErrorKind, TokenCredential, TokenRequestOptions,
+    ErrorKind, TokenCredential,
     managed_identity::{
         ManagedIdentityCredential, ManagedIdentitySource, UserAssignedId,
         test_server::{Reply, TestServer, self_signed_tls},
@@ -75,10 +77,7 @@ async fn the_thumbprint_matches_in_any_case_and_with_colons() {
         .map(|c| String::from_utf8(c.to_vec()).unwrap())
         .collect();
     let credential = sf(&server.url_for("/token"), &colons.join(":"));
-    assert_eq!(
-        credential.get_token(&[SCOPE], None).await.unwrap().token.secret(),
-        "t"
-    );
+    assert_eq!(token_of(&credential).await, "t");
 }
 
 #[tokio::test]
@@ -138,14 +137,10 @@ fn a_malformed_thumbprint_and_a_user_assigned_id_are_refused() {
             "00112233445566778899AABBCCDDEEFF00112233",
         ),
     ];
-    let mut opts = options(&pairs);
-    opts.user_assigned_id = Some(UserAssignedId::ClientId("c".into()));
-    let err = ManagedIdentityCredential::new(Some(opts)).unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::InvalidInput);
-    assert!(
-        err.to_string()
-            .contains("Service Fabric cannot select a user-assigned identity"),
-        "{err}"
+    assert_no_user_assigned_id(
+        options(&pairs),
+        UserAssignedId::ClientId("c".into()),
+        "Service Fabric",
     );
 }
 
@@ -154,19 +149,7 @@ async fn a_claims_refresh_names_the_token_it_replaces() {
     let (server, thumbprint) = pinned_server(vec![sf_token("first-token"), sf_token("second-token")]).await;
     let credential = sf(&server.url_for("/token"), &thumbprint);
     credential.get_token(&[SCOPE], None).await.unwrap();
-    let claims = TokenRequestOptions {
-        claims: Some("{}".into()),
-        ..Default::default()
-    };
-    assert_eq!(
-        credential
-            .get_token(&[SCOPE], Some(claims))
-            .await
-            .unwrap()
-            .token
-            .secret(),
-        "second-token"
-    );
+    assert_eq!(token_with_claims(&*credential, "{}").await, "second-token");
     let requests = server.requests();
     let expected_hash: String = ring::digest::digest(&ring::digest::SHA256, b"first-token")
         .as_ref()
@@ -190,10 +173,7 @@ async fn errors_carry_the_service_fabric_code_and_hint() {
         r#"{"error":{"code":"ManagedIdentityNotFound","message":"no identity"}}"#,
     );
     let (server, thumbprint) = pinned_server(vec![refusal]).await;
-    let err = sf(&server.url_for("/token"), &thumbprint)
-        .get_token(&[SCOPE], None)
-        .await
-        .unwrap_err();
+    let err = error_of(&sf(&server.url_for("/token"), &thumbprint)).await;
     assert_eq!(
         (err.kind(), err.status()),
         (ErrorKind::AuthenticationFailed, Some(404))
@@ -210,10 +190,7 @@ async fn errors_carry_the_service_fabric_code_and_hint() {
 async fn a_server_with_the_certificate_but_not_its_key_is_refused() {
     let (config, thumbprint) = crate::managed_identity::test_server::impostor_tls();
     let server = TestServer::with_handler_tls(config, |_| sf_token("never")).await;
-    let err = sf(&server.url_for("/token"), &thumbprint)
-        .get_token(&[SCOPE], None)
-        .await
-        .unwrap_err();
+    let err = error_of(&sf(&server.url_for("/token"), &thumbprint)).await;
     assert_ne!(err.kind(), ErrorKind::InvalidInput, "{err}");
     assert!(!err.to_string().contains(SECRET));
     assert!(
