@@ -11,8 +11,8 @@
 # image builds for its own architecture).
 #
 # glibc, not a static musl binary: the images run the build that BENCHMARKS.md measures. A musl
-# build of the same source spent 3.4x the CPU per admission (musl's allocator; BENCHMARKS.md
-# section 7), and with mimalloc instead it held more memory at idle.
+# build of the same source spent 3.4x the CPU per admission (musl's allocator;
+# bench/results/history.md section 7), and with mimalloc instead it held more memory at idle.
 #
 # Reproducible: dependencies come from Cargo.lock (--locked). The base images are referenced by tag
 # here because digests cannot be resolved on the machine that wrote this file; release builds pin

@@ -15,7 +15,7 @@
 //!   (`--service-account-file`: offline preview, benchmarks).
 //!
 //! The watch is kube-rs's [`watcher()`]; the cache and the decoder are ours: kube-rs's reflector
-//! `Store` costs 9.6 MiB more heap with 10,000 ServiceAccounts (BENCHMARKS.md, section 8).
+//! `Store` costs 9.6 MiB more heap with 10,000 ServiceAccounts (BENCHMARKS.md: "kube-rs where it does the job").
 
 use std::{
     collections::HashMap,
