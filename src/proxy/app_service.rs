@@ -13,7 +13,7 @@ use axum::{
 };
 use serde::Serialize;
 
-use super::{query::Query, rejection::Rejection, server::ProxyState, token};
+use super::{query::Query, rejection::Rejection, state::ProxyState, token};
 
 /// The one API version of the protocol that every SDK speaks.
 pub(crate) const API_VERSION: &str = "2019-08-01";

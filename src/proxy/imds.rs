@@ -17,7 +17,7 @@ use time::OffsetDateTime;
 use super::{
     query::Query,
     rejection::Rejection,
-    server::ProxyState,
+    state::ProxyState,
     token::{self, jwt_not_before},
 };
 

@@ -26,6 +26,7 @@ mod probe;
 mod query;
 mod rejection;
 mod server;
+mod state;
 mod token;
 
 use std::time::Duration;

@@ -19,7 +19,7 @@ use tokio::{net::TcpListener, sync::watch, task::JoinSet};
 
 use super::{
     CredentialFactory, Credentials, Error, ProxyConfig, app_service, forward::Forwarder, imds,
-    rejection::Rejection,
+    rejection::Rejection, state::ProxyState,
 };
 
 /// How long a client gets to send its request headers.
@@ -27,14 +27,6 @@ const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How long in-flight requests get to finish after SIGTERM.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
-
-/// What every request handler shares.
-#[derive(Debug)]
-pub(crate) struct ProxyState {
-    pub(crate) config: ProxyConfig,
-    pub(crate) credentials: Credentials,
-    pub(crate) forwarder: Forwarder,
-}
 
 /// The token proxy: its configuration, its credentials and its router.
 #[derive(Clone, Debug)]

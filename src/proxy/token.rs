@@ -6,7 +6,7 @@ use axum::{
 };
 use time::OffsetDateTime;
 
-use super::{config::is_valid_id, query::Query, rejection::Rejection, server::ProxyState};
+use super::{config::is_valid_id, query::Query, rejection::Rejection, state::ProxyState};
 use azure_wi_identity::AccessToken;
 
 /// Parameters that select a managed identity by something other than its client id. The proxy
