@@ -114,8 +114,10 @@ fn assertion_options_reach_the_credentials() {
         "00000000-0000-0000-0000-00000000c0de",
         Secret::new("system-access-token"),
         Some(AzurePipelinesCredentialOptions {
-            authority_host: Some("http://login.example.com".into()),
-            ..Default::default()
+            credential_options: ClientAssertionCredentialOptions {
+                authority_host: Some("http://login.example.com".into()),
+                ..Default::default()
+            },
         }),
     )
     .unwrap_err();

@@ -252,9 +252,11 @@ impl TokenCommand {
                     connection,
                     Secret::new(system_token),
                     Some(azure_wi_identity::AzurePipelinesCredentialOptions {
-                        env: env.clone(),
-                        timeouts,
-                        ..Default::default()
+                        credential_options: ClientAssertionCredentialOptions {
+                            env: env.clone(),
+                            timeouts,
+                            ..Default::default()
+                        },
                     }),
                 )?
             }

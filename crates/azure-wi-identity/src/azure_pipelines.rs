@@ -34,15 +34,12 @@ const OIDC_API_VERSION: &str = "7.1";
 /// with `..Default::default()`.
 #[derive(Clone, Debug, Default)]
 pub struct AzurePipelinesCredentialOptions {
-    /// The authority host. Default: `AZURE_AUTHORITY_HOST`, else the public cloud.
-    pub authority_host: Option<String>,
-    /// Tenants besides the configured one that a request's `tenant_id` may name (`"*"`: any).
-    pub additionally_allowed_tenants: Vec<String>,
-    /// Where `SYSTEM_OIDCREQUESTURI` and `AZURE_AUTHORITY_HOST` are read.
-    pub env: Env,
-    /// The per-read timeout and the overall deadline of a token request (the OIDC request and
-    /// the exchange together).
-    pub timeouts: RequestTimeouts,
+    /// The options of the client-assertion exchange, as in
+    /// [`WorkloadIdentityCredentialOptions`](crate::WorkloadIdentityCredentialOptions): the
+    /// authority host (default `AZURE_AUTHORITY_HOST`, else the public cloud), additionally
+    /// allowed tenants, where the variables are read (`env`, `SYSTEM_OIDCREQUESTURI` too) and the
+    /// timeouts (the OIDC request and the exchange together).
+    pub credential_options: ClientAssertionCredentialOptions,
 }
 
 /// Authenticates an Azure Pipelines job through a service connection that uses workload
@@ -242,8 +239,8 @@ impl AzurePipelinesCredential {
         let assertion = OidcToken {
             service_connection_id,
             system_access_token,
-            env: options.env.clone(),
-            timeouts: options.timeouts,
+            env: options.credential_options.env.clone(),
+            timeouts: options.credential_options.timeouts,
         };
         let exchange = AssertionExchange::new(
             CREDENTIAL,
@@ -251,12 +248,7 @@ impl AzurePipelinesCredential {
             "the tenant_id argument",
             client_id.into(),
             Arc::new(assertion),
-            ClientAssertionCredentialOptions {
-                authority_host: options.authority_host,
-                additionally_allowed_tenants: options.additionally_allowed_tenants,
-                env: options.env,
-                timeouts: options.timeouts,
-            },
+            options.credential_options,
         )?;
         Ok(Arc::new(Self {
             exchange: Arc::new(exchange),
@@ -287,9 +279,11 @@ mod tests {
     fn credential(oidc: &TestServer, entra: &TestServer) -> Arc<AzurePipelinesCredential> {
         let env = Env::from_pairs([(SYSTEM_OIDCREQUESTURI, format!("{}{OIDC_PATH}/", oidc.url()))]);
         let options = AzurePipelinesCredentialOptions {
-            authority_host: Some(entra.url()),
-            env,
-            ..Default::default()
+            credential_options: ClientAssertionCredentialOptions {
+                authority_host: Some(entra.url()),
+                env,
+                ..Default::default()
+            },
         };
         AzurePipelinesCredential::new(
             "tenant-p",
@@ -380,8 +374,10 @@ mod tests {
     #[tokio::test]
     async fn outside_a_pipeline_it_is_unavailable() {
         let options = AzurePipelinesCredentialOptions {
-            env: Env::from_pairs::<&str, &str>([]),
-            ..Default::default()
+            credential_options: ClientAssertionCredentialOptions {
+                env: Env::from_pairs::<&str, &str>([]),
+                ..Default::default()
+            },
         };
         let cred = AzurePipelinesCredential::new("t", "c", "sc", Secret::new("s"), Some(options)).unwrap();
         let e = cred.get_token(&[SCOPE], None).await.unwrap_err();
@@ -443,9 +439,11 @@ mod tests {
             ("ftp://127.0.0.1/oidctoken", "https"),
         ] {
             let options = AzurePipelinesCredentialOptions {
-                authority_host: Some(entra.url()),
-                env: Env::from_pairs([(SYSTEM_OIDCREQUESTURI, uri)]),
-                ..Default::default()
+                credential_options: ClientAssertionCredentialOptions {
+                    authority_host: Some(entra.url()),
+                    env: Env::from_pairs([(SYSTEM_OIDCREQUESTURI, uri)]),
+                    ..Default::default()
+                },
             };
             let cred =
                 AzurePipelinesCredential::new("t", "c", "sc", Secret::new("system-token"), Some(options))

@@ -196,9 +196,11 @@ async fn no_secret_reaches_trace_logs_or_debug_output() {
     .await;
     let entra_p = entra::TestServer::scripted([entra::Reply::token(PIPELINES_TOKEN, 3599)]).await;
     let p_options = AzurePipelinesCredentialOptions {
-        authority_host: Some(entra_p.url()),
-        env: Env::from_pairs([("SYSTEM_OIDCREQUESTURI", format!("{}/oidctoken", oidc.url()))]),
-        ..Default::default()
+        credential_options: ClientAssertionCredentialOptions {
+            authority_host: Some(entra_p.url()),
+            env: Env::from_pairs([("SYSTEM_OIDCREQUESTURI", format!("{}/oidctoken", oidc.url()))]),
+            ..Default::default()
+        },
     };
     printed.debug(&p_options);
     let pipelines = AzurePipelinesCredential::new(
