@@ -440,19 +440,7 @@ async fn chart_images_on_a_real_node_give_pods_tokens() {
         after_delete[1]
     );
     wait_serving(&client, &node, &after_delete[..1]).await;
-    admissions.wait_for_more(10, "after the disruptions").await;
-    let (ok, failures) = admissions.stop().await;
-    eprintln!(
-        "admissions during the disruptions: {ok} mutated, {} failed",
-        failures.len()
-    );
-    assert!(
-        failures.is_empty(),
-        "{} of {} admissions failed during the disruptions: {:?}",
-        failures.len(),
-        ok + failures.len(),
-        &failures[..failures.len().min(5)]
-    );
+    let ok = admissions_after(admissions, 10, "the disruptions").await;
     assert!(ok >= 20, "only {ok} admissions ran");
 
     // 5. The switch from upstream (and back) under a stream of labelled pods.
@@ -597,7 +585,7 @@ async fn switch_from_upstream(
     wait_webhook_ready(client, node).await;
     assert_webhook_images(client, images.reference("webhook")).await;
     eprintln!("switch: our chart rolled out in {:?}", upgrade.elapsed());
-    admissions_after(admissions, "the upgrade to our chart").await;
+    admissions_after(admissions, 20, "the upgrade to our chart").await;
 
     // Upstream's Secret is kept as it was, and the caBundle never changed.
     let kept = secrets
@@ -619,17 +607,18 @@ async fn switch_from_upstream(
     wait_webhook_ready(client, node).await;
     assert_webhook_images(client, images.reference("upstream-webhook")).await;
     eprintln!("switch: rolled back to upstream in {:?}", rollback.elapsed());
-    admissions_after(admissions, "the rollback to upstream").await;
+    admissions_after(admissions, 20, "the rollback to upstream").await;
     certs
         .assert_unchanged(&ca_bundle, &secret_data, "the rollback")
         .await;
     eprintln!("switch: {:?} in all", started.elapsed());
 }
 
-/// Lets `admissions` run until the new replicas have answered 20 more (the rollout is over: only
-/// they serve), stops it and asserts that every admission during and after `what` succeeded, mutated.
-async fn admissions_after(admissions: AdmissionLoop, what: &str) {
-    admissions.wait_for_more(20, &format!("after {what}")).await;
+/// Lets `admissions` run until `more` further admissions have been answered (after a rollout
+/// only the new replicas serve), stops it and asserts that every admission during and after
+/// `what` succeeded, mutated. Returns how many there were.
+async fn admissions_after(admissions: AdmissionLoop, more: usize, what: &str) -> usize {
+    admissions.wait_for_more(more, &format!("after {what}")).await;
     let (ok, failures) = admissions.stop().await;
     eprintln!(
         "admissions during and after {what}: {ok} mutated, {} failed",
@@ -642,6 +631,7 @@ async fn admissions_after(admissions: AdmissionLoop, what: &str) {
         ok + failures.len(),
         &failures[..failures.len().min(5)]
     );
+    ok
 }
 
 /// The MutatingWebhookConfiguration's caBundle and the certificate Secret's data (JSON). (Not its
