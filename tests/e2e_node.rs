@@ -26,13 +26,14 @@ use e2e::{
 };
 use k8s_openapi::api::{
     admissionregistration::v1::MutatingWebhookConfiguration,
-    apps::v1::Deployment,
+    apps::v1::{Deployment, ReplicaSet},
     core::v1::{ConfigMap, Namespace, Pod, Secret, ServiceAccount},
+    discovery::v1::EndpointSlice,
     policy::v1::PodDisruptionBudget,
 };
 use kube::{
     Api, Client,
-    api::{EvictParams, PostParams},
+    api::{DeleteParams, EvictParams, ListParams, Patch, PatchParams, PostParams, PropagationPolicy},
 };
 use serde_json::{Value, json};
 
@@ -570,6 +571,12 @@ async fn switch_from_upstream(
     let certs = CertificateWatch::start(client.clone());
     let admissions = AdmissionLoop::start(client);
     let upgrade = Instant::now();
+    // The runbook's switch without a refused pod (docs/install.md). Upstream's replicas stop
+    // listening the moment they get SIGTERM, before the API server has seen them leave the
+    // Service's endpoints, so a rollout that stops them can refuse an admission. They are
+    // detached from their Deployment first (the rollout then has none of them to stop), keep
+    // serving beside ours, and are stopped only once they are out of the endpoints.
+    let upstream_pods = detach_replicas(client).await;
     helm(
         bed,
         &[
@@ -583,6 +590,7 @@ async fn switch_from_upstream(
         ],
     );
     wait_webhook_ready(client, node).await;
+    retire_detached(client, &upstream_pods).await;
     assert_webhook_images(client, images.reference("webhook")).await;
     eprintln!("switch: our chart rolled out in {:?}", upgrade.elapsed());
     admissions_after(admissions, 20, "the upgrade to our chart").await;
@@ -612,6 +620,151 @@ async fn switch_from_upstream(
         .assert_unchanged(&ca_bundle, &secret_data, "the rollback")
         .await;
     eprintln!("switch: {:?} in all", started.elapsed());
+}
+
+/// The runbook's first step: deletes the webhook Deployment and its ReplicaSets with
+/// `propagationPolicy: Orphan` (`kubectl delete --cascade=orphan`), so that their pods keep
+/// running and serving through the Service, owned by nothing; returns the pods' names. The
+/// Deployment that `helm upgrade` then creates again does not adopt them (its ReplicaSet's
+/// selector has its own `pod-template-hash`).
+async fn detach_replicas(client: &Client) -> Vec<String> {
+    let orphan = DeleteParams {
+        propagation_policy: Some(PropagationPolicy::Orphan),
+        ..Default::default()
+    };
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), SYSTEM_NS);
+    let sets: Api<ReplicaSet> = Api::namespaced(client.clone(), SYSTEM_NS);
+    let pods: Api<Pod> = Api::namespaced(client.clone(), SYSTEM_NS);
+    let names = pod_names(&pods).await;
+    assert_eq!(
+        names.len(),
+        2,
+        "two webhook replicas before the switch: {names:?}"
+    );
+    deployments
+        .delete("azure-wi-webhook-controller-manager", &orphan)
+        .await
+        .expect("delete the Deployment, orphaning its ReplicaSet");
+    let gone = wait_for(
+        "the Deployment to be deleted",
+        Duration::from_secs(60),
+        || async {
+            matches!(
+                deployments.get_opt("azure-wi-webhook-controller-manager").await,
+                Ok(None)
+            )
+        },
+    )
+    .await;
+    assert!(gone, "the orphaned Deployment was not deleted in 60 s");
+    sets.delete_collection(&orphan, &ListParams::default())
+        .await
+        .expect("delete the ReplicaSets, orphaning their pods");
+    let gone = wait_for(
+        "the ReplicaSets to be deleted",
+        Duration::from_secs(60),
+        || async {
+            sets.list(&ListParams::default())
+                .await
+                .is_ok_and(|l| l.items.is_empty())
+        },
+    )
+    .await;
+    assert!(gone, "the orphaned ReplicaSets were not deleted in 60 s");
+    let owned: Vec<String> = pods
+        .list(&ListParams::default())
+        .await
+        .expect("list")
+        .items
+        .into_iter()
+        .filter(|p| {
+            p.metadata
+                .owner_references
+                .as_ref()
+                .is_some_and(|o| !o.is_empty())
+        })
+        .filter_map(|p| p.metadata.name)
+        .collect();
+    assert!(
+        owned.is_empty(),
+        "pods still owned after the orphaning: {owned:?}"
+    );
+    assert_eq!(
+        pod_names(&pods).await,
+        names,
+        "the detached replicas kept running"
+    );
+    names
+}
+
+/// The runbook's last step: takes the detached pods out of the Service (removes the
+/// `azure-workload-identity.io/system` label its selector needs), waits until the Service's
+/// EndpointSlices no longer list them, gives the API server's resolver a moment to follow, and
+/// only then deletes them.
+async fn retire_detached(client: &Client, names: &[String]) {
+    let pods: Api<Pod> = Api::namespaced(client.clone(), SYSTEM_NS);
+    let slices: Api<EndpointSlice> = Api::namespaced(client.clone(), SYSTEM_NS);
+    let unlabel = json!({"metadata": {"labels": {"azure-workload-identity.io/system": null}}});
+    for name in names {
+        pods.patch(name, &PatchParams::default(), &Patch::Merge(&unlabel))
+            .await
+            .expect("remove the Service's label from a detached pod");
+    }
+    let selector =
+        ListParams::default().labels("kubernetes.io/service-name=azure-wi-webhook-webhook-service");
+    let left = wait_for(
+        "the detached pods to leave the endpoints",
+        Duration::from_secs(60),
+        || async {
+            let Ok(list) = slices.list(&selector).await else {
+                return false;
+            };
+            let listed: Vec<String> = list
+                .items
+                .iter()
+                .flat_map(|s| &s.endpoints)
+                .filter_map(|e| e.target_ref.as_ref()?.name.clone())
+                .collect();
+            !listed.is_empty() && !listed.iter().any(|n| names.contains(n))
+        },
+    )
+    .await;
+    assert!(
+        left,
+        "the detached pods {names:?} still in the Service's endpoints after 60 s"
+    );
+    // The API server resolves the Service from its own informer, which follows the
+    // EndpointSlice within milliseconds; the runbook allows 10 s for kube-proxy on other paths.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    for name in names {
+        pods.delete(name, &DeleteParams::default())
+            .await
+            .expect("delete a detached pod");
+    }
+    let gone = wait_for(
+        "the detached pods to be gone",
+        Duration::from_secs(120),
+        || async {
+            let left = pod_names(&pods).await;
+            !left.iter().any(|n| names.contains(n))
+        },
+    )
+    .await;
+    assert!(gone, "the detached pods {names:?} were not deleted in 120 s");
+}
+
+/// The names of the pods in the webhook's namespace, sorted.
+async fn pod_names(pods: &Api<Pod>) -> Vec<String> {
+    let mut names: Vec<String> = pods
+        .list(&ListParams::default())
+        .await
+        .expect("list the webhook's pods")
+        .items
+        .into_iter()
+        .filter_map(|p| p.metadata.name)
+        .collect();
+    names.sort();
+    names
 }
 
 /// Lets `admissions` run until `more` further admissions have been answered (after a rollout
