@@ -110,6 +110,7 @@ mod azure_pipelines;
 pub(crate) mod bounded_file;
 mod chained;
 pub(crate) mod client_assertion;
+mod client_options;
 mod entra_error;
 pub(crate) mod identity_binding;
 pub mod managed_identity;
@@ -133,6 +134,7 @@ pub use authority::AzureCloud;
 pub use azure_pipelines::{AzurePipelinesCredential, AzurePipelinesCredentialOptions};
 pub use chained::ChainedTokenCredential;
 pub use client_assertion::{ClientAssertion, ClientAssertionCredential, ClientAssertionCredentialOptions};
+pub use client_options::{ClientOptions, ExponentialRetryOptions, RetryOptions, Transport};
 pub use env::Env;
 pub use error::{Error, ErrorKind, Result};
 pub use managed_identity::{
@@ -141,6 +143,9 @@ pub use managed_identity::{
 pub use platform::{PlatformCredential, PlatformCredentialOptions};
 pub use timeouts::RequestTimeouts;
 pub use workload_identity::{WorkloadIdentityCredential, WorkloadIdentityCredentialOptions};
+
+/// The reqwest this crate is built with, whose `ClientBuilder` a [`Transport`] is made from.
+pub use reqwest;
 
 /// A source of Microsoft Entra access tokens.
 ///
