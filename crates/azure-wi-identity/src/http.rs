@@ -2,11 +2,13 @@
 //!
 //! One process-wide [`reqwest::Client`] (connection pool included) built with rustls and the
 //! ring provider, trusting the platform's root certificates plus any PEM bundle named by
-//! `SSL_CERT_FILE`. Redirects are never followed: a token endpoint that redirects is answered as
-//! an error, never by sending a secret header to another host.
+//! `SSL_CERT_FILE`. Redirects are never followed (a caller's [`Transport`](crate::Transport) has
+//! them switched off too): a token endpoint that redirects is answered as an error, never by
+//! sending a secret header to another host.
 //!
 //! [`send_with_retry`] replays a request according to a [`RetryPolicy`]: azure-core's defaults
-//! ([`RetryPolicy::DEFAULT`]) or the IMDS schedule ([`RetryPolicy::IMDS`]), each attempt bounded
+//! ([`RetryPolicy::DEFAULT`]), the IMDS schedule ([`RetryPolicy::IMDS`]) or the caller's
+//! [`RetryOptions`](crate::RetryOptions) ([`RetryPolicy::counted`]), each attempt bounded
 //! by the per-read timeout of the credential's [`RequestTimeouts`](super::RequestTimeouts).
 //! [`read_body`] reads an answer's body, piece by piece under the same timeout, and never more
 //! than [`MAX_BODY_BYTES`]: every body the library reads goes through it. Sleeps and timeouts go

@@ -9,7 +9,10 @@
 //! Every options struct, as in the Azure SDK for Rust, has public fields and `Default`: name the
 //! fields you set and end with `..Default::default()`, so that a field added later does not
 //! break your code. A field means the same under the same name in every options struct. Public
-//! enums are `#[non_exhaustive]`.
+//! enums are `#[non_exhaustive]`. As in the Azure SDK for Rust, every credential's options carry
+//! `client_options` ([`ClientOptions`]): the retry settings ([`RetryOptions`]) and a caller's
+//! HTTP client ([`Transport`]: a proxy, CA roots or headers of your own for the requests to
+//! Microsoft Entra ID).
 //!
 //! ```no_run
 //! use azure_wi_identity::{PlatformCredential, TokenCredential};
