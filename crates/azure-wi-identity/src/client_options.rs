@@ -150,7 +150,8 @@ pub struct ExponentialRetryOptions {
     /// The wait before the first retry; each further wait doubles. Default: 200 ms.
     pub initial_delay: Duration,
     /// The most retries of any kind (after a retryable status or a connection error); `0`: none.
-    /// Default: 8.
+    /// Default: 8. Not capped otherwise: with a zero `initial_delay`, many retries follow each
+    /// other at once until the overall deadline, so keep a delay.
     pub max_retries: u32,
     /// The longest computed wait (not a server's `Retry-After`). Default: 30 s.
     pub max_delay: Duration,
