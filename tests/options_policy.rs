@@ -7,10 +7,10 @@ use std::path::Path;
 
 use azure_wi_identity::{
     AzurePipelinesCredential, AzurePipelinesCredentialOptions, ClientAssertionCredential,
-    ClientAssertionCredentialOptions, Env, ErrorKind, ManagedIdentityCredential,
-    ManagedIdentityCredentialOptions, ManagedIdentitySource, PlatformCredential, PlatformCredentialOptions,
-    Secret, TokenCredential, TokenRequestOptions, UserAssignedId, WorkloadIdentityCredential,
-    WorkloadIdentityCredentialOptions,
+    ClientAssertionCredentialOptions, ClientOptions, Env, ErrorKind, ExponentialRetryOptions,
+    ManagedIdentityCredential, ManagedIdentityCredentialOptions, ManagedIdentitySource, PlatformCredential,
+    PlatformCredentialOptions, RetryOptions, Secret, TokenCredential, TokenRequestOptions, UserAssignedId,
+    WorkloadIdentityCredential, WorkloadIdentityCredentialOptions,
 };
 
 const TENANT: &str = "72f988bf-86f1-41af-91ab-2d7cd011db47";
@@ -147,4 +147,48 @@ async fn token_request_options_are_a_plain_struct() {
         .await
         .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
+}
+
+#[test]
+fn client_options_follow_the_options_rule() {
+    // The same shape as azure_core's: `retry` and `transport` fields, `ExponentialRetryOptions`
+    // with public fields and `Default`, `RetryOptions::none()`; in every credential's options.
+    let retry = RetryOptions::exponential(ExponentialRetryOptions {
+        max_retries: 2,
+        ..Default::default()
+    });
+    let client_options = ClientOptions {
+        retry: retry.clone(),
+        ..Default::default()
+    };
+    assert!(client_options.transport.is_none());
+    assert_ne!(retry, RetryOptions::default());
+    assert_ne!(RetryOptions::none(), RetryOptions::default());
+    let assertion = ClientAssertionCredentialOptions {
+        client_options: client_options.clone(),
+        ..Default::default()
+    };
+    let pipelines = AzurePipelinesCredentialOptions {
+        credential_options: assertion.clone(),
+    };
+    let workload = WorkloadIdentityCredentialOptions {
+        credential_options: assertion,
+        ..Default::default()
+    };
+    let managed = ManagedIdentityCredentialOptions {
+        client_options: client_options.clone(),
+        ..Default::default()
+    };
+    let platform = PlatformCredentialOptions {
+        client_options,
+        ..Default::default()
+    };
+    for retried in [
+        &pipelines.credential_options.client_options.retry,
+        &workload.credential_options.client_options.retry,
+        &managed.client_options.retry,
+        &platform.client_options.retry,
+    ] {
+        assert_eq!(retried, &retry);
+    }
 }

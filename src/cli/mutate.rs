@@ -22,6 +22,7 @@ use azure_wi_core::{
     config::parse_server_version,
     mutate, service_account_name,
 };
+use azure_wi_identity::env_vars::AZURE_TENANT_ID;
 use serde_json::Value;
 
 /// The uid of the AdmissionReview printed by `--output review`.
@@ -180,7 +181,7 @@ impl MutateArgs {
                 && let Some(tenant) = sa.annotations.get(TENANT_ID).filter(|t| !t.trim().is_empty())
             {
                 eprintln!(
-                    "note: no AZURE_TENANT_ID / --tenant-id: the ServiceAccount's {TENANT_ID} {tenant} is used"
+                    "note: no {AZURE_TENANT_ID} / --tenant-id: the ServiceAccount's {TENANT_ID} {tenant} is used"
                 );
                 config.tenant_id = Some(tenant.clone());
             }

@@ -20,6 +20,7 @@ use azure_wi_identity::{
     ManagedIdentityCredential, ManagedIdentityCredentialOptions, PlatformCredential,
     PlatformCredentialOptions, RequestTimeouts, Secret, TokenCredential, UserAssignedId,
     WorkloadIdentityCredential, WorkloadIdentityCredentialOptions,
+    env_vars::{AZURE_CLIENT_ID, AZURE_TENANT_ID, SYSTEM_ACCESSTOKEN},
 };
 use clap::{Parser, ValueEnum};
 
@@ -232,18 +233,20 @@ impl TokenCommand {
                         )
                     })
                 };
-                let tenant = required(self.tenant_id.as_ref(), "tenant-id", "AZURE_TENANT_ID")?;
-                let client = required(self.client_id.as_ref(), "client-id", "AZURE_CLIENT_ID")?;
+                let tenant = required(self.tenant_id.as_ref(), "tenant-id", AZURE_TENANT_ID)?;
+                let client = required(self.client_id.as_ref(), "client-id", AZURE_CLIENT_ID)?;
                 let connection = required(
                     self.service_connection_id.as_ref(),
                     "service-connection-id",
                     "AZURESUBSCRIPTION_SERVICE_CONNECTION_ID",
                 )?;
-                let system_token = env.var("SYSTEM_ACCESSTOKEN").ok_or_else(|| {
+                let system_token = env.var(SYSTEM_ACCESSTOKEN).ok_or_else(|| {
                     Error::unavailable(
                         "AzurePipelinesCredential",
-                        "SYSTEM_ACCESSTOKEN is not set: map $(System.AccessToken) into the step's environment \
-                         (env: SYSTEM_ACCESSTOKEN: $(System.AccessToken))",
+                        format!(
+                            "{SYSTEM_ACCESSTOKEN} is not set: map $(System.AccessToken) into the step's \
+                             environment (env: {SYSTEM_ACCESSTOKEN}: $(System.AccessToken))"
+                        ),
                     )
                 })?;
                 AzurePipelinesCredential::new(

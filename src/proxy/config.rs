@@ -6,7 +6,10 @@ use subtle::ConstantTimeEq;
 use url::Url;
 
 use super::Error;
-use azure_wi_identity::Env;
+use azure_wi_identity::{
+    Env,
+    env_vars::{AZURE_CLIENT_ID, AZURE_TENANT_ID, IDENTITY_HEADER},
+};
 
 /// The real instance metadata service, where GET requests under `/metadata/` are forwarded.
 pub const DEFAULT_IMDS_ENDPOINT: &str = "http://169.254.169.254";
@@ -48,25 +51,25 @@ impl ProxyConfig {
         identity_endpoint: bool,
         imds_endpoint: &str,
     ) -> Result<Self, Error> {
-        let tenant_id = env.var("AZURE_TENANT_ID").ok_or(Error::MissingEnv {
-            name: "AZURE_TENANT_ID",
+        let tenant_id = env.var(AZURE_TENANT_ID).ok_or(Error::MissingEnv {
+            name: AZURE_TENANT_ID,
             fix: "the workload identity webhook injects it into pods labelled \
                   azure.workload.identity/use=true; set it to the Microsoft Entra tenant id",
         })?;
-        validate_id("AZURE_TENANT_ID", &tenant_id)?;
+        validate_id(AZURE_TENANT_ID, &tenant_id)?;
         if tenant_id.split('.').any(str::is_empty) {
             return Err(Error::invalid(
-                "AZURE_TENANT_ID",
+                AZURE_TENANT_ID,
                 "a tenant id is a GUID or a domain name; '.', '..' and empty labels are not",
             ));
         }
-        let default_client_id = env.var("AZURE_CLIENT_ID");
+        let default_client_id = env.var(AZURE_CLIENT_ID);
         if let Some(client_id) = &default_client_id {
-            validate_id("AZURE_CLIENT_ID", client_id)?;
+            validate_id(AZURE_CLIENT_ID, client_id)?;
         }
         let identity_header = if identity_endpoint {
-            let value = env.var("IDENTITY_HEADER").ok_or(Error::MissingEnv {
-                name: "IDENTITY_HEADER",
+            let value = env.var(IDENTITY_HEADER).ok_or(Error::MissingEnv {
+                name: IDENTITY_HEADER,
                 fix: "--identity-endpoint needs the per-pod secret the applications send in \
                       X-IDENTITY-HEADER; the webhook injects it",
             })?;
@@ -134,7 +137,7 @@ impl IdentityHeader {
         let value = value.into();
         if value.len() < MIN_IDENTITY_HEADER_LEN || !value.bytes().all(|b| b.is_ascii_graphic()) {
             return Err(Error::invalid(
-                "IDENTITY_HEADER",
+                IDENTITY_HEADER,
                 format!(
                     "expected at least {MIN_IDENTITY_HEADER_LEN} visible ASCII characters \
                      (a random per-pod value)"

@@ -13,7 +13,7 @@ use std::{
 use super::Error;
 use azure_wi_identity::{
     self, AccessToken, ClientAssertionCredentialOptions, Env, TokenCredential, WorkloadIdentityCredential,
-    WorkloadIdentityCredentialOptions,
+    WorkloadIdentityCredentialOptions, env_vars::AZURE_FEDERATED_TOKEN_FILE,
 };
 
 /// Builds the credential for a (client id, tenant) pair.
@@ -58,7 +58,7 @@ pub fn check_workload_identity(env: &Env, tenant_id: &str, client_id: Option<&st
     let path = credential.token_file_path();
     let unusable = |why: String| {
         Error::invalid(
-            "AZURE_FEDERATED_TOKEN_FILE",
+            AZURE_FEDERATED_TOKEN_FILE,
             format!(
                 "{} {why}; it must name the projected service account token the kubelet writes \
                  (the webhook mounts it at /var/run/secrets/azure/tokens/azure-identity-token)",

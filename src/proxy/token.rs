@@ -7,7 +7,7 @@ use axum::{
 use time::OffsetDateTime;
 
 use super::{config::is_valid_id, query::Query, rejection::Rejection, state::ProxyState};
-use azure_wi_identity::AccessToken;
+use azure_wi_identity::{AccessToken, env_vars::AZURE_CLIENT_ID};
 
 /// Parameters that select a managed identity by something other than its client id. The proxy
 /// speaks only for workload identity client ids, so it refuses them instead of ignoring them
@@ -55,7 +55,7 @@ pub(crate) async fn grant(state: &ProxyState, query: &Query) -> Result<Granted, 
         return Err(Rejection::bad_request(format!(
             "Query parameter '{selector}' is not supported: this endpoint serves Azure workload identity, \
              whose identities are selected by 'client_id' only; pass client_id=<application client id> \
-             or nothing for AZURE_CLIENT_ID"
+             or nothing for {AZURE_CLIENT_ID}"
         )));
     }
     let resource = query.get("resource").ok_or_else(|| {
@@ -75,7 +75,9 @@ pub(crate) async fn grant(state: &ProxyState, query: &Query) -> Result<Granted, 
         None => state.config.default_client_id.as_deref().ok_or_else(|| {
             Rejection::missing_parameter(
                 "client_id",
-                "pass client_id=<application client id> or set the AZURE_CLIENT_ID environment variable",
+                &format!(
+                    "pass client_id=<application client id> or set the {AZURE_CLIENT_ID} environment variable"
+                ),
             )
         })?,
     };

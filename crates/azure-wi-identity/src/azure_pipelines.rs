@@ -17,8 +17,9 @@ use serde::Deserialize;
 use super::{
     AccessToken, Env, Error, Result, Secret, TokenCredential, TokenRequestOptions,
     client_assertion::{AssertionExchange, ClientAssertion, ClientAssertionCredentialOptions},
+    client_options::ClientOptions,
     entra_error::{excerpt, scrub},
-    http::{Limits, RetryPolicy, read_body, send_with_retry, shared_client},
+    http::{Limits, RetryPolicy, read_body, send_with_retry},
     plain_http::{self, PlainHttp},
     timeouts::RequestTimeouts,
 };
@@ -37,8 +38,9 @@ pub struct AzurePipelinesCredentialOptions {
     /// The options of the client-assertion exchange, as in
     /// [`WorkloadIdentityCredentialOptions`](crate::WorkloadIdentityCredentialOptions): the
     /// authority host (default `AZURE_AUTHORITY_HOST`, else the public cloud), additionally
-    /// allowed tenants, where the variables are read (`env`, `SYSTEM_OIDCREQUESTURI` too) and the
-    /// timeouts (the OIDC request and the exchange together).
+    /// allowed tenants, where the variables are read (`env`, `SYSTEM_OIDCREQUESTURI` too), the
+    /// timeouts (the OIDC request and the exchange together) and the client options (transport
+    /// and retries, for the OIDC request too).
     pub credential_options: ClientAssertionCredentialOptions,
 }
 
@@ -72,6 +74,8 @@ struct OidcToken {
     system_access_token: Secret,
     env: Env,
     timeouts: RequestTimeouts,
+    client_options: ClientOptions,
+    retry: RetryPolicy,
 }
 
 #[derive(Deserialize)]
@@ -120,7 +124,7 @@ impl ClientAssertion for OidcToken {
                 )
             })?;
         bearer.set_sensitive(true);
-        let client = shared_client()?;
+        let client = self.client_options.client()?;
         let limits = Some(Limits::start(
             self.timeouts.read_timeout(),
             self.timeouts.deadline(),
@@ -133,7 +137,7 @@ impl ClientAssertion for OidcToken {
                     .header("X-TFS-FedAuthRedirect", "Suppress")
                     .header(CONTENT_TYPE, "application/json")
             },
-            &RetryPolicy::DEFAULT,
+            &self.retry,
             limits,
         )
         .await
@@ -241,6 +245,12 @@ impl AzurePipelinesCredential {
             system_access_token,
             env: options.credential_options.env.clone(),
             timeouts: options.credential_options.timeouts,
+            client_options: options.credential_options.client_options.clone(),
+            retry: options
+                .credential_options
+                .client_options
+                .retry
+                .policy(&RetryPolicy::DEFAULT),
         };
         let exchange = AssertionExchange::new(
             CREDENTIAL,

@@ -22,8 +22,9 @@ use super::{
     AccessToken, Env, Error, Result, Secret, TokenCredential, TokenRequestOptions,
     authority::{self, AuthorityError},
     cache::TokenCache,
+    client_options::ClientOptions,
     entra_error::entra_error,
-    http::{Limits, RetryPolicy, client_request_id, read_body, send_with_retry, shared_client},
+    http::{Limits, RetryPolicy, client_request_id, read_body, send_with_retry},
     identity_binding::{AZURE_KUBERNETES_TOKEN_PROXY, BindingTransport},
     timeouts::{RequestTimeouts, with_deadline},
     token_response::parse_token_response,
@@ -99,6 +100,9 @@ pub struct ClientAssertionCredentialOptions {
     pub env: Env,
     /// The per-read timeout and the overall deadline of a token request.
     pub timeouts: RequestTimeouts,
+    /// The HTTP transport and the retry settings (default: the library's client and azure-core's
+    /// retry schedule).
+    pub client_options: ClientOptions,
 }
 
 /// Authenticates an application with a client assertion.
@@ -177,6 +181,8 @@ pub(crate) struct AssertionExchange {
     multitenant_disabled: bool,
     assertion: Arc<dyn ClientAssertion>,
     timeouts: RequestTimeouts,
+    client_options: ClientOptions,
+    retry: RetryPolicy,
     cache: TokenCache,
     /// The identity binding's token proxy the requests go to instead of the authority, if any.
     binding: Option<BindingTransport>,
@@ -191,6 +197,7 @@ impl fmt::Debug for AssertionExchange {
             .field("authority", &self.authority)
             .field("assertion", &self.assertion)
             .field("binding", &self.binding)
+            .field("client_options", &self.client_options)
             .finish_non_exhaustive()
     }
 }
@@ -224,6 +231,8 @@ impl AssertionExchange {
             multitenant_disabled: options.env.is_set(AZURE_IDENTITY_DISABLE_MULTITENANTAUTH),
             assertion,
             timeouts: options.timeouts,
+            retry: options.client_options.retry.policy(&RetryPolicy::DEFAULT),
+            client_options: options.client_options,
             cache: TokenCache::new(),
             binding: None,
         })
@@ -347,7 +356,7 @@ impl AssertionExchange {
         };
         let (client, host) = match &self.binding {
             Some(binding) => (binding.client().await, binding.binding().host_header()),
-            None => (shared_client()?, None),
+            None => (self.client_options.client()?, None),
         };
         let target = match &self.binding {
             Some(binding) => format!(
@@ -378,7 +387,7 @@ impl AssertionExchange {
                     None => request,
                 }
             },
-            &RetryPolicy::DEFAULT,
+            &self.retry,
             Some(limits),
         )
         .await

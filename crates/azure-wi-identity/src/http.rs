@@ -2,11 +2,13 @@
 //!
 //! One process-wide [`reqwest::Client`] (connection pool included) built with rustls and the
 //! ring provider, trusting the platform's root certificates plus any PEM bundle named by
-//! `SSL_CERT_FILE`. Redirects are never followed: a token endpoint that redirects is answered as
-//! an error, never by sending a secret header to another host.
+//! `SSL_CERT_FILE`. Redirects are never followed (a caller's [`Transport`](crate::Transport) has
+//! them switched off too): a token endpoint that redirects is answered as an error, never by
+//! sending a secret header to another host.
 //!
 //! [`send_with_retry`] replays a request according to a [`RetryPolicy`]: azure-core's defaults
-//! ([`RetryPolicy::DEFAULT`]) or the IMDS schedule ([`RetryPolicy::IMDS`]), each attempt bounded
+//! ([`RetryPolicy::DEFAULT`]), the IMDS schedule ([`RetryPolicy::IMDS`]) or the caller's
+//! [`RetryOptions`](crate::RetryOptions) ([`RetryPolicy::counted`]), each attempt bounded
 //! by the per-read timeout of the credential's [`RequestTimeouts`](super::RequestTimeouts).
 //! [`read_body`] reads an answer's body, piece by piece under the same timeout, and never more
 //! than [`MAX_BODY_BYTES`]: every body the library reads goes through it. Sleeps and timeouts go
@@ -207,8 +209,12 @@ pub(crate) struct RetryPolicy {
     pub(crate) max_connect_retries: u32,
     /// Retries of any kind.
     pub(crate) max_total_retries: u32,
-    /// Backoff factor: the n-th retry (n ≥ 2) waits `factor * 2^(n-1)`; the first waits 0.
+    /// Backoff factor: the n-th retry waits `factor * 2^(n-1)`, except the first when
+    /// [`first_retry_at_once`](Self::first_retry_at_once) is set.
     pub(crate) backoff_factor: Duration,
+    /// Whether the first retry goes at once (azure-core's schedules; not a caller's
+    /// [`ExponentialRetryOptions`](crate::ExponentialRetryOptions)).
+    pub(crate) first_retry_at_once: bool,
     /// The factor while the last response was `410 Gone` (IMDS maintenance), if different.
     pub(crate) gone_backoff_factor: Option<Duration>,
     /// Upper bound of a computed backoff (not of a server's `Retry-After`).
@@ -234,6 +240,7 @@ impl RetryPolicy {
         max_connect_retries: 3,
         max_total_retries: 10,
         backoff_factor: Duration::from_millis(800),
+        first_retry_at_once: true,
         gone_backoff_factor: None,
         backoff_max: Duration::from_secs(120),
         retry_on: default_statuses,
@@ -247,10 +254,31 @@ impl RetryPolicy {
         max_connect_retries: 3,
         max_total_retries: 5,
         backoff_factor: Duration::from_millis(800),
+        first_retry_at_once: true,
         gone_backoff_factor: Some(Duration::from_millis(2500)),
         backoff_max: Duration::from_secs(60),
         retry_on: imds_statuses,
     };
+
+    /// `source`'s retryable statuses with a caller's count and schedule: at most `max_retries`
+    /// retries of any kind, retry `n` waiting `initial_delay * 2^(n-1)`, at most `max_delay`.
+    pub(crate) fn counted(
+        source: &RetryPolicy,
+        max_retries: u32,
+        initial_delay: Duration,
+        max_delay: Duration,
+    ) -> RetryPolicy {
+        RetryPolicy {
+            max_status_retries: max_retries,
+            max_connect_retries: max_retries,
+            max_total_retries: max_retries,
+            backoff_factor: initial_delay,
+            first_retry_at_once: false,
+            gone_backoff_factor: None,
+            backoff_max: max_delay,
+            retry_on: source.retry_on,
+        }
+    }
 
     /// Whether a response with this status and headers is replayed (retry budget aside).
     pub(crate) fn is_retryable(&self, status: StatusCode, headers: &HeaderMap) -> bool {
@@ -261,7 +289,7 @@ impl RetryPolicy {
     /// The computed backoff before retry number `retry` (1-based), `last_status` being the status
     /// of the response that failed, if any.
     pub(crate) fn backoff(&self, retry: u32, last_status: Option<u16>) -> Duration {
-        if retry <= 1 {
+        if retry == 0 || (retry == 1 && self.first_retry_at_once) {
             return Duration::ZERO;
         }
         let factor = match (last_status, self.gone_backoff_factor) {

@@ -9,7 +9,10 @@
 //! Every options struct, as in the Azure SDK for Rust, has public fields and `Default`: name the
 //! fields you set and end with `..Default::default()`, so that a field added later does not
 //! break your code. A field means the same under the same name in every options struct. Public
-//! enums are `#[non_exhaustive]`.
+//! enums are `#[non_exhaustive]`. As in the Azure SDK for Rust, every credential's options carry
+//! `client_options` ([`ClientOptions`]): the retry settings ([`RetryOptions`]) and a caller's
+//! HTTP client ([`Transport`]: a proxy, CA roots or headers of your own for the requests to
+//! Microsoft Entra ID).
 //!
 //! ```no_run
 //! use azure_wi_identity::{PlatformCredential, TokenCredential};
@@ -110,6 +113,7 @@ mod azure_pipelines;
 pub(crate) mod bounded_file;
 mod chained;
 pub(crate) mod client_assertion;
+mod client_options;
 mod entra_error;
 pub(crate) mod identity_binding;
 pub mod managed_identity;
@@ -133,6 +137,7 @@ pub use authority::AzureCloud;
 pub use azure_pipelines::{AzurePipelinesCredential, AzurePipelinesCredentialOptions};
 pub use chained::ChainedTokenCredential;
 pub use client_assertion::{ClientAssertion, ClientAssertionCredential, ClientAssertionCredentialOptions};
+pub use client_options::{ClientOptions, ExponentialRetryOptions, RetryOptions, Transport};
 pub use env::Env;
 pub use error::{Error, ErrorKind, Result};
 pub use managed_identity::{
@@ -141,6 +146,9 @@ pub use managed_identity::{
 pub use platform::{PlatformCredential, PlatformCredentialOptions};
 pub use timeouts::RequestTimeouts;
 pub use workload_identity::{WorkloadIdentityCredential, WorkloadIdentityCredentialOptions};
+
+/// The reqwest this crate is built with, whose `ClientBuilder` a [`Transport`] is made from.
+pub use reqwest;
 
 /// A source of Microsoft Entra access tokens.
 ///

@@ -21,7 +21,8 @@ use super::{
 /// Each field has the name and meaning of the same field in the options of the credential it is
 /// passed to: [`WorkloadIdentityCredentialOptions`] (`tenant_id`, `client_id`,
 /// `token_file_path`, `authority_host`, `additionally_allowed_tenants`) or
-/// [`ManagedIdentityCredentialOptions`] (`user_assigned_id`); `env` goes to both. Public fields
+/// [`ManagedIdentityCredentialOptions`] (`user_assigned_id`); `env`, `timeouts` and
+/// `client_options` go to both. Public fields
 /// and `Default`, as every options struct here: set the fields you need and end with
 /// `..Default::default()`.
 ///
@@ -58,6 +59,10 @@ pub struct PlatformCredentialOptions {
     pub env: Env,
     /// The per-read timeout and the overall deadline of a token request, for both credentials.
     pub timeouts: super::RequestTimeouts,
+    /// The HTTP transport and the retry settings, for both credentials (the transport carries
+    /// workload identity's requests to Microsoft Entra ID; managed identity endpoints keep the
+    /// library's clients, see [`Transport`](super::Transport)).
+    pub client_options: super::ClientOptions,
 }
 
 /// Workload identity where it is configured, otherwise managed identity.
@@ -115,6 +120,7 @@ impl PlatformCredential {
                     additionally_allowed_tenants: options.additionally_allowed_tenants,
                     env: options.env.clone(),
                     timeouts: options.timeouts,
+                    client_options: options.client_options.clone(),
                 },
             })) {
                 Ok(c) => c,
@@ -128,6 +134,7 @@ impl PlatformCredential {
             user_assigned_id: options.user_assigned_id,
             env: options.env,
             timeouts: options.timeouts,
+            client_options: options.client_options,
             ..Default::default()
         };
         // Off Azure the chain answers quickly; workload identity was tried just before.

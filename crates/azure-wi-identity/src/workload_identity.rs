@@ -33,7 +33,7 @@ pub(crate) use crate::env_vars::AZURE_TENANT_ID;
 /// Options of [`WorkloadIdentityCredential`]. Unset fields come from the environment.
 ///
 /// As in the Azure SDK for Rust, the options of the client-assertion exchange underneath
-/// (authority host, additionally allowed tenants, environment, timeouts) are nested in
+/// (authority host, additionally allowed tenants, environment, timeouts, client options) are nested in
 /// `credential_options`. Public fields and `Default`, as every options struct here: set the
 /// fields you need and end with `..Default::default()`.
 ///
@@ -65,7 +65,8 @@ pub struct WorkloadIdentityCredentialOptions {
     pub enable_azure_proxy: bool,
     /// The options of the client-assertion exchange: the authority host (default
     /// `AZURE_AUTHORITY_HOST`, else the public cloud), additionally allowed tenants, where the
-    /// variables are read (`env`, for this credential's variables too) and the timeouts.
+    /// variables are read (`env`, for this credential's variables too), the timeouts and the
+    /// client options (transport and retries; with an identity binding only the retries).
     pub credential_options: ClientAssertionCredentialOptions,
 }
 

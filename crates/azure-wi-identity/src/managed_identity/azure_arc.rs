@@ -41,6 +41,7 @@ pub(crate) struct AzureArc {
     token_dir: PathBuf,
     user_assigned_id: Option<UserAssignedId>,
     client: reqwest::Client,
+    retry: RetryPolicy,
 }
 
 impl fmt::Debug for AzureArc {
@@ -93,6 +94,7 @@ impl AzureArc {
             token_dir,
             user_assigned_id: options.user_assigned_id.clone(),
             client: local_client()?,
+            retry: options.client_options.retry.policy(&RetryPolicy::DEFAULT),
         })
     }
 
@@ -105,7 +107,7 @@ impl AzureArc {
             &IMDS_NAMES,
         );
         let first = || self.client.get(url.clone()).header("Metadata", "true");
-        let (challenge, _) = send(NAME, self.url.as_str(), first, &RetryPolicy::DEFAULT, limits).await?;
+        let (challenge, _) = send(NAME, self.url.as_str(), first, &self.retry, limits).await?;
         if challenge.status != 401 {
             return Err(self.refusal(&challenge, "expected a 401 challenge"));
         }
@@ -130,8 +132,7 @@ impl AzureArc {
                 .header("Metadata", "true")
                 .header(AUTHORIZATION, authorization.clone())
         };
-        let (received, request_time) =
-            send(NAME, self.url.as_str(), second, &RetryPolicy::DEFAULT, limits).await?;
+        let (received, request_time) = send(NAME, self.url.as_str(), second, &self.retry, limits).await?;
         if !received.is_success() {
             return Err(self.refusal(&received, "the challenge key was not accepted"));
         }

@@ -23,6 +23,7 @@ const NAME: &str = "ManagedIdentityCredential (Cloud Shell)";
 pub(crate) struct CloudShell {
     url: Url,
     client: reqwest::Client,
+    retry: RetryPolicy,
 }
 
 impl fmt::Debug for CloudShell {
@@ -34,7 +35,11 @@ impl fmt::Debug for CloudShell {
 }
 
 impl CloudShell {
-    pub(crate) fn new(env: &crate::Env, user_assigned_id: Option<&UserAssignedId>) -> Result<Self> {
+    pub(crate) fn new(
+        env: &crate::Env,
+        user_assigned_id: Option<&UserAssignedId>,
+        retry: RetryPolicy,
+    ) -> Result<Self> {
         if let Some(id) = user_assigned_id {
             return Err(Error::invalid_input(
                 NAME,
@@ -47,6 +52,7 @@ impl CloudShell {
         Ok(Self {
             url: endpoint_url(env, MSI_ENDPOINT, NAME)?,
             client: local_client()?,
+            retry,
         })
     }
 
@@ -61,8 +67,7 @@ impl CloudShell {
                 .header(reqwest::header::CONTENT_TYPE, "application/x-www-form-urlencoded")
                 .body(body.clone())
         };
-        let (received, request_time) =
-            send(NAME, self.url.as_str(), build, &RetryPolicy::DEFAULT, limits).await?;
+        let (received, request_time) = send(NAME, self.url.as_str(), build, &self.retry, limits).await?;
         if received.is_success() {
             return Ok(received.token(NAME, request_time)?.token);
         }

@@ -51,6 +51,7 @@ pub(crate) struct Imds {
     /// `Some` when the probe is on; holds whether it has succeeded.
     probe: Option<AtomicBool>,
     client: reqwest::Client,
+    retry: RetryPolicy,
 }
 
 impl fmt::Debug for Imds {
@@ -79,6 +80,7 @@ impl Imds {
             user_assigned_id: options.user_assigned_id.clone(),
             probe,
             client: imds_client()?,
+            retry: options.client_options.retry.policy(&RetryPolicy::IMDS),
         })
     }
 
@@ -91,8 +93,7 @@ impl Imds {
             probed.store(true, Ordering::Release);
         }
         let build = || self.client.get(url.clone()).header("Metadata", "true");
-        let (received, request_time) =
-            send(NAME, self.url.as_str(), build, &RetryPolicy::IMDS, limits).await?;
+        let (received, request_time) = send(NAME, self.url.as_str(), build, &self.retry, limits).await?;
         if received.is_success() && received.speaks_json() {
             return Ok(received.token(NAME, request_time)?.token);
         }

@@ -50,9 +50,10 @@ pub use user_assigned_id::UserAssignedId;
 use secret_endpoint::SecretEndpoint;
 
 use crate::{
-    AccessToken, Env, Error, RequestTimeouts, Result, Secret, TokenCredential, TokenRequestOptions,
+    AccessToken, ClientOptions, Env, Error, RequestTimeouts, Result, Secret, TokenCredential,
+    TokenRequestOptions,
     cache::TokenCache,
-    http::{Limits, client_builder},
+    http::{Limits, RetryPolicy, client_builder},
     plain_http::{self, PlainHttp},
     timeouts::with_deadline,
 };
@@ -158,6 +159,11 @@ pub struct ManagedIdentityCredentialOptions {
     /// The per-read timeout and the overall deadline of a token request (IMDS's default deadline
     /// is 120 s, for its maintenance retry schedule).
     pub timeouts: RequestTimeouts,
+    /// The retry settings of every source, and the transport of the workload-identity branch's
+    /// requests to Microsoft Entra ID. The metadata endpoints themselves (IMDS, App Service,
+    /// Service Fabric, Azure Arc, Azure ML, Cloud Shell) always use the library's clients: no
+    /// proxy, Service Fabric's pinned certificate (see [`Transport`](crate::Transport)).
+    pub client_options: ClientOptions,
     /// Test seams: platform paths and the IMDS base URL. Only in the crate's own tests, so that
     /// every field of the struct stays public (`..Default::default()` needs that).
     #[cfg(test)]
@@ -483,9 +489,16 @@ impl ManagedIdentityCredential {
         let source = select_source(env, agent_installed, options.exclude_workload_identity);
         tracing::debug!(source = source.as_str(), "managed identity source selected");
         let id = options.user_assigned_id.clone();
+        // azure-core's schedule, or the caller's (IMDS and Service Fabric apply it to their own).
+        let retry = options.client_options.retry.policy(&RetryPolicy::DEFAULT);
         let endpoint = match source {
             ManagedIdentitySource::WorkloadIdentity => {
-                let credential = workload_identity::delegate(id, env.clone(), options.timeouts)?;
+                let credential = workload_identity::delegate(
+                    id,
+                    env.clone(),
+                    options.timeouts,
+                    options.client_options.clone(),
+                )?;
                 return Ok(Arc::new(Self {
                     source,
                     inner: Inner::WorkloadIdentity(credential),
@@ -493,17 +506,17 @@ impl ManagedIdentityCredential {
             }
             ManagedIdentitySource::Imds => Endpoint::Imds(imds::Imds::new(&options)?),
             ManagedIdentitySource::AppService => {
-                Endpoint::AppService(SecretEndpoint::new(env, &app_service::PLATFORM, id)?)
+                Endpoint::AppService(SecretEndpoint::new(env, &app_service::PLATFORM, id, retry)?)
             }
-            ManagedIdentitySource::ServiceFabric => {
-                Endpoint::ServiceFabric(service_fabric::ServiceFabric::new(env, id.as_ref())?)
-            }
+            ManagedIdentitySource::ServiceFabric => Endpoint::ServiceFabric(
+                service_fabric::ServiceFabric::new(env, id.as_ref(), &options.client_options.retry)?,
+            ),
             ManagedIdentitySource::AzureArc => Endpoint::AzureArc(azure_arc::AzureArc::new(&options)?),
             ManagedIdentitySource::AzureMl => {
-                Endpoint::AzureMl(SecretEndpoint::new(env, &azure_ml::PLATFORM, id)?)
+                Endpoint::AzureMl(SecretEndpoint::new(env, &azure_ml::PLATFORM, id, retry)?)
             }
             ManagedIdentitySource::CloudShell => {
-                Endpoint::CloudShell(cloud_shell::CloudShell::new(env, id.as_ref())?)
+                Endpoint::CloudShell(cloud_shell::CloudShell::new(env, id.as_ref(), retry)?)
             }
         };
         Ok(Arc::new(Self {

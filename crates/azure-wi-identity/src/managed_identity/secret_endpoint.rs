@@ -45,6 +45,7 @@ pub(crate) struct SecretEndpoint {
     header: HeaderValue,
     pub(crate) user_assigned_id: Option<UserAssignedId>,
     client: reqwest::Client,
+    retry: RetryPolicy,
 }
 
 impl fmt::Debug for SecretEndpoint {
@@ -64,6 +65,7 @@ impl SecretEndpoint {
         env: &Env,
         platform: &'static Platform,
         user_assigned_id: Option<UserAssignedId>,
+        retry: RetryPolicy,
     ) -> Result<Self> {
         let url = endpoint_url(env, platform.endpoint_var, platform.name)?;
         let (secret, header) = secret_header(env, platform.secret_var, platform.name)?;
@@ -74,11 +76,12 @@ impl SecretEndpoint {
             header,
             user_assigned_id,
             client: local_client()?,
+            retry,
         })
     }
 
     /// `GET {url}?api-version=..&resource=..[&<id parameter>]` with the secret header, retried by
-    /// the default policy; an answer other than a token is explained by [`Self::refusal`].
+    /// the source's policy; an answer other than a token is explained by [`Self::refusal`].
     pub(crate) async fn request_token(&self, resource: &str, limits: Limits) -> Result<AccessToken> {
         let p = self.platform;
         let url = token_url(
@@ -99,8 +102,7 @@ impl SecretEndpoint {
                 request
             }
         };
-        let (received, request_time) =
-            send(p.name, self.url.as_str(), build, &RetryPolicy::DEFAULT, limits).await?;
+        let (received, request_time) = send(p.name, self.url.as_str(), build, &self.retry, limits).await?;
         if received.is_success() {
             return Ok(received.token(p.name, request_time)?.token);
         }

@@ -24,7 +24,7 @@ use super::{
     thumbprint::{Thumbprint, ThumbprintVerifier},
 };
 use crate::{
-    AccessToken, Env, Error, Result, Secret,
+    AccessToken, Env, Error, Result, RetryOptions, Secret,
     http::{Limits, RetryPolicy, client_builder},
 };
 
@@ -49,6 +49,7 @@ pub(crate) struct ServiceFabric {
     /// The last token issued per resource, for `token_sha256_to_refresh`.
     issued: Mutex<HashMap<String, Secret>>,
     client: reqwest::Client,
+    retry: RetryPolicy,
 }
 
 impl fmt::Debug for ServiceFabric {
@@ -62,7 +63,11 @@ impl fmt::Debug for ServiceFabric {
 }
 
 impl ServiceFabric {
-    pub(crate) fn new(env: &Env, user_assigned_id: Option<&UserAssignedId>) -> Result<Self> {
+    pub(crate) fn new(
+        env: &Env,
+        user_assigned_id: Option<&UserAssignedId>,
+        retry: &RetryOptions,
+    ) -> Result<Self> {
         if let Some(id) = user_assigned_id {
             return Err(Error::invalid_input(
                 NAME,
@@ -102,6 +107,11 @@ impl ServiceFabric {
             mismatch,
             issued: Mutex::new(HashMap::new()),
             client,
+            // A caller's schedule too never retries a refused handshake.
+            retry: RetryPolicy {
+                max_connect_retries: 0,
+                ..retry.policy(&POLICY)
+            },
         })
     }
 
@@ -127,7 +137,7 @@ impl ServiceFabric {
             }
         }
         let build = || self.client.get(url.clone()).header("Secret", self.header.clone());
-        let (received, request_time) = match send(NAME, self.url.as_str(), build, &POLICY, limits).await {
+        let (received, request_time) = match send(NAME, self.url.as_str(), build, &self.retry, limits).await {
             Ok(answer) => answer,
             Err(e) => return Err(self.pinning_failure().unwrap_or(e)),
         };

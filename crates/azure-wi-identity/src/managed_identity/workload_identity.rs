@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use super::{ManagedIdentitySource, UserAssignedId};
 use crate::{
-    ClientAssertionCredentialOptions, Env, Error, RequestTimeouts, Result, TokenCredential,
+    ClientAssertionCredentialOptions, ClientOptions, Env, Error, RequestTimeouts, Result, TokenCredential,
     WorkloadIdentityCredential, WorkloadIdentityCredentialOptions,
 };
 
@@ -17,6 +17,7 @@ pub(crate) fn delegate(
     user_assigned_id: Option<UserAssignedId>,
     env: Env,
     timeouts: RequestTimeouts,
+    client_options: ClientOptions,
 ) -> Result<Arc<dyn TokenCredential>> {
     let client_id = match user_assigned_id {
         None => None,
@@ -38,6 +39,7 @@ pub(crate) fn delegate(
         credential_options: ClientAssertionCredentialOptions {
             env,
             timeouts,
+            client_options,
             ..Default::default()
         },
         ..Default::default()

@@ -99,6 +99,34 @@ async fn a_thumbprint_mismatch_fails_before_the_secret_is_sent() {
     assert!(server.requests().is_empty(), "no request reached the server");
 }
 
+/// A caller's retry options do not make a refused handshake (a pinning failure) retried: the
+/// error comes at once, not after the schedule's 2 + 4 + 8 s.
+#[tokio::test]
+async fn a_caller_s_retry_options_never_retry_a_pinning_failure() {
+    let (server, thumbprint) = pinned_server(vec![sf_token("never")]).await;
+    let wrong = if thumbprint.starts_with('A') { "B" } else { "A" }.to_owned() + &thumbprint[1..];
+    let mut opts = options(&[
+        ("IDENTITY_ENDPOINT", &server.url_for("/token")),
+        ("IDENTITY_HEADER", SECRET),
+        ("IDENTITY_SERVER_THUMBPRINT", &wrong),
+    ]);
+    opts.client_options.retry = crate::RetryOptions::exponential(crate::ExponentialRetryOptions {
+        initial_delay: std::time::Duration::from_secs(2),
+        max_retries: 3,
+        max_delay: std::time::Duration::from_secs(30),
+    });
+    let credential = ManagedIdentityCredential::new(Some(opts)).unwrap();
+    let started = std::time::Instant::now();
+    let err = credential.get_token(&[SCOPE], None).await.unwrap_err();
+    assert!(err.to_string().contains("was not sent"), "{err}");
+    assert!(
+        started.elapsed() < std::time::Duration::from_millis(1500),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(server.requests().is_empty());
+}
+
 #[tokio::test]
 async fn plain_http_is_refused_before_anything_is_sent() {
     let server = TestServer::replies(vec![sf_token("never")]).await;
