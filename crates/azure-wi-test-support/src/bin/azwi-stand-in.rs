@@ -53,12 +53,15 @@ fn main() -> ExitCode {
         Ok(_) => return fail(format!("--assertion-file {} is empty", assertion_file.display())),
         Err(e) => return fail(format!("--assertion-file {}: {e}", assertion_file.display())),
     };
-    let tunnel = match cert_dir.as_deref().map(|dir| -> Result<(String, String), String> {
-        let read = |name: &str| {
-            std::fs::read_to_string(dir.join(name)).map_err(|e| format!("--cert-dir {}: {name}: {e}", dir.display()))
-        };
-        Ok((read("tls.crt")?, read("tls.key")?))
-    }) {
+    let tunnel = match cert_dir
+        .as_deref()
+        .map(|dir| -> Result<(String, String), String> {
+            let read = |name: &str| {
+                std::fs::read_to_string(dir.join(name))
+                    .map_err(|e| format!("--cert-dir {}: {name}: {e}", dir.display()))
+            };
+            Ok((read("tls.crt")?, read("tls.key")?))
+        }) {
         Some(Err(e)) => return fail(e),
         Some(Ok(pair)) => Some(pair),
         None => None,

@@ -5,8 +5,8 @@
 
 use std::net::{IpAddr, Ipv4Addr};
 
-pub use crate::entra::{Entra, FederatedCredential, Issued};
 use crate::entra::Trust;
+pub use crate::entra::{Entra, FederatedCredential, Issued};
 
 use super::pki::{CertAndKey, Pki};
 
@@ -32,7 +32,12 @@ impl Entra {
         Entra::start_with_cert(pki, credentials, IpAddr::V4(Ipv4Addr::LOCALHOST), cert).await
     }
 
-    async fn start_with_cert(pki: &Pki, credentials: Vec<FederatedCredential>, ip: IpAddr, cert: CertAndKey) -> Entra {
+    async fn start_with_cert(
+        pki: &Pki,
+        credentials: Vec<FederatedCredential>,
+        ip: IpAddr,
+        cert: CertAndKey,
+    ) -> Entra {
         let trust = Trust::Federated {
             credentials,
             issuer_ca_pem: pki.ca_pem(),

@@ -111,7 +111,9 @@ pub(super) async fn check(
             let http = http.expect("a federated trust has an HTTP client");
             federated(credentials, http, tenant, client_id, assertion).await?;
         }
-        Trust::Assertion { assertion: expected, .. } => {
+        Trust::Assertion {
+            assertion: expected, ..
+        } => {
             if assertion != expected {
                 return Err(EntraError::new(
                     StatusCode::UNAUTHORIZED,
@@ -343,7 +345,10 @@ mod tests {
     use super::*;
 
     fn form(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     fn exact() -> Trust {
@@ -373,16 +378,45 @@ mod tests {
         assert_eq!(ok, ("app".into(), "https://vault.azure.net/.default".into()));
         let code = |r: Result<(String, String), EntraError>| r.expect_err("refused").code;
         assert_eq!(code(check(&exact(), None, "other", &form(GOOD)).await), 90002);
-        assert_eq!(code(check(&exact(), None, "t", &with("grant_type", "password")).await), 70003);
-        assert_eq!(code(check(&exact(), None, "t", &with("client_id", "")).await), 900144);
-        assert_eq!(code(check(&exact(), None, "t", &with("scope", "https://vault.azure.net/read")).await), 1002012);
-        assert_eq!(code(check(&exact(), None, "t", &with("client_assertion_type", "x")).await), 50027);
-        assert_eq!(code(check(&exact(), None, "t", &with("client_assertion", "a.b.d")).await), 700027);
+        assert_eq!(
+            code(check(&exact(), None, "t", &with("grant_type", "password")).await),
+            70003
+        );
+        assert_eq!(
+            code(check(&exact(), None, "t", &with("client_id", "")).await),
+            900144
+        );
+        assert_eq!(
+            code(
+                check(
+                    &exact(),
+                    None,
+                    "t",
+                    &with("scope", "https://vault.azure.net/read")
+                )
+                .await
+            ),
+            1002012
+        );
+        assert_eq!(
+            code(check(&exact(), None, "t", &with("client_assertion_type", "x")).await),
+            50027
+        );
+        assert_eq!(
+            code(check(&exact(), None, "t", &with("client_assertion", "a.b.d")).await),
+            700027
+        );
     }
 
     #[test]
     fn the_access_token_names_client_resource_tenant_and_exchange() {
-        let issued = access_token("https://login.microsoftonline.com", "t", "app", "https://vault.azure.net/.default", 7);
+        let issued = access_token(
+            "https://login.microsoftonline.com",
+            "t",
+            "app",
+            "https://vault.azure.net/.default",
+            7,
+        );
         let claims = Jwt::parse(&issued.access_token).expect("JWT-shaped").claims;
         assert_eq!(claims["appid"], "app");
         assert_eq!(claims["aud"], "https://vault.azure.net");

@@ -156,7 +156,11 @@ impl Entra {
     /// Serves plain HTTP on the loopback address `addr` (port 0: chosen by the system). With
     /// `tunnel` (certificate and key PEM, e.g. for `login.microsoftonline.com`) it is also an
     /// HTTPS proxy: a `CONNECT` is answered 200 and the tunnel served with that certificate.
-    pub async fn start_plain(trust: Trust, addr: SocketAddr, tunnel: Option<(&str, &str)>) -> std::io::Result<Entra> {
+    pub async fn start_plain(
+        trust: Trust,
+        addr: SocketAddr,
+        tunnel: Option<(&str, &str)>,
+    ) -> std::io::Result<Entra> {
         if !addr.ip().is_loopback() {
             return Err(std::io::Error::new(
                 std::io::ErrorKind::InvalidInput,

@@ -48,7 +48,9 @@ impl State {
         let http = match &trust {
             Trust::Federated { issuer_ca_pem, .. } => Some(
                 reqwest::Client::builder()
-                    .tls_certs_only([reqwest::Certificate::from_pem(issuer_ca_pem.as_bytes()).expect("issuer CA PEM")])
+                    .tls_certs_only([
+                        reqwest::Certificate::from_pem(issuer_ca_pem.as_bytes()).expect("issuer CA PEM")
+                    ])
                     .timeout(DEADLINE)
                     .build()
                     .expect("HTTP client"),
@@ -146,7 +148,11 @@ async fn plain(state: Arc<State>, request: Request<Incoming>) -> Answer {
         return route(&state, "http", request).await;
     }
     let Some(acceptor) = state.tunnel.clone() else {
-        return refuse(&state, StatusCode::METHOD_NOT_ALLOWED, "no tunnel certificate: CONNECT is not served".into());
+        return refuse(
+            &state,
+            StatusCode::METHOD_NOT_ALLOWED,
+            "no tunnel certificate: CONNECT is not served".into(),
+        );
     };
     state.counts.tunnels.fetch_add(1, Ordering::Relaxed);
     let tunnel_state = state.clone();
@@ -186,7 +192,9 @@ async fn route(state: &State, scheme: &str, request: Request<Incoming>) -> Answe
             let tenant = request
                 .uri()
                 .query()
-                .and_then(|q| url::form_urlencoded::parse(q.as_bytes()).find(|(k, _)| k == "authorization_endpoint"))
+                .and_then(|q| {
+                    url::form_urlencoded::parse(q.as_bytes()).find(|(k, _)| k == "authorization_endpoint")
+                })
                 .and_then(|(_, v)| v.split('/').nth(3).map(str::to_owned))
                 .unwrap_or_else(|| "common".into());
             reply(
@@ -200,7 +208,11 @@ async fn route(state: &State, scheme: &str, request: Request<Incoming>) -> Answe
         }
         (Method::GET, [tenant, "v2.0", ".well-known", "openid-configuration"]) => {
             if !state.trust.has_tenant(tenant) {
-                return refuse(state, StatusCode::BAD_REQUEST, format!("Tenant '{tenant}' not found."));
+                return refuse(
+                    state,
+                    StatusCode::BAD_REQUEST,
+                    format!("Tenant '{tenant}' not found."),
+                );
             }
             state.counts.openid.fetch_add(1, Ordering::Relaxed);
             reply(
@@ -220,7 +232,13 @@ async fn route(state: &State, scheme: &str, request: Request<Incoming>) -> Answe
             let tenant = tenant.to_string();
             let body = match Limited::new(request.into_body(), MAX_BODY).collect().await {
                 Ok(body) => body.to_bytes(),
-                Err(e) => return refuse(state, StatusCode::BAD_REQUEST, format!("the request body could not be read: {e}")),
+                Err(e) => {
+                    return refuse(
+                        state,
+                        StatusCode::BAD_REQUEST,
+                        format!("the request body could not be read: {e}"),
+                    );
+                }
             };
             let form: HashMap<String, String> = url::form_urlencoded::parse(&body).into_owned().collect();
             match exchange::check(&state.trust, state.http.as_ref(), &tenant, &form).await {
@@ -244,7 +262,11 @@ async fn route(state: &State, scheme: &str, request: Request<Incoming>) -> Answe
                 }
             }
         }
-        _ => refuse(state, StatusCode::NOT_FOUND, format!("no route for {} {path}", request.method())),
+        _ => refuse(
+            state,
+            StatusCode::NOT_FOUND,
+            format!("no route for {} {path}", request.method()),
+        ),
     }
 }
 
