@@ -31,6 +31,16 @@ impl EntraError {
         }
     }
 
+    /// Entra's answer while it is down (503, AADSTS90033).
+    pub(super) fn unavailable() -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "temporarily_unavailable",
+            90033,
+            "A transient error has occurred. Please try again.",
+        )
+    }
+
     fn bad_request(error: &'static str, code: u32, text: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, error, code, text)
     }

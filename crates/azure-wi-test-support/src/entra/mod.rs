@@ -16,6 +16,9 @@
 //!   (MSAL's instance and tenant discovery);
 //! - `GET /readyz` and `GET /counts` (JSON counters: tunnels, discoveries, exchanges, refusals).
 //!
+//! In-process, a test can also hold token requests ([`Entra::hold`]) and make them fail as Entra
+//! does when it is down ([`Entra::set_failing`]).
+//!
 //! It serves HTTPS directly ([`Entra::start_https`]), or plain HTTP on loopback that is also an
 //! HTTPS proxy ([`Entra::start_plain`]): a `CONNECT login.microsoftonline.com:443` is answered 200
 //! and the tunnel served with TLS, so that a client configured for the public cloud (MSAL's
@@ -193,6 +196,37 @@ impl Entra {
     /// The counters `GET /counts` answers.
     pub fn counts(&self) -> Value {
         self.state.counts.json()
+    }
+
+    /// How many access tokens it issued.
+    pub fn exchanges(&self) -> u64 {
+        self.state
+            .counts
+            .exchanges
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Holds token requests (they wait, once arrived) until [`Entra::release`].
+    pub fn hold(&self) {
+        self.state.held.send_replace(true);
+    }
+
+    /// Lets held token requests (and later ones) through.
+    pub fn release(&self) {
+        self.state.held.send_replace(false);
+    }
+
+    /// Completes when a token request arrives; create it before sending the request.
+    pub fn arrived(&self) -> tokio::sync::futures::Notified<'_> {
+        self.state.arrived.notified()
+    }
+
+    /// Makes every token request fail as Entra does when it is down (503, AADSTS90033), or
+    /// succeed again.
+    pub fn set_failing(&self, failing: bool) {
+        self.state
+            .failing
+            .store(failing, std::sync::atomic::Ordering::SeqCst);
     }
 }
 

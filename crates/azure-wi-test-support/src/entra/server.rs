@@ -6,7 +6,7 @@ use std::{
     convert::Infallible,
     sync::{
         Arc, Mutex,
-        atomic::{AtomicU64, Ordering},
+        atomic::{AtomicBool, AtomicU64, Ordering},
     },
     time::Duration,
 };
@@ -41,6 +41,11 @@ pub(super) struct State {
     pub(super) counts: Counts,
     pub(super) issued: Mutex<Vec<Issued>>,
     pub(super) refused: Mutex<Vec<String>>,
+    /// While `true`, token requests wait (after `arrived` is notified).
+    pub(super) held: tokio::sync::watch::Sender<bool>,
+    pub(super) arrived: tokio::sync::Notify,
+    /// While `true`, token requests are answered 503 (AADSTS90033).
+    pub(super) failing: AtomicBool,
 }
 
 impl State {
@@ -64,6 +69,9 @@ impl State {
             counts: Counts::default(),
             issued: Mutex::default(),
             refused: Mutex::default(),
+            held: tokio::sync::watch::channel(false).0,
+            arrived: tokio::sync::Notify::new(),
+            failing: AtomicBool::new(false),
         })
     }
 }
@@ -74,7 +82,7 @@ pub(super) struct Counts {
     tunnels: AtomicU64,
     discoveries: AtomicU64,
     openid: AtomicU64,
-    exchanges: AtomicU64,
+    pub(super) exchanges: AtomicU64,
     refused: AtomicU64,
 }
 
@@ -241,7 +249,14 @@ async fn route(state: &State, scheme: &str, request: Request<Incoming>) -> Answe
                 }
             };
             let form: HashMap<String, String> = url::form_urlencoded::parse(&body).into_owned().collect();
-            match exchange::check(&state.trust, state.http.as_ref(), &tenant, &form).await {
+            state.arrived.notify_waiters();
+            let _ = state.held.subscribe().wait_for(|held| !held).await;
+            let checked = if state.failing.load(Ordering::SeqCst) {
+                Err(exchange::EntraError::unavailable())
+            } else {
+                exchange::check(&state.trust, state.http.as_ref(), &tenant, &form).await
+            };
+            match checked {
                 Ok((client_id, scope)) => {
                     let n = state.counts.exchanges.fetch_add(1, Ordering::Relaxed) + 1;
                     let issued = exchange::access_token(&base, &tenant, &client_id, &scope, n);
