@@ -419,6 +419,23 @@ mod tests {
     }
 
     #[test]
+    fn debug_output_holds_no_assertion_or_token() {
+        let issued = access_token(
+            "https://login.microsoftonline.com",
+            "t",
+            "app",
+            "https://vault.azure.net/.default",
+            1,
+        );
+        let shown = format!("{:?} {issued:?}", exact());
+        assert!(
+            !shown.contains("a.b.c") && !shown.contains(&issued.access_token),
+            "{shown}"
+        );
+        assert!(shown.contains("<redacted>"), "{shown}");
+    }
+
+    #[test]
     fn the_access_token_names_client_resource_tenant_and_exchange() {
         let issued = access_token(
             "https://login.microsoftonline.com",

@@ -43,7 +43,7 @@ use tokio_rustls::{
 };
 
 /// What the stand-in accepts as a client assertion.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub enum Trust {
     /// The federated identity credentials of the app registrations: an assertion is verified
     /// against its issuer's JWKS, fetched over HTTPS trusting `issuer_ca_pem`.
@@ -60,6 +60,22 @@ pub enum Trust {
         /// The only assertion accepted.
         assertion: String,
     },
+}
+
+impl std::fmt::Debug for Trust {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Trust::Federated { credentials, .. } => f
+                .debug_struct("Federated")
+                .field("credentials", credentials)
+                .finish_non_exhaustive(),
+            Trust::Assertion { tenant, .. } => f
+                .debug_struct("Assertion")
+                .field("tenant", tenant)
+                .field("assertion", &"<redacted>")
+                .finish(),
+        }
+    }
 }
 
 impl Trust {
