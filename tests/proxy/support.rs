@@ -1,12 +1,9 @@
-//! Fakes for what cannot run offline (the Entra stand-in is azure-wi-test-support's), and helpers
-//! to call the router.
+//! Fakes for what cannot run offline (the Entra stand-in and the recording server behind the IMDS
+//! stand-in are azure-wi-test-support's), and helpers to call the router.
 
 use std::{
     net::SocketAddr,
-    sync::{
-        Arc, Mutex,
-        atomic::{AtomicUsize, Ordering},
-    },
+    sync::{Arc, Mutex},
 };
 
 use axum::{
@@ -17,7 +14,10 @@ use axum::{
 };
 use azure_wi::proxy::{CredentialFactory, Proxy, ProxyConfig};
 use azure_wi_identity::{self as credential, AccessToken, Env, TokenCredential, TokenRequestOptions};
-use azure_wi_test_support::entra::{Entra, Trust};
+use azure_wi_test_support::{
+    entra::{Entra, Trust},
+    recording_server::{Reply, TestServer},
+};
 use serde_json::Value;
 use time::{Duration, OffsetDateTime};
 use tower::ServiceExt as _;
@@ -118,62 +118,38 @@ pub fn get(uri: &str) -> axum::http::request::Builder {
     Request::builder().method("GET").uri(uri)
 }
 
-/// A stand-in for IMDS's instance-metadata endpoints: answers `{"path":..,"metadata":..}` and
-/// counts requests; `/metadata/redirect` answers a redirect.
-pub struct ImdsStandIn {
-    pub addr: SocketAddr,
-    pub hits: Arc<AtomicUsize>,
-}
+/// A stand-in for IMDS's instance-metadata endpoints on the recording server: answers
+/// `{"path":..,"query":..,"metadata":..}` (and the two headers that must not reach IMDS) with a
+/// `set-cookie` header, and counts requests; `/metadata/redirect` answers a redirect.
+pub struct ImdsStandIn(TestServer);
 
 impl ImdsStandIn {
     pub async fn start() -> Self {
-        let hits = Arc::new(AtomicUsize::new(0));
-        let counter = hits.clone();
-        let app = Router::new().fallback(move |request: Request<Body>| {
-            let counter = counter.clone();
-            async move {
-                counter.fetch_add(1, Ordering::SeqCst);
-                if request.uri().path() == "/metadata/redirect" {
-                    return Response::builder()
-                        .status(StatusCode::FOUND)
-                        .header("location", "/metadata/identity/oauth2/token")
-                        .body(Body::empty())
-                        .unwrap();
+        Self(
+            TestServer::with_handler(|request| {
+                if request.path() == "/metadata/redirect" {
+                    return Reply::status(302).header("location", "/metadata/identity/oauth2/token");
                 }
-                let headers = request.headers();
-                let seen = |name: &str| {
-                    headers
-                        .get(name)
-                        .and_then(|v| v.to_str().ok())
-                        .unwrap_or("")
-                        .to_owned()
-                };
+                let seen = |name: &str| request.header(name).unwrap_or("").to_owned();
                 let body = serde_json::json!({
-                    "path": request.uri().path(),
-                    "query": request.uri().query(),
+                    "path": request.path(),
+                    "query": request.target.split_once('?').map(|(_, query)| query),
                     "metadata": seen("metadata"),
                     "x-identity-header": seen("x-identity-header"),
                     "authorization": seen("authorization"),
                 });
-                Response::builder()
-                    .header("content-type", "application/json")
-                    .header("set-cookie", "leak=1")
-                    .body(Body::from(body.to_string()))
-                    .unwrap()
-            }
-        });
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-        Self { addr, hits }
+                Reply::json(200, body).header("set-cookie", "leak=1")
+            })
+            .await,
+        )
     }
 
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        self.0.url()
     }
 
     pub fn hits(&self) -> usize {
-        self.hits.load(Ordering::SeqCst)
+        self.0.request_count()
     }
 }
 
