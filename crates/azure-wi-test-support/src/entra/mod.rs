@@ -214,6 +214,14 @@ impl Entra {
         self.state.counts.json()
     }
 
+    /// Stops keeping the tokens it issues (for [`Entra::issued`]), e.g. for a test that measures
+    /// its own process's memory; [`Entra::exchanges`] still counts them.
+    pub fn forget_issued(&self) {
+        self.state
+            .keep_issued
+            .store(false, std::sync::atomic::Ordering::Relaxed);
+    }
+
     /// How many access tokens it issued.
     pub fn exchanges(&self) -> u64 {
         self.state

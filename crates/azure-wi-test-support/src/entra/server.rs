@@ -46,6 +46,8 @@ pub(super) struct State {
     pub(super) arrived: tokio::sync::Notify,
     /// While `true`, token requests are answered 503 (AADSTS90033).
     pub(super) failing: AtomicBool,
+    /// Whether issued tokens are kept for [`super::Entra::issued`].
+    pub(super) keep_issued: AtomicBool,
 }
 
 impl State {
@@ -72,6 +74,7 @@ impl State {
             held: tokio::sync::watch::channel(false).0,
             arrived: tokio::sync::Notify::new(),
             failing: AtomicBool::new(false),
+            keep_issued: AtomicBool::new(true),
         })
     }
 }
@@ -266,7 +269,9 @@ async fn route(state: &State, scheme: &str, request: Request<Incoming>) -> Answe
                         "ext_expires_in": 3599,
                         "access_token": issued.access_token,
                     });
-                    state.issued.lock().expect("issued").push(issued);
+                    if state.keep_issued.load(Ordering::Relaxed) {
+                        state.issued.lock().expect("issued").push(issued);
+                    }
                     reply(StatusCode::OK, &body)
                 }
                 Err(e) => {
