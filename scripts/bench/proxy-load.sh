@@ -9,7 +9,7 @@ duration="${1:-10}" connections="${2:-64}" threads="${3:-2}"
 command -v wrk >/dev/null || { echo "wrk is needed: apt-get install wrk" >&2; exit 1; }
 scripts/release/build
 # The Microsoft Entra stand-in of azure-wi-test-support (one warming exchange: a debug build does).
-cargo build --locked --quiet -p azure-wi-test-support --features entra --bin azwi-stand-in
+cargo build --locked --quiet -p azure-wi-test-support --features cli --bin azwi-stand-in
 work="$(mktemp -d)"
 pids=()
 cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; rm -rf "$work"; }

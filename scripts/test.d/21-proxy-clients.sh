@@ -31,7 +31,7 @@ CARGO_TARGET_DIR="$rust_target" cargo build --locked --quiet --manifest-path tes
 
 # --- the proxy and the Microsoft Entra stand-in (azure-wi-test-support's, as `azwi-stand-in entra`) ---
 cargo build --locked --quiet --bin azure-wi
-cargo build --locked --quiet -p azure-wi-test-support --features entra --bin azwi-stand-in
+cargo build --locked --quiet -p azure-wi-test-support --features cli --bin azwi-stand-in
 bin="${CARGO_TARGET_DIR:-$PWD/target}/debug/azure-wi"
 stand_in="${CARGO_TARGET_DIR:-$PWD/target}/debug/azwi-stand-in"
 work="$(mktemp -d)"

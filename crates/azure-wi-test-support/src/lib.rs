@@ -7,7 +7,7 @@
 //! - [`recording_server`]: a scripted HTTP(S) server on 127.0.0.1 that records every request, the
 //!   stand-in for Microsoft Entra and Azure's metadata endpoints in the credential tests;
 //! - `entra` (feature `entra`, implied by `e2e`): the Microsoft Entra stand-in, also served by the
-//!   binary `azwi-stand-in entra` for scripts and benchmarks;
+//!   binary `azwi-stand-in entra` (feature `cli`) for scripts and benchmarks;
 //! - `e2e` (feature `e2e`): the end-to-end test bed: a real kube-apiserver and etcd on loopback, a Microsoft
 //!   Entra stand-in, and helpers to drive the `azure-wi` binary through them.
 

@@ -128,9 +128,9 @@ pub(super) async fn check(
                 return Err(EntraError::new(
                     StatusCode::UNAUTHORIZED,
                     "invalid_client",
-                    700027,
+                    700213,
                     format!(
-                        "Client assertion failed signature validation. (it is not the federated token: {} bytes, expected {})",
+                        "No matching federated identity record found for presented assertion. (it is not the federated token: {} bytes, expected {})",
                         assertion.len(),
                         expected.len()
                     ),
@@ -414,7 +414,7 @@ mod tests {
         );
         assert_eq!(
             code(check(&exact(), None, "t", &with("client_assertion", "a.b.d")).await),
-            700027
+            700213
         );
     }
 
