@@ -386,36 +386,18 @@ mod tests {
     async fn an_exact_assertion_is_exchanged_and_everything_else_refused_with_entras_code() {
         let ok = check(&exact(), None, "t", &form(GOOD)).await.expect("accepted");
         assert_eq!(ok, ("app".into(), "https://vault.azure.net/.default".into()));
-        let code = |r: Result<(String, String), EntraError>| r.expect_err("refused").code;
-        assert_eq!(code(check(&exact(), None, "other", &form(GOOD)).await), 90002);
-        assert_eq!(
-            code(check(&exact(), None, "t", &with("grant_type", "password")).await),
-            70003
-        );
-        assert_eq!(
-            code(check(&exact(), None, "t", &with("client_id", "")).await),
-            900144
-        );
-        assert_eq!(
-            code(
-                check(
-                    &exact(),
-                    None,
-                    "t",
-                    &with("scope", "https://vault.azure.net/read")
-                )
-                .await
-            ),
-            1002012
-        );
-        assert_eq!(
-            code(check(&exact(), None, "t", &with("client_assertion_type", "x")).await),
-            50027
-        );
-        assert_eq!(
-            code(check(&exact(), None, "t", &with("client_assertion", "a.b.d")).await),
-            700213
-        );
+        let refused = check(&exact(), None, "other", &form(GOOD)).await;
+        assert_eq!(refused.expect_err("unknown tenant").code, 90002);
+        for (field, value, code) in [
+            ("grant_type", "password", 70003),
+            ("client_id", "", 900144),
+            ("scope", "https://vault.azure.net/read", 1002012),
+            ("client_assertion_type", "x", 50027),
+            ("client_assertion", "a.b.d", 700213),
+        ] {
+            let refused = check(&exact(), None, "t", &with(field, value)).await;
+            assert_eq!(refused.expect_err(field).code, code, "{field}={value}");
+        }
     }
 
     #[test]

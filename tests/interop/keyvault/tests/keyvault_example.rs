@@ -79,19 +79,16 @@ impl TestCa {
     }
 
     fn acceptor(&self, names: &[&str]) -> TlsAcceptor {
-        let key = KeyPair::generate().unwrap();
-        let names = names.iter().map(|n| n.to_string()).collect::<Vec<_>>();
-        let leaf = CertificateParams::new(names)
-            .unwrap()
-            .signed_by(&key, &self.issuer)
-            .unwrap();
-        let key = rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into());
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject};
+        let (cert, key) = self.leaf_pem(names);
+        let cert = CertificateDer::from_pem_slice(cert.as_bytes()).unwrap();
+        let key = PrivateKeyDer::from_pem_slice(key.as_bytes()).unwrap();
         let config =
             rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
                 .with_safe_default_protocol_versions()
                 .unwrap()
                 .with_no_client_auth()
-                .with_single_cert(vec![leaf.der().clone()], key)
+                .with_single_cert(vec![cert], key)
                 .unwrap();
         TlsAcceptor::from(Arc::new(config))
     }
