@@ -3,18 +3,16 @@
 //! `ClientAssertionCredential` leaves resident memory where it was once the cache is full.
 //!
 //! Its own test binary, because it reads the resident memory of the whole process; the Entra
-//! stand-in below answers every exchange and records nothing, so that the only memory that could
-//! grow is the credential's.
-
-use std::sync::atomic::{AtomicUsize, Ordering};
+//! stand-in (azure-wi-test-support's) answers every exchange and keeps no token it issues, so that
+//! the only memory that could grow is the credential's.
 
 use azure_wi_identity::{
     ClientAssertionCredential, ClientAssertionCredentialOptions, Env, Secret, TokenCredential,
 };
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use azure_wi_test_support::entra::{Entra, Trust};
 
-/// Token requests the stand-in has answered.
-static REQUESTS: AtomicUsize = AtomicUsize::new(0);
+const TENANT: &str = "72f988bf-86f1-41af-91ab-2d7cd011db47";
+const ASSERTION: &str = "assertion";
 
 /// The process's resident memory in bytes (`/proc/self/statm`, Linux).
 fn resident_bytes() -> usize {
@@ -23,56 +21,28 @@ fn resident_bytes() -> usize {
     pages * 4096
 }
 
-/// A Microsoft Entra stand-in on loopback that answers every token request with a fresh token
-/// (keep-alive, bounded reads) and keeps nothing.
-async fn entra() -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move {
-        loop {
-            let Ok((socket, _)) = listener.accept().await else {
-                return;
-            };
-            tokio::spawn(async move {
-                let mut socket = BufReader::new(socket);
-                loop {
-                    let mut length = 0usize;
-                    loop {
-                        let mut line = String::new();
-                        match socket.read_line(&mut line).await {
-                            Ok(0) | Err(_) => return,
-                            Ok(_) => {}
-                        }
-                        if line == "\r\n" {
-                            break;
-                        }
-                        if let Some((name, value)) = line.split_once(':')
-                            && name.eq_ignore_ascii_case("content-length")
-                        {
-                            length = value.trim().parse().unwrap_or(0);
-                        }
-                    }
-                    assert!(length < 64 * 1024, "an exchange is a small form");
-                    let mut body = vec![0; length];
-                    if socket.read_exact(&mut body).await.is_err() {
-                        return;
-                    }
-                    let n = REQUESTS.fetch_add(1, Ordering::SeqCst) + 1;
-                    let json = format!(
-                        r#"{{"token_type":"Bearer","expires_in":3599,"access_token":"eyJ0eXAiOiJKV1QiLCJhbGciOiJSUzI1NiJ9.{n:0>1200}.sig"}}"#
-                    );
-                    let reply = format!(
-                        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{json}",
-                        json.len()
-                    );
-                    if socket.get_mut().write_all(reply.as_bytes()).await.is_err() {
-                        return;
-                    }
-                }
-            });
-        }
-    });
-    url
+/// The Microsoft Entra stand-in (`azure_wi_test_support::entra`) on loopback, for the tenant and
+/// assertion of the credential below, keeping no token it issues.
+async fn entra() -> Entra {
+    let trust = Trust::Assertion {
+        tenant: TENANT.into(),
+        assertion: ASSERTION.into(),
+    };
+    let entra = Entra::start_plain(trust, "127.0.0.1:0".parse().unwrap(), None)
+        .await
+        .unwrap();
+    entra.forget_issued();
+    entra
+}
+
+/// The exchange number in one of the stand-in's (JWT-shaped) tokens: its `uti` claim.
+fn exchange_of(token: &str) -> String {
+    use base64::Engine as _;
+    let claims = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(token.split('.').nth(1).expect("JWT-shaped"))
+        .expect("base64url");
+    let claims: serde_json::Value = serde_json::from_slice(&claims).expect("JSON claims");
+    claims["uti"].as_str().expect("uti").to_owned()
 }
 
 /// A scope of the longest kind the proxy makes (a 2,048-character resource + `/.default`).
@@ -83,13 +53,13 @@ fn scope(i: usize) -> String {
 #[tokio::test(flavor = "current_thread")]
 async fn a_flood_of_distinct_scopes_leaves_resident_memory_where_a_full_cache_put_it() {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let url = entra().await;
+    let entra = entra().await;
     let credential = ClientAssertionCredential::with_callback(
-        "72f988bf-86f1-41af-91ab-2d7cd011db47",
+        TENANT,
         "00000000-0000-0000-0000-0000000000c1",
-        || async { Ok(Secret::new("assertion")) },
+        || async { Ok(Secret::new(ASSERTION)) },
         Some(ClientAssertionCredentialOptions {
-            authority_host: Some(url),
+            authority_host: Some(entra.authority.clone()),
             env: Env::from_pairs::<&str, &str>([]),
             ..Default::default()
         }),
@@ -113,11 +83,12 @@ async fn a_flood_of_distinct_scopes_leaves_resident_memory_where_a_full_cache_pu
          (growth {growth} bytes)"
     );
     assert_eq!(
-        REQUESTS.load(Ordering::SeqCst),
-        WARM + FLOOD,
+        entra.exchanges(),
+        (WARM + FLOOD) as u64,
         "one exchange per distinct scope"
     );
-    // An unbounded cache keeps every scope (2 KiB) and token (1.2 KiB): about 10 MB here.
+    // An unbounded cache keeps every scope (2 KiB) and token (about 4 KiB: the stand-in's token
+    // names the 2 KiB resource): about 18 MB here.
     assert!(
         growth < 3 * 1024 * 1024,
         "resident memory grew by {growth} bytes over {FLOOD} distinct scopes"
@@ -125,10 +96,13 @@ async fn a_flood_of_distinct_scopes_leaves_resident_memory_where_a_full_cache_pu
     // The most recent scope is still served from the cache.
     let last = scope(WARM + FLOOD - 1);
     let token = credential.get_token(&[&last], None).await.unwrap();
-    assert!(token.token.secret().contains(&format!("{:0>1200}", WARM + FLOOD)));
     assert_eq!(
-        REQUESTS.load(Ordering::SeqCst),
-        WARM + FLOOD,
+        exchange_of(token.token.secret()),
+        format!("exchange-{}", WARM + FLOOD)
+    );
+    assert_eq!(
+        entra.exchanges(),
+        (WARM + FLOOD) as u64,
         "answered from the cache"
     );
 }

@@ -1,8 +1,9 @@
 # shellcheck shell=bash
-# Sourced by the proxy benchmark and the release profile: starts the Entra stand-in (`loadgen
-# entra`: an HTTPS proxy for login.microsoftonline.com that checks each exchange's assertion) with a
-# service-account-token-shaped assertion in $work/token.
-# Needs from the caller: $loadgen, $work, a `pids` array and `free_port`. Sets: $tenant, $client,
+# Sourced by the proxy benchmark: starts the Microsoft Entra stand-in (`azwi-stand-in entra`, the
+# one of azure-wi-test-support: here an HTTPS proxy for login.microsoftonline.com that checks each
+# exchange's assertion byte for byte) with a service-account-token-shaped assertion in $work/token.
+# Needs from the caller: $loadgen (for its certificate), $stand_in, $work, a `pids` array and
+# `free_port`. Sets: $tenant, $client,
 # $entra_port, $entra_pid, the array proxy_env (the environment a token proxy runs in:
 # `env -i "${proxy_env[@]}" COMMAND`), $token_query (an IMDS token request path) and the function
 # counts (the stand-in's counters as JSON).
@@ -17,7 +18,7 @@ print(b({"alg":"RS256","kid":"bench"})+"."+b({"aud":["api://AzureADTokenExchange
   "iss":"https://oidc.bench.invalid","sub":"system:serviceaccount:bench:workload"})+"."+"c2ln"*86, end="")' >"$work/token"
 entra_port="$(free_port)"
 out="$(python3 scripts/bench/start-ready.py "http://127.0.0.1:$entra_port/readyz" "$work/entra.log" 30 -- \
-  "$loadgen" entra --cert-dir "$work/entra" --addr "127.0.0.1:$entra_port" --tenant "$tenant" --assertion-file "$work/token")"
+  "$stand_in" entra --cert-dir "$work/entra" --addr "127.0.0.1:$entra_port" --tenant "$tenant" --assertion-file "$work/token")"
 entra_pid="$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["pid"])' "$out")"; pids+=("$entra_pid")
 counts() { curl -sS --fail "http://127.0.0.1:$entra_port/counts"; }
 proxy_env=(PATH="$PATH" AZURE_TENANT_ID="$tenant" AZURE_CLIENT_ID="$client" AZURE_FEDERATED_TOKEN_FILE="$work/token"

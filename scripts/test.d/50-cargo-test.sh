@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Unit, integration and doc tests of every feature set, then how many end-to-end tests
-# (tests/e2e_*.rs, on a real kube-apiserver) ran.
+# (tests/e2e/, one binary on a real kube-apiserver; tests/e2e_node.rs is run by 55-node-e2e.sh)
+# ran.
 set -euo pipefail
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT
 status=0
 cargo test --workspace --all-features --locked 2>&1 | tee "$log" || status=$?
-awk '/Running tests\/e2e_/ { e2e = 1; binaries++; next }
+awk '/Running tests\/e2e[\/_]/ { e2e = 1; binaries++; next }
      /Running |Doc-tests / { e2e = 0 }
      e2e && /^test result:/ { passed += $4; failed += $6 }
      END {

@@ -7,7 +7,9 @@ use azure_wi::proxy::Probe;
 use futures::future::join_all;
 use serde_json::Value;
 
-use crate::support::{self, EntraStandIn, IDENTITY_HEADER, Served};
+use azure_wi_test_support::entra::Entra;
+
+use crate::support::{self, IDENTITY_HEADER, Served};
 
 const VAULT: &str = "https%3A%2F%2Fvault.azure.net";
 
@@ -19,9 +21,9 @@ async fn imds_get(client: &reqwest::Client, url: &str) -> (u16, Value) {
 
 /// The Entra stand-in, the proxy (IMDS mode) exchanging there, a client, and the proxy's URL for
 /// a Key Vault token.
-async fn serve_vault() -> (EntraStandIn, Served, reqwest::Client, String) {
-    let entra = EntraStandIn::start(support::ASSERTION).await;
-    let served = Served::start(&entra.url(), false).await;
+async fn serve_vault() -> (Entra, Served, reqwest::Client, String) {
+    let entra = support::entra().await;
+    let served = Served::start(&entra.authority, false).await;
     let url = served.imds_url(VAULT);
     (entra, served, support::client(), url)
 }
@@ -48,9 +50,11 @@ async fn a_burst_of_500_requests_causes_one_exchange() {
         .as_str()
         .unwrap()
         .to_owned();
-    assert!(
-        first.starts_with("entra-1-") && first.ends_with("https://vault.azure.net/.default"),
-        "{first}"
+    let claims = support::claims(&first);
+    assert_eq!(
+        (&claims["uti"], &claims["aud"]),
+        (&"exchange-1".into(), &"https://vault.azure.net".into()),
+        "{claims}"
     );
     for result in results {
         let (status, body) = result.unwrap();
@@ -63,11 +67,10 @@ async fn a_burst_of_500_requests_causes_one_exchange() {
     // Another resource is another exchange; the first stays cached.
     let (status, body) = imds_get(&client, &served.imds_url("https%3A%2F%2Fstorage.azure.com%2F")).await;
     assert_eq!(status, 200);
-    assert!(
-        body["access_token"]
-            .as_str()
-            .unwrap()
-            .ends_with("https://storage.azure.com//.default")
+    // The resource as the client wrote it, `/.default` appended: `https://storage.azure.com//.default`.
+    assert_eq!(
+        support::claims(body["access_token"].as_str().unwrap())["aud"],
+        "https://storage.azure.com/"
     );
     imds_get(&client, &url).await;
     assert_eq!(entra.exchanges(), 2);
@@ -142,8 +145,8 @@ async fn entra_unreachable_is_503() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn identity_endpoint_serves_app_service_clients() {
-    let entra = EntraStandIn::start(support::ASSERTION).await;
-    let served = Served::start(&entra.url(), true).await;
+    let entra = support::entra().await;
+    let served = Served::start(&entra.authority, true).await;
     let url = format!(
         "http://{}/msi/token?api-version=2019-08-01&resource=https%3A%2F%2Fstorage.azure.com&client_id=c-2",
         served.addr
@@ -156,9 +159,15 @@ async fn identity_endpoint_serves_app_service_clients() {
         .unwrap();
     assert_eq!(response.status(), 200);
     let body: Value = response.json().await.unwrap();
+    let claims = support::claims(body["access_token"].as_str().unwrap());
     assert_eq!(
-        body["access_token"],
-        "entra-1-c-2-https://storage.azure.com/.default"
+        (&claims["uti"], &claims["appid"], &claims["aud"]),
+        (
+            &"exchange-1".into(),
+            &"c-2".into(),
+            &"https://storage.azure.com".into()
+        ),
+        "{claims}"
     );
     assert_eq!(body["client_id"], "c-2");
     let response = support::client()
@@ -174,8 +183,8 @@ async fn identity_endpoint_serves_app_service_clients() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn probe_reports_readiness() {
-    let entra = EntraStandIn::start(support::ASSERTION).await;
-    let served = Served::start(&entra.url(), false).await;
+    let entra = support::entra().await;
+    let served = Served::start(&entra.authority, false).await;
     assert!(Probe::localhost(served.addr.port()).run().await);
     let port = served.addr.port();
     served.shutdown().await;
@@ -185,8 +194,8 @@ async fn probe_reports_readiness() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_lets_in_flight_requests_finish_and_stops_accepting() {
-    let entra = EntraStandIn::start(support::ASSERTION).await;
-    let served = Served::start(&entra.url(), false).await;
+    let entra = support::entra().await;
+    let served = Served::start(&entra.authority, false).await;
     let addr = served.addr;
     let client = support::client();
     entra.hold();
@@ -211,8 +220,8 @@ async fn shutdown_lets_in_flight_requests_finish_and_stops_accepting() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn listens_on_loopback_only() {
-    let entra = EntraStandIn::start(support::ASSERTION).await;
-    let served = Served::start(&entra.url(), false).await;
+    let entra = support::entra().await;
+    let served = Served::start(&entra.authority, false).await;
     let addrs = served.proxy.clone().bind().await.unwrap().local_addrs();
     assert!(!addrs.is_empty());
     assert!(addrs.iter().all(|a| a.ip().is_loopback()), "{addrs:?}");

@@ -1,11 +1,9 @@
-//! Fakes for what cannot run offline, and helpers to call the router.
+//! Fakes for what cannot run offline (the Entra stand-in and the recording server behind the IMDS
+//! stand-in are azure-wi-test-support's), and helpers to call the router.
 
 use std::{
     net::SocketAddr,
-    sync::{
-        Arc, Mutex,
-        atomic::{AtomicUsize, Ordering},
-    },
+    sync::{Arc, Mutex},
 };
 
 use axum::{
@@ -16,6 +14,10 @@ use axum::{
 };
 use azure_wi::proxy::{CredentialFactory, Proxy, ProxyConfig};
 use azure_wi_identity::{self as credential, AccessToken, Env, TokenCredential, TokenRequestOptions};
+use azure_wi_test_support::{
+    entra::{Entra, Trust},
+    recording_server::{Reply, TestServer},
+};
 use serde_json::Value;
 use time::{Duration, OffsetDateTime};
 use tower::ServiceExt as _;
@@ -116,184 +118,62 @@ pub fn get(uri: &str) -> axum::http::request::Builder {
     Request::builder().method("GET").uri(uri)
 }
 
-/// A stand-in for IMDS's instance-metadata endpoints: answers `{"path":..,"metadata":..}` and
-/// counts requests; `/metadata/redirect` answers a redirect.
-pub struct ImdsStandIn {
-    pub addr: SocketAddr,
-    pub hits: Arc<AtomicUsize>,
-}
+/// A stand-in for IMDS's instance-metadata endpoints on the recording server: answers
+/// `{"path":..,"query":..,"metadata":..}` (and the two headers that must not reach IMDS) with a
+/// `set-cookie` header, and counts requests; `/metadata/redirect` answers a redirect.
+pub struct ImdsStandIn(TestServer);
 
 impl ImdsStandIn {
     pub async fn start() -> Self {
-        let hits = Arc::new(AtomicUsize::new(0));
-        let counter = hits.clone();
-        let app = Router::new().fallback(move |request: Request<Body>| {
-            let counter = counter.clone();
-            async move {
-                counter.fetch_add(1, Ordering::SeqCst);
-                if request.uri().path() == "/metadata/redirect" {
-                    return Response::builder()
-                        .status(StatusCode::FOUND)
-                        .header("location", "/metadata/identity/oauth2/token")
-                        .body(Body::empty())
-                        .unwrap();
+        Self(
+            TestServer::with_handler(|request| {
+                if request.path() == "/metadata/redirect" {
+                    return Reply::status(302).header("location", "/metadata/identity/oauth2/token");
                 }
-                let headers = request.headers();
-                let seen = |name: &str| {
-                    headers
-                        .get(name)
-                        .and_then(|v| v.to_str().ok())
-                        .unwrap_or("")
-                        .to_owned()
-                };
+                let seen = |name: &str| request.header(name).unwrap_or("").to_owned();
                 let body = serde_json::json!({
-                    "path": request.uri().path(),
-                    "query": request.uri().query(),
+                    "path": request.path(),
+                    "query": request.target.split_once('?').map(|(_, query)| query),
                     "metadata": seen("metadata"),
                     "x-identity-header": seen("x-identity-header"),
                     "authorization": seen("authorization"),
                 });
-                Response::builder()
-                    .header("content-type", "application/json")
-                    .header("set-cookie", "leak=1")
-                    .body(Body::from(body.to_string()))
-                    .unwrap()
-            }
-        });
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-        Self { addr, hits }
+                Reply::json(200, body).header("set-cookie", "leak=1")
+            })
+            .await,
+        )
     }
 
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        self.0.url()
     }
 
     pub fn hits(&self) -> usize {
-        self.hits.load(Ordering::SeqCst)
+        self.0.request_count()
     }
 }
 
-/// A stand-in for Microsoft Entra's token endpoint. It checks the client-assertion exchange as
-/// Entra would (grant type, assertion type, the assertion itself, the client id, a `.default`
-/// scope), counts exchanges, can be held (requests wait until released) and can fail.
-pub struct EntraStandIn {
-    pub addr: SocketAddr,
-    state: Arc<EntraState>,
+/// The Microsoft Entra stand-in (`azure_wi_test_support::entra`) on plain HTTP at 127.0.0.1,
+/// for tenant [`TENANT`] and the assertion [`ASSERTION`] (the federated token file of [`Served`]).
+pub async fn entra() -> Entra {
+    let trust = Trust::Assertion {
+        tenant: TENANT.into(),
+        assertion: ASSERTION.into(),
+    };
+    Entra::start_plain(trust, "127.0.0.1:0".parse().unwrap(), None)
+        .await
+        .unwrap()
 }
 
-struct EntraState {
-    assertion: String,
-    exchanges: AtomicUsize,
-    failing: std::sync::atomic::AtomicBool,
-    held: tokio::sync::watch::Sender<bool>,
-    arrived: tokio::sync::Notify,
-}
-
-impl EntraStandIn {
-    /// Starts the stand-in expecting `assertion` (the federated token file's content).
-    pub async fn start(assertion: &str) -> Self {
-        let state = Arc::new(EntraState {
-            assertion: assertion.to_owned(),
-            exchanges: AtomicUsize::new(0),
-            failing: false.into(),
-            held: tokio::sync::watch::channel(false).0,
-            arrived: tokio::sync::Notify::new(),
-        });
-        let shared = state.clone();
-        let app = Router::new().route(
-            "/{tenant}/oauth2/v2.0/token",
-            axum::routing::post(
-                move |axum::extract::Path(tenant): axum::extract::Path<String>, body: String| {
-                    let state = shared.clone();
-                    async move { state.exchange(&tenant, &body).await }
-                },
-            ),
-        );
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-        Self { addr, state }
-    }
-
-    pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-
-    /// How many exchanges were answered or are being answered.
-    pub fn exchanges(&self) -> usize {
-        self.state.exchanges.load(Ordering::SeqCst)
-    }
-
-    /// Makes every exchange fail with 503 (`true`) or succeed again.
-    pub fn set_failing(&self, failing: bool) {
-        self.state.failing.store(failing, Ordering::SeqCst);
-    }
-
-    /// Holds exchanges until [`release`](Self::release).
-    pub fn hold(&self) {
-        self.state.held.send_replace(true);
-    }
-
-    pub fn release(&self) {
-        self.state.held.send_replace(false);
-    }
-
-    /// Waits until an exchange has arrived (call before the request that sends it).
-    pub fn arrived(&self) -> tokio::sync::futures::Notified<'_> {
-        self.state.arrived.notified()
-    }
-}
-
-impl EntraState {
-    async fn exchange(&self, tenant: &str, body: &str) -> Response {
-        let n = self.exchanges.fetch_add(1, Ordering::SeqCst) + 1;
-        self.arrived.notify_waiters();
-        let mut held = self.held.subscribe();
-        let _ = held.wait_for(|held| !held).await;
-        let form: std::collections::HashMap<String, String> = url::form_urlencoded::parse(body.as_bytes())
-            .into_owned()
-            .collect();
-        let field = |name: &str| form.get(name).map(String::as_str).unwrap_or_default();
-        let reply = |status: StatusCode, body: Value| {
-            Response::builder()
-                .status(status)
-                .header("content-type", "application/json")
-                .body(Body::from(body.to_string()))
-                .unwrap()
-        };
-        if self.failing.load(Ordering::SeqCst) {
-            return reply(
-                StatusCode::SERVICE_UNAVAILABLE,
-                serde_json::json!({"error": "temporarily_unavailable", "error_description": "AADSTS90033: stand-in is down"}),
-            );
-        }
-        let problem = if tenant != TENANT {
-            Some("AADSTS90002: tenant not found")
-        } else if field("grant_type") != "client_credentials" {
-            Some("AADSTS900144: grant_type")
-        } else if field("client_assertion_type") != "urn:ietf:params:oauth:client-assertion-type:jwt-bearer" {
-            Some("AADSTS900144: client_assertion_type")
-        } else if field("client_assertion") != self.assertion {
-            Some("AADSTS700024: client assertion is not valid")
-        } else if field("client_id").is_empty() || !field("scope").ends_with("/.default") {
-            Some("AADSTS900144: client_id or scope")
-        } else {
-            None
-        };
-        if let Some(problem) = problem {
-            return reply(
-                StatusCode::BAD_REQUEST,
-                serde_json::json!({"error": "invalid_request", "error_description": problem}),
-            );
-        }
-        let token = format!("entra-{n}-{}-{}", field("client_id"), field("scope"));
-        reply(
-            StatusCode::OK,
-            serde_json::json!({"token_type": "Bearer", "expires_in": 3599, "ext_expires_in": 3599, "access_token": token}),
-        )
-    }
+/// The claims of one of the stand-in's (JWT-shaped) access tokens: `appid` the client, `aud` the
+/// scope's resource, `uti` `exchange-<n>`.
+pub fn claims(access_token: &str) -> Value {
+    use base64::Engine as _;
+    let payload = access_token.split('.').nth(1).expect("a JWT-shaped token");
+    let json = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .expect("base64url claims");
+    serde_json::from_slice(&json).expect("JSON claims")
 }
 
 /// A proxy with the real workload identity credential, served on 127.0.0.1:0, talking to the

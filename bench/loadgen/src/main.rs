@@ -17,10 +17,11 @@
 //!   (see `hostile.rs`).
 //! - `loadgen floor` is the physical floor: a bare rustls + hyper server answering a fixed small
 //!   AdmissionReview (see `floor.rs`).
-//! - `loadgen entra` is a stand-in for Microsoft Entra reached as an HTTPS proxy (see `entra.rs`).
+//!
+//! The Microsoft Entra stand-in of the proxy benchmark is `azwi-stand-in entra`
+//! (`crates/azure-wi-test-support`), the one every test and benchmark uses.
 
 mod cert;
-mod entra;
 mod floor;
 mod hostile;
 mod proc_status;
@@ -61,8 +62,6 @@ enum Command {
     Hostile(hostile::HostileArgs),
     /// Serves a fixed small AdmissionReview over TLS: the floor for the webhook benchmark.
     Floor(floor::FloorArgs),
-    /// A stand-in for Microsoft Entra, reached as an HTTPS proxy.
-    Entra(entra::EntraArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -81,7 +80,6 @@ fn main() -> anyhow::Result<()> {
             Command::Run(args) => run::run(args).await,
             Command::Hostile(args) => hostile::run(args).await,
             Command::Floor(args) => floor::serve(args).await,
-            Command::Entra(args) => entra::serve(args).await,
             Command::WriteCert { .. } => unreachable!("handled above"),
         }
     })

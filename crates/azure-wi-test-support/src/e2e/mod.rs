@@ -1,6 +1,6 @@
-//! The end-to-end test bed, shared by the `tests/e2e_*.rs` test binaries and `examples/demo.rs`:
-//! a real kube-apiserver and etcd on loopback, a Microsoft Entra stand-in, and helpers to drive
-//! the `azure-wi` binary through them.
+//! The end-to-end test bed, shared by the end-to-end tests (`tests/e2e/`, `tests/e2e_node.rs`)
+//! and `examples/demo.rs`: a real kube-apiserver and etcd on loopback, a Microsoft Entra stand-in,
+//! and helpers to drive the `azure-wi` binary through them.
 
 pub mod connect_proxy;
 pub mod entra;

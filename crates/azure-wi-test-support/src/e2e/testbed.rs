@@ -106,7 +106,7 @@ impl TestBed {
         TestBed::start_inner(env, args, None).await
     }
 
-    /// Starts a control plane for a node (`tests/e2e/node.rs`): the API server binds `host`
+    /// Starts a control plane for a node (`tests/e2e_node.rs`): the API server binds `host`
     /// (the host side of the node's veth pair, which pods reach) instead of loopback, advertises
     /// it as the `kubernetes` Service's endpoint, admits pods with the ServiceAccount plugin (the
     /// node's kube-controller-manager creates the accounts and the root CA ConfigMap), and calls

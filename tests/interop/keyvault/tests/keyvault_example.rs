@@ -2,8 +2,9 @@
 //! `PlatformCredential` (workload identity through a token file), against two local stand-ins,
 //! because neither Microsoft Entra nor Key Vault exists offline:
 //!
-//! - an Entra stand-in (HTTPS on 127.0.0.1) that checks the client-credentials request carries
-//!   the token file's content as the assertion and the Key Vault scope, and issues a fresh token;
+//! - the Entra stand-in of `azure-wi-test-support` (HTTPS on 127.0.0.1), which checks the
+//!   client-credentials request as Entra does, with the token file's content as the one assertion
+//!   it trusts, and issues a fresh token (the test then checks its client id and Key Vault scope);
 //! - a Key Vault stand-in that answers the SDK's unauthenticated first request with Key Vault's
 //!   401 challenge, then checks the bearer token is exactly the one Entra issued and answers the
 //!   secret in Key Vault's JSON shape.
@@ -22,6 +23,7 @@ use std::{
     sync::{Arc, Mutex},
 };
 
+use azure_wi_test_support::entra::{Entra, Trust};
 use base64::Engine;
 use http_body_util::{BodyExt, Full};
 use hyper::{Request, Response, body::Bytes, service::service_fn};
@@ -40,7 +42,6 @@ const VAULT_HOST: &str = "azwi-interop.vault.azure.net";
 const SECRET_NAME: &str = "app-secret";
 const SECRET_VERSION: &str = "4387e9f3d6e14c459867679a90fd0f79";
 const KEY_VAULT_SCOPE: &str = "https://vault.azure.net/.default";
-const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
 /// A random URL-safe string (tokens, assertions, the secret), so no result is hard-coded.
 fn random(bytes: usize) -> String {
@@ -66,20 +67,28 @@ impl TestCa {
         }
     }
 
-    fn acceptor(&self, names: &[&str]) -> TlsAcceptor {
+    /// A serving certificate for `names` and its key (PEM).
+    fn leaf_pem(&self, names: &[&str]) -> (String, String) {
         let key = KeyPair::generate().unwrap();
         let names = names.iter().map(|n| n.to_string()).collect::<Vec<_>>();
         let leaf = CertificateParams::new(names)
             .unwrap()
             .signed_by(&key, &self.issuer)
             .unwrap();
-        let key = rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into());
+        (leaf.pem(), key.serialize_pem())
+    }
+
+    fn acceptor(&self, names: &[&str]) -> TlsAcceptor {
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject};
+        let (cert, key) = self.leaf_pem(names);
+        let cert = CertificateDer::from_pem_slice(cert.as_bytes()).unwrap();
+        let key = PrivateKeyDer::from_pem_slice(key.as_bytes()).unwrap();
         let config =
             rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
                 .with_safe_default_protocol_versions()
                 .unwrap()
                 .with_no_client_auth()
-                .with_single_cert(vec![leaf.der().clone()], key)
+                .with_single_cert(vec![cert], key)
                 .unwrap();
         TlsAcceptor::from(Arc::new(config))
     }
@@ -91,16 +100,12 @@ struct Seen {
     method: String,
     target: String,
     authorization: Option<String>,
-    body: String,
 }
 
 #[derive(Default)]
 struct World {
-    /// The assertion Entra accepts: the content of the token file.
-    assertion: String,
-    /// The access token Entra issued, which the vault must receive.
-    issued: Option<String>,
-    entra: Vec<Seen>,
+    /// The Entra stand-in, whose issued token the vault must receive.
+    entra: Option<Arc<Entra>>,
     vault: Vec<Seen>,
     connects: Vec<String>,
     secret_value: String,
@@ -127,61 +132,13 @@ async fn seen(request: Request<hyper::body::Incoming>) -> Seen {
         .headers()
         .get("authorization")
         .map(|v| v.to_str().unwrap_or("<not ascii>").to_owned());
-    let body = request
-        .into_body()
-        .collect()
-        .await
-        .map(|b| b.to_bytes())
-        .unwrap_or_default();
+    // Read the whole request (a GET has no body), so the connection stays usable.
+    let _ = request.into_body().collect().await;
     Seen {
         method,
         target,
         authorization,
-        body: String::from_utf8_lossy(&body).into_owned(),
     }
-}
-
-/// Microsoft Entra's token endpoint, as far as a client-credentials request with a federated
-/// assertion goes.
-fn entra(world: &Shared, request: Seen) -> Response<Full<Bytes>> {
-    let mut world = world.lock().unwrap();
-    world.entra.push(request.clone());
-    let form: Vec<(String, String)> = url::form_urlencoded::parse(request.body.as_bytes())
-        .into_owned()
-        .collect();
-    let field = |name: &str| form.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
-    let path_ok = request.method == "POST" && request.target == format!("/{TENANT}/oauth2/v2.0/token");
-    if !path_ok || field("client_id") != Some(CLIENT) || field("grant_type") != Some("client_credentials") {
-        return json_response(
-            400,
-            json!({"error": "invalid_request",
-            "error_description": format!("AADSTS900144: unexpected request {} {}", request.method, request.target)}),
-        );
-    }
-    if field("client_assertion_type") != Some(JWT_BEARER)
-        || field("client_assertion") != Some(&world.assertion)
-    {
-        return json_response(
-            401,
-            json!({"error": "invalid_client",
-            "error_description": "AADSTS700213: No matching federated identity record found for presented assertion.",
-            "error_codes": [700213]}),
-        );
-    }
-    if field("scope") != Some(KEY_VAULT_SCOPE) {
-        return json_response(
-            400,
-            json!({"error": "invalid_scope",
-            "error_description": format!("AADSTS70011: unexpected scope {:?}", field("scope"))}),
-        );
-    }
-    let token = random(32);
-    world.issued = Some(token.clone());
-    json_response(
-        200,
-        json!({"token_type": "Bearer", "expires_in": 3599, "ext_expires_in": 3599,
-        "access_token": token}),
-    )
 }
 
 /// Key Vault's `GET /secrets/{name}/?api-version=...`, with its challenge-based authentication.
@@ -202,7 +159,12 @@ fn vault(world: &Shared, request: Seen) -> Response<Full<Bytes>> {
             .insert("www-authenticate", challenge.parse().unwrap());
         return response;
     };
-    let expected = world.issued.as_ref().map(|t| format!("Bearer {t}"));
+    let expected = world.entra.as_ref().and_then(|entra| {
+        entra
+            .issued()
+            .first()
+            .map(|t| format!("Bearer {}", t.access_token))
+    });
     if Some(&authorization) != expected.as_ref() {
         return json_response(
             401,
@@ -243,23 +205,6 @@ where
     let _ = hyper::server::conn::http1::Builder::new()
         .serve_connection(TokioIo::new(stream), service)
         .await;
-}
-
-/// The Entra stand-in: HTTPS on `127.0.0.1:0`.
-async fn start_entra(world: Shared, tls: TlsAcceptor) -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((tcp, _)) = listener.accept().await {
-            let (world, tls) = (world.clone(), tls.clone());
-            tokio::spawn(async move {
-                if let Ok(stream) = tls.accept(tcp).await {
-                    serve_http(stream, world, entra).await;
-                }
-            });
-        }
-    });
-    addr
 }
 
 /// Reads an HTTP/1.1 request head byte by byte, so nothing after it is consumed.
@@ -327,12 +272,15 @@ fn example_path() -> PathBuf {
 
 struct Scenario {
     world: Shared,
+    entra: Arc<Entra>,
     dir: tempfile::TempDir,
     env: Vec<(String, String)>,
 }
 
 impl Scenario {
-    async fn start() -> Self {
+    /// The example's environment, Entra trusting the token file's content (or `trusted`: a
+    /// federated credential that does not match what the token file holds).
+    async fn start(trusted: Option<String>) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let ca = TestCa::new();
         let ca_file = dir.path().join("ca.pem");
@@ -340,18 +288,24 @@ impl Scenario {
         let assertion = format!("eyJhbGciOiJSUzI1NiJ9.{}.{}", random(48), random(64));
         let token_file = dir.path().join("azure-identity-token");
         std::fs::write(&token_file, &assertion).unwrap();
+        let (cert, key) = ca.leaf_pem(&["127.0.0.1"]);
+        let trust = Trust::Assertion {
+            tenant: TENANT.into(),
+            assertion: trusted.unwrap_or(assertion),
+        };
+        let entra =
+            Arc::new(Entra::start_https(trust, std::net::Ipv4Addr::LOCALHOST.into(), &cert, &key).await);
         let world: Shared = Arc::new(Mutex::new(World {
-            assertion,
+            entra: Some(entra.clone()),
             secret_value: random(27),
             ..World::default()
         }));
-        let entra = start_entra(world.clone(), ca.acceptor(&["127.0.0.1"])).await;
         let proxy = start_vault_proxy(world.clone(), ca.acceptor(&[VAULT_HOST])).await;
         let env = [
             ("AZURE_TENANT_ID", TENANT.to_owned()),
             ("AZURE_CLIENT_ID", CLIENT.to_owned()),
             ("AZURE_FEDERATED_TOKEN_FILE", token_file.display().to_string()),
-            ("AZURE_AUTHORITY_HOST", format!("https://{entra}")),
+            ("AZURE_AUTHORITY_HOST", entra.authority.clone()),
             ("SSL_CERT_FILE", ca_file.display().to_string()),
             ("HTTPS_PROXY", format!("http://{proxy}")),
             ("NO_PROXY", "127.0.0.1".to_owned()),
@@ -359,7 +313,12 @@ impl Scenario {
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v))
         .collect();
-        Self { world, dir, env }
+        Self {
+            world,
+            entra,
+            dir,
+            env,
+        }
     }
 
     async fn run_example(&self) -> Output {
@@ -376,7 +335,7 @@ impl Scenario {
 
 #[tokio::test]
 async fn the_example_reads_the_secret_with_a_workload_identity_token() {
-    let scenario = Scenario::start().await;
+    let scenario = Scenario::start(None).await;
     let output = scenario.run_example().await;
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
@@ -393,10 +352,20 @@ async fn the_example_reads_the_secret_with_a_workload_identity_token() {
             world.secret_value.len()
         )
     );
-    // One token request, for the scope the vault's challenge named.
-    assert_eq!(world.entra.len(), 1, "{:?}", world.entra);
+    // One token request, of our app, for the scope the vault's challenge named.
+    let issued = scenario.entra.issued();
+    assert_eq!(issued.len(), 1, "{issued:?}");
+    assert!(
+        scenario.entra.refused().is_empty(),
+        "{:?}",
+        scenario.entra.refused()
+    );
+    assert_eq!(
+        (issued[0].client_id.as_str(), issued[0].scope.as_str()),
+        (CLIENT, KEY_VAULT_SCOPE)
+    );
     // The SDK's challenge flow: first without a token, then with exactly the token Entra issued.
-    let issued = world.issued.clone().expect("Entra issued a token");
+    let issued = issued[0].access_token.clone();
     let authorizations: Vec<Option<String>> = world.vault.iter().map(|r| r.authorization.clone()).collect();
     assert_eq!(authorizations, vec![None, Some(format!("Bearer {issued}"))]);
     assert!(
@@ -417,9 +386,8 @@ async fn the_example_reads_the_secret_with_a_workload_identity_token() {
 
 #[tokio::test]
 async fn a_refused_assertion_reaches_the_caller_as_an_authentication_failure() {
-    let scenario = Scenario::start().await;
-    // The federated credential no longer matches what the token file holds.
-    scenario.world.lock().unwrap().assertion = random(40);
+    // The federated credential does not match what the token file holds.
+    let scenario = Scenario::start(Some(random(40))).await;
     let output = scenario.run_example().await;
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
@@ -434,7 +402,11 @@ async fn a_refused_assertion_reaches_the_caller_as_an_authentication_failure() {
         "the SDK error lost our error kind: {stderr}"
     );
     let world = scenario.world.lock().unwrap();
-    assert_eq!(world.entra.len(), 1, "an authentication failure is not retried");
+    assert_eq!(
+        (scenario.entra.refused().len(), scenario.entra.exchanges()),
+        (1, 0),
+        "an authentication failure is not retried"
+    );
     assert!(
         world.vault.iter().all(|r| r.authorization.is_none()),
         "no token may reach the vault"

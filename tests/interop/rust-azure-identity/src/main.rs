@@ -8,6 +8,7 @@ use std::process::ExitCode;
 
 use azure_core::credentials::TokenCredential;
 use azure_identity::{ManagedIdentityCredential, ManagedIdentityCredentialOptions, UserAssignedId};
+use base64::Engine as _;
 use time::{Duration, OffsetDateTime};
 
 #[tokio::main]
@@ -37,9 +38,21 @@ async fn main() -> ExitCode {
     };
     let secret = token.token.secret();
     let now = OffsetDateTime::now_utc();
-    let expected_suffix = format!("-{expected_client}-{scope}");
-    if !secret.starts_with("entra-") || !secret.ends_with(&expected_suffix) {
-        eprintln!("unexpected token {secret}, expected entra-<n>{expected_suffix}");
+    // The Entra stand-in's tokens are JWT-shaped: `appid` is the client, `aud` the scope's resource.
+    let claims: Option<serde_json::Value> = secret
+        .split('.')
+        .nth(1)
+        .and_then(|payload| {
+            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(payload)
+                .ok()
+        })
+        .and_then(|json| serde_json::from_slice(&json).ok());
+    let resource = scope.strip_suffix("/.default").unwrap_or(scope);
+    if !claims.is_some_and(|c| c["appid"] == expected_client.as_str() && c["aud"] == resource) {
+        eprintln!(
+            "unexpected token {secret}, expected a JWT with appid {expected_client} and aud {resource}"
+        );
         return ExitCode::FAILURE;
     }
     if token.expires_on <= now + Duration::seconds(3000) || token.expires_on > now + Duration::seconds(3600) {

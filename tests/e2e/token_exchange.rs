@@ -177,7 +177,7 @@ async fn credential_in_child(bed: &TestBed, entra: &Entra, token: &str) -> Value
     command
         .args([
             "--exact",
-            "workload_identity_credential_in_a_pod_environment",
+            "token_exchange::workload_identity_credential_in_a_pod_environment",
             "--ignored",
             "--nocapture",
         ])

@@ -42,7 +42,7 @@ fn servers_die_with_their_test_process() {
     let output = Command::new(std::env::current_exe().expect("test binary"))
         .args([
             "--exact",
-            "harness_child_that_panics",
+            "testbed::harness_child_that_panics",
             "--ignored",
             "--nocapture",
             "--test-threads=1",

@@ -1,6 +1,6 @@
 //! End to end on a real kube-apiserver: the identity-endpoint proxy mode on pods created through
 //! the API server and mutated by the `azure-wi webhook` process (the other rules are covered by
-//! `e2e_admission.rs`), and `azure-wi mutate --cluster` reading ServiceAccounts and the server
+//! `admission.rs`), and `azure-wi mutate --cluster` reading ServiceAccounts and the server
 //! version from the cluster.
 
 use azure_wi_test_support::e2e;
