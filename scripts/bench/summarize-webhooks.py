@@ -1,5 +1,5 @@
 """Summarises scripts/bench/webhooks' JSON lines: median [min-max] per webhook, ratio of medians
-(ours / upstream) and the goal of issue 9 for each figure, as a Markdown table; then, when the
+(ours / upstream) and the goals of issues 9 and 16 for each figure, as a Markdown table; then, when the
 floor contender ran (a bare TLS server answering a fixed review), each webhook's distance to it.
 
 usage: summarize-webhooks.py RESULTS.jsonl
@@ -17,7 +17,8 @@ FIGURES = [
     ("saturation p99 (ms)", lambda r: r["sat_latency_ms"]["p99"], None),
     ("saturation p99.9 (ms)", lambda r: r["sat_latency_ms"]["p99_9"], None),
     ("CPU s per 1,000 admissions", lambda r: r["cpu_s_per_1000"], None),
-    ("RSS idle (MiB)", lambda r: r["rss_idle_mib"], (0.25, "lower")),
+    # Issue 16's bound; issue 9 asked a quarter, met only by the link-order build issue 16 let go.
+    ("RSS idle (MiB)", lambda r: r["rss_idle_mib"], (1 / 3, "lower")),
     ("RSS peak under load (MiB)", lambda r: r["rss_under_load_mib"], None),
     ("start to ready (ms)", lambda r: r["ready_ms"], None),
 ]
