@@ -17,7 +17,9 @@
 //! Ephemeral containers are never touched.
 
 use azure_wi_identity::env_vars::{
-    AZURE_AUTHORITY_HOST, AZURE_CLIENT_ID, AZURE_FEDERATED_TOKEN_FILE, AZURE_TENANT_ID,
+    AZURE_AUTHORITY_HOST, AZURE_CLIENT_ID, AZURE_FEDERATED_TOKEN_FILE, AZURE_KUBERNETES_CA_DATA,
+    AZURE_KUBERNETES_CA_FILE, AZURE_KUBERNETES_SNI_NAME, AZURE_KUBERNETES_TOKEN_PROXY,
+    AZURE_TENANT_ID,
 };
 use json_patch::PatchOperation;
 use serde_json::{Value, json};
@@ -336,15 +338,15 @@ impl ContainerEnv {
             };
             common.extend([
                 (
-                    "AZURE_KUBERNETES_TOKEN_PROXY",
+                    AZURE_KUBERNETES_TOKEN_PROXY,
                     endpoint.token_proxy.clone().unwrap_or_default(),
                 ),
                 (
-                    "AZURE_KUBERNETES_SNI_NAME",
+                    AZURE_KUBERNETES_SNI_NAME,
                     endpoint.sni_name.clone().unwrap_or_default(),
                 ),
-                ("AZURE_KUBERNETES_CA_FILE", ca_file),
-                ("AZURE_KUBERNETES_CA_DATA", ca_data),
+                (AZURE_KUBERNETES_CA_FILE, ca_file),
+                (AZURE_KUBERNETES_CA_DATA, ca_data),
             ]);
         }
         let identity = identity.map(|identity| (identity.endpoint.clone(), identity.header.clone()));

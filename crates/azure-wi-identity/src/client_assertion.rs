@@ -24,8 +24,9 @@ use super::{
     cache::TokenCache,
     client_options::ClientOptions,
     entra_error::entra_error,
+    env_vars::AZURE_KUBERNETES_TOKEN_PROXY,
     http::{Limits, RetryPolicy, client_request_id, read_body, send_with_retry},
-    identity_binding::{AZURE_KUBERNETES_TOKEN_PROXY, BindingTransport},
+    identity_binding::BindingTransport,
     timeouts::{RequestTimeouts, with_deadline},
     token_response::parse_token_response,
 };

@@ -32,3 +32,11 @@ pub const SSL_CERT_FILE: &str = "SSL_CERT_FILE";
 pub const SYSTEM_OIDCREQUESTURI: &str = "SYSTEM_OIDCREQUESTURI";
 /// The Azure Pipelines job token, when not passed explicitly.
 pub const SYSTEM_ACCESSTOKEN: &str = "SYSTEM_ACCESSTOKEN";
+/// An identity binding's token proxy URL (read with `enable_azure_proxy`).
+pub const AZURE_KUBERNETES_TOKEN_PROXY: &str = "AZURE_KUBERNETES_TOKEN_PROXY";
+/// The TLS server name of an identity binding's token proxy.
+pub const AZURE_KUBERNETES_SNI_NAME: &str = "AZURE_KUBERNETES_SNI_NAME";
+/// A PEM file with the token proxy's CA (projected by the kubelet, rotated in place).
+pub const AZURE_KUBERNETES_CA_FILE: &str = "AZURE_KUBERNETES_CA_FILE";
+/// The token proxy's CA, PEM, inline.
+pub const AZURE_KUBERNETES_CA_DATA: &str = "AZURE_KUBERNETES_CA_DATA";

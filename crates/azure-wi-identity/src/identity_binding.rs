@@ -36,19 +36,14 @@ use url::{Host, Url};
 use super::{
     Env,
     bounded_file::{FileError, read_regular_file, read_regular_file_async},
+    env_vars::{
+        AZURE_KUBERNETES_CA_DATA, AZURE_KUBERNETES_CA_FILE, AZURE_KUBERNETES_SNI_NAME,
+        AZURE_KUBERNETES_TOKEN_PROXY,
+    },
     http,
     plain_http::redact,
     tls_trust::{Trust, client_config_trusting},
 };
-
-/// The token proxy's URL.
-pub(crate) const AZURE_KUBERNETES_TOKEN_PROXY: &str = "AZURE_KUBERNETES_TOKEN_PROXY";
-/// The TLS server name of the token proxy.
-pub(crate) const AZURE_KUBERNETES_SNI_NAME: &str = "AZURE_KUBERNETES_SNI_NAME";
-/// A PEM file with the token proxy's CA (projected by the kubelet, rotated in place).
-pub(crate) const AZURE_KUBERNETES_CA_FILE: &str = "AZURE_KUBERNETES_CA_FILE";
-/// The token proxy's CA, PEM, inline.
-pub(crate) const AZURE_KUBERNETES_CA_DATA: &str = "AZURE_KUBERNETES_CA_DATA";
 
 /// The largest CA file read. A CA bundle is a few KB (a ClusterTrustBundle of several CAs a few
 /// tens of KB); 1 MiB is far above that and bounds what a wrong path can make the process hold.
