@@ -526,19 +526,17 @@ async fn switch_from_upstream(
 
     // The same values file, unchanged, is refused by our chart (upstream's image would run
     // /manager with our arguments), with what to set; the release is left as it was.
+    let upgrade_to_ours = [
+        "upgrade",
+        release,
+        chart,
+        "--namespace",
+        SYSTEM_NS,
+        "--values",
+        &values_arg,
+    ];
     let generation = webhook_generation(client).await;
-    let refused = helm_output(
-        bed,
-        &[
-            "upgrade",
-            release,
-            chart,
-            "--namespace",
-            SYSTEM_NS,
-            "--values",
-            &values_arg,
-        ],
-    );
+    let refused = helm_output(bed, &upgrade_to_ours);
     let message = String::from_utf8_lossy(&refused.stderr);
     assert!(
         !refused.status.success()
@@ -577,18 +575,7 @@ async fn switch_from_upstream(
     // detached from their Deployment first (the rollout then has none of them to stop), keep
     // serving beside ours, and are stopped only once they are out of the endpoints.
     let upstream_pods = detach_replicas(client).await;
-    helm(
-        bed,
-        &[
-            "upgrade",
-            release,
-            chart,
-            "--namespace",
-            SYSTEM_NS,
-            "--values",
-            &values_arg,
-        ],
-    );
+    helm(bed, &upgrade_to_ours);
     wait_webhook_ready(client, node).await;
     retire_detached(client, &upstream_pods).await;
     assert_webhook_images(client, images.reference("webhook")).await;
