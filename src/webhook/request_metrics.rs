@@ -11,6 +11,8 @@
 //! admission denials are answered with 200), the counters for `200` and `500` exist from the
 //! start, and the latency is measured until the response is handed to the server.
 
+use std::sync::Arc;
+
 use axum::{
     Router,
     extract::{Request, State},
@@ -101,45 +103,64 @@ impl RequestMetrics {
         let webhook = WebhookLabels {
             webhook: path.to_owned(),
         };
-        let _ = self.in_flight.get_or_create(&webhook);
-        let _ = self.latency.get_or_create(&webhook);
-        router.route_layer(middleware::from_fn_with_state((self.clone(), path), track))
+        let tracked = Tracked {
+            requests: self.requests.clone(),
+            ok: self
+                .requests
+                .get_or_create(&CodeLabels {
+                    code: "200".to_owned(),
+                    webhook: path.to_owned(),
+                })
+                .clone(),
+            latency: self.latency.get_or_create(&webhook).clone(),
+            in_flight: self.in_flight.get_or_create(&webhook).clone(),
+            path,
+        };
+        router.route_layer(middleware::from_fn_with_state(Arc::new(tracked), track))
     }
+}
+
+/// One path's metric handles, looked up once (the code of most answers, 200, included).
+struct Tracked {
+    requests: Family<CodeLabels, Counter>,
+    ok: Counter,
+    latency: Histogram,
+    in_flight: Gauge,
+    path: &'static str,
 }
 
 /// Decrements the in-flight gauge however the request ends (a dropped connection included).
-struct InFlight(Gauge);
+struct InFlight(Arc<Tracked>);
 
-impl Drop for InFlight {
-    fn drop(&mut self) {
-        self.0.dec();
+impl InFlight {
+    fn enter(tracked: Arc<Tracked>) -> Self {
+        tracked.in_flight.inc();
+        Self(tracked)
     }
 }
 
-async fn track(
-    State((metrics, path)): State<(RequestMetrics, &'static str)>,
-    request: Request,
-    next: Next,
-) -> Response {
-    let webhook = WebhookLabels {
-        webhook: path.to_owned(),
-    };
-    let gauge = metrics.in_flight.get_or_create(&webhook).clone();
-    gauge.inc();
-    let _in_flight = InFlight(gauge);
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.in_flight.dec();
+    }
+}
+
+async fn track(State(tracked): State<Arc<Tracked>>, request: Request, next: Next) -> Response {
+    let in_flight = InFlight::enter(tracked);
     let started = Instant::now();
     let response = next.run(request).await;
-    metrics
-        .latency
-        .get_or_create(&webhook)
-        .observe(started.elapsed().as_secs_f64());
-    metrics
-        .requests
-        .get_or_create(&CodeLabels {
-            code: response.status().as_u16().to_string(),
-            webhook: webhook.webhook,
-        })
-        .inc();
+    let tracked = &in_flight.0;
+    tracked.latency.observe(started.elapsed().as_secs_f64());
+    match response.status().as_u16() {
+        200 => tracked.ok.inc(),
+        code => tracked
+            .requests
+            .get_or_create(&CodeLabels {
+                code: code.to_string(),
+                webhook: tracked.path.to_owned(),
+            })
+            .inc(),
+    };
     response
 }
 

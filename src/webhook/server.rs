@@ -122,11 +122,12 @@ pub fn router(state: WebhookState, limits: RequestLimits) -> Router {
         .metrics
         .requests
         .instrument(router, MUTATE_PATH)
-        .with_state(state)
+        // One reference count per request instead of one per metric handle.
+        .with_state(Arc::new(state))
 }
 
 async fn mutate_pod(
-    State(state): State<WebhookState>,
+    State(state): State<Arc<WebhookState>>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {

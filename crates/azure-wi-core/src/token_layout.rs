@@ -5,6 +5,8 @@
 //! reserved volume named after a hash of the pod name). SDKs follow `AZURE_FEDERATED_TOKEN_FILE`,
 //! but images that hard-coded the old path need the [`TokenLayout::Legacy`] switch.
 
+use std::fmt::Write as _;
+
 use sha2::{Digest, Sha256};
 
 /// The prefix of the reserved volume name in the v1.6 layout.
@@ -65,7 +67,7 @@ impl TokenLayout {
                 let mut name = String::with_capacity(RESERVED_VOLUME_PREFIX.len() + RESERVED_HASH_CHARS);
                 name.push_str(RESERVED_VOLUME_PREFIX);
                 for byte in digest.iter() {
-                    name.push_str(&format!("{byte:02x}"));
+                    let _ = write!(name, "{byte:02x}");
                 }
                 name.truncate(RESERVED_VOLUME_PREFIX.len() + RESERVED_HASH_CHARS);
                 name
