@@ -1,6 +1,7 @@
 //! The command line: one file per command.
 
 mod jwks;
+mod kube_client;
 mod logging;
 mod mutate;
 mod proxy;

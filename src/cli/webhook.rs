@@ -333,7 +333,7 @@ async fn kube_client(kubeconfig: Option<&std::path::Path>) -> anyhow::Result<kub
             .await
             .context("no Kubernetes configuration: not in a cluster, and no --kubeconfig or $KUBECONFIG")?,
     };
-    kube::Client::try_from(config).context("cannot build the Kubernetes client")
+    super::kube_client::build(config)
 }
 
 /// The API server's (major, minor), for the native-sidecar decision.
