@@ -4,7 +4,7 @@
 //! new TLS 1.3 connection then writes its `Finished` and its first request as two small segments;
 //! the second waits for the API server's delayed ACK, about 40 ms on Linux. Measured here: the
 //! webhook's first request (`/version`, needed before serving) took 46.8 ms of its 50 ms start to
-//! ready, and every ServiceAccount lookup that opens a new connection pays the same. Go's clients
+//! ready; a ServiceAccount lookup that has to open a new connection meets the same wait. Go's clients
 //! (upstream's webhook) set `TCP_NODELAY` by default.
 //!
 //! So the client is assembled from kube-rs's own public parts, in kube-rs's order (base URI,
