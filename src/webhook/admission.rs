@@ -256,32 +256,30 @@ impl AdmissionRequest {
     /// The serialised AdmissionReview answering this request: allowed with the patch (none when
     /// there is nothing to change), or denied with the denial's code and message.
     pub fn respond(&self, outcome: Result<Vec<PatchOperation>, Denial>) -> Vec<u8> {
-        let denial = match outcome {
-            Ok(ops) if ops.is_empty() => {
-                return review(self.api_version, ResponseOut::allowed(&self.uid, None));
-            }
-            Ok(ops) => match encode_patch(&ops) {
-                Ok(patch) => return review(self.api_version, ResponseOut::allowed(&self.uid, Some(patch))),
-                Err(error) => Denial {
-                    message: format!("internal error: cannot encode the patch: {error}"),
-                    code: 500,
-                },
-            },
-            Err(denial) => denial,
+        let patch = outcome.and_then(|ops| {
+            encode_patch(&ops).map_err(|error| Denial {
+                message: format!("internal error: cannot encode the patch: {error}"),
+                code: 500,
+            })
+        });
+        let response = match &patch {
+            Ok(patch) => ResponseOut::allowed(&self.uid, patch.as_deref()),
+            Err(denial) => ResponseOut::denied(&self.uid, denial),
         };
-        review(
-            self.api_version,
-            ResponseOut::denied(&self.uid, denial.code, &denial.message),
-        )
+        review(self.api_version, response)
     }
 }
 
-/// The patch as the review carries it: JSON, then base64. Sized up front: a patch of a few
-/// operations is 1-3 KB, and growing a buffer from serde_json's 128 bytes took five copies.
-fn encode_patch(ops: &[PatchOperation]) -> Result<String, serde_json::Error> {
+/// The patch as the review carries it, JSON then base64; `None` when there is nothing to change.
+/// Sized up front: a patch of a few operations is 1-3 KB, and growing a buffer from serde_json's
+/// 128 bytes took five copies.
+fn encode_patch(ops: &[PatchOperation]) -> Result<Option<String>, serde_json::Error> {
+    if ops.is_empty() {
+        return Ok(None);
+    }
     let mut patch = Vec::with_capacity(PATCH_BYTES_PER_OP * ops.len());
     serde_json::to_writer(&mut patch, ops)?;
-    Ok(base64::engine::general_purpose::STANDARD.encode(patch))
+    Ok(Some(base64::engine::general_purpose::STANDARD.encode(patch)))
 }
 
 /// About what one operation of the mutation takes in JSON (an environment variable is ~100
@@ -299,16 +297,20 @@ struct ReviewOut<'a> {
 }
 
 #[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
 struct ResponseOut<'a> {
     allowed: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    patch: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    patch_type: Option<&'static str>,
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    patch: Option<PatchOut<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     status: Option<StatusOut<'a>>,
     uid: &'a str,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct PatchOut<'a> {
+    patch: &'a str,
+    patch_type: &'static str,
 }
 
 #[derive(Serialize)]
@@ -318,22 +320,26 @@ struct StatusOut<'a> {
 }
 
 impl<'a> ResponseOut<'a> {
-    fn allowed(uid: &'a str, patch: Option<String>) -> Self {
+    fn allowed(uid: &'a str, patch: Option<&'a str>) -> Self {
         Self {
             allowed: true,
-            patch_type: patch.as_ref().map(|_| "JSONPatch"),
-            patch,
+            patch: patch.map(|patch| PatchOut {
+                patch,
+                patch_type: "JSONPatch",
+            }),
             status: None,
             uid,
         }
     }
 
-    fn denied(uid: &'a str, code: u16, message: &'a str) -> Self {
+    fn denied(uid: &'a str, denial: &'a Denial) -> Self {
         Self {
             allowed: false,
             patch: None,
-            patch_type: None,
-            status: Some(StatusOut { code, message }),
+            status: Some(StatusOut {
+                code: denial.code,
+                message: &denial.message,
+            }),
             uid,
         }
     }
@@ -355,7 +361,7 @@ pub fn invalid_review(body: &[u8], error: &AdmissionError) -> Vec<u8> {
         .filter(|uid| uid.len() <= MAX_UID_LEN)
         .unwrap_or_default();
     let denial = Denial::new(error.to_string());
-    review(version, ResponseOut::denied(uid, denial.code, &denial.message))
+    review(version, ResponseOut::denied(uid, &denial))
 }
 
 fn review(version: ReviewVersion, response: ResponseOut<'_>) -> Vec<u8> {
@@ -364,7 +370,12 @@ fn review(version: ReviewVersion, response: ResponseOut<'_>) -> Vec<u8> {
         kind: "AdmissionReview",
         response,
     };
-    let size = 160 + review.response.patch.as_ref().map_or(0, String::len);
+    let size = 160
+        + review
+            .response
+            .patch
+            .as_ref()
+            .map_or(0, |patch| patch.patch.len());
     let mut out = Vec::with_capacity(size);
     // Strings, numbers and booleans always serialise.
     let _ = serde_json::to_writer(&mut out, &review);

@@ -94,24 +94,22 @@ impl RequestMetrics {
     where
         S: Clone + Send + Sync + 'static,
     {
-        for code in ["200", "500"] {
-            let _ = self.requests.get_or_create(&CodeLabels {
-                code: code.to_owned(),
-                webhook: path.to_owned(),
-            });
-        }
+        let counter = |code: &str| {
+            self.requests
+                .get_or_create(&CodeLabels {
+                    code: code.to_owned(),
+                    webhook: path.to_owned(),
+                })
+                .clone()
+        };
+        let ok = counter("200");
+        let _ = counter("500");
         let webhook = WebhookLabels {
             webhook: path.to_owned(),
         };
         let tracked = Tracked {
             requests: self.requests.clone(),
-            ok: self
-                .requests
-                .get_or_create(&CodeLabels {
-                    code: "200".to_owned(),
-                    webhook: path.to_owned(),
-                })
-                .clone(),
+            ok,
             latency: self.latency.get_or_create(&webhook).clone(),
             in_flight: self.in_flight.get_or_create(&webhook).clone(),
             path,
