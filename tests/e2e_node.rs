@@ -27,7 +27,7 @@ use e2e::{
 use k8s_openapi::api::{
     admissionregistration::v1::MutatingWebhookConfiguration,
     apps::v1::{Deployment, ReplicaSet},
-    core::v1::{ConfigMap, Namespace, Pod, Secret, ServiceAccount},
+    core::v1::{ConfigMap, Namespace, Node as KubeNode, Pod, Secret, ServiceAccount},
     discovery::v1::EndpointSlice,
     policy::v1::PodDisruptionBudget,
 };
@@ -208,8 +208,10 @@ async fn chart_images_on_a_real_node_give_pods_tokens() {
                 .then_some(pod)
             },
         )
-        .await
-        .unwrap_or_else(|| panic!("{}", diagnose(&node, name)));
+        .await;
+        let Some(pod) = pod else {
+            panic!("{}", diagnose(&client, &node, name).await)
+        };
         let spec = serde_json::to_value(pod.spec.as_ref().expect("spec")).expect("spec json");
         let status = serde_json::to_value(pod.status.as_ref().expect("status")).expect("status json");
         let terminated = |c: &str| -> Value {
@@ -1024,8 +1026,10 @@ async fn proxy_pod(
             .any(|s| s.name == "app" && s.state.as_ref().is_some_and(|s| s.terminated.is_some()))
             .then_some(pod)
     })
-    .await
-    .unwrap_or_else(|| panic!("{}", diagnose(node, name)));
+    .await;
+    let Some(pod) = pod else {
+        panic!("{}", diagnose(client, node, name).await)
+    };
     let status = serde_json::to_value(pod.status.as_ref().expect("status")).expect("status json");
     let app = status["containerStatuses"]
         .as_array()
@@ -1096,9 +1100,36 @@ async fn wait_webhook_ready(client: &Client, node: &Node) {
     }
 }
 
-fn diagnose(node: &Node, name: &str) -> String {
+/// Why a pod did not finish: its status (phase, reason, container states), the node's conditions
+/// (a DiskPressure or MemoryPressure taint keeps new pods off the node) and the kubelet's log.
+async fn diagnose(client: &Client, node: &Node, name: &str) -> String {
+    let pod = Api::<Pod>::namespaced(client.clone(), APP_NS).get(name).await;
+    let pod_status = match pod {
+        Ok(pod) => serde_json::to_string(&pod.status).unwrap_or_default(),
+        Err(e) => format!("(cannot read the pod: {e})"),
+    };
+    let conditions = match Api::<KubeNode>::all(client.clone())
+        .list(&ListParams::default())
+        .await
+    {
+        Ok(nodes) => nodes
+            .items
+            .iter()
+            .flat_map(|n| n.status.iter().flat_map(|s| s.conditions.iter().flatten()))
+            .map(|c| {
+                format!(
+                    "{}={} ({})",
+                    c.type_,
+                    c.status,
+                    c.message.as_deref().unwrap_or("")
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("; "),
+        Err(e) => format!("(cannot list the nodes: {e})"),
+    };
     format!(
-        "pod {name} did not finish in 180 s; kubelet:\n{}",
+        "pod {name} did not finish in 180 s\npod status: {pod_status}\nnode conditions: {conditions}\nkubelet:\n{}",
         node.log_tail("kubelet", 40)
     )
 }
