@@ -416,16 +416,7 @@ mod tests {
     use super::*;
 
     fn pem(label: &str, der_bytes: &[u8]) -> String {
-        let body = base64::engine::general_purpose::STANDARD.encode(der_bytes);
-        let lines: Vec<&str> = body
-            .as_bytes()
-            .chunks(64)
-            .map(|c| std::str::from_utf8(c).unwrap())
-            .collect();
-        format!(
-            "-----BEGIN {label}-----\n{}\n-----END {label}-----\n",
-            lines.join("\n")
-        )
+        pem::encode(&pem::Pem::new(label, der_bytes))
     }
 
     #[test]

@@ -130,16 +130,6 @@ mod tests {
     }
 
     fn pem_block(label: &str, der: &[u8]) -> String {
-        use base64::Engine as _;
-        let body = base64::engine::general_purpose::STANDARD.encode(der);
-        let lines: Vec<&str> = body
-            .as_bytes()
-            .chunks(64)
-            .map(|c| std::str::from_utf8(c).unwrap())
-            .collect();
-        format!(
-            "-----BEGIN {label}-----\n{}\n-----END {label}-----\n",
-            lines.join("\n")
-        )
+        pem::encode(&pem::Pem::new(label, der))
     }
 }

@@ -98,7 +98,6 @@ fn assert_succeeded(output: &std::process::Output) {
 }
 
 fn sec1_pem(pair: &rcgen::KeyPair) -> String {
-    use base64::Engine;
     let pkcs8 = pair.serialize_der();
     // PrivateKeyInfo ::= SEQUENCE { INTEGER 0, AlgorithmIdentifier, OCTET STRING ecPrivateKey }
     let (body, _) = der_element(&pkcs8);
@@ -116,16 +115,7 @@ fn sec1_pem(pair: &rcgen::KeyPair) -> String {
     with_curve.extend_from_slice(&der(0xa0, &curve));
     with_curve.extend_from_slice(rest);
     let sec1 = der(0x30, &with_curve);
-    let b64 = base64::engine::general_purpose::STANDARD.encode(sec1);
-    let lines: Vec<&str> = b64
-        .as_bytes()
-        .chunks(64)
-        .map(|c| std::str::from_utf8(c).unwrap())
-        .collect();
-    format!(
-        "-----BEGIN EC PRIVATE KEY-----\n{}\n-----END EC PRIVATE KEY-----\n",
-        lines.join("\n")
-    )
+    pem::encode(&pem::Pem::new("EC PRIVATE KEY", sec1))
 }
 
 /// (content, rest) of the DER element at the start of `input`.
