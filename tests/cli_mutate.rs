@@ -90,6 +90,14 @@ fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
+/// The command exited with `code` and its standard error says `expected`.
+#[track_caller]
+fn assert_fails(output: &Output, code: i32, expected: &str) {
+    let stderr = stderr(output);
+    assert_eq!(output.status.code(), Some(code), "{stderr}");
+    assert!(stderr.contains(expected), "expected {expected:?} in: {stderr}");
+}
+
 fn path(p: &Path) -> &str {
     p.to_str().unwrap()
 }
@@ -222,12 +230,7 @@ fn a_service_account_with_another_name_does_not_exist_for_the_pod() {
         "--service-account",
         path(&other),
     ]));
-    assert_eq!(output.status.code(), Some(1));
-    assert!(
-        stderr(&output).contains("note: --service-account holds apps/other"),
-        "{}",
-        stderr(&output)
-    );
+    assert_fails(&output, 1, "note: --service-account holds apps/other");
 }
 
 #[test]
@@ -244,12 +247,7 @@ fn invalid_annotations_are_denials_with_exit_code_1() {
         "--service-account",
         path(&sa),
     ]));
-    assert_eq!(output.status.code(), Some(1));
-    assert!(
-        stderr(&output).contains("token expiration 100 not valid"),
-        "{}",
-        stderr(&output)
-    );
+    assert_fails(&output, 1, "token expiration 100 not valid");
 }
 
 #[test]
@@ -259,21 +257,14 @@ fn invalid_configuration_exits_with_2_and_names_the_variable() {
     let args = ["--pod", path(&pod), "--service-account", path(&sa)];
 
     let unknown_cloud = run(azure_wi(&args).env("AZURE_ENVIRONMENT", "AzureMoonCloud"));
-    assert_eq!(unknown_cloud.status.code(), Some(2));
-    assert!(
-        stderr(&unknown_cloud).contains("AZURE_ENVIRONMENT \"AzureMoonCloud\""),
-        "{}",
-        stderr(&unknown_cloud)
-    );
+    assert_fails(&unknown_cloud, 2, "AZURE_ENVIRONMENT \"AzureMoonCloud\"");
     assert!(unknown_cloud.stdout.is_empty());
 
     let no_tenant = run(azure_wi(&args).env_remove("AZURE_TENANT_ID"));
-    assert_eq!(no_tenant.status.code(), Some(2));
-    assert!(stderr(&no_tenant).contains("AZURE_TENANT_ID is required"));
+    assert_fails(&no_tenant, 2, "AZURE_TENANT_ID is required");
 
     let half_custom = run(azure_wi(&args).args(["--custom-token-endpoint-audience", "api://x"]));
-    assert_eq!(half_custom.status.code(), Some(2));
-    assert!(stderr(&half_custom).contains("--custom-token-endpoint-annotation-suffix"));
+    assert_fails(&half_custom, 2, "--custom-token-endpoint-annotation-suffix");
 }
 
 #[test]
@@ -284,36 +275,24 @@ fn bad_input_files_exit_with_2() {
         "apiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec: {}\n",
     );
     let output = run(&mut azure_wi(&["--pod", path(&service)]));
-    assert_eq!(output.status.code(), Some(2));
-    assert!(
-        stderr(&output).contains("holds a Service, not a Pod (nor a Deployment, StatefulSet"),
-        "{}",
-        stderr(&output)
+    assert_fails(
+        &output,
+        2,
+        "holds a Service, not a Pod (nor a Deployment, StatefulSet",
     );
     let no_template = dir.file(
         "deploy.yaml",
         "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\nspec: {}\n",
     );
     let output = run(&mut azure_wi(&["--pod", path(&no_template)]));
-    assert_eq!(output.status.code(), Some(2));
-    assert!(
-        stderr(&output).contains("the Deployment has no pod template at spec.template"),
-        "{}",
-        stderr(&output)
-    );
+    assert_fails(&output, 2, "the Deployment has no pod template at spec.template");
 
     let missing = run(&mut azure_wi(&["--pod", "/nonexistent/pod.yaml"]));
-    assert_eq!(missing.status.code(), Some(2));
-    assert!(stderr(&missing).contains("cannot read --pod /nonexistent/pod.yaml"));
+    assert_fails(&missing, 2, "cannot read --pod /nonexistent/pod.yaml");
 
     let garbage = dir.file("garbage.yaml", "a: [unclosed");
     let output = run(&mut azure_wi(&["--pod", path(&garbage)]));
-    assert_eq!(output.status.code(), Some(2));
-    assert!(
-        stderr(&output).contains("neither JSON nor YAML"),
-        "{}",
-        stderr(&output)
-    );
+    assert_fails(&output, 2, "neither JSON nor YAML");
 }
 
 #[test]
