@@ -97,6 +97,14 @@ impl Default for LookupOptions {
 }
 
 type GetResult = Result<Option<ServiceAccount>, String>;
+type SharedGet = Shared<BoxFuture<'static, GetResult>>;
+
+/// The GETs in flight, by key, each with a number that tells it from a later GET of the same key.
+#[derive(Default)]
+struct InFlight {
+    next: u64,
+    gets: HashMap<Key, (u64, SharedGet)>,
+}
 
 /// ServiceAccount lookups for the admission handler. Cheap to clone.
 #[derive(Clone)]
@@ -105,7 +113,7 @@ pub struct ServiceAccounts {
     /// For misses; `None`: a miss means not found.
     client: Option<Client>,
     options: LookupOptions,
-    in_flight: Arc<Mutex<HashMap<Key, Shared<BoxFuture<'static, GetResult>>>>>,
+    in_flight: Arc<Mutex<InFlight>>,
     limiter: Arc<Mutex<TokenBucket>>,
     metrics: Metrics,
 }
@@ -243,7 +251,7 @@ impl ServiceAccounts {
             return Err(not_found());
         };
         let deadline = Instant::now() + self.options.timeout;
-        let fetch = self.shared_get(cache, client, namespace, name, deadline);
+        let (fetch, _leave) = self.shared_get(cache, client, namespace, name, deadline);
         let outcome = match tokio::time::timeout_at(deadline, fetch).await {
             Ok(outcome) => outcome,
             Err(_) => Err(format!("no answer within {:?}", self.options.timeout)),
@@ -268,7 +276,10 @@ impl ServiceAccounts {
         }
     }
 
-    /// The GET for (namespace, name), shared with every concurrent miss for the same key.
+    /// The GET for (namespace, name), shared with every concurrent miss for the same key, and the
+    /// guard that ends the sharing when this lookup stops waiting for it: however it stops (an
+    /// answer, its timeout, its admission request dropped), the next miss makes a GET of its own
+    /// instead of joining one that may hang until the client's read timeout.
     fn shared_get(
         &self,
         cache: &Arc<AccountCache>,
@@ -276,50 +287,77 @@ impl ServiceAccounts {
         namespace: &str,
         name: &str,
         deadline: Instant,
-    ) -> Shared<BoxFuture<'static, GetResult>> {
+    ) -> (SharedGet, LeaveOnDrop<'_>) {
         let key = (namespace.to_owned(), name.to_owned());
         let mut in_flight = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(shared) = in_flight.get(&key) {
-            return shared.clone();
+        if let Some((id, shared)) = in_flight.gets.get(&key) {
+            let leave = LeaveOnDrop {
+                in_flight: &self.in_flight,
+                key,
+                id: *id,
+            };
+            return (shared.clone(), leave);
         }
         // A metadata-only GET, decoded as leanly as the watch's objects.
         let api: Api<AccountMeta> = Api::namespaced(client.clone(), namespace);
-        let (limiter, registry, owned_key) = (self.limiter.clone(), self.in_flight.clone(), key.clone());
+        let limiter = self.limiter.clone();
         let (cache, namespace, name) = (cache.clone(), namespace.to_owned(), name.to_owned());
         let fut = async move {
-            let result = async {
-                let wait = limiter
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .acquire(Instant::now());
-                if Instant::now() + wait > deadline {
-                    return Err("too many ServiceAccount lookups in flight (rate limited)".to_owned());
-                }
-                if !wait.is_zero() {
-                    tokio::time::sleep(wait).await;
-                    // The cache may have synced (or received the account) while this waited.
-                    if cache.is_synced()
-                        && let Some(cached) = cache.get(&namespace, &name)
-                    {
-                        return Ok(Some(cached));
-                    }
-                }
-                match api.get_opt(&name).await {
-                    Ok(found) => Ok(found.map(|sa| to_service_account(&name, sa))),
-                    Err(error) => Err(error.to_string()),
-                }
-            }
-            .await;
-            registry
+            let wait = limiter
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
-                .remove(&owned_key);
-            result
+                .acquire(Instant::now());
+            if Instant::now() + wait > deadline {
+                return Err("too many ServiceAccount lookups in flight (rate limited)".to_owned());
+            }
+            if !wait.is_zero() {
+                tokio::time::sleep(wait).await;
+                // The cache may have synced (or received the account) while this waited.
+                if cache.is_synced()
+                    && let Some(cached) = cache.get(&namespace, &name)
+                {
+                    return Ok(Some(cached));
+                }
+            }
+            match api.get_opt(&name).await {
+                Ok(found) => Ok(found.map(|sa| to_service_account(&name, sa))),
+                Err(error) => Err(error.to_string()),
+            }
         }
         .boxed()
         .shared();
-        in_flight.insert(key, fut.clone());
-        fut
+        let id = in_flight.next;
+        in_flight.next += 1;
+        in_flight.gets.insert(key.clone(), (id, fut.clone()));
+        (
+            fut,
+            LeaveOnDrop {
+                in_flight: &self.in_flight,
+                key,
+                id,
+            },
+        )
+    }
+}
+
+/// Removes a shared GET from [`InFlight`] when a lookup that waited for it stops waiting, unless a
+/// later GET of the same key has taken its place.
+struct LeaveOnDrop<'a> {
+    in_flight: &'a Mutex<InFlight>,
+    key: Key,
+    id: u64,
+}
+
+impl Drop for LeaveOnDrop<'_> {
+    fn drop(&mut self) {
+        let mut in_flight = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
+        if in_flight
+            .gets
+            .get(&self.key)
+            .is_some_and(|(id, _)| *id == self.id)
+        {
+            in_flight.gets.remove(&self.key);
+        }
     }
 }
 
@@ -575,6 +613,28 @@ mod tests {
             metrics
                 .encode()
                 .contains(r#"azwi_service_account_cache_misses_total{result="error"} 1"#)
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_lookup_after_a_timed_out_one_makes_a_get_of_its_own() {
+        // The API server never answers the first GET, then recovers.
+        let answered = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let first = answered.clone();
+        let handler: Arc<Handler> = Arc::new(move |_| {
+            first
+                .swap(true, std::sync::atomic::Ordering::SeqCst)
+                .then(|| (200, sa_json("team-a", "app", "5555")))
+        });
+        let (accounts, _cache, _metrics) = accounts_with(Some(handler));
+        let error = accounts.get("team-a", "app").await.unwrap_err();
+        assert!(matches!(error, LookupError::Unavailable { .. }), "{error:?}");
+        // Joining the hung GET would time out again; a GET of its own gets the account.
+        let sa = accounts.get("team-a", "app").await.expect("a fresh GET");
+        assert_eq!(sa.annotations[CLIENT_ID], "5555");
+        assert!(
+            accounts.in_flight.lock().unwrap().gets.is_empty(),
+            "nothing left in flight"
         );
     }
 
