@@ -302,20 +302,21 @@ impl RetryPolicy {
 }
 
 /// The delay a response asks for: `retry-after-ms`, `x-ms-retry-after-ms` (milliseconds) or
-/// `Retry-After` (seconds or an HTTP date).
+/// `Retry-After` (seconds or an HTTP date). A number that is negative, not finite or beyond what
+/// a [`Duration`] holds is no usable delay.
 pub(crate) fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
     let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim);
     for name in ["retry-after-ms", "x-ms-retry-after-ms"] {
-        if let Some(ms) = text(name)
+        if let Some(delay) = text(name)
             .and_then(|v| v.parse::<f64>().ok())
-            .filter(|v| v.is_finite() && *v >= 0.0)
+            .and_then(|ms| Duration::try_from_secs_f64(ms / 1000.0).ok())
         {
-            return Some(Duration::from_secs_f64(ms / 1000.0));
+            return Some(delay);
         }
     }
     let value = text("retry-after")?;
     if let Ok(secs) = value.parse::<f64>() {
-        return (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs));
+        return Duration::try_from_secs_f64(secs).ok();
     }
     let date = time::OffsetDateTime::parse(value, &time::format_description::well_known::Rfc2822).ok()?;
     let at = SystemTime::from(date);
@@ -652,6 +653,19 @@ mod tests {
         let mut bad = HeaderMap::new();
         bad.insert("retry-after", "soon".parse().unwrap());
         assert_eq!(retry_after(&bad, now), None);
+        // Numbers no Duration holds are no delay (and no panic).
+        for (name, value) in [
+            ("retry-after", "1e20"),
+            ("retry-after", "-1"),
+            ("retry-after", "inf"),
+            ("retry-after", "NaN"),
+            ("retry-after-ms", "1e30"),
+            ("x-ms-retry-after-ms", "-5"),
+        ] {
+            let mut h = HeaderMap::new();
+            h.insert(name, value.parse().unwrap());
+            assert_eq!(retry_after(&h, now), None, "{name}: {value}");
+        }
     }
 
     #[tokio::test(start_paused = true)]

@@ -72,6 +72,22 @@ async fn a_dripping_endpoint_is_stopped_by_the_deadline() {
     assert!(e.to_string().contains("gave up after 7 s"), "{e}");
 }
 
+/// A Retry-After beyond what a `Duration` holds is no delay: the answer is an error naming its
+/// status, not a panic in `get_token`.
+#[tokio::test(start_paused = true)]
+async fn an_absurd_retry_after_is_an_error_not_a_panic() {
+    for (name, value) in [("retry-after", "1e20"), ("retry-after-ms", "1e30")] {
+        let server = TestServer::with_handler(move |_| Reply::json(429, "{}").header(name, value)).await;
+        let endpoint = format!("{}/msi/token", server.url());
+        let app_service = credential(
+            &[("IDENTITY_ENDPOINT", &endpoint), ("IDENTITY_HEADER", HEADER)],
+            None,
+        );
+        let e = app_service.get_token(&[SCOPE], None).await.unwrap_err();
+        assert_eq!(e.status(), Some(429), "{name}: {value}: {e}");
+    }
+}
+
 /// Item 13: one plain-http rule for every endpoint variable, and user info never printed.
 #[test]
 fn endpoint_variables_follow_the_plain_http_rule() {
