@@ -10,12 +10,9 @@ use axum::{
     response::{IntoResponse, Response},
     routing::get,
 };
-use hyper_util::{
-    rt::{TokioExecutor, TokioIo, TokioTimer},
-    server::{conn::auto, graceful::GracefulShutdown},
-    service::TowerToHyperService,
-};
-use tokio::{net::TcpListener, sync::watch, task::JoinSet};
+use tokio::{net::TcpListener, task::JoinSet};
+
+use crate::server::{self, ServeOptions, Shutdown};
 
 use super::{
     CredentialFactory, Credentials, Error, ProxyConfig, app_service, forward::Forwarder, imds,
@@ -24,6 +21,10 @@ use super::{
 
 /// How long a client gets to send its request headers.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Most connections open at once on each listener: far more than the pod's own clients keep, and
+/// few enough that they fit in the sidecar's memory limit whatever a client does.
+const MAX_CONNECTIONS: usize = 256;
 
 /// How long in-flight requests get to finish after SIGTERM.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -104,61 +105,36 @@ impl BoundProxy {
     }
 
     /// Serves until `shutdown` completes, then stops accepting and gives in-flight requests
-    /// [`SHUTDOWN_GRACE`] to finish.
+    /// [`SHUTDOWN_GRACE`] to finish. Each listener is served by the shared stack
+    /// ([`server::serve_plain`]): a cap on open connections, a deadline for a request's first
+    /// bytes and headers, and a bounded drain.
     pub async fn serve(self, shutdown: impl Future<Output = ()> + Send) {
-        let mut builder = auto::Builder::new(TokioExecutor::new());
-        builder
-            .http1()
-            .timer(TokioTimer::new())
-            .header_read_timeout(HEADER_READ_TIMEOUT);
-        let builder = builder.http1_only();
-        let graceful = Arc::new(GracefulShutdown::new());
-        let (stop, stopped) = watch::channel(false);
-        let mut accept_loops = JoinSet::new();
+        let options = ServeOptions {
+            header_read_timeout: HEADER_READ_TIMEOUT,
+            max_connections: MAX_CONNECTIONS,
+            drain_timeout: SHUTDOWN_GRACE,
+            ..ServeOptions::default()
+        };
+        let stop = Shutdown::new();
+        let mut servers = JoinSet::new();
         for listener in self.listeners {
             if let Ok(addr) = listener.local_addr() {
                 tracing::info!(%addr, "token proxy listening");
             }
-            let (builder, router, graceful, mut stopped) = (
-                builder.clone(),
+            servers.spawn(server::serve_plain(
+                listener,
                 self.router.clone(),
-                graceful.clone(),
-                stopped.clone(),
-            );
-            accept_loops.spawn(async move {
-                loop {
-                    let stream = tokio::select! {
-                        biased;
-                        _ = stopped.changed() => break,
-                        accepted = listener.accept() => match accepted {
-                            Ok((stream, _)) => stream,
-                            Err(error) => {
-                                tracing::warn!(%error, "accept failed");
-                                tokio::time::sleep(Duration::from_millis(50)).await;
-                                continue;
-                            }
-                        },
-                    };
-                    let connection = builder
-                        .serve_connection(TokioIo::new(stream), TowerToHyperService::new(router.clone()))
-                        .into_owned();
-                    tokio::spawn(graceful.watcher().watch(connection));
-                }
-            });
+                options,
+                stop.clone(),
+            ));
         }
         shutdown.await;
         tracing::info!("shutting down the token proxy");
-        let _ = stop.send(true);
-        while accept_loops.join_next().await.is_some() {}
-        // Every accept loop has ended, so this is the last reference.
-        let Some(graceful) = Arc::into_inner(graceful) else {
-            return;
-        };
-        if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown())
-            .await
-            .is_err()
-        {
-            tracing::warn!(grace = ?SHUTDOWN_GRACE, "in-flight requests did not finish in time");
+        stop.trigger();
+        while let Some(served) = servers.join_next().await {
+            if let Ok(Err(error)) = served {
+                tracing::warn!(%error, "a proxy listener stopped with an error");
+            }
         }
     }
 }

@@ -77,6 +77,37 @@ async fn a_burst_of_500_requests_causes_one_exchange() {
     served.shutdown().await;
 }
 
+/// More silent connections than the proxy's cap (256 a listener): the oldest silent ones are
+/// closed at once to make room, long before the 5 s header deadline, and tokens are still served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_connections_beyond_the_cap_are_closed_and_tokens_still_served() {
+    use tokio::io::AsyncReadExt;
+    let (_entra, served, client, url) = serve_vault().await;
+    let mut silent = Vec::new();
+    for _ in 0..300 {
+        silent.push(tokio::net::TcpStream::connect(served.addr).await.unwrap());
+    }
+    let (status, body) = imds_get(&client, &url).await;
+    assert_eq!(status, 200, "{body}");
+    let closed = join_all(silent.iter_mut().map(|stream| async move {
+        let mut byte = [0u8; 1];
+        matches!(
+            tokio::time::timeout(Duration::from_secs(1), stream.read(&mut byte)).await,
+            Ok(Ok(0) | Err(_))
+        )
+    }))
+    .await
+    .into_iter()
+    .filter(|closed| *closed)
+    .count();
+    // 300 silent connections and the client's one against 256 slots.
+    assert!(
+        closed >= 300 + 1 - 256,
+        "only {closed} silent connections were closed to make room"
+    );
+    served.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn clients_disconnecting_mid_request_do_not_cancel_the_exchange() {
     let (entra, served, client, url) = serve_vault().await;
