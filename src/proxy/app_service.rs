@@ -21,8 +21,8 @@ pub(crate) const API_VERSION: &str = "2019-08-01";
 /// The path of the endpoint (`IDENTITY_ENDPOINT=http://127.0.0.1:<port>/msi/token`).
 pub(crate) const PATH: &str = "/msi/token";
 
-/// The body of a successful App Service token response.
-#[derive(Debug, Serialize)]
+/// The body of a successful App Service token response (no `Debug`: it holds the access token).
+#[derive(Serialize)]
 struct AppServiceToken<'a> {
     access_token: &'a str,
     client_id: &'a str,

@@ -21,8 +21,8 @@ use super::{
     token::{self, jwt_not_before},
 };
 
-/// The body of a successful IMDS token response.
-#[derive(Debug, Serialize)]
+/// The body of a successful IMDS token response (no `Debug`: it holds the access token).
+#[derive(Serialize)]
 struct ImdsToken<'a> {
     access_token: &'a str,
     client_id: &'a str,
