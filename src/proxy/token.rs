@@ -110,6 +110,21 @@ pub(crate) fn scope_for(resource: &str) -> String {
     }
 }
 
+/// The `nbf` claim of a JWT access token, if it is one (best effort: the value is informational).
+/// Only `nbf` is decoded: the other claims are skipped without building a JSON tree.
+pub(crate) fn jwt_not_before(token: &str) -> Option<i64> {
+    use base64::Engine as _;
+    #[derive(serde::Deserialize)]
+    struct Claims {
+        nbf: Option<i64>,
+    }
+    let payload = token.split('.').nth(1)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload.trim_end_matches('='))
+        .ok()?;
+    serde_json::from_slice::<Claims>(&bytes).ok()?.nbf
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -130,31 +145,10 @@ mod tests {
             "00000003-0000-0000-c000-000000000000/.default"
         );
     }
-}
-
-/// The `nbf` claim of a JWT access token, if it is one (best effort: the value is informational).
-/// Only `nbf` is decoded: the other claims are skipped without building a JSON tree.
-pub(crate) fn jwt_not_before(token: &str) -> Option<i64> {
-    use base64::Engine as _;
-    #[derive(serde::Deserialize)]
-    struct Claims {
-        nbf: Option<i64>,
-    }
-    let payload = token.split('.').nth(1)?;
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(payload.trim_end_matches('='))
-        .ok()?;
-    serde_json::from_slice::<Claims>(&bytes).ok()?.nbf
-}
-
-#[cfg(test)]
-mod jwt_tests {
-    use base64::Engine as _;
-
-    use super::jwt_not_before;
 
     #[test]
     fn reads_nbf_from_a_jwt_only() {
+        use base64::Engine as _;
         let payload =
             base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(br#"{"nbf":1700000000,"exp":1}"#);
         assert_eq!(jwt_not_before(&format!("e30.{payload}.sig")), Some(1_700_000_000));
