@@ -238,17 +238,40 @@ pub async fn load_cert_dir(dir: &Path) -> Result<ServingCert, TlsError> {
     ServingCert::from_pem(&cert, &key, &dir.display().to_string())
 }
 
+/// The most a PEM file of the pair may hold: a Secret, where the pair usually comes from, holds
+/// at most 1 MiB in all.
+const MAX_PEM_BYTES: u64 = 1024 * 1024;
+
 async fn read_pair(dir: &Path) -> Result<(Vec<u8>, Vec<u8>), TlsError> {
     let read = |name: &'static str| {
         let path = dir.join(name);
         async move {
-            tokio::fs::read(&path).await.map_err(|source| TlsError::Read {
+            read_bounded(&path).await.map_err(|source| TlsError::Read {
                 path: path.display().to_string(),
                 source,
             })
         }
     };
     Ok((read(CERT_FILE).await?, read(KEY_FILE).await?))
+}
+
+/// The file's bytes, refused past [`MAX_PEM_BYTES`] (the pair is re-read on a timer, so a file
+/// that grows without end is never read whole).
+async fn read_bounded(path: &Path) -> std::io::Result<Vec<u8>> {
+    use tokio::io::AsyncReadExt as _;
+    let mut bytes = Vec::new();
+    tokio::fs::File::open(path)
+        .await?
+        .take(MAX_PEM_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .await?;
+    if bytes.len() as u64 > MAX_PEM_BYTES {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("larger than {MAX_PEM_BYTES} bytes; a certificate and key pair is a few KiB"),
+        ));
+    }
+    Ok(bytes)
 }
 
 /// Keeps `resolver` in step with `tls.crt`/`tls.key` in `dir`: re-reads both every `interval`
@@ -288,5 +311,21 @@ pub async fn watch_cert_dir(dir: &Path, resolver: Arc<CertResolver>, interval: D
             Err(error) => tracing::warn!(%error, "ignoring the serving certificate files until they change"),
         }
         last_seen = Some(pair);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn an_oversized_pem_file_is_refused_naming_the_file_and_the_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let crt = dir.path().join(CERT_FILE);
+        std::fs::write(&crt, vec![b'A'; MAX_PEM_BYTES as usize + 1]).unwrap();
+        std::fs::write(dir.path().join(KEY_FILE), "key").unwrap();
+        let error = load_cert_dir(dir.path()).await.unwrap_err().to_string();
+        assert!(error.contains(&crt.display().to_string()), "{error}");
+        assert!(error.contains("larger than 1048576 bytes"), "{error}");
     }
 }
