@@ -226,7 +226,7 @@ fn invalid_reviews_echo_what_they_can() {
     body["request"]["object"] = Value::Null;
     let body = serde_json::to_vec(&body).unwrap();
     let error = AdmissionRequest::decode(&body).unwrap_err();
-    let response = decode_response(&invalid_review(&body, &error));
+    let response = decode_response(&invalid_review(&body, &error).expect("a review"));
     assert_eq!(response["apiVersion"], "admission.k8s.io/v1beta1");
     assert_eq!(
         response["response"]["uid"],
@@ -241,9 +241,32 @@ fn invalid_reviews_echo_what_they_can() {
             .contains("no object")
     );
 
-    let garbage = b"\xff\xfe";
-    let error = AdmissionRequest::decode(garbage).unwrap_err();
-    let response = decode_response(&invalid_review(garbage, &error));
-    assert_eq!(response["apiVersion"], "admission.k8s.io/v1");
-    assert_eq!(response["response"]["uid"], "");
+    // Nothing an API server sent: no review to answer in (the server answers HTTP 400).
+    let unanswerable: [&[u8]; 6] = [
+        b"\xff\xfe",
+        br#"{"apiVersion":"admission.k8s.io/v2","request":{"uid":"u"}}"#,
+        br#"{"apiVersion":"admission.k8s.io/v1","request":{"uid":""}}"#,
+        br#"{"apiVersion":"admission.k8s.io/v1","request":"u"}"#,
+        br#"{"apiVersion":"admission.k8s.io/v1"}"#,
+        br#"{"request":{"uid":"u"}}"#,
+    ];
+    for body in unanswerable {
+        let error = AdmissionRequest::decode(body).unwrap_err();
+        assert_eq!(
+            invalid_review(body, &error),
+            None,
+            "{}",
+            String::from_utf8_lossy(body)
+        );
+    }
+    let long_uid = format!(
+        r#"{{"apiVersion":"admission.k8s.io/v1","request":{{"uid":"{}"}}}}"#,
+        "u".repeat(129)
+    );
+    let error = AdmissionRequest::decode(long_uid.as_bytes()).unwrap_err();
+    assert_eq!(
+        invalid_review(long_uid.as_bytes(), &error),
+        None,
+        "a uid no API server sends"
+    );
 }

@@ -346,22 +346,32 @@ impl<'a> ResponseOut<'a> {
 }
 
 /// The AdmissionReview answering a body that [`AdmissionRequest::decode`] rejected: not allowed,
-/// status 400 with the error. The uid and version are taken from the body when it has them.
-pub fn invalid_review(body: &[u8], error: &AdmissionError) -> Vec<u8> {
-    let value: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
-    let version = value
-        .get("apiVersion")
-        .and_then(Value::as_str)
-        .and_then(ReviewVersion::parse)
-        .unwrap_or_default();
+/// status 400 with the error, in the body's version and for its request uid. `None` when the body
+/// has no known `apiVersion` or no usable `request.uid`: nothing an API server sent, so nothing to
+/// answer in a review (the server answers HTTP 400). Only those two fields are read; the rest of
+/// the body is skipped without being built.
+pub fn invalid_review(body: &[u8], error: &AdmissionError) -> Option<Vec<u8>> {
+    #[derive(Deserialize)]
+    struct Envelope<'a> {
+        #[serde(rename = "apiVersion", borrow)]
+        api_version: Option<std::borrow::Cow<'a, str>>,
+        #[serde(borrow)]
+        request: Option<RequestUid<'a>>,
+    }
+    #[derive(Deserialize)]
+    struct RequestUid<'a> {
+        #[serde(borrow)]
+        uid: Option<std::borrow::Cow<'a, str>>,
+    }
+    let envelope: Envelope<'_> = serde_json::from_slice(body).ok()?;
+    let version = ReviewVersion::parse(envelope.api_version.as_deref()?)?;
     // A uid no API server sends is not echoed.
-    let uid = value
-        .pointer("/request/uid")
-        .and_then(Value::as_str)
-        .filter(|uid| uid.len() <= MAX_UID_LEN)
-        .unwrap_or_default();
+    let uid = envelope
+        .request?
+        .uid
+        .filter(|uid| !uid.is_empty() && uid.len() <= MAX_UID_LEN)?;
     let denial = Denial::new(error.to_string());
-    review(version, ResponseOut::denied(uid, &denial))
+    Some(review(version, ResponseOut::denied(&uid, &denial)))
 }
 
 fn review(version: ReviewVersion, response: ResponseOut<'_>) -> Vec<u8> {
@@ -435,7 +445,7 @@ mod tests {
     fn a_body_that_is_no_review_is_answered_in_its_own_version_and_uid() {
         let body = br#"{"apiVersion":"admission.k8s.io/v1beta1","kind":"AdmissionReview","request":{"uid":"u-1","kind":{"group":"","version":"v1","kind":"Pod"}}}"#;
         let error = AdmissionRequest::decode(body).unwrap_err();
-        let answer: Value = serde_json::from_slice(&invalid_review(body, &error)).unwrap();
+        let answer: Value = serde_json::from_slice(&invalid_review(body, &error).unwrap()).unwrap();
         assert_eq!(answer["apiVersion"], "admission.k8s.io/v1beta1");
         assert_eq!(answer["response"]["uid"], "u-1");
         assert_eq!(answer["response"]["allowed"], false);

@@ -39,7 +39,7 @@ use azure_wi_core::{
 };
 
 use super::{
-    admission::{AdmissionRequest, MAX_UID_LEN, invalid_review},
+    admission::{AdmissionRequest, invalid_review},
     body_budget::{self, BodyBudget},
     metrics::{Metrics, Outcome},
     service_accounts::{LookupError, ServiceAccounts},
@@ -169,26 +169,24 @@ async fn mutate_pod(
     };
     let mut request = match AdmissionRequest::decode(&body) {
         Ok(request) => request,
-        Err(error) if has_uid(&body) => {
-            // A review the API server can be answered on: say why in the review itself, so the
-            // message reaches whoever created the object.
-            tracing::warn!(%error, "admission request refused");
-            state
-                .metrics
-                .observe_admission("", Outcome::error, started.elapsed().as_secs_f64());
-            return (
-                [(header::CONTENT_TYPE, "application/json")],
-                invalid_review(&body, &error),
-            )
-                .into_response();
-        }
         Err(error) => {
-            return reject(
-                &state,
-                started,
-                StatusCode::BAD_REQUEST,
-                &format!("invalid AdmissionReview: {error}"),
-            );
+            return match invalid_review(&body, &error) {
+                // A review the API server can be answered on: say why in the review itself, so
+                // the message reaches whoever created the object.
+                Some(answer) => {
+                    tracing::warn!(%error, "admission request refused");
+                    state
+                        .metrics
+                        .observe_admission("", Outcome::error, started.elapsed().as_secs_f64());
+                    ([(header::CONTENT_TYPE, "application/json")], answer).into_response()
+                }
+                None => reject(
+                    &state,
+                    started,
+                    StatusCode::BAD_REQUEST,
+                    &format!("invalid AdmissionReview: {error}"),
+                ),
+            };
         }
     };
 
@@ -279,22 +277,6 @@ fn lookup_denial(error: LookupError) -> Denial {
             code: 503,
         },
     }
-}
-
-/// Whether the body is a JSON AdmissionReview of a known version with a request uid.
-fn has_uid(body: &[u8]) -> bool {
-    let Ok(value) = serde_json::from_slice::<Value>(body) else {
-        return false;
-    };
-    let known = matches!(
-        value.get("apiVersion").and_then(Value::as_str),
-        Some("admission.k8s.io/v1" | "admission.k8s.io/v1beta1")
-    );
-    known
-        && value
-            .pointer("/request/uid")
-            .and_then(Value::as_str)
-            .is_some_and(|uid| !uid.is_empty() && uid.len() <= MAX_UID_LEN)
 }
 
 fn reject(state: &WebhookState, started: Instant, status: StatusCode, message: &str) -> Response {
