@@ -62,7 +62,7 @@ pub struct ConfigArgs {
     #[cfg_attr(feature = "clap", arg(long, value_name = "AUDIENCE", default_value = DEFAULT_AUDIENCE))]
     pub audience: String,
 
-    /// Log level: warning (when empty), info, debug, trace or all. Also passed to the injected proxy.
+    /// Log level: warning (when empty), error, info, debug, trace or all. Also passed to the injected proxy.
     #[cfg_attr(
         feature = "clap",
         arg(long = "log-level", value_name = "LEVEL", default_value = "")
@@ -477,7 +477,8 @@ pub fn parse_server_version(major: &str, minor: &str) -> Option<(u32, u32)> {
     Some((number(major)?, number(minor)?))
 }
 
-/// The three CA source variables.
+/// Where the custom token endpoint's CA comes from (the `AZURE_KUBERNETES_CA_*` settings): inline
+/// data, a ConfigMap, or a ClusterTrustBundle signer with its label selector.
 struct CaArgs {
     data: Option<String>,
     config_map: Option<String>,

@@ -183,7 +183,7 @@ impl ClientAssertion for OidcToken {
                         "{} response from the OIDC endpoint: {}. Check the service connection id and that the \
                          pipeline may use it (x-vss-e2eid: {e2eid}, x-msedge-ref: {msedge_ref})",
                         status.as_u16(),
-                        excerpt(&body)
+                        excerpt(&body, &secrets)
                     ),
                     &secrets,
                 ),
@@ -202,7 +202,7 @@ impl ClientAssertion for OidcToken {
                     format!(
                         "OIDC token not found in the response of the OIDC endpoint: {} (x-vss-e2eid: {e2eid}, \
                          x-msedge-ref: {msedge_ref})",
-                        excerpt(&body)
+                        excerpt(&body, &secrets)
                     ),
                     &secrets,
                 ),

@@ -305,7 +305,10 @@ impl AssertionExchange {
             );
             return Ok(self.tenant_id.clone());
         }
-        if self.allowed_tenants.iter().any(|t| t == "*" || t == requested) {
+        // A credential for `organizations` with no allow-list goes to any work or school tenant.
+        if self.allowed_tenants.iter().any(|t| t == "*" || t == requested)
+            || (self.tenant_id == "organizations" && self.allowed_tenants.is_empty())
+        {
             return Ok(requested.to_owned());
         }
         Err(Error::authentication_failed(
@@ -691,6 +694,30 @@ mod tests {
             server.requests()[1].path(),
             format!("/{TENANT}/oauth2/v2.0/token")
         );
+
+        // `organizations` without an allow-list: the requested tenant; with one, the list rules.
+        let organizations = |allowed: Vec<String>| {
+            let mut opts = options(&server);
+            opts.additionally_allowed_tenants = allowed;
+            ClientAssertionCredential::with_callback(
+                "organizations",
+                CLIENT,
+                || async { Ok(Secret::new("a")) },
+                Some(opts),
+            )
+            .unwrap()
+        };
+        organizations(vec![])
+            .get_token(&[SCOPE], for_tenant("fabrikam"))
+            .await
+            .unwrap();
+        assert_eq!(server.requests()[2].path(), "/fabrikam/oauth2/v2.0/token");
+        let e = organizations(vec!["contoso".into()])
+            .get_token(&[SCOPE], for_tenant("fabrikam"))
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("additionally_allowed_tenants"), "{e}");
+        assert_eq!(server.request_count(), 3);
     }
 
     #[tokio::test]

@@ -37,15 +37,20 @@ pub(crate) fn entra_error(credential: &'static str, status: u16, body: &[u8], se
             }
             m
         }
-        _ => format!("Microsoft Entra ID answered HTTP {status}: {}", excerpt(body)),
+        _ => format!(
+            "Microsoft Entra ID answered HTTP {status}: {}",
+            excerpt(body, secrets)
+        ),
     };
     Error::authentication_failed(credential, scrub(message, secrets)).with_status(status)
 }
 
-/// A short printable excerpt of a body, for error messages about unexpected answers.
-pub(crate) fn excerpt(body: &[u8]) -> String {
+/// A short printable excerpt of a body, for error messages about unexpected answers, with
+/// `secrets` scrubbed from the whole body first (cut first, a secret near the end of the excerpt
+/// would no longer match and part of it would be quoted).
+pub(crate) fn excerpt(body: &[u8], secrets: &[&str]) -> String {
     const MAX: usize = 200;
-    let text = String::from_utf8_lossy(body);
+    let text = scrub(String::from_utf8_lossy(body).into_owned(), secrets);
     let text: String = text
         .chars()
         .map(|c| if c.is_control() { ' ' } else { c })
@@ -76,9 +81,15 @@ mod tests {
 
     #[test]
     fn excerpt_is_short_and_printable() {
-        assert_eq!(excerpt(b""), "(empty body)");
-        assert_eq!(excerpt(b"a\nb"), "a b");
+        assert_eq!(excerpt(b"", &[]), "(empty body)");
+        assert_eq!(excerpt(b"a\nb", &[]), "a b");
         let long = "x".repeat(500);
-        assert_eq!(excerpt(long.as_bytes()).len(), 203);
+        assert_eq!(excerpt(long.as_bytes(), &[]).len(), 203);
+        // A secret that straddles the cut is scrubbed before the cut, so no part of it is quoted.
+        let secret = "s3cr3t-assertion-".repeat(4);
+        let body = format!("{}{secret}", "x".repeat(190));
+        let quoted = excerpt(body.as_bytes(), &[&secret]);
+        assert!(!quoted.contains("s3cr3t"), "{quoted}");
+        assert!(quoted.ends_with("****"), "{quoted}");
     }
 }

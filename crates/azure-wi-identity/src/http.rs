@@ -390,12 +390,17 @@ pub(crate) struct Limits {
 }
 
 impl Limits {
-    /// Limits starting now.
+    /// Limits starting now. A deadline past what the clock can hold (`Duration::MAX`, "no
+    /// deadline") ends in a hundred years.
     pub(crate) fn start(read_timeout: Duration, deadline: Duration) -> Self {
+        let now = tokio::time::Instant::now();
+        let until = now
+            .checked_add(deadline)
+            .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 24 * 3600));
         Self {
             read_timeout,
             deadline,
-            until: tokio::time::Instant::now() + deadline,
+            until,
         }
     }
 

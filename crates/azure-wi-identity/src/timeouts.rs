@@ -80,7 +80,7 @@ pub(crate) async fn with_deadline<T, E>(
     request: impl Future<Output = Result<T, E>>,
     on_deadline: impl FnOnce(String) -> E,
 ) -> Result<T, E> {
-    match tokio::time::timeout(deadline + BACKSTOP_GRACE, request).await {
+    match tokio::time::timeout(deadline.saturating_add(BACKSTOP_GRACE), request).await {
         Ok(result) => result,
         Err(_) => Err(on_deadline(deadline_message(deadline, endpoint))),
     }

@@ -26,7 +26,7 @@ use super::{
     user_assigned_id::IMDS_NAMES,
 };
 use crate::{
-    AccessToken, Error, Result,
+    AccessToken, Error, Result, Secret,
     http::{Limits, RetryPolicy},
     token_response::TokenResponse,
 };
@@ -109,7 +109,7 @@ impl AzureArc {
         let first = || self.client.get(url.clone()).header("Metadata", "true");
         let (challenge, _) = send(NAME, self.url.as_str(), first, &self.retry, limits).await?;
         if challenge.status != 401 {
-            return Err(self.refusal(&challenge, "expected a 401 challenge"));
+            return Err(self.refusal(&challenge, "expected a 401 challenge", &[]));
         }
         let failed = |e: super::arc_key_file::KeyFileError| {
             let message = format!("{e}; the agent's challenge was not answered");
@@ -124,7 +124,6 @@ impl AzureArc {
             )
         })?;
         authorization.set_sensitive(true);
-        drop(key);
 
         let second = || {
             self.client
@@ -134,7 +133,8 @@ impl AzureArc {
         };
         let (received, request_time) = send(NAME, self.url.as_str(), second, &self.retry, limits).await?;
         if !received.is_success() {
-            return Err(self.refusal(&received, "the challenge key was not accepted"));
+            // The key is scrubbed from what is quoted: an agent may echo the Authorization value.
+            return Err(self.refusal(&received, "the challenge key was not accepted", &[&key]));
         }
         let parsed = received.token(NAME, request_time)?;
         if let Some(id) = &self.user_assigned_id {
@@ -181,8 +181,8 @@ impl AzureArc {
         }
     }
 
-    fn refusal(&self, received: &Received, context: &str) -> Error {
-        let server = received.server_message(&[]);
+    fn refusal(&self, received: &Received, context: &str, secrets: &[&Secret]) -> Error {
+        let server = received.server_message(secrets);
         if !received.speaks_json() && !received.is_success() {
             return Error::unavailable(
                 NAME,

@@ -2,7 +2,8 @@
 //! module per platform source.
 //!
 //! The source is chosen once, when the credential is built, from the environment, in
-//! azure-identity's order:
+//! azure-identity's order, with MSAL's check for an installed Azure Arc agent; an
+//! `IDENTITY_ENDPOINT` without `IDENTITY_HEADER` or `IMDS_ENDPOINT` is ignored with a warning:
 //!
 //! | variables set (non-empty) | source |
 //! | --- | --- |

@@ -14,12 +14,22 @@ use crate::{
 const MAX_QUOTED_CHARS: usize = 300;
 
 /// A complete answer of a token endpoint.
-#[derive(Debug)]
 pub(crate) struct Received {
     pub(crate) status: u16,
     pub(crate) content_type: Option<String>,
     pub(crate) www_authenticate: Option<String>,
     pub(crate) body: Vec<u8>,
+}
+
+/// Status, content type and the body's length: the body of a success holds the access token.
+impl std::fmt::Debug for Received {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Received")
+            .field("status", &self.status)
+            .field("content_type", &self.content_type)
+            .field("body_len", &self.body.len())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Received {

@@ -34,7 +34,11 @@ async fn agent(realm: String, token_body: Value) -> TestServer {
         None => Reply::json(401, r#"{"error":"unauthorized"}"#)
             .header("WWW-Authenticate", &format!("Basic realm={realm}")),
         Some(a) if a == format!("Basic {KEY}") => Reply::json(200, token_body.to_string()),
-        Some(_) => Reply::json(401, r#"{"error":"bad key"}"#),
+        // Echoes what it refused, as a careless agent (or whatever holds the port) might.
+        Some(a) => Reply::json(
+            401,
+            json!({"error": "bad key", "error_description": format!("refused {a}")}).to_string(),
+        ),
     })
     .await
 }
@@ -191,7 +195,8 @@ async fn a_refused_key_fails_without_quoting_it() {
         (err.kind(), err.status()),
         (ErrorKind::AuthenticationFailed, Some(401))
     );
-    assert!(!err.to_string().contains("a-different-key"));
+    assert!(!err.to_string().contains("a-different-key"), "{err}");
+    assert!(err.to_string().contains("refused Basic <redacted>"), "{err}");
     assert_eq!(server.requests().len(), 2, "401 is never retried");
 }
 

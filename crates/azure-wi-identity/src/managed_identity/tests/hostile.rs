@@ -88,6 +88,20 @@ async fn an_absurd_retry_after_is_an_error_not_a_panic() {
     }
 }
 
+/// `Duration::MAX` as the deadline and the read timeout ("no limit") is honoured, not an overflow
+/// on every request.
+#[tokio::test]
+async fn the_largest_deadline_and_read_timeout_mean_no_limit() {
+    let server = TestServer::with_handler(|_| Reply::token("at", 3600)).await;
+    let endpoint = format!("{}/msi/token", server.url());
+    let mut opts = options(&[("IDENTITY_ENDPOINT", &endpoint), ("IDENTITY_HEADER", HEADER)]);
+    opts.timeouts.deadline = Some(Duration::MAX);
+    opts.timeouts.read_timeout = Some(Duration::MAX);
+    let app_service = ManagedIdentityCredential::new(Some(opts)).unwrap();
+    let token = app_service.get_token(&[SCOPE], None).await.unwrap();
+    assert_eq!(token.token.secret(), "at");
+}
+
 /// Item 13: one plain-http rule for every endpoint variable, and user info never printed.
 #[test]
 fn endpoint_variables_follow_the_plain_http_rule() {
