@@ -5,7 +5,9 @@
 //! Exit status: 0 written; 2 invalid input (flags, a file that holds no usable key); 1 the output
 //! could not be written.
 
-use std::{io::Read, path::PathBuf, process::ExitCode};
+use std::{path::PathBuf, process::ExitCode};
+
+use azure_wi_identity::bounded_file::read_regular_file;
 
 use serde::Serialize;
 
@@ -90,22 +92,9 @@ impl JwksArgs {
     }
 }
 
-fn read_bounded(file: &PathBuf) -> Result<Vec<u8>, String> {
-    let opened =
-        std::fs::File::open(file).map_err(|error| format!("--public-keys {}: {error}", file.display()))?;
-    let mut text = Vec::new();
-    opened
-        .take(signing_key::MAX_FILE_BYTES + 1)
-        .read_to_end(&mut text)
-        .map_err(|error| format!("--public-keys {}: {error}", file.display()))?;
-    if text.len() as u64 > signing_key::MAX_FILE_BYTES {
-        return Err(format!(
-            "--public-keys {} is larger than {} bytes: it is not a key file",
-            file.display(),
-            signing_key::MAX_FILE_BYTES
-        ));
-    }
-    Ok(text)
+fn read_bounded(file: &std::path::Path) -> Result<Vec<u8>, String> {
+    read_regular_file(file, signing_key::MAX_FILE_BYTES)
+        .map_err(|error| format!("--public-keys {}: {error}", file.display()))
 }
 
 /// The API server's discovery document for `issuer`; the issuer is checked as the API server

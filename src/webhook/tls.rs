@@ -11,6 +11,7 @@
 use std::{fmt, path::Path, str::FromStr, sync::Arc, time::Duration};
 
 use arc_swap::ArcSwapOption;
+use azure_wi_identity::bounded_file::{FileError, read_regular_file_async};
 use rustls::{
     crypto::ring,
     pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject},
@@ -35,9 +36,9 @@ pub enum TlsError {
     Read {
         /// The file.
         path: String,
-        /// The I/O error.
+        /// Why.
         #[source]
-        source: std::io::Error,
+        source: FileError,
     },
     /// The PEM holds no certificate.
     #[error("{what} holds no PEM certificate")]
@@ -239,39 +240,23 @@ pub async fn load_cert_dir(dir: &Path) -> Result<ServingCert, TlsError> {
 }
 
 /// The most a PEM file of the pair may hold: a Secret, where the pair usually comes from, holds
-/// at most 1 MiB in all.
+/// at most 1 MiB in all. The pair is re-read on a timer, so a file that grows without end (or a
+/// FIFO) is never read whole.
 const MAX_PEM_BYTES: u64 = 1024 * 1024;
 
 async fn read_pair(dir: &Path) -> Result<(Vec<u8>, Vec<u8>), TlsError> {
     let read = |name: &'static str| {
         let path = dir.join(name);
         async move {
-            read_bounded(&path).await.map_err(|source| TlsError::Read {
-                path: path.display().to_string(),
-                source,
-            })
+            read_regular_file_async(path.clone(), MAX_PEM_BYTES)
+                .await
+                .map_err(|source| TlsError::Read {
+                    path: path.display().to_string(),
+                    source,
+                })
         }
     };
     Ok((read(CERT_FILE).await?, read(KEY_FILE).await?))
-}
-
-/// The file's bytes, refused past [`MAX_PEM_BYTES`] (the pair is re-read on a timer, so a file
-/// that grows without end is never read whole).
-async fn read_bounded(path: &Path) -> std::io::Result<Vec<u8>> {
-    use tokio::io::AsyncReadExt as _;
-    let mut bytes = Vec::new();
-    tokio::fs::File::open(path)
-        .await?
-        .take(MAX_PEM_BYTES + 1)
-        .read_to_end(&mut bytes)
-        .await?;
-    if bytes.len() as u64 > MAX_PEM_BYTES {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::InvalidData,
-            format!("larger than {MAX_PEM_BYTES} bytes; a certificate and key pair is a few KiB"),
-        ));
-    }
-    Ok(bytes)
 }
 
 /// Keeps `resolver` in step with `tls.crt`/`tls.key` in `dir`: re-reads both every `interval`
@@ -327,5 +312,10 @@ mod tests {
         let error = load_cert_dir(dir.path()).await.unwrap_err().to_string();
         assert!(error.contains(&crt.display().to_string()), "{error}");
         assert!(error.contains("larger than 1048576 bytes"), "{error}");
+
+        std::fs::remove_file(&crt).unwrap();
+        std::fs::create_dir(&crt).unwrap();
+        let error = load_cert_dir(dir.path()).await.unwrap_err().to_string();
+        assert!(error.contains("a directory, not a regular file"), "{error}");
     }
 }

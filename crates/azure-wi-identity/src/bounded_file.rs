@@ -1,5 +1,6 @@
-//! Bounded reads of the small files the library is pointed at (the projected service-account
-//! token, an identity binding's CA certificate): a regular file only, never more than a bound.
+//! Bounded reads of small files: a regular file only, never more than a bound. The library reads
+//! the projected service-account token and an identity binding's CA certificate with it; the
+//! `azure-wi` binary reads its serving certificate pair and signing-key files with it too.
 //!
 //! Symlinks are followed, as the kubelet's projected-volume layout needs. The type is checked
 //! before opening, the file is opened non-blocking (a FIFO swapped in after the check cannot hang
@@ -8,23 +9,30 @@
 use std::path::Path;
 
 /// Why a file could not be read.
-#[derive(Debug)]
-pub(crate) enum FileError {
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum FileError {
     /// Opening or reading failed.
+    #[error("{0}")]
     Io(std::io::Error),
     /// A directory, FIFO, socket or device: what it is, in words.
+    #[error("it is {0}, not a regular file")]
     NotRegular(&'static str),
     /// Larger than the bound.
-    TooLarge,
+    #[error("it is larger than {max} bytes")]
+    TooLarge {
+        /// The bound.
+        max: u64,
+    },
 }
 
 /// The contents of the regular file at `path`, if it holds at most `max` bytes.
-pub(crate) fn read_regular_file(path: &Path, max: u64) -> Result<Vec<u8>, FileError> {
+pub fn read_regular_file(path: &Path, max: u64) -> Result<Vec<u8>, FileError> {
     use std::io::Read;
     let checked = std::fs::metadata(path).map_err(FileError::Io)?;
     file_kind(&checked)?;
     if checked.len() > max {
-        return Err(FileError::TooLarge);
+        return Err(FileError::TooLarge { max });
     }
     let mut open = std::fs::OpenOptions::new();
     open.read(true);
@@ -40,16 +48,13 @@ pub(crate) fn read_regular_file(path: &Path, max: u64) -> Result<Vec<u8>, FileEr
         .read_to_end(&mut contents)
         .map_err(FileError::Io)?;
     if contents.len() as u64 > max {
-        return Err(FileError::TooLarge);
+        return Err(FileError::TooLarge { max });
     }
     Ok(contents)
 }
 
 /// Like [`read_regular_file`], on the blocking pool (never on a runtime thread).
-pub(crate) async fn read_regular_file_async(
-    path: std::path::PathBuf,
-    max: u64,
-) -> Result<Vec<u8>, FileError> {
+pub async fn read_regular_file_async(path: std::path::PathBuf, max: u64) -> Result<Vec<u8>, FileError> {
     tokio::task::spawn_blocking(move || read_regular_file(&path, max))
         .await
         .unwrap_or_else(|e| Err(FileError::Io(std::io::Error::other(e))))

@@ -361,14 +361,9 @@ impl BindingTransport {
 }
 
 fn ca_file_error(path: &std::path::Path, e: FileError) -> BindingError {
-    let reason = match e {
-        FileError::Io(e) => e.to_string(),
-        FileError::NotRegular(kind) => format!("it is {kind}, not a regular file"),
-        FileError::TooLarge => format!("it is larger than {MAX_CA_FILE_BYTES} bytes"),
-    };
     BindingError::CaFile {
         path: path.display().to_string(),
-        reason,
+        reason: e.to_string(),
     }
 }
 

@@ -110,7 +110,7 @@ pub(crate) mod tls_trust;
 pub(crate) mod token_response;
 
 mod azure_pipelines;
-pub(crate) mod bounded_file;
+pub mod bounded_file;
 mod chained;
 pub(crate) mod client_assertion;
 mod client_options;

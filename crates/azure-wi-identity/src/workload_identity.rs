@@ -185,7 +185,7 @@ async fn read_bounded(path: PathBuf) -> Result<String, TokenFileError> {
         .map_err(|e| match e {
             FileError::Io(e) => TokenFileError::Io(e),
             FileError::NotRegular(kind) => TokenFileError::NotRegular(kind),
-            FileError::TooLarge => TokenFileError::TooLarge,
+            FileError::TooLarge { .. } => TokenFileError::TooLarge,
         })?;
     String::from_utf8(bytes).map_err(|_| TokenFileError::NotText)
 }
