@@ -92,9 +92,9 @@ pub enum CloudError {
     StackFileUnreadable {
         /// The file.
         path: PathBuf,
-        /// The I/O error.
+        /// Why.
         #[source]
-        source: std::io::Error,
+        source: azure_wi_identity::bounded_file::FileError,
     },
     /// The Azure Stack environment file is not JSON.
     #[error(
@@ -121,8 +121,9 @@ pub enum CloudError {
 /// Reads `activeDirectoryEndpoint` from an Azure Stack environment file.
 fn read_stack_authority(path: &Path) -> Result<String, CloudError> {
     let file = || PathBuf::from(path);
-    let text =
-        std::fs::read(path).map_err(|source| CloudError::StackFileUnreadable { path: file(), source })?;
+    // A few hundred bytes of JSON; the bound keeps a wrong path (a device, a huge file) harmless.
+    let text = azure_wi_identity::bounded_file::read_regular_file(path, 1024 * 1024)
+        .map_err(|source| CloudError::StackFileUnreadable { path: file(), source })?;
     let value: serde_json::Value = serde_json::from_slice(&text)
         .map_err(|source| CloudError::StackFileInvalid { path: file(), source })?;
     match value
@@ -195,6 +196,10 @@ mod tests {
             unreadable.contains("/nonexistent/azure-stack.json"),
             "{unreadable}"
         );
+        let device = Cloud::resolve("AzureStackCloud", Some(Path::new("/dev/zero")))
+            .unwrap_err()
+            .to_string();
+        assert!(device.contains("a device, not a regular file"), "{device}");
 
         let mut bad = tempfile::NamedTempFile::new().unwrap();
         write!(bad, "not json").unwrap();
